@@ -1,0 +1,1 @@
+"""vulcano-agent: the node agent (membership, overlay network, unit engine and runner)."""

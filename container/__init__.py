@@ -1,0 +1,1 @@
+"""The provisioning container: the `vulcano` CLI and the admin panel."""

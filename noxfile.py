@@ -1,0 +1,122 @@
+"""The project's sessions: tests, lint, typecheck, bench, demo.
+
+Sessions install what they need: Python packages into their virtualenv, and the Debian
+packages the real-system tests talk to (etcd, sshd, nftables, nginx, Chromium, the
+cloud-init and Ignition validators) when they are missing and we may install them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+DEBIAN_PACKAGES = [
+    "etcd-server",
+    "etcd-client",
+    "openssh-server",
+    "nftables",
+    "nginx",
+    "chromium",
+    "cloud-init",
+    "ignition",
+    "iperf3",
+    "iproute2",
+    "default-jre-headless",  # the Cloud Datastore emulator is a Java program
+]
+
+
+def _missing_debian_packages(names: list[str]) -> list[str]:
+    missing = []
+    for name in names:
+        probe = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True
+        )
+        if "install ok installed" not in probe.stdout:
+            missing.append(name)
+    return missing
+
+
+def ensure_debian_packages(session: nox.Session, names: list[str] = DEBIAN_PACKAGES) -> None:
+    """Install the Debian packages that are missing, without starting their services."""
+    if shutil.which("dpkg-query") is None:
+        session.warn("not a Debian system: install " + " ".join(names) + " yourself")
+        return
+    missing = _missing_debian_packages(names)
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        session.warn("not root: cannot install " + " ".join(missing))
+        return
+    # policy-rc.d keeps apt from starting nginx/sshd/etcd as system services: tests start
+    # their own copies on loopback ports and stop them.
+    policy = "/usr/sbin/policy-rc.d"
+    had_policy = os.path.exists(policy)
+    if not had_policy:
+        with open(policy, "w") as f:
+            f.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)  # noqa: S103 - an executable policy script
+    try:
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-q", external=True, env=env)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            *missing,
+            external=True,
+            env=env,
+        )
+    finally:
+        if not had_policy:
+            os.unlink(policy)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite against real etcd, Datastore emulator, sshd and netns."""
+    ensure_debian_packages(session)
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: style and common bugs."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every deployable."""
+    session.install("-e", ".[typecheck,test]")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every benchmark in bench/ (or the ones named after --) and print their tables."""
+    ensure_debian_packages(session)
+    session.install("-e", ".[test]")
+    names = session.posargs or sorted(
+        f[:-3] for f in os.listdir("bench") if f.endswith(".py") and not f.startswith("_")
+    )
+    for name in names:
+        session.run("python", "-m", f"bench.{name}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the demo: the hosted installer on http://127.0.0.1:8080 against the emulator."""
+    ensure_debian_packages(session)
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "tests.support.demo", *session.posargs)

@@ -1,0 +1,83 @@
+"""Fixtures shared by every test folder: real services, started once, always stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import services
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip when a real-system prerequisite is missing; in CI (CI=true) fail instead."""
+    if condition:
+        return
+    if services.in_ci():
+        pytest.fail(f"CI must run this test, but: {why}")
+    pytest.skip(why)
+
+
+def require_root() -> None:
+    require(os.geteuid() == 0, "needs root for network namespaces")
+    require(shutil.which("ip") is not None, "needs iproute2's ip")
+
+
+@pytest.fixture(scope="session")
+def datastore_emulator() -> Iterator[services.DatastoreEmulator]:
+    """The real Cloud Datastore emulator for the whole session."""
+    try:
+        launcher = services.datastore_emulator_launcher()
+    except FileNotFoundError as exc:
+        launcher = ""
+        require(False, str(exc))
+    require(shutil.which("java") is not None, f"{launcher} needs java")
+    with services.datastore_emulator() as emu:
+        saved = {k: os.environ.get(k) for k in emu.env()}
+        os.environ.update(emu.env())
+        try:
+            yield emu
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@pytest.fixture
+def datastore(datastore_emulator: services.DatastoreEmulator) -> services.DatastoreEmulator:
+    """The emulator, emptied before the test."""
+    datastore_emulator.reset()
+    return datastore_emulator
+
+
+@pytest.fixture(scope="session")
+def etcd_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Etcd]:
+    require(shutil.which("etcd") is not None, "needs Debian's etcd-server")
+    with services.etcd_server(tmp_path_factory.mktemp("etcd")) as member:
+        yield member
+
+
+@pytest.fixture
+def etcd(etcd_session: services.Etcd) -> services.Etcd:
+    """A real etcd 3.4 on loopback with an empty keyspace."""
+    import etcd3
+
+    host, port = etcd_session.host_port
+    client = etcd3.client(host=host, port=port, timeout=5)
+    try:
+        client.delete_prefix("/")
+    finally:
+        client.close()
+    return etcd_session
+
+
+@pytest.fixture
+def tmp_state(tmp_path: Path) -> Path:
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    return d

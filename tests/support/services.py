@@ -1,0 +1,246 @@
+"""Real services for tests, benchmarks and the demo: started on loopback, always stopped.
+
+Each launcher is a context manager that starts the real program (never a fake), waits
+until it answers, yields a handle, and stops exactly the process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+DATASTORE_EMULATOR_DIRS = [
+    "/usr/lib/google-cloud-sdk/platform/cloud-datastore-emulator",
+    "/usr/share/google-cloud-sdk/platform/cloud-datastore-emulator",
+]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(check: object, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``check()`` until it is truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last!r})")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a process this module started (and its process group), by its id."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+
+
+# --- Cloud Datastore emulator -------------------------------------------------------
+
+
+def datastore_emulator_launcher() -> str:
+    for d in DATASTORE_EMULATOR_DIRS:
+        exe = os.path.join(d, "cloud_datastore_emulator")
+        if os.path.exists(exe):
+            return exe
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        root = subprocess.run(
+            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        exe = os.path.join(root, "platform", "cloud-datastore-emulator", "cloud_datastore_emulator")
+        if os.path.exists(exe):
+            return exe
+    raise FileNotFoundError(
+        "Cloud Datastore emulator not found: install google-cloud-cli-datastore-emulator"
+    )
+
+
+@dataclass
+class DatastoreEmulator:
+    host: str  # "127.0.0.1:PORT", the value of DATASTORE_EMULATOR_HOST
+    project: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/reset", timeout=10).raise_for_status()
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DATASTORE_EMULATOR_HOST": self.host,
+            "DATASTORE_PROJECT_ID": self.project,
+            "DATASTORE_DATASET": self.project,
+            "GOOGLE_CLOUD_PROJECT": self.project,
+        }
+
+
+@contextlib.contextmanager
+def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmulator]:
+    """The real Cloud Datastore emulator, strongly consistent, in memory."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="vulcano-dsemu-") as data:
+        proc = subprocess.Popen(
+            [
+                datastore_emulator_launcher(),
+                "start",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--consistency=1.0",
+                "--store_on_disk=false",
+                f"--project_id={project}",
+                data,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        emu = DatastoreEmulator(host=f"127.0.0.1:{port}", project=project)
+        try:
+            wait_until(lambda: requests.get(emu.url, timeout=1).ok, 60, "Datastore emulator")
+            yield emu
+        finally:
+            stop_process(proc)
+
+
+# --- etcd ---------------------------------------------------------------------------
+
+
+@dataclass
+class Etcd:
+    """One real etcd 3.4 member on loopback."""
+
+    name: str
+    client_url: str
+    peer_url: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return self.client_url
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        hostport = self.client_url.split("//", 1)[1]
+        host, port = hostport.rsplit(":", 1)
+        return host, int(port)
+
+    def start(self) -> None:
+        """Start (or restart) this member with the same name and data dir."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.log_path = self.data_dir.with_suffix(".log")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [
+                "etcd",
+                "--name",
+                self.name,
+                "--data-dir",
+                str(self.data_dir),
+                "--listen-client-urls",
+                self.client_url,
+                "--advertise-client-urls",
+                self.client_url,
+                "--listen-peer-urls",
+                self.peer_url,
+                "--initial-advertise-peer-urls",
+                self.peer_url,
+                *self._bootstrap_args(),
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def _bootstrap_args(self) -> list[str]:
+        joined = " ".join(self.extra_args)
+        if "--discovery" in joined or "--initial-cluster" in joined:
+            return []
+        return ["--initial-cluster", f"{self.name}={self.peer_url}"]
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        wait_until(
+            lambda: (
+                requests.get(f"{self.client_url}/health", timeout=1).json().get("health") == "true"
+            ),
+            timeout,
+            f"etcd {self.name}",
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+def new_etcd(
+    base: Path, name: str = "default", host: str = "127.0.0.1", extra_args: list[str] | None = None
+) -> Etcd:
+    return Etcd(
+        name=name,
+        client_url=f"http://{host}:{free_port()}",
+        peer_url=f"http://{host}:{free_port()}",
+        data_dir=base / name,
+        extra_args=list(extra_args or []),
+    )
+
+
+@contextlib.contextmanager
+def etcd_server(base: Path | None = None) -> Iterator[Etcd]:
+    """A single-member etcd 3.4 on loopback ports, removed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if base is None:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vulcano-etcd-")))
+        member = new_etcd(base)
+        member.start()
+        stack.callback(member.stop)
+        member.wait_healthy()
+        yield member
