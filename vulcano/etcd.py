@@ -1,0 +1,59 @@
+"""Connecting to the cluster's etcd: endpoint parsing and the one client constructor."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import etcd3
+
+from vulcano import policy
+from vulcano.errors import VulcanoError
+
+
+class EndpointError(VulcanoError, ValueError):
+    """An --etcd-endpoints value we cannot use; says which part."""
+
+
+def parse_endpoints(value: str) -> list[tuple[str, int]]:
+    """Parse "http://10.0.0.1:2379,http://10.0.0.2:2379" into (host, port) pairs."""
+    endpoints = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if "//" not in item:
+            item = "http://" + item
+        parts = urlsplit(item)
+        if parts.scheme not in {"http", "https"}:
+            raise EndpointError(f"etcd endpoint {raw!r}: scheme must be http or https")
+        if parts.scheme == "https":
+            raise EndpointError(f"etcd endpoint {raw!r}: TLS endpoints are not supported yet")
+        try:
+            port = parts.port or 2379
+        except ValueError:
+            raise EndpointError(f"etcd endpoint {raw!r}: port is not a number") from None
+        if not parts.hostname:
+            raise EndpointError(f"etcd endpoint {raw!r}: no host")
+        if parts.path not in {"", "/"}:
+            raise EndpointError(f"etcd endpoint {raw!r}: must not have a path")
+        endpoints.append((parts.hostname, port))
+    if not endpoints:
+        raise EndpointError("no etcd endpoint given")
+    return endpoints
+
+
+def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any:
+    """An etcd3 client for the given endpoints, failing over between them."""
+    pairs = parse_endpoints(endpoints)
+    if len(pairs) == 1:
+        host, port = pairs[0]
+        return etcd3.client(host=host, port=port, timeout=timeout)
+    return etcd3.MultiEndpointEtcd3Client(
+        endpoints=[
+            etcd3.Endpoint(host, port, secure=False, time_retry=policy.ETCD_ENDPOINT_RETRY)
+            for host, port in pairs
+        ],
+        timeout=timeout,
+        failover=True,
+    )

@@ -1,0 +1,47 @@
+"""Every network timeout and retry policy of the shared core, named, in one place.
+
+Deployables add their own in their own policy module (agent/policy.py,
+appengine/policy.py); a literal timeout anywhere else is a bug.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# One etcd request (get/put/txn): etcd answers in milliseconds when healthy.
+ETCD_REQUEST_TIMEOUT = 5.0
+# How long a failed endpoint is skipped before the client tries it again.
+ETCD_ENDPOINT_RETRY = 5.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter, capped."""
+
+    initial: float = 0.2
+    maximum: float = 5.0
+    factor: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield random.uniform(0, delay)  # noqa: S311 - jitter, not a secret
+            delay = min(self.maximum, delay * self.factor)
+
+    def sleep_until(self, deadline: float) -> Iterator[int]:
+        """Yield attempt numbers, sleeping between them, until ``deadline`` (monotonic)."""
+        for attempt, delay in enumerate(self.delays()):
+            yield attempt
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            time.sleep(min(delay, deadline - now))
+
+
+# Retrying while etcd is unreachable: quick at first, never hammering.
+ETCD_RECONNECT = Backoff(initial=0.2, maximum=5.0)
+# Retrying a transaction that lost a race (subnet lease, unit target, sandbox address).
+TXN_CONFLICT = Backoff(initial=0.01, maximum=0.5)
