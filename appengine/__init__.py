@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from appengine import db, discovery, installs, redact
 
     redact.install()
+    if os.environ.get("GAE_ENV", "").startswith("standard"):
+        # App Engine's front end terminates TLS: trust its X-Forwarded-Proto, one hop.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     csrf.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
