@@ -19,6 +19,9 @@ csrf = CSRFProtect()
 MAX_REQUEST_BYTES = 256 * 1024
 
 
+_VALIDATE_MODES: dict[str, bool | str] = {"auto": "auto", "required": True, "off": False}
+
+
 class ConfigError(RuntimeError):
     """The app cannot start as configured; the message says what to set."""
 
@@ -34,7 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # CSRF tokens live as long as the session: a form left open for hours still works.
         WTF_CSRF_TIME_LIMIT=None,
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
-        VALIDATE_WITH_TOOLS="auto",
+        VALIDATE_WITH_TOOLS=_VALIDATE_MODES[os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")],
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
