@@ -1,0 +1,34 @@
+"""Every timeout, polling interval and retry policy of the hosted installer, named.
+
+App config keys of the same name override the defaults where said; a literal timeout
+anywhere else in appengine/ is a bug.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# --- etcd v2 discovery ---------------------------------------------------------------
+
+# A discovery watch that sees no new member answers 200 with an empty body after this
+# long, and etcd simply asks again. Under App Engine's and gunicorn's request deadlines.
+# App config: DISCOVERY_WATCH_TIMEOUT (seconds).
+DISCOVERY_WATCH_TIMEOUT = 20.0
+
+# A waiting watch looks the token up again after this long; the interval grows by
+# DISCOVERY_WATCH_POLL_FACTOR up to DISCOVERY_WATCH_POLL_MAX, so members that start
+# together find each other within milliseconds and an idle watch costs ~2 reads a second.
+DISCOVERY_WATCH_POLL_FIRST = 0.05
+DISCOVERY_WATCH_POLL_MAX = 0.5
+DISCOVERY_WATCH_POLL_FACTOR = 1.5
+
+# Member registration is one Datastore transaction on the token entity; members that
+# register at the same instant contend on it and the losers retry this many times.
+DISCOVERY_REGISTER_RETRIES = 12
+
+# Tokens older than this are deleted by the cron handler, with their members.
+# App config: DISCOVERY_TOKEN_MAX_AGE (seconds).
+DISCOVERY_TOKEN_MAX_AGE = timedelta(days=7).total_seconds()
+
+# One cron run deletes at most this many tokens; the next run continues.
+DISCOVERY_CLEANUP_BATCH = 200
