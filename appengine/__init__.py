@@ -6,26 +6,64 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+
+# The largest request body accepted; the form's own limits are tighter, per field.
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+class ConfigError(RuntimeError):
+    """The app cannot start as configured; the message says what to set."""
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the installer app."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("VULCANO_SECRET_KEY", "dev"),
+        SECRET_KEY=os.environ.get("VULCANO_SECRET_KEY"),
         DATASTORE_PROJECT=os.environ.get("DATASTORE_PROJECT_ID")
         or os.environ.get("GOOGLE_CLOUD_PROJECT"),
-        MAX_CONTENT_LENGTH=256 * 1024,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        # CSRF tokens live as long as the session: a form left open for hours still works.
+        WTF_CSRF_TIME_LIMIT=None,
+        # "auto": run cloud-init / ignition-validate when installed; True: they must be.
+        VALIDATE_WITH_TOOLS="auto",
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        raise ConfigError("set VULCANO_SECRET_KEY: it signs sessions and CSRF tokens")
 
-    from appengine import db, discovery, installs
+    from appengine import db, discovery, installs, redact
 
+    redact.install()
+    csrf.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
+    _register_error_pages(app)
     return app
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "error.html", code=400, message=f"csrf_token: {exc.description}"
+        ), 400
+
+    @app.errorhandler(413)
+    def too_large(exc: HTTPException) -> tuple[str, int]:
+        limit = app.config["MAX_CONTENT_LENGTH"] // 1024
+        message = f"request body: larger than {limit} KiB"
+        return render_template("error.html", code=413, message=message), 413
+
+    @app.errorhandler(404)
+    def not_found(exc: HTTPException) -> tuple[str, int]:
+        return render_template("error.html", code=404, message=exc.description), 404

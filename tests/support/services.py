@@ -124,7 +124,7 @@ def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmula
                 f"--port={port}",
                 "--consistency=1.0",
                 "--store_on_disk=false",
-                f"--project_id={project}",
+                "--testing",  # start has no --project_id; any project id is served
                 data,
             ],
             stdout=subprocess.DEVNULL,

@@ -1,0 +1,103 @@
+"""The installer's memory: one Datastore entity per install, found again by its token.
+
+Datastore never holds a raw token: an install's key name is the SHA-256 of its token, so
+reading the database (or its backups) does not hand out permalinks. Finding an install
+by token is a key lookup on that hash, which needs no comparison of secrets at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+
+from google.cloud import ndb
+
+from vulcano.errors import VulcanoError
+
+# 32 bytes of `secrets` randomness (256 bits), URL-safe base64 without padding: 43 chars.
+TOKEN_BYTES = 32
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+# A random 256-bit token colliding is not going to happen; bounded anyway, never a loop.
+_CREATE_ATTEMPTS = 3
+
+
+class TokenCollision(VulcanoError, RuntimeError):
+    """Every freshly drawn token was already taken (only a broken RNG does this)."""
+
+
+def new_token() -> str:
+    """A fresh install token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def is_well_formed(token: str) -> bool:
+    """True when ``token`` has the shape :func:`new_token` produces."""
+    return _TOKEN_RE.fullmatch(token) is not None
+
+
+def token_key_name(token: str) -> str:
+    """The Datastore key name for ``token``: hex SHA-256, so the raw token is never stored."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+class Install(ndb.Model):  # type: ignore[misc]
+    """One install a user made on the page: their answers and the document generated."""
+
+    cluster_name = ndb.StringProperty(required=True)
+    # Keys can be longer than an indexed string may be (1500 bytes): keep them unindexed.
+    ssh_keys = ndb.TextProperty(repeated=True)
+    flavour = ndb.StringProperty(required=True)
+    image = ndb.TextProperty(required=True)
+    size = ndb.IntegerProperty(required=True, indexed=False)
+    document = ndb.TextProperty(required=True)
+    content_type = ndb.TextProperty(required=True)
+    created = ndb.DateTimeProperty(auto_now_add=True)
+
+    @classmethod
+    def create(cls, **fields: Any) -> tuple[Install, str]:
+        """Store a new install under a fresh token; return it and the token.
+
+        The insert is a transaction that refuses to overwrite an existing install, so two
+        creates can never end up sharing one entity.
+        """
+        for _ in range(_CREATE_ATTEMPTS):
+            token = new_token()
+            key = ndb.Key(cls, token_key_name(token))
+
+            def insert(key: ndb.Key = key) -> Install | None:
+                if key.get() is not None:
+                    return None
+                install = cls(key=key, **fields)
+                install.put()
+                return install
+
+            stored: Install | None = ndb.transaction(insert)
+            if stored is not None:
+                return stored, token
+        raise TokenCollision("could not draw an unused install token")
+
+    @classmethod
+    def get_by_token(cls, token: str) -> Install | None:
+        """The install for ``token``; None when the token is unknown or malformed."""
+        if not isinstance(token, str) or not is_well_formed(token):
+            return None
+        install: Install | None = ndb.Key(cls, token_key_name(token)).get()
+        return install
+
+    @classmethod
+    def delete_by_token(cls, token: str) -> bool:
+        """Delete the install for ``token``; True when there was one."""
+        if not isinstance(token, str) or not is_well_formed(token):
+            return False
+        key = ndb.Key(cls, token_key_name(token))
+
+        def remove() -> bool:
+            if key.get() is None:
+                return False
+            key.delete()
+            return True
+
+        removed: bool = ndb.transaction(remove)
+        return removed

@@ -1,0 +1,38 @@
+"""Keep install tokens out of every log line the installer (or its server) writes."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# The shape of an install token (appengine.models.new_token) wherever it stands alone.
+_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+REDACTED = "<token>"
+
+# Loggers that see request paths: werkzeug's and gunicorn's access logs, gunicorn's error
+# log, and the app's own logger (Flask logs "Exception on /cloud-config/<token>").
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "appengine")
+
+
+def redact(text: str) -> str:
+    """``text`` with anything shaped like an install token replaced."""
+    return _TOKEN_RE.sub(REDACTED, text)
+
+
+class TokenFilter(logging.Filter):
+    """A logging filter that rewrites each record with its tokens redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def install(names: tuple[str, ...] = REQUEST_LOGGERS) -> None:
+    """Attach one TokenFilter to each named logger (once, however often it is called)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TokenFilter) for f in logger.filters):
+            logger.addFilter(TokenFilter())
