@@ -1,384 +1,61 @@
-"""The etcd v2 discovery service, as etcd 3.4's --discovery speaks it.
+"""The discovery service's place in the installer: the API, the install panel, the cron.
 
-`GET /new?size=N` answers a discovery URL, `<host>/discovery/<token>`. etcd keeps the
-whole URL path as its discovery directory, so every key below is that path: the
-directory itself, `_config/size`, and one key per member named after its member id.
-Every answer that is not 2xx is the v2 error JSON `{errorCode, message, cause, index}`.
+The v2 protocol itself lives in `appengine.discovery_api`, its Datastore models in
+`appengine.discovery_models`. This blueprint nests the API, lets an install page make a
+token tied to the install, shows who registered, and deletes old tokens on cron.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import re
 from datetime import timedelta
-from typing import Any
-from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, request, url_for
-from google.cloud import ndb
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 
 from appengine import policy
-from appengine.discovery_models import (
-    CONFIG_INDEX,
-    DiscoveryError,
-    DiscoveryMember,
-    DiscoveryToken,
-    IndexNaN,
-    InvalidField,
-    InvalidForm,
-    KeyNotFound,
-    MethodNotAllowed,
-    NodeExists,
-    ValueRequired,
-    delete_older_than,
-    is_member_id,
-    parse_peers,
-    parse_size,
-    register,
-)
+from appengine.discovery_api import api
+from appengine.discovery_models import delete_older_than
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("discovery", __name__)
+bp.register_blueprint(api)
 
-PREFIX = "/discovery"
-CONFIG = "_config"
-SIZE = "size"
-# Every method a client might try gets the v2 error JSON; only these do something.
-_ALLOWED = ("GET", "HEAD", "PUT")
-_ROUTED = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-# A registration form is one short `value`; anything bigger is not from etcd.
-_MAX_BODY = 4096
-_BOOL_ARGS = ("wait", "recursive", "sorted", "quorum", "stream")
+# A discovery token wherever it stands alone in a log line (a request path, say).
+_TOKEN_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
+_REDACTED = "<discovery-token>"
+# Loggers that see request paths, as appengine.redact lists them, plus this package's.
+_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "appengine")
 
 
-# --- responses ------------------------------------------------------------------------
+class _TokenFilter(logging.Filter):
+    """Rewrite each record with discovery tokens replaced: they are secrets."""
 
-
-def _json(body: dict[str, Any], status: int, index: int) -> Response:
-    text = json.dumps(body, separators=(",", ":")) + "\n"
-    response = Response(text, status=status, mimetype="application/json")
-    response.headers["X-Etcd-Index"] = str(index)
-    return response
-
-
-def _error(exc: DiscoveryError, index: int) -> Response:
-    body = {
-        "errorCode": exc.error_code,
-        "message": exc.message,
-        "cause": exc.cause,
-        "index": exc.index if exc.index is not None else index,
-    }
-    response = _json(body, exc.status, index)
-    if isinstance(exc, MethodNotAllowed):
-        response.headers["Allow"] = ", ".join(_ALLOWED)
-    return response
-
-
-@bp.errorhandler(DiscoveryError)
-def _discovery_error(exc: DiscoveryError) -> Response:
-    return _error(exc, 0)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    code = exc.code or 500
-    if code == 404:
-        error: DiscoveryError = KeyNotFound(request.path)
-    elif code == 405:
-        error = MethodNotAllowed(f"method {request.method} is not allowed")
-    else:
-        error = InvalidField(exc.description or exc.name)
-        error.status = code
-    return _error(error, 0)
-
-
-@bp.errorhandler(Exception)
-def _internal_error(exc: Exception) -> Response:
-    # etcd retries a 5xx GET with backoff; the error JSON keeps its client talking.
-    log.error("discovery request failed: %s", type(exc).__name__, exc_info=exc)
-    error = DiscoveryError("the discovery service failed; try again")
-    error.status, error.error_code, error.message = 500, 300, "Raft Internal Error"
-    return _error(error, 0)
-
-
-# --- /new -----------------------------------------------------------------------------
-
-
-def discovery_url(token: str) -> str:
-    """The URL etcd's --discovery takes for this token, on the host that was asked."""
-    return url_for("discovery.keys", subpath=token, _external=True)
-
-
-@bp.route("/new", methods=_ROUTED)
-def new() -> Response:
-    """Create an anonymous token, as discovery.etcd.io did; answer its URL as text."""
-    if request.method not in ("GET", "HEAD"):
-        raise MethodNotAllowed(f"method {request.method} is not allowed")
-    size = parse_size(request.args.get("size"))
-    _, token = DiscoveryToken.create(size)
-    return Response(discovery_url(token), mimetype="text/plain")
-
-
-# --- the keys under a token -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Target:
-    """The key a request names: the token's directory and the path below it."""
-
-    token: str
-    rest: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, subpath: str) -> _Target:
-        parts = tuple(p for p in subpath.split("/") if p)
-        if not parts:
-            raise KeyNotFound(request.script_root + PREFIX)
-        return cls(parts[0], parts[1:])
-
-    @property
-    def directory(self) -> str:
-        return f"{request.script_root}{PREFIX}/{self.token}"
-
-    @property
-    def key(self) -> str:
-        return "/".join([self.directory, *self.rest])
-
-    @property
-    def is_directory(self) -> bool:
-        return self.rest == ()
-
-    @property
-    def member_id(self) -> str | None:
-        if len(self.rest) == 1 and is_member_id(self.rest[0]):
-            return self.rest[0]
-        return None
-
-    def is_config(self) -> bool:
-        return self.rest in ((CONFIG,), (CONFIG, SIZE))
-
-
-@bp.route(PREFIX, defaults={"subpath": ""}, methods=_ROUTED, strict_slashes=False)
-@bp.route(f"{PREFIX}/<path:subpath>", methods=_ROUTED)
-def keys(subpath: str) -> Response:
-    """One etcd v2 keys request under a discovery token."""
-    target = _Target.parse(subpath)
-    directory = DiscoveryToken.lookup(target.token)
-    if directory is None:
-        raise KeyNotFound(target.key)
-    try:
-        if request.method in ("GET", "HEAD"):
-            return _get(target, directory)
-        if request.method == "PUT":
-            return _put(target, directory)
-        raise MethodNotAllowed(f"method {request.method} is not allowed")
-    except DiscoveryError as exc:
-        return _error(exc, directory.index)
-
-
-def _bool_arg(name: str) -> bool:
-    raw = request.args.get(name)
-    if raw is None:
-        return False
-    if raw.lower() in ("true", "1", "t"):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _TOKEN_IN_TEXT.search(message):
+            record.msg = _TOKEN_IN_TEXT.sub(_REDACTED, message)
+            record.args = None
         return True
-    if raw.lower() in ("false", "0", "f"):
-        return False
-    raise InvalidField(f"invalid value for {name}")
 
 
-def _config_node(directory: DiscoveryToken, target: _Target, with_size: bool) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "key": f"{target.directory}/{CONFIG}",
-        "dir": True,
-        "modifiedIndex": CONFIG_INDEX,
-        "createdIndex": CONFIG_INDEX,
-    }
-    if with_size:
-        config["nodes"] = [_size_node(directory, target)]
-    return config
-
-
-def _size_node(directory: DiscoveryToken, target: _Target) -> dict[str, Any]:
-    return {
-        "key": f"{target.directory}/{CONFIG}/{SIZE}",
-        "value": str(directory.size),
-        "modifiedIndex": CONFIG_INDEX,
-        "createdIndex": CONFIG_INDEX,
-    }
-
-
-def _member_node(member: DiscoveryMember, target: _Target) -> dict[str, Any]:
-    return {
-        "key": f"{target.directory}/{member.member_id}",
-        "value": member.value,
-        "modifiedIndex": member.created_index,
-        "createdIndex": member.created_index,
-    }
-
-
-def _get(target: _Target, directory: DiscoveryToken) -> Response:
-    flags = {name: _bool_arg(name) for name in _BOOL_ARGS}
-    if flags["wait"]:
-        return _watch(target, directory, flags["recursive"])
-    if target.is_directory:
-        members = [_member_node(m, target) for m in directory.members()]
-        if flags["sorted"]:
-            members.sort(key=lambda n: n["key"])
-        node: dict[str, Any] = {
-            "key": target.directory,
-            "dir": True,
-            "nodes": [_config_node(directory, target, flags["recursive"]), *members],
-            "modifiedIndex": CONFIG_INDEX,
-            "createdIndex": CONFIG_INDEX,
-        }
-    elif target.rest == (CONFIG,):
-        node = _config_node(directory, target, True)
-    elif target.rest == (CONFIG, SIZE):
-        node = _size_node(directory, target)
-    else:
-        member = _lookup_member(directory, target)
-        if member is None:
-            raise KeyNotFound(target.key)
-        node = _member_node(member, target)
-    return _json({"action": "get", "node": node}, 200, directory.index)
-
-
-def _lookup_member(directory: DiscoveryToken, target: _Target) -> DiscoveryMember | None:
-    if target.member_id is None:
-        return None
-    member: DiscoveryMember | None = ndb.Key(
-        DiscoveryMember, target.member_id, parent=directory.key
-    ).get(use_cache=False)
-    return member
-
-
-def _wait_index(current: int) -> int:
-    raw = request.args.get("waitIndex")
-    if raw is None or raw == "":
-        return current + 1
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
-        raise IndexNaN("waitIndex")
-    since = int(raw)
-    return since if since > 0 else current + 1
-
-
-def _poll_delays() -> Iterator[float]:
-    delay = policy.DISCOVERY_WATCH_POLL_FIRST
-    while True:
-        yield delay
-        delay = min(policy.DISCOVERY_WATCH_POLL_MAX, delay * policy.DISCOVERY_WATCH_POLL_FACTOR)
-
-
-def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Response:
-    """Answer the first member created at or after waitIndex that the watch covers.
-
-    Only member creations are events here: `_config` never changes and members are
-    never deleted. With none, answer 200 with an empty body at the watch timeout and
-    etcd asks again.
-    """
-    since = _wait_index(directory.index)
-    covers: Callable[[DiscoveryMember], bool]
-    if target.is_directory and recursive:
-        covers = lambda member: True  # noqa: E731
-    elif target.member_id is not None:
-        covers = lambda member: member.member_id == target.member_id  # noqa: E731
-    else:
-        covers = lambda member: False  # noqa: E731
-    timeout = float(
-        current_app.config.get("DISCOVERY_WATCH_TIMEOUT", policy.DISCOVERY_WATCH_TIMEOUT)
-    )
-    deadline = time.monotonic() + timeout
-    delays = _poll_delays()
-    searched_up_to = since - 1
-    current: DiscoveryToken | None = directory
-    while current is not None:
-        if current.index > searched_up_to:
-            for member in current.members():
-                if member.created_index >= since and covers(member):
-                    body = {"action": "create", "node": _member_node(member, target)}
-                    return _json(body, 200, current.index)
-            searched_up_to = current.index
-        left = deadline - time.monotonic()
-        if left <= 0:
-            response = Response(b"", status=200, mimetype="application/json")
-            response.headers["X-Etcd-Index"] = str(current.index)
-            return response
-        time.sleep(min(next(delays), left))
-        current = DiscoveryToken.lookup(target.token)
-    raise KeyNotFound(target.key)
-
-
-def _put(target: _Target, directory: DiscoveryToken) -> Response:
-    if target.is_directory or target.is_config():
-        raise NodeExists(target.key)
-    member_id = target.member_id
-    if member_id is None:
-        raise InvalidField("key must be a member id: 1 to 16 lowercase hex digits")
-    for name in request.args:
-        if name != "prevExist":
-            raise InvalidField(f"{name} is not supported here")
-    if request.args.get("prevExist") != "false":
-        raise InvalidField("prevExist=false is required: a member registers once")
-    value = _form_value()
-    parse_peers(value)
-    try:
-        member = register(target.token, member_id, value)
-    except KeyNotFound:
-        raise KeyNotFound(target.key) from None
-    except NodeExists as exc:
-        raise NodeExists(target.key, index=exc.index) from None
-    body = {"action": "create", "node": _member_node(member, target)}
-    return _json(body, 201, member.created_index)
-
-
-def _form_value() -> str:
-    """The one `value` field of a urlencoded body, or the error that says what is wrong."""
-    if request.mimetype != "application/x-www-form-urlencoded":
-        raise InvalidForm("body must be application/x-www-form-urlencoded")
-    if request.content_length is not None and request.content_length > _MAX_BODY:
-        raise InvalidForm(f"body is longer than {_MAX_BODY} bytes")
-    raw = request.stream.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise InvalidForm(f"body is longer than {_MAX_BODY} bytes")
-    try:
-        fields = parse_qsl(
-            raw.decode("utf-8"),
-            keep_blank_values=True,
-            strict_parsing=bool(raw),
-            errors="strict",
-            max_num_fields=8,
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidForm("body is not a urlencoded form") from None
-    values = [v for k, v in fields if k == "value"]
-    for name, _ in fields:
-        if name != "value":
-            raise InvalidField(f"{name} is not supported here")
-    if len(values) > 1:
-        raise InvalidForm("value given more than once")
-    if not values or values[0] == "":
-        raise ValueRequired("value")
-    return values[0]
-
-
-# --- cron -----------------------------------------------------------------------------
+@bp.record_once
+def _redact_tokens(state: BlueprintSetupState) -> None:
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TokenFilter) for f in logger.filters):
+            logger.addFilter(_TokenFilter())
 
 
 @bp.route("/cron/discovery/cleanup", methods=["GET"])
 def cleanup() -> Response:
-    """Delete tokens older than DISCOVERY_TOKEN_MAX_AGE; App Engine cron only."""
-    # App Engine removes X-Appengine-Cron from requests that do not come from cron.
+    """Delete tokens older than DISCOVERY_TOKEN_MAX_AGE seconds; App Engine cron only."""
+    # App Engine strips X-Appengine-Cron from every request that cron did not send.
     if request.headers.get("X-Appengine-Cron") != "true":
         return Response("cron only\n", status=403, mimetype="text/plain")
-    max_age = float(
-        current_app.config.get("DISCOVERY_TOKEN_MAX_AGE", policy.DISCOVERY_TOKEN_MAX_AGE)
-    )
-    deleted = delete_older_than(timedelta(seconds=max_age))
+    max_age = current_app.config.get("DISCOVERY_TOKEN_MAX_AGE", policy.DISCOVERY_TOKEN_MAX_AGE)
+    deleted = delete_older_than(timedelta(seconds=float(max_age)))
     log.info("discovery cleanup deleted %d tokens", deleted)
     return Response(f"deleted {deleted}\n", mimetype="text/plain")
