@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import require
-from tests.support.services import Etcd, new_etcd
+from tests.support.services import Etcd, new_etcd, wait_until
 from tests.support.wsgi_server import WsgiServer
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
@@ -87,3 +87,80 @@ def test_members_form_one_cluster_through_the_installer(
     assert etcdctl(cluster[-1], "get", "/probe", "--print-value-only").strip() == (
         "written-on-first"
     )
+
+
+def registered(server: WsgiServer, url: str) -> list[str]:
+    """The member ids registered under the discovery URL, in createdIndex order."""
+    answer = requests.get(url.replace(url.split("/discovery/")[0], server.url), timeout=5)
+    assert answer.status_code == 200, answer.text
+    nodes = [n for n in answer.json()["node"]["nodes"] if not n["key"].endswith("/_config")]
+    nodes.sort(key=lambda n: n["createdIndex"])
+    return [n["key"].rsplit("/", 1)[1] for n in nodes]
+
+
+@pytest.mark.slow
+def test_restarted_member_rejoins_with_the_same_token_and_data_dir(
+    installer_server: WsgiServer, members: MemberFactory
+) -> None:
+    url = new_discovery_url(installer_server, 3)
+    cluster = start_cluster(members, url, 3)
+    before = registered(installer_server, url)
+    restarted = cluster[1]
+    restarted.stop()
+    etcdctl(cluster[0], "put", "/while-away", "missed")
+    restarted.start()
+    restarted.wait_healthy(START_TIMEOUT)
+    assert member_names(restarted) == ["m0", "m1", "m2"]
+    assert etcdctl(restarted, "get", "/while-away", "--print-value-only").strip() == "missed"
+    assert registered(installer_server, url) == before
+
+
+@pytest.mark.slow
+def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
+    installer_server: WsgiServer, members: MemberFactory
+) -> None:
+    url = new_discovery_url(installer_server, 3)
+    cluster = start_cluster(members, url, 3)
+    ids = registered(installer_server, url)
+    extra = members("extra", url)
+    extra.start()
+    # The proxy learns the members' client URLs from the discovery directory and forwards.
+    wait_until(
+        lambda: requests.get(f"{extra.client_url}/version", timeout=2).ok,
+        START_TIMEOUT,
+        f"the extra member's proxy; its log:\n{extra.log()[-2000:]}",
+    )
+    assert "falling back to proxy" in extra.log()
+    assert extra.proc is not None and extra.proc.poll() is None
+    assert member_names(cluster[0]) == ["m0", "m1", "m2"]
+    etcdctl(cluster[2], "put", "/after-extra", "fine")
+    assert etcdctl(cluster[0], "get", "/after-extra", "--print-value-only").strip() == "fine"
+    assert registered(installer_server, url) == ids
+
+
+@pytest.mark.slow
+def test_member_beyond_the_size_exits_with_fallback_exit_and_the_cluster_is_unharmed(
+    installer_server: WsgiServer, members: MemberFactory
+) -> None:
+    url = new_discovery_url(installer_server, 3)
+    cluster = start_cluster(members, url, 3)
+    extra = members("extra", url, "--discovery-fallback", "exit")
+    extra.start()
+    ids = registered(installer_server, url)
+    assert extra.proc is not None
+    assert extra.proc.wait(START_TIMEOUT) != 0
+    assert "cluster is full" in extra.log()
+    assert member_names(cluster[0]) == ["m0", "m1", "m2"]
+    etcdctl(cluster[1], "put", "/after-extra", "fine")
+    assert etcdctl(cluster[2], "get", "/after-extra", "--print-value-only").strip() == "fine"
+    assert registered(installer_server, url) == ids
+
+
+@pytest.mark.slow
+def test_two_members_starting_at_the_same_instant_both_get_in(
+    installer_server: WsgiServer, members: MemberFactory
+) -> None:
+    url = new_discovery_url(installer_server, 2)
+    cluster = start_cluster(members, url, 2)
+    assert member_names(cluster[1]) == ["m0", "m1"]
+    assert len(registered(installer_server, url)) == 2
