@@ -1,0 +1,25 @@
+"""Small checks the discovery tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def v2_error(answer: Any) -> tuple[int, int]:
+    """(status, errorCode) of an answer that must be the v2 error JSON, whole."""
+    assert answer.mimetype == "application/json", answer.data
+    body = answer.json
+    assert set(body) == {"errorCode", "message", "cause", "index"}, body
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["cause"], str) and body["cause"]
+    assert isinstance(body["index"], int)
+    return answer.status_code, body["errorCode"]
+
+
+def count_entities(app: Flask, model: Any) -> int:
+    """How many entities of `model` Datastore holds (ancestor-free, so test-only)."""
+    with app.extensions["ndb_client"].context():
+        count: int = model.query().count()
+        return count
