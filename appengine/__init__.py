@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,9 @@ csrf = CSRFProtect()
 
 # The largest request body accepted; the form's own limits are tighter, per field.
 MAX_REQUEST_BYTES = 256 * 1024
+
+
+_VALIDATE_MODES: dict[str, bool | str] = {"auto": "auto", "required": True, "off": False}
 
 
 class ConfigError(RuntimeError):
@@ -33,7 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # CSRF tokens live as long as the session: a form left open for hours still works.
         WTF_CSRF_TIME_LIMIT=None,
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
-        VALIDATE_WITH_TOOLS="auto",
+        VALIDATE_WITH_TOOLS=_VALIDATE_MODES[os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")],
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -43,6 +47,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from appengine import db, discovery, installs, redact
 
     redact.install()
+    if os.environ.get("GAE_ENV", "").startswith("standard"):
+        # App Engine's front end terminates TLS: trust its X-Forwarded-Proto, one hop.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     csrf.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)

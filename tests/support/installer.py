@@ -1,0 +1,82 @@
+"""The hosted installer served for real (gunicorn on loopback), for tests, bench and demo."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tests.support.services import DatastoreEmulator, free_port, stop_process, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class InstallerServer:
+    url: str
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def installer_server(
+    emulator: DatastoreEmulator,
+    log_path: Path,
+    *,
+    port: int | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    validate: str = "required",
+) -> Iterator[InstallerServer]:
+    """gunicorn serving ``appengine:create_app()`` on 127.0.0.1, with its access log on."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        **emulator.env(),
+        "VULCANO_SECRET_KEY": secrets.token_urlsafe(32),
+        "VULCANO_VALIDATE_WITH_TOOLS": validate,
+    }
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--access-logfile",
+                "-",
+                "--error-logfile",
+                "-",
+                "appengine:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = InstallerServer(url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc)
+    try:
+        wait_until(
+            lambda: proc.poll() is None and requests.get(server.url, timeout=2).ok,
+            60,
+            f"installer on {server.url} (log: {log_path})",
+        )
+        yield server
+    finally:
+        stop_process(proc)

@@ -1,0 +1,412 @@
+"""Cloud-config user-data: rendered from templates/cloud-config/, then checked.
+
+Every value that reaches a template passes through a quoting filter that makes it a
+scalar of the target language (a YAML double-quoted string, a JSON string, or a single
+word in a systemd unit); the environment's ``finalize`` refuses any unquoted expression,
+so a template cannot forget. After rendering, the document is parsed again and its
+shape compared with a rendering of placeholder values: a user value that managed to add
+a key, a list item or a unit-file line would make the shapes differ.
+
+The provisioning container reuses this module for cluster nodes' user-data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from vulcano.errors import VulcanoError
+from vulcano.sshkeys import PublicKey
+
+TEMPLATES = Path(
+    os.environ.get(
+        "VULCANO_CLOUD_CONFIG_TEMPLATES",
+        Path(__file__).resolve().parent.parent / "templates" / "cloud-config",
+    )
+)
+# Azure custom data and DigitalOcean user data both stop at 64 KiB.
+MAX_DOCUMENT_BYTES = 64 * 1024
+# cloud-init's schema check starts a Python interpreter; a loaded machine can be slow.
+VALIDATOR_TIMEOUT = 60.0
+
+CLUSTER_SIZE_MAX = 100
+_CLUSTER_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Docker's reference grammar: [host[:port]/]path[/path...][:tag][@sha256:hex].
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?)"
+_PATH = r"(?:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)"
+_IMAGE_RE = re.compile(
+    rf"(?:{_HOST}/)?{_PATH}(?:/{_PATH})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@sha256:[0-9a-f]{64})?"
+)
+IMAGE_MAX_CHARS = 255
+
+
+class CloudConfigError(VulcanoError):
+    """Base of the cloud-config errors."""
+
+
+class InputError(CloudConfigError, ValueError):
+    """A user value we cannot put in a document; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DocumentTooLarge(CloudConfigError, ValueError):
+    """The rendered document is over the 64 KiB user-data limit."""
+
+
+class InvalidDocument(CloudConfigError):
+    """The rendered document failed a check; a bug in a template, never the user's."""
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """One kind of user-data: its template, its language and its media type."""
+
+    name: str
+    template: str
+    language: str  # "yaml" or "json"
+    content_type: str
+    description: str
+
+
+FLAVOURS: dict[str, Flavour] = {
+    f.name: f
+    for f in (
+        Flavour(
+            "cloud-init",
+            "provisioner.cloud-init.yaml.j2",
+            "yaml",
+            "text/cloud-config; charset=utf-8",
+            "#cloud-config for Ubuntu/Debian images on Azure, DigitalOcean or bare metal",
+        ),
+        Flavour(
+            "flatcar",
+            "provisioner.flatcar.ign.j2",
+            "json",
+            "application/json",
+            "Ignition config (spec 3.3) for Flatcar Container Linux",
+        ),
+        Flavour(
+            "coreos-legacy",
+            "provisioner.coreos-legacy.yaml.j2",
+            "yaml",
+            "text/cloud-config; charset=utf-8",
+            "CoreOS cloud-config (coreos: units), for machines booted with coreos-cloudinit",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ProvisionerSpec:
+    """The answers the installer page collects: what the provisioning machine runs."""
+
+    cluster_name: str
+    ssh_keys: tuple[PublicKey, ...]
+    flavour: str
+    image: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """Rendered, checked user-data."""
+
+    flavour: str
+    text: str
+    content_type: str
+    data: Any  # the parsed document
+
+    @property
+    def size(self) -> int:
+        return len(self.text.encode("utf-8"))
+
+
+# --- user values ----------------------------------------------------------------------
+
+
+def check_cluster_name(value: str) -> str:
+    if not _CLUSTER_NAME_RE.fullmatch(value):
+        raise InputError(
+            "cluster_name",
+            "use 1-63 lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit",
+        )
+    return value
+
+
+def check_image(value: str) -> str:
+    if len(value) > IMAGE_MAX_CHARS:
+        raise InputError("image", f"longer than {IMAGE_MAX_CHARS} characters")
+    if not _IMAGE_RE.fullmatch(value):
+        raise InputError(
+            "image", "not a container image reference like registry.example/vulcano/provisioner:1.0"
+        )
+    return value
+
+
+def check_size(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError("size", "must be a whole number")
+    if not 1 <= value <= CLUSTER_SIZE_MAX:
+        raise InputError("size", f"must be between 1 and {CLUSTER_SIZE_MAX}")
+    return value
+
+
+def check_flavour(value: str) -> Flavour:
+    try:
+        return FLAVOURS[value]
+    except KeyError:
+        raise InputError("flavour", f"choose one of {', '.join(FLAVOURS)}") from None
+
+
+def check_spec(spec: ProvisionerSpec) -> None:
+    """Raise InputError naming the first field the renderer cannot take."""
+    check_cluster_name(spec.cluster_name)
+    if not spec.ssh_keys:
+        raise InputError("ssh_keys", "at least one public key is required")
+    check_flavour(spec.flavour)
+    check_image(spec.image)
+    check_size(spec.size)
+
+
+# --- quoting filters ------------------------------------------------------------------
+
+
+class Quoted(str):
+    """Text a quoting filter produced; the only thing a template may output."""
+
+    __slots__ = ()
+
+
+def _yaml_str(value: object) -> Quoted:
+    """A YAML double-quoted scalar, pure ASCII, whatever ``value`` holds."""
+    out = ['"']
+    for ch in str(value):
+        code = ord(ch)
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return Quoted("".join(out))
+
+
+def _json_str(value: object) -> Quoted:
+    return Quoted(json.dumps(str(value)))
+
+
+def _json_bool(value: object) -> Quoted:
+    return Quoted(json.dumps(bool(value)))
+
+
+_UNIT_WORD_RE = re.compile(r"[A-Za-z0-9._:/@+=-]+")
+
+
+def _unit_word(value: object) -> Quoted:
+    """One word of a systemd unit line: no spaces, quotes, specifiers or line breaks."""
+    text = str(value)
+    if not _UNIT_WORD_RE.fullmatch(text):
+        raise InvalidDocument(f"{text[:40]!r} cannot stand in a unit file")
+    return Quoted(text)
+
+
+def _yaml_block(value: object, indent: int) -> Quoted:
+    """A YAML literal block scalar of trusted multi-line text (a rendered unit file)."""
+    lines = str(value).rstrip("\n").split("\n")
+    for line in lines:
+        if not line.isprintable():
+            raise InvalidDocument("a literal block line holds a non-printable character")
+    if lines[0][:1].isspace():
+        raise InvalidDocument("a literal block may not start with whitespace")
+    pad = " " * indent
+    return Quoted("|\n" + "\n".join(pad + line if line else "" for line in lines))
+
+
+def _finalize(value: object) -> object:
+    if isinstance(value, Quoted):
+        return value
+    raise InvalidDocument(
+        f"template outputs an unquoted value {str(value)[:40]!r}: pass it through a filter"
+    )
+
+
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    """The Jinja2 environment over templates/cloud-config/, quoting enforced."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - not HTML; every value is quoted by finalize's rule
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_finalize,
+    )
+    env.filters.update(
+        yaml_str=_yaml_str,
+        yaml_block=_yaml_block,
+        json_str=_json_str,
+        json_bool=_json_bool,
+        unit_word=_unit_word,
+    )
+    return env
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def _env() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = environment()
+    return _ENV
+
+
+# --- rendering and checking -----------------------------------------------------------
+
+
+def _line_shape(line: str) -> str:
+    """What a unit-file line contributes to structure: its section or its key."""
+    return line.split("=", 1)[0] + "=" if "=" in line else line
+
+
+def shape(value: Any) -> Any:
+    """The structure of a parsed document with user-controlled leaves abstracted away."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    if isinstance(value, str) and "\n" in value:
+        return ("text", tuple(_line_shape(line) for line in value.split("\n")))
+    return type(value).__name__
+
+
+def parse(text: str, flavour: str) -> Any:
+    """Parse a document of ``flavour``; InvalidDocument when it does not parse."""
+    language = check_flavour(flavour).language
+    try:
+        if language == "json":
+            return json.loads(text)
+        if not text.startswith("#cloud-config\n"):
+            raise InvalidDocument("a cloud-config must start with '#cloud-config'")
+        data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidDocument(f"{flavour} document does not parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidDocument(f"{flavour} document is not a mapping")
+    return data
+
+
+def check_size_limit(text: str) -> None:
+    size = len(text.encode("utf-8"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(
+            f"document: {size} bytes, over the {MAX_DOCUMENT_BYTES // 1024} KiB that Azure "
+            "custom data and DigitalOcean user data allow (fewer or shorter SSH keys?)"
+        )
+
+
+def _placeholder(spec: ProvisionerSpec) -> ProvisionerSpec:
+    key = PublicKey(type="ssh-ed25519", blob=b"", comment="", bits=256)
+    return replace(
+        spec, cluster_name="x", image="x", size=1, ssh_keys=tuple(key for _ in spec.ssh_keys)
+    )
+
+
+def _render_text(spec: ProvisionerSpec) -> str:
+    env = _env()
+    unit = env.get_template("provisioner.service.j2").render(spec=spec)
+    template = env.get_template(check_flavour(spec.flavour).template)
+    return template.render(spec=spec, unit=unit)
+
+
+def render_provisioner(spec: ProvisionerSpec) -> Document:
+    """User-data for the provisioning machine: rendered, parsed, shape- and size-checked.
+
+    Raises InputError (a field the user must fix), DocumentTooLarge, or InvalidDocument
+    (a template bug). The external validators are separate: :func:`validate_with_tools`.
+    """
+    check_spec(spec)
+    flavour = FLAVOURS[spec.flavour]
+    text = _render_text(spec)
+    check_size_limit(text)
+    data = parse(text, spec.flavour)
+    expected = shape(parse(_render_text(_placeholder(spec)), spec.flavour))
+    if shape(data) != expected:
+        raise InvalidDocument(f"{spec.flavour} document's structure differs from its template's")
+    return Document(flavour=spec.flavour, text=text, content_type=flavour.content_type, data=data)
+
+
+# --- the real validators --------------------------------------------------------------
+
+
+def _cloud_init_schema(path: str) -> list[str]:
+    return ["cloud-init", "schema", "-c", path]
+
+
+def _ignition_validate(path: str) -> list[str]:
+    return ["ignition-validate", path]
+
+
+VALIDATORS: dict[str, Callable[[str], list[str]]] = {
+    "cloud-init": _cloud_init_schema,
+    "coreos-legacy": _cloud_init_schema,  # coreos: is unknown to it; the rest is checked
+    "flatcar": _ignition_validate,
+}
+
+
+def validator_available(flavour: str) -> bool:
+    return shutil.which(VALIDATORS[flavour]("")[0]) is not None
+
+
+def validate_with_tools(document: Document, required: bool = False) -> bool:
+    """Run ``cloud-init schema -c`` or ``ignition-validate`` on the document.
+
+    Returns False when the tool is not installed and not ``required``; raises
+    InvalidDocument when it rejects the document (warnings count as rejections).
+    """
+    argv = VALIDATORS[document.flavour]
+    if not validator_available(document.flavour):
+        if required:
+            raise InvalidDocument(f"validator {argv('')[0]} is not installed")
+        return False
+    with tempfile.NamedTemporaryFile("w", suffix=".user-data", encoding="utf-8") as f:
+        f.write(document.text)
+        f.flush()
+        result = subprocess.run(
+            argv(f.name),
+            capture_output=True,
+            text=True,
+            timeout=VALIDATOR_TIMEOUT,
+            check=False,
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+        )
+    output = (result.stdout + result.stderr).strip()
+    rejected = result.returncode != 0
+    if document.flavour == "flatcar" and output:
+        rejected = True  # ignition-validate exits 0 on warnings such as unused keys
+    if rejected:
+        raise InvalidDocument(f"{argv('')[0]} rejected the {document.flavour} document: {output}")
+    return True
