@@ -6,29 +6,14 @@ Test modules load this with `pytest_plugins`, so the installer's own conftest st
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from appengine import create_app
+from tests.appengine.discovery_helpers import make_app
 from tests.support import services
 from tests.support.wsgi_server import WsgiServer
-
-# Low enough that an idle watch ends quickly in tests; etcd re-sends it either way.
-TEST_WATCH_TIMEOUT = 1.0
-
-
-def make_app(**config: Any) -> Flask:
-    return create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret-key-not-for-production",
-            "DISCOVERY_WATCH_TIMEOUT": TEST_WATCH_TIMEOUT,
-            **config,
-        }
-    )
 
 
 @pytest.fixture

@@ -6,6 +6,23 @@ from typing import Any
 
 from flask import Flask
 
+from appengine import create_app
+
+# Low enough that an idle watch ends quickly in tests; etcd re-sends it either way.
+TEST_WATCH_TIMEOUT = 1.0
+
+
+def make_app(**config: Any) -> Flask:
+    """The installer app configured for tests, on the emulator the environment names."""
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "DISCOVERY_WATCH_TIMEOUT": TEST_WATCH_TIMEOUT,
+            **config,
+        }
+    )
+
 
 def v2_error(answer: Any) -> tuple[int, int]:
     """(status, errorCode) of an answer that must be the v2 error JSON, whole."""
