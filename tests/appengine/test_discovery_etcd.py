@@ -2,74 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 import requests
 
-from tests.conftest import require
-from tests.support.services import Etcd, new_etcd, wait_until
+from tests.appengine.discovery_helpers import (
+    START_TIMEOUT,
+    MemberFactory,
+    etcdctl,
+    member_names,
+    new_discovery_url,
+    start_all,
+)
+from tests.support.services import Etcd, wait_until
 from tests.support.wsgi_server import WsgiServer
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
 
-ETCDCTL_TIMEOUT = 15
-START_TIMEOUT = 60
-
-MemberFactory = Callable[..., Etcd]
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[MemberFactory]:
-    """Make etcd members bootstrapped through a discovery URL; all stopped at teardown."""
-    require(subprocess.run(["which", "etcd"], capture_output=True).returncode == 0, "needs etcd")
-    started: list[Etcd] = []
-
-    def make(name: str, discovery: str, *extra: str) -> Etcd:
-        member = new_etcd(tmp_path, name, extra_args=["--discovery", discovery, *extra])
-        started.append(member)
-        return member
-
-    yield make
-    for member in started:
-        member.stop()
-
-
-def new_discovery_url(server: WsgiServer, size: int) -> str:
-    answer = requests.get(f"{server.url}/new", params={"size": size}, timeout=5)
-    assert answer.status_code == 200, answer.text
-    return answer.text
-
-
-def etcdctl(member: Etcd, *args: str) -> str:
-    done = subprocess.run(
-        ["etcdctl", "--endpoints", member.client_url, "--command-timeout=10s", *args],
-        capture_output=True,
-        text=True,
-        timeout=ETCDCTL_TIMEOUT,
-        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def member_names(member: Etcd) -> list[str]:
-    listing = json.loads(etcdctl(member, "member", "list", "-w", "json"))
-    return sorted(m.get("name", "") for m in listing["members"])
-
 
 def start_cluster(members: MemberFactory, url: str, size: int) -> list[Etcd]:
-    cluster = [members(f"m{i}", url) for i in range(size)]
-    for member in cluster:
-        member.start()
-    for member in cluster:
-        try:
-            member.wait_healthy(START_TIMEOUT)
-        except TimeoutError:
-            pytest.fail(f"{member.name} never became healthy; its log:\n{member.log()[-3000:]}")
+    cluster = [members(f"m{i}", "--discovery", url) for i in range(size)]
+    start_all(cluster)
     return cluster
 
 
@@ -122,7 +74,7 @@ def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
     url = new_discovery_url(installer_server, 3)
     cluster = start_cluster(members, url, 3)
     ids = registered(installer_server, url)
-    extra = members("extra", url)
+    extra = members("extra", "--discovery", url)
     extra.start()
     # The proxy learns the members' client URLs from the discovery directory and forwards.
     wait_until(
@@ -144,7 +96,7 @@ def test_member_beyond_the_size_exits_with_fallback_exit_and_the_cluster_is_unha
 ) -> None:
     url = new_discovery_url(installer_server, 3)
     cluster = start_cluster(members, url, 3)
-    extra = members("extra", url, "--discovery-fallback", "exit")
+    extra = members("extra", "--discovery", url, "--discovery-fallback", "exit")
     extra.start()
     ids = registered(installer_server, url)
     assert extra.proc is not None
