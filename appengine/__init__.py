@@ -11,6 +11,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from vulcano.cloudconfig import InvalidDocument
+
 log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
@@ -70,6 +72,13 @@ def _register_error_pages(app: Flask) -> None:
         limit = app.config["MAX_CONTENT_LENGTH"] // 1024
         message = f"request body: larger than {limit} KiB"
         return render_template("error.html", code=413, message=message), 413
+
+    @app.errorhandler(InvalidDocument)
+    def invalid_document(exc: InvalidDocument) -> tuple[str, int]:
+        # A template or validator disagreement: our bug, not the user's. Nothing was stored.
+        log.error("generated document failed its checks: %s", exc)
+        message = "document: the generated user-data failed its checks; nothing was stored"
+        return render_template("error.html", code=500, message=message), 500
 
     @app.errorhandler(404)
     def not_found(exc: HTTPException) -> tuple[str, int]:

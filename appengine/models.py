@@ -14,6 +14,7 @@ from typing import Any
 
 from google.cloud import ndb
 
+from appengine import policy
 from vulcano.errors import VulcanoError
 
 # 32 bytes of `secrets` randomness (256 bits), URL-safe base64 without padding: 43 chars.
@@ -21,6 +22,9 @@ TOKEN_BYTES = 32
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 # A random 256-bit token colliding is not going to happen; bounded anyway, never a loop.
 _CREATE_ATTEMPTS = 3
+_RPC = {"timeout": policy.DATASTORE_TIMEOUT, "retries": policy.DATASTORE_RETRIES}
+# Inside a transaction the transaction itself is what is retried.
+_TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
 
 
 class TokenCollision(VulcanoError, RuntimeError):
@@ -67,13 +71,13 @@ class Install(ndb.Model):  # type: ignore[misc]
             key = ndb.Key(cls, token_key_name(token))
 
             def insert(key: ndb.Key = key) -> Install | None:
-                if key.get() is not None:
+                if key.get(**_TXN_RPC) is not None:
                     return None
                 install = cls(key=key, **fields)
-                install.put()
+                install.put()  # inside a transaction ndb takes no per-call options
                 return install
 
-            stored: Install | None = ndb.transaction(insert)
+            stored: Install | None = ndb.transaction(insert, retries=policy.TRANSACTION_RETRIES)
             if stored is not None:
                 return stored, token
         raise TokenCollision("could not draw an unused install token")
@@ -83,7 +87,7 @@ class Install(ndb.Model):  # type: ignore[misc]
         """The install for ``token``; None when the token is unknown or malformed."""
         if not isinstance(token, str) or not is_well_formed(token):
             return None
-        install: Install | None = ndb.Key(cls, token_key_name(token)).get()
+        install: Install | None = ndb.Key(cls, token_key_name(token)).get(**_RPC)
         return install
 
     @classmethod
@@ -94,10 +98,10 @@ class Install(ndb.Model):  # type: ignore[misc]
         key = ndb.Key(cls, token_key_name(token))
 
         def remove() -> bool:
-            if key.get() is None:
+            if key.get(**_TXN_RPC) is None:
                 return False
             key.delete()
             return True
 
-        removed: bool = ndb.transaction(remove)
+        removed: bool = ndb.transaction(remove, retries=policy.TRANSACTION_RETRIES)
         return removed

@@ -1,4 +1,4 @@
-"""Every timeout, polling interval and retry policy of the hosted installer, named.
+"""The installer's timeouts, polling intervals and retries, named, in one place.
 
 App config keys of the same name override the defaults where said; a literal timeout
 anywhere else in appengine/ is a bug.
@@ -7,6 +7,13 @@ anywhere else in appengine/ is a bug.
 from __future__ import annotations
 
 from datetime import timedelta
+
+# One Datastore RPC (lookup, commit). Well under App Engine's 60 s request deadline.
+DATASTORE_TIMEOUT = 10.0
+# ndb retries transient Datastore errors (UNAVAILABLE, DEADLINE_EXCEEDED) with backoff.
+DATASTORE_RETRIES = 3
+# A transaction that lost a race to a concurrent one is retried this many times.
+TRANSACTION_RETRIES = 3
 
 # --- etcd v2 discovery ---------------------------------------------------------------
 
@@ -22,8 +29,9 @@ DISCOVERY_WATCH_POLL_FIRST = 0.05
 DISCOVERY_WATCH_POLL_MAX = 0.5
 DISCOVERY_WATCH_POLL_FACTOR = 1.5
 
-# Member registration is one Datastore transaction on the token entity; members that
-# register at the same instant contend on it and the losers retry this many times.
+# Member registration is one Datastore transaction on the token entity; up to 9 members
+# that register at the same instant contend on it, so the losers retry more than
+# TRANSACTION_RETRIES times.
 DISCOVERY_REGISTER_RETRIES = 12
 
 # Tokens older than this are deleted by the cron handler, with their members.

@@ -10,8 +10,18 @@ _TOKEN_RE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 REDACTED = "<token>"
 
 # Loggers that see request paths: werkzeug's and gunicorn's access logs, gunicorn's error
-# log, and the app's own logger (Flask logs "Exception on /cloud-config/<token>").
-REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "appengine")
+# log, the app's own logger (Flask logs "Exception on /cloud-config/<token>") and the
+# views' loggers. A logger's filters do not apply to records its children propagate,
+# hence each module by name.
+REQUEST_LOGGERS = (
+    "werkzeug",
+    "gunicorn.access",
+    "gunicorn.error",
+    "appengine",
+    "appengine.installs",
+    "appengine.models",
+    "appengine.discovery",
+)
 
 
 def redact(text: str) -> str:

@@ -21,24 +21,28 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class InstallerServer:
     url: str
-    log_path: Path
+    log_path: Path | None
     proc: subprocess.Popen[bytes]
 
     def log(self) -> str:
+        assert self.log_path is not None, "this server logs to the terminal"
         return self.log_path.read_text(errors="replace")
 
 
 @contextlib.contextmanager
 def installer_server(
     emulator: DatastoreEmulator,
-    log_path: Path,
+    log_path: Path | None,
     *,
     port: int | None = None,
     workers: int = 1,
     threads: int = 1,
     validate: str = "required",
 ) -> Iterator[InstallerServer]:
-    """gunicorn serving ``appengine:create_app()`` on 127.0.0.1, with its access log on."""
+    """gunicorn serving ``appengine:create_app()`` on 127.0.0.1, with its access log on.
+
+    The log goes to ``log_path``, or to this process's terminal when it is None.
+    """
     port = port or free_port()
     env = {
         **os.environ,
@@ -46,7 +50,8 @@ def installer_server(
         "VULCANO_SECRET_KEY": secrets.token_urlsafe(32),
         "VULCANO_VALIDATE_WITH_TOOLS": validate,
     }
-    with open(log_path, "ab") as log:
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(open(log_path, "ab")) if log_path else None
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -62,12 +67,15 @@ def installer_server(
                 "-",
                 "--error-logfile",
                 "-",
+                # gunicorn 23+ opens a control socket at one fixed path per user: with
+                # several servers on one machine they would fight over it.
+                "--no-control-socket",
                 "appengine:create_app()",
             ],
             cwd=ROOT,
             env=env,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
         )
     server = InstallerServer(url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc)

@@ -1,0 +1,88 @@
+"""The app factory, its App Engine config, its log hygiene and its extension points."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from appengine import ConfigError, create_app, redact
+from tests.appengine.conftest import TEST_SECRET_KEY
+from tests.appengine.test_installs import create
+from tests.support.services import DatastoreEmulator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_app_yaml_runs_gunicorn_keeps_an_instance_warm_and_serves_static() -> None:
+    config = yaml.safe_load((ROOT / "app.yaml").read_text())
+    assert config["runtime"].startswith("python3")
+    assert config["entrypoint"].startswith("gunicorn ")
+    assert config["entrypoint"].endswith(" appengine.main:app")
+    assert config["automatic_scaling"]["min_instances"] == 1
+    [static] = [h for h in config["handlers"] if "static_dir" in h]
+    assert (ROOT / static["static_dir"] / "style.css").exists()
+
+
+def test_entrypoint_module_builds_the_app(
+    datastore: DatastoreEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VULCANO_SECRET_KEY", "from-the-environment")
+    import appengine.main
+
+    main = importlib.reload(appengine.main)
+    assert isinstance(main.app, Flask)
+    assert main.app.config["SECRET_KEY"] == "from-the-environment"
+
+
+def test_no_secret_key_is_a_config_error(
+    datastore: DatastoreEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VULCANO_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="VULCANO_SECRET_KEY"):
+        create_app()
+
+
+def test_install_page_has_room_for_the_discovery_panel(client: FlaskClient, app: Flask) -> None:
+    token = create(client)
+    assert "discovery-panel" not in client.get(f"/installs/{token}").text  # ignored if missing
+    panel = "<div id='discovery-panel'>{{ install.cluster_name }} {{ token | length }}</div>"
+    assert app.jinja_loader is not None
+    app.jinja_loader = jinja2.ChoiceLoader(
+        [jinja2.DictLoader({"discovery/_panel.html": panel}), app.jinja_loader]
+    )
+    page = client.get(f"/installs/{token}").text
+    assert f"<div id='discovery-panel'>prod {len(token)}</div>" in page
+
+
+def test_request_logs_never_carry_a_token(caplog: pytest.LogCaptureFixture) -> None:
+    redact.install()
+    token = "DPZhAyD-aBAcdm8A1tznHyqlos5B16wE-69pVEhloyo"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("werkzeug").info('"GET /cloud-config/%s HTTP/1.1" 200 -', token)
+        logging.getLogger("gunicorn.access").info("%(r)s", {"r": f"GET /installs/{token}"})
+        try:
+            raise KeyError(token)
+        except KeyError:
+            logging.getLogger("appengine").exception("Exception on /installs/%s [GET]", token)
+    assert token not in caplog.text
+    assert "GET /cloud-config/<token> HTTP/1.1" in caplog.text
+    assert "GET /installs/<token>" in caplog.text
+    assert "KeyError" in caplog.text
+
+
+def test_security_headers_keep_tokens_out_of_referers_and_caches(client: FlaskClient) -> None:
+    token = create(client)
+    page = client.get(f"/installs/{token}")
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Cache-Control"] == "private, no-store"
+
+
+def test_secret_key_in_tests_is_the_one_given(app: Flask) -> None:
+    assert app.config["SECRET_KEY"] == TEST_SECRET_KEY
