@@ -258,7 +258,7 @@ def _lookup_member(directory: DiscoveryToken, target: _Target) -> DiscoveryMembe
         return None
     member: DiscoveryMember | None = ndb.Key(
         DiscoveryMember, target.member_id, parent=directory.key
-    ).get(use_cache=False)
+    ).get(use_cache=False, timeout=policy.DATASTORE_TIMEOUT, retries=policy.DATASTORE_RETRIES)
     return member
 
 

@@ -28,6 +28,10 @@ DEFAULT_SIZE = 3
 MAX_VALUE_LENGTH = 2048
 MAX_NAME_LENGTH = 255
 
+_RPC = {"timeout": policy.DATASTORE_TIMEOUT, "retries": policy.DATASTORE_RETRIES}
+# Inside a transaction the transaction itself is what is retried.
+_TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
+
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 # etcd 3.4 names its discovery key after the member id, a uint64 in lowercase hex.
 _MEMBER_ID = re.compile(r"[0-9a-f]{1,16}")
@@ -172,7 +176,7 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
             raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
         token = secrets.token_hex(16)
         entity = cls(id=token, size=size, index=CONFIG_INDEX, created=_now(), install=install)
-        entity.put()
+        entity.put(**_RPC)
         return entity, token
 
     @classmethod
@@ -180,13 +184,13 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         """The token's entity, read past every cache; None for unknown or malformed tokens."""
         if _TOKEN.fullmatch(token) is None:
             return None
-        entity: DiscoveryToken | None = ndb.Key(cls, token).get(use_cache=False)
+        entity: DiscoveryToken | None = ndb.Key(cls, token).get(use_cache=False, **_RPC)
         return entity
 
     @classmethod
     def for_install(cls, install: ndb.Key) -> list[DiscoveryToken]:
         """The install's tokens, newest first."""
-        tokens: list[DiscoveryToken] = cls.query(cls.install == install).fetch()
+        tokens: list[DiscoveryToken] = cls.query(cls.install == install).fetch(**_RPC)
         tokens.sort(key=lambda t: t.created, reverse=True)
         return tokens
 
@@ -198,7 +202,7 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
     def members(self) -> list[DiscoveryMember]:
         """Every member that registered, in registration (createdIndex) order."""
         found: list[DiscoveryMember] = DiscoveryMember.query(ancestor=self.key).fetch(
-            use_cache=False
+            use_cache=False, **_RPC
         )
         found.sort(key=lambda m: m.created_index)
         return found
@@ -238,17 +242,17 @@ def register(token: str, member_id: str, value: str) -> DiscoveryMember:
     token_key = ndb.Key(DiscoveryToken, token)
 
     def create() -> DiscoveryMember:
-        directory: DiscoveryToken | None = token_key.get(use_cache=False)
+        directory: DiscoveryToken | None = token_key.get(use_cache=False, **_TXN_RPC)
         if directory is None:
             raise KeyNotFound("token")
         member_key = ndb.Key(DiscoveryMember, member_id, parent=token_key)
-        if member_key.get(use_cache=False) is not None:
+        if member_key.get(use_cache=False, **_TXN_RPC) is not None:
             raise NodeExists("member", index=directory.index)
         directory.index += 1
         member = DiscoveryMember(
             key=member_key, value=value, created_index=directory.index, created=_now()
         )
-        ndb.put_multi([directory, member])
+        ndb.put_multi([directory, member])  # committed with the transaction
         return member
 
     member: DiscoveryMember = ndb.transaction(create, retries=policy.DISCOVERY_REGISTER_RETRIES)
@@ -259,9 +263,11 @@ def delete_older_than(max_age: timedelta, batch: int = policy.DISCOVERY_CLEANUP_
     """Delete at most `batch` tokens created before now - max_age, with their members."""
     cutoff = _now() - max_age
     old: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
-        batch, keys_only=True
+        batch, keys_only=True, **_RPC
     )
     for token_key in old:
-        children: list[ndb.Key] = DiscoveryMember.query(ancestor=token_key).fetch(keys_only=True)
-        ndb.delete_multi([*children, token_key])
+        children: list[ndb.Key] = DiscoveryMember.query(ancestor=token_key).fetch(
+            keys_only=True, **_RPC
+        )
+        ndb.delete_multi([*children, token_key], **_RPC)
     return len(old)
