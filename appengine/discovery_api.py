@@ -96,6 +96,15 @@ def _http_error(exc: HTTPException) -> Response:
     return _error(error, 0)
 
 
+@api.app_errorhandler(405)
+def _unrouted_method(exc: HTTPException) -> Response | HTTPException:
+    # A method no route lists (PROPFIND, say) is refused by routing, before any blueprint
+    # is chosen: answer it in v2 JSON under our paths, and leave every other path alone.
+    if request.path == "/new" or request.path.startswith(request.script_root + PREFIX):
+        return _error(MethodNotAllowed(f"method {request.method} is not allowed"), 0)
+    return exc
+
+
 @api.errorhandler(Exception)
 def _internal_error(exc: Exception) -> Response:
     # etcd retries a 5xx GET with backoff; the error JSON keeps its client talking.
@@ -116,7 +125,7 @@ def discovery_url(token: str) -> str:
 @api.route("/new", methods=_ROUTED)
 def new() -> Response:
     """Create an anonymous token, as discovery.etcd.io did; answer its URL as text."""
-    if request.method not in ("GET", "HEAD"):
+    if request.method != "GET":  # not even HEAD: it would make a token nobody sees
         raise MethodNotAllowed(f"method {request.method} is not allowed")
     size = parse_size(request.args.get("size"))
     _, token = DiscoveryToken.create(size)
