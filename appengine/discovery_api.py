@@ -23,10 +23,12 @@ from werkzeug.exceptions import HTTPException
 from appengine import csrf, policy
 from appengine.discovery_models import (
     CONFIG_INDEX,
+    BodyTooLarge,
     DiscoveryError,
     DiscoveryMember,
     DiscoveryToken,
     IndexNaN,
+    InternalError,
     InvalidField,
     InvalidForm,
     KeyNotFound,
@@ -85,14 +87,17 @@ def _discovery_error(exc: DiscoveryError) -> Response:
 
 @api.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
-    code = exc.code or 500
-    if code == 404:
-        error: DiscoveryError = KeyNotFound(request.path)
-    elif code == 405:
+    error: DiscoveryError
+    if exc.code == 404:
+        error = KeyNotFound(request.path)
+    elif exc.code == 405:
         error = MethodNotAllowed(f"method {request.method} is not allowed")
-    else:
+    elif exc.code == 413:
+        error = BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
+    elif exc.code is not None and exc.code < 500:
         error = InvalidField(exc.description or exc.name)
-        error.status = code
+    else:
+        error = InternalError("the discovery service failed; try again")
     return _error(error, 0)
 
 
@@ -109,9 +114,7 @@ def _unrouted_method(exc: HTTPException) -> Response | HTTPException:
 def _internal_error(exc: Exception) -> Response:
     # etcd retries a 5xx GET with backoff; the error JSON keeps its client talking.
     log.error("discovery request failed: %s", type(exc).__name__, exc_info=exc)
-    error = DiscoveryError("the discovery service failed; try again")
-    error.status, error.error_code, error.message = 500, 300, "Raft Internal Error"
-    return _error(error, 0)
+    return _error(InternalError("the discovery service failed; try again"), 0)
 
 
 # --- /new -----------------------------------------------------------------------------
@@ -355,10 +358,10 @@ def _form_value() -> str:
     if request.mimetype != "application/x-www-form-urlencoded":
         raise InvalidForm("body must be application/x-www-form-urlencoded")
     if request.content_length is not None and request.content_length > _MAX_BODY:
-        raise InvalidForm(f"body is longer than {_MAX_BODY} bytes")
+        raise BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
     raw = request.stream.read(_MAX_BODY + 1)
     if len(raw) > _MAX_BODY:
-        raise InvalidForm(f"body is longer than {_MAX_BODY} bytes")
+        raise BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
     try:
         fields = parse_qsl(
             raw.decode("utf-8"),

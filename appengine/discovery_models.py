@@ -91,6 +91,20 @@ class InvalidForm(DiscoveryError, ValueError):
     message = "Invalid POST form"
 
 
+class BodyTooLarge(InvalidForm):
+    """A registration body longer than any etcd member sends."""
+
+    status = 413
+
+
+class InternalError(DiscoveryError):
+    """Datastore (or this code) failed; etcd retries a GET that gets a 5xx."""
+
+    status = 500
+    error_code = 300
+    message = "Raft Internal Error"
+
+
 class MethodNotAllowed(DiscoveryError):
     """A method other than GET, HEAD and PUT on a discovery key."""
 

@@ -258,6 +258,8 @@ BAD_REQUESTS = [
     ("PUT", "/d4", "prevExist=false", "value=m%0a=http://127.0.0.1:2380", FORM, 400, 210),
     ("PUT", "/d4", "prevExist=false", "value=" + "m=http://h:1," * 300, FORM, 400, 210),
     ("PUT", "/d4", "prevExist=false", "value=%ff%fe", FORM, 400, 210),
+    ("PUT", "/d4", "prevExist=false", "value=" + "x" * 5000, FORM, 413, 210),
+    ("PUT", "/d4", "prevExist=false", "value=" + "x" * 300_000, FORM, 413, 210),
     ("PUT", "/d4", "prevExist=false", "garbage", FORM, 400, 210),
     ("PUT", "/NotHex", "prevExist=false", "value=" + PEER, FORM, 400, 209),
     ("PUT", "/0123456789abcdef0", "prevExist=false", "value=" + PEER, FORM, 400, 209),
