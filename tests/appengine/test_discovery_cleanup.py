@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import requests
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
@@ -12,6 +15,7 @@ from flask.testing import FlaskClient
 from appengine.discovery_models import DiscoveryMember, DiscoveryToken
 from tests.appengine.discovery_helpers import count_entities, make_app, v2_error
 from tests.support.services import DatastoreEmulator
+from tests.support.wsgi_server import WsgiServer
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
 
@@ -75,3 +79,30 @@ def test_cron_yaml_schedules_the_handler(discovery_client: FlaskClient) -> None:
     urls = [job["url"] for job in jobs]
     assert "/cron/discovery/cleanup" in urls
     assert discovery_client.get(urls[0], headers=CRON).status_code == 200
+
+
+def test_a_watch_on_a_token_deleted_meanwhile_ends_with_404_100(
+    discovery_app: Flask, installer_server: WsgiServer
+) -> None:
+    discovery_app.config["DISCOVERY_WATCH_TIMEOUT"] = 10.0
+    discovery_app.config["DISCOVERY_TOKEN_MAX_AGE"] = 0
+    url = requests.get(f"{installer_server.url}/new?size=3", timeout=5).text
+    answers: list[requests.Response] = []
+    watch = threading.Thread(
+        target=lambda: answers.append(
+            requests.get(f"{url}?recursive=true&wait=true&waitIndex=2", timeout=20)
+        )
+    )
+    watch.start()
+    # Let the watch get going (if it has not, it meets the deletion at once: also 404).
+    time.sleep(0.5)
+    try:
+        cleaned = requests.get(
+            f"{installer_server.url}/cron/discovery/cleanup", headers=CRON, timeout=5
+        )
+        assert cleaned.text == "deleted 1\n"
+    finally:
+        watch.join(20)
+    assert len(answers) == 1
+    assert answers[0].status_code == 404
+    assert answers[0].json()["errorCode"] == 100
