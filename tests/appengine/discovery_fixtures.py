@@ -33,7 +33,7 @@ def discovery_client(discovery_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def installer_server(discovery_app: Flask) -> Iterator[WsgiServer]:
+def discovery_server(discovery_app: Flask) -> Iterator[WsgiServer]:
     """The installer on a real loopback HTTP server, where etcd can reach it."""
     with WsgiServer(discovery_app) as server:
         yield server

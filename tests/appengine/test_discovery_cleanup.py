@@ -82,11 +82,11 @@ def test_cron_yaml_schedules_the_handler(discovery_client: FlaskClient) -> None:
 
 
 def test_a_watch_on_a_token_deleted_meanwhile_ends_with_404_100(
-    discovery_app: Flask, installer_server: WsgiServer
+    discovery_app: Flask, discovery_server: WsgiServer
 ) -> None:
     discovery_app.config["DISCOVERY_WATCH_TIMEOUT"] = 10.0
     discovery_app.config["DISCOVERY_TOKEN_MAX_AGE"] = 0
-    url = requests.get(f"{installer_server.url}/new?size=3", timeout=5).text
+    url = requests.get(f"{discovery_server.url}/new?size=3", timeout=5).text
     answers: list[requests.Response] = []
     watch = threading.Thread(
         target=lambda: answers.append(
@@ -98,7 +98,7 @@ def test_a_watch_on_a_token_deleted_meanwhile_ends_with_404_100(
     time.sleep(0.5)
     try:
         cleaned = requests.get(
-            f"{installer_server.url}/cron/discovery/cleanup", headers=CRON, timeout=5
+            f"{discovery_server.url}/cron/discovery/cleanup", headers=CRON, timeout=5
         )
         assert cleaned.text == "deleted 1\n"
     finally:

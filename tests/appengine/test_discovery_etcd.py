@@ -28,9 +28,9 @@ def start_cluster(members: MemberFactory, url: str, size: int) -> list[Etcd]:
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 3, 5])
 def test_members_form_one_cluster_through_the_installer(
-    installer_server: WsgiServer, members: MemberFactory, size: int
+    discovery_server: WsgiServer, members: MemberFactory, size: int
 ) -> None:
-    url = new_discovery_url(installer_server, size)
+    url = new_discovery_url(discovery_server, size)
     cluster = start_cluster(members, url, size)
     expected = sorted(m.name for m in cluster)
     for member in cluster:
@@ -52,11 +52,11 @@ def registered(server: WsgiServer, url: str) -> list[str]:
 
 @pytest.mark.slow
 def test_restarted_member_rejoins_with_the_same_token_and_data_dir(
-    installer_server: WsgiServer, members: MemberFactory
+    discovery_server: WsgiServer, members: MemberFactory
 ) -> None:
-    url = new_discovery_url(installer_server, 3)
+    url = new_discovery_url(discovery_server, 3)
     cluster = start_cluster(members, url, 3)
-    before = registered(installer_server, url)
+    before = registered(discovery_server, url)
     restarted = cluster[1]
     restarted.stop()
     etcdctl(cluster[0], "put", "/while-away", "missed")
@@ -64,16 +64,16 @@ def test_restarted_member_rejoins_with_the_same_token_and_data_dir(
     restarted.wait_healthy(START_TIMEOUT)
     assert member_names(restarted) == ["m0", "m1", "m2"]
     assert etcdctl(restarted, "get", "/while-away", "--print-value-only").strip() == "missed"
-    assert registered(installer_server, url) == before
+    assert registered(discovery_server, url) == before
 
 
 @pytest.mark.slow
 def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
-    installer_server: WsgiServer, members: MemberFactory
+    discovery_server: WsgiServer, members: MemberFactory
 ) -> None:
-    url = new_discovery_url(installer_server, 3)
+    url = new_discovery_url(discovery_server, 3)
     cluster = start_cluster(members, url, 3)
-    ids = registered(installer_server, url)
+    ids = registered(discovery_server, url)
     extra = members("extra", "--discovery", url)
     extra.start()
     # The proxy learns the members' client URLs from the discovery directory and forwards.
@@ -87,32 +87,32 @@ def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
     assert member_names(cluster[0]) == ["m0", "m1", "m2"]
     etcdctl(cluster[2], "put", "/after-extra", "fine")
     assert etcdctl(cluster[0], "get", "/after-extra", "--print-value-only").strip() == "fine"
-    assert registered(installer_server, url) == ids
+    assert registered(discovery_server, url) == ids
 
 
 @pytest.mark.slow
 def test_member_beyond_the_size_exits_with_fallback_exit_and_the_cluster_is_unharmed(
-    installer_server: WsgiServer, members: MemberFactory
+    discovery_server: WsgiServer, members: MemberFactory
 ) -> None:
-    url = new_discovery_url(installer_server, 3)
+    url = new_discovery_url(discovery_server, 3)
     cluster = start_cluster(members, url, 3)
     extra = members("extra", "--discovery", url, "--discovery-fallback", "exit")
     extra.start()
-    ids = registered(installer_server, url)
+    ids = registered(discovery_server, url)
     assert extra.proc is not None
     assert extra.proc.wait(START_TIMEOUT) != 0
     assert "cluster is full" in extra.log()
     assert member_names(cluster[0]) == ["m0", "m1", "m2"]
     etcdctl(cluster[1], "put", "/after-extra", "fine")
     assert etcdctl(cluster[2], "get", "/after-extra", "--print-value-only").strip() == "fine"
-    assert registered(installer_server, url) == ids
+    assert registered(discovery_server, url) == ids
 
 
 @pytest.mark.slow
 def test_two_members_starting_at_the_same_instant_both_get_in(
-    installer_server: WsgiServer, members: MemberFactory
+    discovery_server: WsgiServer, members: MemberFactory
 ) -> None:
-    url = new_discovery_url(installer_server, 2)
+    url = new_discovery_url(discovery_server, 2)
     cluster = start_cluster(members, url, 2)
     assert member_names(cluster[1]) == ["m0", "m1"]
-    assert len(registered(installer_server, url)) == 2
+    assert len(registered(discovery_server, url)) == 2

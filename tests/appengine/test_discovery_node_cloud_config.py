@@ -133,9 +133,9 @@ def test_bad_node_fields_are_refused_by_name(field: str, value: object) -> None:
 
 @pytest.mark.slow
 def test_etcd_configured_by_rendered_node_documents_forms_a_cluster(
-    installer_server: WsgiServer, members: MemberFactory, tmp_path: Path
+    discovery_server: WsgiServer, members: MemberFactory, tmp_path: Path
 ) -> None:
-    url = new_discovery_url(installer_server, 3)
+    url = new_discovery_url(discovery_server, 3)
     cluster = []
     for i in range(3):
         # The launcher's own flags are ignored: etcd --config-file reads only the file.

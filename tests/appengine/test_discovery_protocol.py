@@ -181,9 +181,9 @@ def test_directory_watch_never_reports_config(discovery_client: FlaskClient) -> 
 
 
 def test_watch_answers_a_member_that_registers_while_it_waits(
-    installer_server: WsgiServer,
+    discovery_server: WsgiServer,
 ) -> None:
-    url = requests.get(f"{installer_server.url}/new?size=2", timeout=5).text
+    url = requests.get(f"{discovery_server.url}/new?size=2", timeout=5).text
     answers: list[requests.Response] = []
     watcher = threading.Thread(
         target=lambda: answers.append(
@@ -321,9 +321,9 @@ def test_bad_requests_get_the_v2_error_and_change_nothing(
 
 
 def test_simultaneous_registrations_never_share_an_index_or_lose_a_member(
-    installer_server: WsgiServer,
+    discovery_server: WsgiServer,
 ) -> None:
-    url = requests.get(f"{installer_server.url}/new?size=9", timeout=5).text
+    url = requests.get(f"{discovery_server.url}/new?size=9", timeout=5).text
     ids = [f"{i:x}{i:x}" for i in range(1, 10)]
     start = threading.Barrier(len(ids))
     answers: dict[str, requests.Response] = {}
@@ -353,9 +353,9 @@ def test_simultaneous_registrations_never_share_an_index_or_lose_a_member(
 
 
 def test_the_same_member_registering_twice_at_once_gets_in_once(
-    installer_server: WsgiServer,
+    discovery_server: WsgiServer,
 ) -> None:
-    url = requests.get(f"{installer_server.url}/new?size=3", timeout=5).text
+    url = requests.get(f"{discovery_server.url}/new?size=3", timeout=5).text
     start = threading.Barrier(4)
     codes: list[int] = []
 
