@@ -28,6 +28,19 @@ class ConfigError(RuntimeError):
     """The app cannot start as configured; the message says what to set."""
 
 
+def _validate_mode(name: str) -> bool | str:
+    try:
+        return _VALIDATE_MODES[name]
+    except KeyError:
+        raise ConfigError(
+            f"VULCANO_VALIDATE_WITH_TOOLS={name!r}: use one of {', '.join(_VALIDATE_MODES)}"
+        ) from None
+
+
+def _on_app_engine() -> bool:
+    return os.environ.get("GAE_ENV", "").startswith("standard")
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the installer app."""
     app = Flask(__name__, instance_relative_config=True)
@@ -38,8 +51,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         # CSRF tokens live as long as the session: a form left open for hours still works.
         WTF_CSRF_TIME_LIMIT=None,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=_on_app_engine(),
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
-        VALIDATE_WITH_TOOLS=_VALIDATE_MODES[os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")],
+        VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -49,7 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from appengine import db, discovery, installs, redact
 
     redact.install()
-    if os.environ.get("GAE_ENV", "").startswith("standard"):
+    if _on_app_engine():
         # App Engine's front end terminates TLS: trust its X-Forwarded-Proto, one hop.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     csrf.init_app(app)
