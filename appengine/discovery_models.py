@@ -214,12 +214,19 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         return token
 
     def members(self) -> list[DiscoveryMember]:
-        """Every member that registered, in registration (createdIndex) order."""
+        """The members registered as of this entity's index, in createdIndex order.
+
+        The query runs after the token was read, so it may already see members that
+        registered since; they are left for the next read. A listing that showed them
+        with the older index would hand etcd's watch (from index + 1) the same member
+        twice, and etcd exits on a duplicate.
+        """
         found: list[DiscoveryMember] = DiscoveryMember.query(ancestor=self.key).fetch(
             use_cache=False, **_RPC
         )
-        found.sort(key=lambda m: m.created_index)
-        return found
+        snapshot = [m for m in found if m.created_index <= self.index]
+        snapshot.sort(key=lambda m: m.created_index)
+        return snapshot
 
 
 class DiscoveryMember(ndb.Model):  # type: ignore[misc]  # ndb is untyped

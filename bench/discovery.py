@@ -133,7 +133,9 @@ def run(rounds: int, log: Callable[[str], None]) -> list[Row]:
         log("starting the Cloud Datastore emulator and the installer (gunicorn)…")
         with (
             services.datastore_emulator(project="vulcano-bench") as emulator,
-            installer_server(emulator, root / "installer.log", threads=16, validate="off") as srv,
+            installer_server(
+                emulator, root / "installer.log", workers=2, threads=8, validate="off"
+            ) as srv,
         ):
             for n in range(rounds):
                 for row in rows:

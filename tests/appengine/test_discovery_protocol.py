@@ -394,3 +394,37 @@ def test_discovery_tokens_never_reach_the_access_log(
     assert "/_config/size" in log
     assert token not in log
     assert "f" * 32 not in log
+
+
+def test_listings_taken_during_registrations_never_show_a_member_past_x_etcd_index(
+    discovery_server: WsgiServer,
+) -> None:
+    # etcd watches from X-Etcd-Index + 1: a listed member past it would be seen twice.
+    violations: list[str] = []
+    listings = 0
+    for _ in range(3):
+        url = requests.get(f"{discovery_server.url}/new?size=9", timeout=5).text
+        done = threading.Event()
+
+        def register_all(url: str = url, done: threading.Event = done) -> None:
+            for i in range(1, 10):
+                requests.put(
+                    f"{url}/{i:x}",
+                    params={"prevExist": "false"},
+                    data={"value": f"n{i}=http://127.0.0.1:2380"},
+                    timeout=30,
+                )
+            done.set()
+
+        writer = threading.Thread(target=register_all)
+        writer.start()
+        while not done.is_set():
+            listing = requests.get(url, timeout=10)
+            listings += 1
+            index = int(listing.headers["X-Etcd-Index"])
+            for n in listing.json()["node"]["nodes"]:
+                if n["createdIndex"] > index:
+                    violations.append(f"{n['key']} at {n['createdIndex']} > {index}")
+        writer.join(60)
+    assert listings > 0
+    assert violations == []
