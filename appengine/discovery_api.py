@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -284,6 +286,42 @@ def _wait_index(current: int) -> int:
     return since if since > 0 else current + 1
 
 
+class _Wakeups:
+    """Wakes this process's waiting watches on a token when a member registers here.
+
+    Watches served by other processes (gunicorn workers, App Engine instances) see the
+    member at their next poll of Datastore; this only spares same-process watches that
+    wait. A registration landing between a watch's read and its wait is seen at the
+    next poll too.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._generation: dict[str, int] = {}
+        self._waiting: Counter[str] = Counter()
+
+    def wait(self, token: str, timeout: float) -> None:
+        with self._changed:
+            self._waiting[token] += 1
+            seen = self._generation.get(token, 0)
+            try:
+                self._changed.wait_for(lambda: self._generation.get(token, 0) != seen, timeout)
+            finally:
+                self._waiting[token] -= 1
+                if self._waiting[token] == 0:
+                    del self._waiting[token]
+                    self._generation.pop(token, None)
+
+    def notify(self, token: str) -> None:
+        with self._changed:
+            if token in self._waiting:
+                self._generation[token] = self._generation.get(token, 0) + 1
+                self._changed.notify_all()
+
+
+_wakeups = _Wakeups()
+
+
 def _poll_delays() -> Iterator[float]:
     delay = policy.DISCOVERY_WATCH_POLL_FIRST
     while True:
@@ -325,7 +363,7 @@ def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Respo
             response = Response(b"", status=200, mimetype="application/json")
             response.headers["X-Etcd-Index"] = str(current.index)
             return response
-        time.sleep(min(next(delays), left))
+        _wakeups.wait(target.token, min(next(delays), left))
         current = DiscoveryToken.lookup(target.token)
     raise KeyNotFound(target.key)
 
@@ -349,6 +387,7 @@ def _put(target: _Target, directory: DiscoveryToken) -> Response:
         raise KeyNotFound(target.key) from None
     except NodeExists as exc:
         raise NodeExists(target.key, index=exc.index) from None
+    _wakeups.notify(target.token)
     body = {"action": "create", "node": _member_node(member, target)}
     return _json(body, 201, member.created_index)
 

@@ -33,7 +33,7 @@ SIZES = (3, 5)
 GOAL = 1.5
 FORM_TIMEOUT = 60.0
 POLL = 0.01
-HTTP_TIMEOUT = 2.0
+HTTP_TIMEOUT = 10.0
 
 
 def _json(url: str, body: bytes | None = None) -> object:
