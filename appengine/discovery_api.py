@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,6 +39,7 @@ from appengine.discovery_models import (
     parse_size,
     register,
 )
+from appengine.discovery_watch import member_registered, next_member
 
 log = logging.getLogger(__name__)
 
@@ -286,55 +284,10 @@ def _wait_index(current: int) -> int:
     return since if since > 0 else current + 1
 
 
-class _Wakeups:
-    """Wakes this process's waiting watches on a token when a member registers here.
-
-    Watches served by other processes (gunicorn workers, App Engine instances) see the
-    member at their next poll of Datastore; this only spares same-process watches that
-    wait. A registration landing between a watch's read and its wait is seen at the
-    next poll too.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._generation: dict[str, int] = {}
-        self._waiting: Counter[str] = Counter()
-
-    def wait(self, token: str, timeout: float) -> None:
-        with self._changed:
-            self._waiting[token] += 1
-            seen = self._generation.get(token, 0)
-            try:
-                self._changed.wait_for(lambda: self._generation.get(token, 0) != seen, timeout)
-            finally:
-                self._waiting[token] -= 1
-                if self._waiting[token] == 0:
-                    del self._waiting[token]
-                    self._generation.pop(token, None)
-
-    def notify(self, token: str) -> None:
-        with self._changed:
-            if token in self._waiting:
-                self._generation[token] = self._generation.get(token, 0) + 1
-                self._changed.notify_all()
-
-
-_wakeups = _Wakeups()
-
-
-def _poll_delays() -> Iterator[float]:
-    delay = policy.DISCOVERY_WATCH_POLL_FIRST
-    while True:
-        yield delay
-        delay = min(policy.DISCOVERY_WATCH_POLL_MAX, delay * policy.DISCOVERY_WATCH_POLL_FACTOR)
-
-
 def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Response:
     """Answer the first member created at or after waitIndex that the watch covers.
 
-    Only member creations are events here: `_config` never changes and members are
-    never deleted. With none, answer 200 with an empty body at the watch timeout and
-    etcd asks again.
+    With none before the watch timeout, answer 200 with an empty body: etcd asks again.
     """
     since = _wait_index(directory.index)
     covers: Callable[[DiscoveryMember], bool]
@@ -347,25 +300,15 @@ def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Respo
     timeout = float(
         current_app.config.get("DISCOVERY_WATCH_TIMEOUT", policy.DISCOVERY_WATCH_TIMEOUT)
     )
-    deadline = time.monotonic() + timeout
-    delays = _poll_delays()
-    searched_up_to = since - 1
-    current: DiscoveryToken | None = directory
-    while current is not None:
-        if current.index > searched_up_to:
-            for member in current.members():
-                if member.created_index >= since and covers(member):
-                    body = {"action": "create", "node": _member_node(member, target)}
-                    return _json(body, 200, current.index)
-            searched_up_to = current.index
-        left = deadline - time.monotonic()
-        if left <= 0:
-            response = Response(b"", status=200, mimetype="application/json")
-            response.headers["X-Etcd-Index"] = str(current.index)
-            return response
-        _wakeups.wait(target.token, min(next(delays), left))
-        current = DiscoveryToken.lookup(target.token)
-    raise KeyNotFound(target.key)
+    try:
+        member, index = next_member(directory, since, covers, timeout)
+    except KeyNotFound:
+        raise KeyNotFound(target.key) from None
+    if member is None:
+        response = Response(b"", status=200, mimetype="application/json")
+        response.headers["X-Etcd-Index"] = str(index)
+        return response
+    return _json({"action": "create", "node": _member_node(member, target)}, 200, index)
 
 
 def _put(target: _Target, directory: DiscoveryToken) -> Response:
@@ -387,7 +330,7 @@ def _put(target: _Target, directory: DiscoveryToken) -> Response:
         raise KeyNotFound(target.key) from None
     except NodeExists as exc:
         raise NodeExists(target.key, index=exc.index) from None
-    _wakeups.notify(target.token)
+    member_registered(target.token)
     body = {"action": "create", "node": _member_node(member, target)}
     return _json(body, 201, member.created_index)
 
