@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from google.api_core import exceptions as core_exceptions
 from google.cloud import ndb
 
 from appengine import policy
@@ -250,34 +252,61 @@ class DiscoveryMember(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         return pairs
 
 
+# Errors after which a registration transaction is tried again. Aborted is a lost race:
+# nothing was committed. The others leave the commit's outcome unknown.
+_RETRIED = (
+    core_exceptions.Aborted,
+    core_exceptions.DeadlineExceeded,
+    core_exceptions.InternalServerError,
+    core_exceptions.ServiceUnavailable,
+    core_exceptions.Unknown,
+)
+
+
 def register(token: str, member_id: str, value: str) -> DiscoveryMember:
     """Create the member under the token with the token's next index, in one transaction.
 
-    Raises KeyNotFound for an unknown token and NodeExists (carrying the token's current
-    index in `.index`) when the member is already there.
+    A transaction that loses a race with another registration is tried again, quickly
+    (ndb's own retries wait a second or more). Raises KeyNotFound for an unknown token
+    and NodeExists (carrying the token's current index) when the member is already there.
     """
     if not is_member_id(member_id):
         raise InvalidField("key must be a member id: 1 to 16 lowercase hex digits")
     if _TOKEN.fullmatch(token) is None:
         raise KeyNotFound("token")
     token_key = ndb.Key(DiscoveryToken, token)
+    member_key = ndb.Key(DiscoveryMember, member_id, parent=token_key)
 
-    def create() -> DiscoveryMember:
-        directory: DiscoveryToken | None = token_key.get(use_cache=False, **_TXN_RPC)
+    def create() -> tuple[DiscoveryMember, bool, int]:
+        directory, existing = ndb.get_multi([token_key, member_key], use_cache=False, **_TXN_RPC)
         if directory is None:
             raise KeyNotFound("token")
-        member_key = ndb.Key(DiscoveryMember, member_id, parent=token_key)
-        if member_key.get(use_cache=False, **_TXN_RPC) is not None:
-            raise NodeExists("member", index=directory.index)
+        if existing is not None:
+            return existing, False, directory.index
         directory.index += 1
         member = DiscoveryMember(
             key=member_key, value=value, created_index=directory.index, created=_now()
         )
         ndb.put_multi([directory, member])  # committed with the transaction
-        return member
+        return member, True, directory.index
 
-    member: DiscoveryMember = ndb.transaction(create, retries=policy.DISCOVERY_REGISTER_RETRIES)
-    return member
+    deadline = time.monotonic() + policy.DISCOVERY_REGISTER_DEADLINE
+    outcome_unknown = False
+    failure: Exception | None = None
+    for _ in policy.DISCOVERY_REGISTER_BACKOFF.sleep_until(deadline):
+        try:
+            attempt: tuple[DiscoveryMember, bool, int] = ndb.transaction(create, retries=0)
+        except _RETRIED as exc:
+            outcome_unknown = outcome_unknown or not isinstance(exc, core_exceptions.Aborted)
+            failure = exc
+            continue
+        member, created, index = attempt
+        if created or (outcome_unknown and member.value == value):
+            # The second case: our own earlier attempt did commit; etcd must not see a 412.
+            return member
+        raise NodeExists("member", index=index)
+    assert failure is not None
+    raise failure
 
 
 def delete_older_than(max_age: timedelta, batch: int = policy.DISCOVERY_CLEANUP_BATCH) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from vulcano.policy import Backoff
+
 # One Datastore RPC (lookup, commit). Well under App Engine's 60 s request deadline.
 DATASTORE_TIMEOUT = 10.0
 # ndb retries transient Datastore errors (UNAVAILABLE, DEADLINE_EXCEEDED) with backoff.
@@ -29,10 +31,12 @@ DISCOVERY_WATCH_POLL_FIRST = 0.05
 DISCOVERY_WATCH_POLL_MAX = 0.5
 DISCOVERY_WATCH_POLL_FACTOR = 1.5
 
-# Member registration is one Datastore transaction on the token entity; up to 9 members
-# that register at the same instant contend on it, so the losers retry more than
-# TRANSACTION_RETRIES times.
-DISCOVERY_REGISTER_RETRIES = 12
+# Member registration is one Datastore transaction on the token entity; members that
+# register at the same instant contend on it. The losers try again with this backoff
+# (ndb's own starts at a second) until this deadline, under the 5 s etcd gives the PUT:
+# a failed registration makes etcd exit.
+DISCOVERY_REGISTER_BACKOFF = Backoff(initial=0.01, maximum=0.2)
+DISCOVERY_REGISTER_DEADLINE = 4.0
 
 # Tokens older than this are deleted by the cron handler, with their members.
 # App config: DISCOVERY_TOKEN_MAX_AGE (seconds).
