@@ -1,11 +1,12 @@
 """Cluster formation through the installer's discovery service, against a static bootstrap.
 
-Starts the real Cloud Datastore emulator and the installer under gunicorn (threads, as on
-App Engine; production watch timeout), then, for 3 and for 5 members, alternates rounds
-of: N real etcd 3.4 processes on loopback started with `--discovery=<installer URL>`, and
-the same N started with a static `--initial-cluster`. A round's time runs from starting
-the processes until every member answers healthy and lists N members. Prints a table of
-medians and the ratio discovery / static (goal: at most 1.5).
+Starts the real Cloud Datastore emulator and the installer under gunicorn (2 workers x 8
+threads, as app.yaml runs it; production watch timeout), then, for 3 and for 5 members,
+alternates rounds of: N real etcd 3.4 processes on loopback started with
+`--discovery=<installer URL>`, and the same N started with a static `--initial-cluster`.
+A round's time runs from starting the processes until every member answers healthy and
+lists N members. Prints a table of medians and the ratio discovery / static (goal: at
+most 1.5).
 
 Run with `python -m bench.discovery` (or `nox -s bench -- discovery`).
 """
