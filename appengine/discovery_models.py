@@ -149,27 +149,25 @@ def parse_peers(value: str) -> list[tuple[str, str]]:
 
 
 def _check_peer_url(url: str) -> str:
+    bad = InvalidForm("peer URL must be http(s)://host:port")
+    if not url.isprintable() or " " in url:
+        raise bad
     parts = urlsplit(url)
     try:
-        port = parts.port
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a port
     except ValueError:
-        port = None
-        bad_port = True
-    else:
-        bad_port = False
+        raise bad from None
+    host_and_port = parts.netloc.rsplit("]", 1)[-1]  # past an IPv6 literal's colons
     if (
         parts.scheme not in {"http", "https"}
         or not parts.hostname
-        or bad_port
-        or (port is None and ":" in parts.netloc.rsplit("]", 1)[-1])
+        or host_and_port.endswith(":")
         or parts.username is not None
         or parts.path not in {"", "/"}
         or parts.query
         or parts.fragment
-        or not url.isprintable()
-        or " " in url
     ):
-        raise InvalidForm("peer URL must be http(s)://host:port")
+        raise bad
     return url
 
 
