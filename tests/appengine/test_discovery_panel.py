@@ -86,6 +86,7 @@ def test_the_page_shows_registered_members_in_order(
     assert re.findall(r'<td class="discovery-name">([^<]*)</td>', page) == ["alpha", "beta"]
     assert "2 of 3" in page
     assert "waiting for more" in page
+    assert f"--discovery http://localhost{directory}</pre>" in page
     assert "discovery-warning" not in page
 
 
@@ -98,6 +99,7 @@ def test_the_page_warns_when_more_tried_to_join_than_the_size_allows(
     page = discovery_client.get(f"/installs/{install_token}").text
     assert re.findall(r'<td class="discovery-name">([^<]*)</td>', page) == ["first"]
     assert "1 of 1" in page and "cluster complete" in page
+    assert "discovery-command" not in page
     warning = re.search(r'<p class="discovery-warning error">(.*?)</p>', page, re.S)
     assert warning is not None
     assert "1 more member" in warning.group(1)
