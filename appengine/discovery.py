@@ -39,6 +39,7 @@ from appengine.discovery_models import (
     parse_size,
 )
 from appengine.models import Install
+from appengine.redact import REQUEST_LOGGERS
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ bp.register_blueprint(api)
 # A discovery token wherever it stands alone in a log line (a request path, say).
 _TOKEN_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
 _REDACTED = "<discovery-token>"
-# Loggers that see request paths, as appengine.redact lists them, plus this package's.
-_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "appengine")
 
 
 class _TokenFilter(logging.Filter):
@@ -65,7 +64,8 @@ class _TokenFilter(logging.Filter):
 
 @bp.record_once
 def _redact_tokens(state: BlueprintSetupState) -> None:
-    for name in _LOGGERS:
+    # The same loggers appengine.redact keeps install tokens out of.
+    for name in REQUEST_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _TokenFilter) for f in logger.filters):
             logger.addFilter(_TokenFilter())
