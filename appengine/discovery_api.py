@@ -76,7 +76,7 @@ def _error(exc: DiscoveryError, index: int) -> Response:
     }
     response = _json(body, exc.status, index)
     if isinstance(exc, MethodNotAllowed):
-        response.headers["Allow"] = ", ".join(_ALLOWED)
+        response.headers["Allow"] = "GET" if request.path == "/new" else ", ".join(_ALLOWED)
     return response
 
 

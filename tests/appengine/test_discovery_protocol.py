@@ -86,6 +86,7 @@ def test_new_refuses_other_methods(
 ) -> None:
     answer = discovery_client.open("/new?size=3", method=method)
     assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET"
     if method != "HEAD":
         assert v2_error(answer) == (405, 209)
     assert count_entities(discovery_app, DiscoveryToken) == 0
