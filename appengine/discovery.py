@@ -1,7 +1,172 @@
-"""The etcd v2 discovery service, as etcd 3.4's --discovery speaks it."""
+"""The discovery service's place in the installer: the API, the install panel, the cron.
+
+The v2 protocol itself lives in `appengine.discovery_api`, its Datastore models in
+`appengine.discovery_models`. This blueprint nests the API, lets an install page make a
+token tied to the install, shows who registered, and deletes old tokens on cron.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
+from werkzeug.wrappers import Response as BaseResponse
+
+from appengine import policy
+from appengine.discovery_api import api, discovery_url
+from appengine.discovery_models import (
+    MAX_SIZE,
+    MIN_SIZE,
+    BadSize,
+    DiscoveryMember,
+    DiscoveryToken,
+    delete_older_than,
+    parse_size,
+)
+from appengine.models import Install
+from appengine.redact import REQUEST_LOGGERS
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("discovery", __name__)
+bp.register_blueprint(api)
+
+# A discovery token wherever it stands alone in a log line (a request path, say).
+_TOKEN_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
+_REDACTED = "<discovery-token>"
+
+
+class _TokenFilter(logging.Filter):
+    """Rewrite each record with discovery tokens replaced: they are secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _TOKEN_IN_TEXT.search(message):
+            record.msg = _TOKEN_IN_TEXT.sub(_REDACTED, message)
+            record.args = None
+        return True
+
+
+@bp.record_once
+def _redact_tokens(state: BlueprintSetupState) -> None:
+    # The same loggers appengine.redact keeps install tokens out of.
+    for name in REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TokenFilter) for f in logger.filters):
+            logger.addFilter(_TokenFilter())
+
+
+@bp.route("/cron/discovery/cleanup", methods=["GET"])
+def cleanup() -> Response:
+    """Delete tokens older than DISCOVERY_TOKEN_MAX_AGE seconds; App Engine cron only."""
+    # App Engine strips X-Appengine-Cron from every request that cron did not send.
+    if request.headers.get("X-Appengine-Cron") != "true":
+        return Response("cron only\n", status=403, mimetype="text/plain")
+    max_age = current_app.config.get("DISCOVERY_TOKEN_MAX_AGE", policy.DISCOVERY_TOKEN_MAX_AGE)
+    deleted = delete_older_than(timedelta(seconds=float(max_age)))
+    log.info("discovery cleanup deleted %d tokens", deleted)
+    return Response(f"deleted {deleted}\n", mimetype="text/plain")
+
+
+# --- the install page's panel -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelMember:
+    """A registered member as the install page shows it."""
+
+    member_id: str
+    name: str
+    peer_urls: tuple[str, ...]
+    index: int
+
+    @classmethod
+    def of(cls, member: DiscoveryMember) -> PanelMember:
+        peers = member.peers()
+        names = dict.fromkeys(name for name, _ in peers)
+        return cls(
+            member.member_id, ", ".join(names), tuple(u for _, u in peers), member.created_index
+        )
+
+
+@dataclass(frozen=True)
+class PanelToken:
+    """One discovery URL of an install and who registered under it.
+
+    etcd's members take the first `size` registrations (by index) as the cluster; any
+    later registration is a member that found the cluster full and became a proxy or
+    exited. Members that saw it full before registering leave no trace here.
+    """
+
+    url: str
+    size: int
+    created: datetime
+    members: tuple[PanelMember, ...]
+    extra: tuple[PanelMember, ...]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.members) == self.size
+
+
+def panel_tokens(install: Install) -> list[PanelToken]:
+    """The install's discovery URLs, newest first, with their members."""
+    tokens = []
+    for token in DiscoveryToken.for_install(install.key):
+        registered = [PanelMember.of(m) for m in token.members()]
+        tokens.append(
+            PanelToken(
+                url=discovery_url(token.token),
+                size=token.size,
+                created=token.created,
+                members=tuple(registered[: token.size]),
+                extra=tuple(registered[token.size :]),
+            )
+        )
+    return tokens
+
+
+def default_size(install: Install) -> int:
+    """An odd etcd size that fits the install's cluster: 1, 3 or 5."""
+    nodes = int(install.size or 1)
+    return 1 if nodes < 3 else 3 if nodes < 5 else 5
+
+
+@bp.app_context_processor
+def _panel_helpers() -> dict[str, Any]:
+    return {
+        "discovery_tokens": panel_tokens,
+        "discovery_default_size": default_size,
+        "discovery_sizes": range(MIN_SIZE, MAX_SIZE + 1),
+    }
+
+
+@bp.post("/installs/<token>/discovery")
+def create_for_install(token: str) -> BaseResponse | tuple[str, int]:
+    """The install page's button: a discovery URL tied to this install."""
+    install = Install.get_by_token(token)
+    if install is None:
+        abort(404, "token: no install has this token (it may have been deleted)")
+    try:
+        size = parse_size(request.form.get("size", ""))
+    except BadSize as exc:
+        return render_template("error.html", code=400, message=f"size: {exc.cause}"), 400
+    DiscoveryToken.create(size, install=install.key)
+    log.info("made a discovery token of size %d for an install", size)
+    flash(f"New etcd discovery URL for {size} member{'s' if size > 1 else ''}: see below.")
+    return redirect(url_for("installs.show", token=token, _anchor="discovery"), code=303)

@@ -1,6 +1,14 @@
-"""The installer's timeouts and retries, named, in one place."""
+"""The installer's timeouts, polling intervals and retries, named, in one place.
+
+App config keys of the same name override the defaults where said; a literal timeout
+anywhere else in appengine/ is a bug.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
+
+from vulcano.policy import Backoff
 
 # One Datastore RPC (lookup, commit). Well under App Engine's 60 s request deadline.
 DATASTORE_TIMEOUT = 10.0
@@ -8,3 +16,31 @@ DATASTORE_TIMEOUT = 10.0
 DATASTORE_RETRIES = 3
 # A transaction that lost a race to a concurrent one is retried this many times.
 TRANSACTION_RETRIES = 3
+
+# --- etcd v2 discovery ---------------------------------------------------------------
+
+# A discovery watch that sees no new member answers 200 with an empty body after this
+# long, and etcd simply asks again. Under App Engine's and gunicorn's request deadlines.
+# App config: DISCOVERY_WATCH_TIMEOUT (seconds).
+DISCOVERY_WATCH_TIMEOUT = 20.0
+
+# A waiting watch looks the token up again after this long; the interval grows by
+# DISCOVERY_WATCH_POLL_FACTOR up to DISCOVERY_WATCH_POLL_MAX, so members that start
+# together find each other within milliseconds and an idle watch costs ~2 reads a second.
+DISCOVERY_WATCH_POLL_FIRST = 0.05
+DISCOVERY_WATCH_POLL_MAX = 0.5
+DISCOVERY_WATCH_POLL_FACTOR = 1.5
+
+# Member registration is one Datastore transaction on the token entity; members that
+# register at the same instant contend on it. The losers try again with this backoff
+# (ndb's own starts at a second) until this deadline, under the 5 s etcd gives the PUT:
+# a failed registration makes etcd exit.
+DISCOVERY_REGISTER_BACKOFF = Backoff(initial=0.01, maximum=0.2)
+DISCOVERY_REGISTER_DEADLINE = 4.0
+
+# Tokens older than this are deleted by the cron handler, with their members.
+# App config: DISCOVERY_TOKEN_MAX_AGE (seconds).
+DISCOVERY_TOKEN_MAX_AGE = timedelta(days=7).total_seconds()
+
+# One cron run deletes at most this many tokens; the next run continues.
+DISCOVERY_CLEANUP_BATCH = 200

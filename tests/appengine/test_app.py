@@ -57,6 +57,7 @@ def test_install_page_has_room_for_the_discovery_panel(client: FlaskClient, app:
     app.jinja_loader = jinja2.ChoiceLoader(
         [jinja2.DictLoader({"discovery/_panel.html": panel}), app.jinja_loader]
     )
+    app.jinja_env.cache.clear()  # the real panel (discovery branch) was loaded above
     page = client.get(f"/installs/{token}").text
     assert f"<div id='discovery-panel'>prod {len(token)}</div>" in page
 

@@ -1,0 +1,365 @@
+"""The etcd v2 discovery protocol, as etcd 3.4's --discovery speaks it.
+
+`GET /new?size=N` answers a discovery URL, `<host>/discovery/<token>`. etcd keeps the
+whole URL path as its discovery directory, so every key below is that path: the
+directory itself, `_config/size`, and one key per member named after its member id.
+Every answer that is not 2xx is the v2 error JSON `{errorCode, message, cause, index}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, current_app, request, url_for
+from google.cloud import ndb
+from werkzeug.exceptions import HTTPException
+
+from appengine import csrf, policy
+from appengine.discovery_models import (
+    CONFIG_INDEX,
+    BodyTooLarge,
+    DiscoveryError,
+    DiscoveryMember,
+    DiscoveryToken,
+    IndexNaN,
+    InternalError,
+    InvalidField,
+    InvalidForm,
+    KeyNotFound,
+    MethodNotAllowed,
+    NodeExists,
+    ValueRequired,
+    is_member_id,
+    parse_peers,
+    parse_size,
+    register,
+)
+from appengine.discovery_watch import member_registered, next_member
+
+log = logging.getLogger(__name__)
+
+# Nested in appengine.discovery.bp; its error handlers answer v2 JSON for its views only.
+api = Blueprint("api", __name__)
+
+PREFIX = "/discovery"
+CONFIG = "_config"
+SIZE = "size"
+# Every method a client might try gets the v2 error JSON; only these do something.
+_ALLOWED = ("GET", "HEAD", "PUT")
+_ROUTED = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+# A registration form is one short `value`; anything bigger is not from etcd.
+_MAX_BODY = 4096
+_BOOL_ARGS = ("wait", "recursive", "sorted", "quorum", "stream")
+
+
+# --- responses ------------------------------------------------------------------------
+
+
+def _json(body: dict[str, Any], status: int, index: int) -> Response:
+    text = json.dumps(body, separators=(",", ":")) + "\n"
+    response = Response(text, status=status, mimetype="application/json")
+    response.headers["X-Etcd-Index"] = str(index)
+    return response
+
+
+def _error(exc: DiscoveryError, index: int) -> Response:
+    body = {
+        "errorCode": exc.error_code,
+        "message": exc.message,
+        "cause": exc.cause,
+        "index": exc.index if exc.index is not None else index,
+    }
+    response = _json(body, exc.status, index)
+    if isinstance(exc, MethodNotAllowed):
+        response.headers["Allow"] = "GET" if request.path == "/new" else ", ".join(_ALLOWED)
+    return response
+
+
+@api.errorhandler(DiscoveryError)
+def _discovery_error(exc: DiscoveryError) -> Response:
+    return _error(exc, 0)
+
+
+@api.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    error: DiscoveryError
+    if exc.code == 404:
+        error = KeyNotFound(request.path)
+    elif exc.code == 405:
+        error = MethodNotAllowed(f"method {request.method} is not allowed")
+    elif exc.code == 413:
+        error = BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
+    elif exc.code is not None and exc.code < 500:
+        error = InvalidField(exc.description or exc.name)
+    else:
+        error = InternalError("the discovery service failed; try again")
+    return _error(error, 0)
+
+
+@api.app_errorhandler(405)
+def _unrouted_method(exc: HTTPException) -> Response | HTTPException:
+    # A method no route lists (PROPFIND, say) is refused by routing, before any blueprint
+    # is chosen: answer it in v2 JSON under our paths, and leave every other path alone.
+    if request.path == "/new" or request.path.startswith(request.script_root + PREFIX):
+        return _error(MethodNotAllowed(f"method {request.method} is not allowed"), 0)
+    return exc
+
+
+@api.errorhandler(Exception)
+def _internal_error(exc: Exception) -> Response:
+    # etcd retries a 5xx GET with backoff; the error JSON keeps its client talking.
+    log.error("discovery request failed: %s", type(exc).__name__, exc_info=exc)
+    return _error(InternalError("the discovery service failed; try again"), 0)
+
+
+# --- /new -----------------------------------------------------------------------------
+
+
+def discovery_url(token: str) -> str:
+    """The URL etcd's --discovery takes for this token, on the host that was asked."""
+    return url_for("discovery.api.keys", subpath=token, _external=True)
+
+
+@api.route("/new", methods=_ROUTED)
+def new() -> Response:
+    """Create an anonymous token, as discovery.etcd.io did; answer its URL as text."""
+    if request.method != "GET":  # not even HEAD: it would make a token nobody sees
+        raise MethodNotAllowed(f"method {request.method} is not allowed")
+    size = parse_size(request.args.get("size"))
+    _, token = DiscoveryToken.create(size)
+    return Response(discovery_url(token), mimetype="text/plain")
+
+
+# --- the keys under a token -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The key a request names: the token's directory and the path below it."""
+
+    token: str
+    rest: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, subpath: str) -> _Target:
+        parts = tuple(p for p in subpath.split("/") if p)
+        if not parts:
+            raise KeyNotFound(request.script_root + PREFIX)
+        return cls(parts[0], parts[1:])
+
+    @property
+    def directory(self) -> str:
+        return f"{request.script_root}{PREFIX}/{self.token}"
+
+    @property
+    def key(self) -> str:
+        return "/".join([self.directory, *self.rest])
+
+    @property
+    def is_directory(self) -> bool:
+        return self.rest == ()
+
+    @property
+    def member_id(self) -> str | None:
+        if len(self.rest) == 1 and is_member_id(self.rest[0]):
+            return self.rest[0]
+        return None
+
+    def is_config(self) -> bool:
+        return self.rest in ((CONFIG,), (CONFIG, SIZE))
+
+
+@api.route(PREFIX, defaults={"subpath": ""}, methods=_ROUTED, strict_slashes=False)
+@api.route(f"{PREFIX}/<path:subpath>", methods=_ROUTED)
+def keys(subpath: str) -> Response:
+    """One etcd v2 keys request under a discovery token."""
+    target = _Target.parse(subpath)
+    directory = DiscoveryToken.lookup(target.token)
+    if directory is None:
+        raise KeyNotFound(target.key)
+    try:
+        if request.method in ("GET", "HEAD"):
+            return _get(target, directory)
+        if request.method == "PUT":
+            return _put(target, directory)
+        raise MethodNotAllowed(f"method {request.method} is not allowed")
+    except DiscoveryError as exc:
+        return _error(exc, directory.index)
+
+
+# etcd registers with a bare PUT: the token in the path is the credential, not a cookie.
+csrf.exempt(new)
+csrf.exempt(keys)
+
+
+def _bool_arg(name: str) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        return False
+    if raw.lower() in ("true", "1", "t"):
+        return True
+    if raw.lower() in ("false", "0", "f"):
+        return False
+    raise InvalidField(f"invalid value for {name}")
+
+
+def _config_node(directory: DiscoveryToken, target: _Target, with_size: bool) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "key": f"{target.directory}/{CONFIG}",
+        "dir": True,
+        "modifiedIndex": CONFIG_INDEX,
+        "createdIndex": CONFIG_INDEX,
+    }
+    if with_size:
+        config["nodes"] = [_size_node(directory, target)]
+    return config
+
+
+def _size_node(directory: DiscoveryToken, target: _Target) -> dict[str, Any]:
+    return {
+        "key": f"{target.directory}/{CONFIG}/{SIZE}",
+        "value": str(directory.size),
+        "modifiedIndex": CONFIG_INDEX,
+        "createdIndex": CONFIG_INDEX,
+    }
+
+
+def _member_node(member: DiscoveryMember, target: _Target) -> dict[str, Any]:
+    return {
+        "key": f"{target.directory}/{member.member_id}",
+        "value": member.value,
+        "modifiedIndex": member.created_index,
+        "createdIndex": member.created_index,
+    }
+
+
+def _get(target: _Target, directory: DiscoveryToken) -> Response:
+    flags = {name: _bool_arg(name) for name in _BOOL_ARGS}
+    if flags["wait"]:
+        return _watch(target, directory, flags["recursive"])
+    if target.is_directory:
+        members = [_member_node(m, target) for m in directory.members()]
+        if flags["sorted"]:
+            members.sort(key=lambda n: n["key"])
+        node: dict[str, Any] = {
+            "key": target.directory,
+            "dir": True,
+            "nodes": [_config_node(directory, target, flags["recursive"]), *members],
+            "modifiedIndex": CONFIG_INDEX,
+            "createdIndex": CONFIG_INDEX,
+        }
+    elif target.rest == (CONFIG,):
+        node = _config_node(directory, target, True)
+    elif target.rest == (CONFIG, SIZE):
+        node = _size_node(directory, target)
+    else:
+        member = _lookup_member(directory, target)
+        if member is None:
+            raise KeyNotFound(target.key)
+        node = _member_node(member, target)
+    return _json({"action": "get", "node": node}, 200, directory.index)
+
+
+def _lookup_member(directory: DiscoveryToken, target: _Target) -> DiscoveryMember | None:
+    if target.member_id is None:
+        return None
+    member: DiscoveryMember | None = ndb.Key(
+        DiscoveryMember, target.member_id, parent=directory.key
+    ).get(use_cache=False, timeout=policy.DATASTORE_TIMEOUT, retries=policy.DATASTORE_RETRIES)
+    return member
+
+
+def _wait_index(current: int) -> int:
+    raw = request.args.get("waitIndex")
+    if raw is None or raw == "":
+        return current + 1
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        raise IndexNaN("waitIndex")
+    since = int(raw)
+    return since if since > 0 else current + 1
+
+
+def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Response:
+    """Answer the first member created at or after waitIndex that the watch covers.
+
+    With none before the watch timeout, answer 200 with an empty body: etcd asks again.
+    """
+    since = _wait_index(directory.index)
+    covers: Callable[[DiscoveryMember], bool]
+    if target.is_directory and recursive:
+        covers = lambda member: True  # noqa: E731
+    elif target.member_id is not None:
+        covers = lambda member: member.member_id == target.member_id  # noqa: E731
+    else:
+        covers = lambda member: False  # noqa: E731
+    timeout = float(
+        current_app.config.get("DISCOVERY_WATCH_TIMEOUT", policy.DISCOVERY_WATCH_TIMEOUT)
+    )
+    try:
+        member, index = next_member(directory, since, covers, timeout)
+    except KeyNotFound:
+        raise KeyNotFound(target.key) from None
+    if member is None:
+        response = Response(b"", status=200, mimetype="application/json")
+        response.headers["X-Etcd-Index"] = str(index)
+        return response
+    return _json({"action": "create", "node": _member_node(member, target)}, 200, index)
+
+
+def _put(target: _Target, directory: DiscoveryToken) -> Response:
+    if target.is_directory or target.is_config():
+        raise NodeExists(target.key)
+    member_id = target.member_id
+    if member_id is None:
+        raise InvalidField("key must be a member id: 1 to 16 lowercase hex digits")
+    for name in request.args:
+        if name != "prevExist":
+            raise InvalidField(f"{name} is not supported here")
+    if request.args.get("prevExist") != "false":
+        raise InvalidField("prevExist=false is required: a member registers once")
+    value = _form_value()
+    parse_peers(value)
+    try:
+        member = register(target.token, member_id, value)
+    except KeyNotFound:
+        raise KeyNotFound(target.key) from None
+    except NodeExists as exc:
+        raise NodeExists(target.key, index=exc.index) from None
+    member_registered(target.token)
+    body = {"action": "create", "node": _member_node(member, target)}
+    return _json(body, 201, member.created_index)
+
+
+def _form_value() -> str:
+    """The one `value` field of a urlencoded body, or the error that says what is wrong."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise InvalidForm("body must be application/x-www-form-urlencoded")
+    if request.content_length is not None and request.content_length > _MAX_BODY:
+        raise BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
+    raw = request.stream.read(_MAX_BODY + 1)
+    if len(raw) > _MAX_BODY:
+        raise BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
+    try:
+        fields = parse_qsl(
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(raw),
+            errors="strict",
+            max_num_fields=8,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidForm("body is not a urlencoded form") from None
+    values = [v for k, v in fields if k == "value"]
+    for name, _ in fields:
+        if name != "value":
+            raise InvalidField(f"{name} is not supported here")
+    if len(values) > 1:
+        raise InvalidForm("value given more than once")
+    if not values or values[0] == "":
+        raise ValueRequired("value")
+    return values[0]

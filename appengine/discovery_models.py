@@ -1,0 +1,321 @@
+"""Discovery tokens and the members that registered under them, in Datastore.
+
+A `DiscoveryToken` is one etcd v2 discovery directory. Its key name is the secret token
+itself, so a token is only ever compared by a key lookup. Members are its children
+(`DiscoveryMember`), so listing them is an ancestor query, strongly consistent. The
+token carries the directory's etcd index: `_config/size` was created at index 1 and each
+member registration takes the next index in the same transaction that creates the member.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from google.api_core import exceptions as core_exceptions
+from google.cloud import ndb
+
+from appengine import policy
+from vulcano.errors import VulcanoError
+
+# `_config/size` is created with the directory, at index 1.
+CONFIG_INDEX = 1
+MIN_SIZE = 1
+MAX_SIZE = 9
+DEFAULT_SIZE = 3
+# etcd writes "name=peerURL" per peer URL of the member; generous, but bounded.
+MAX_VALUE_LENGTH = 2048
+MAX_NAME_LENGTH = 255
+
+_RPC = {"timeout": policy.DATASTORE_TIMEOUT, "retries": policy.DATASTORE_RETRIES}
+# Inside a transaction the transaction itself is what is retried.
+_TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
+
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+# etcd 3.4 names its discovery key after the member id, a uint64 in lowercase hex.
+_MEMBER_ID = re.compile(r"[0-9a-f]{1,16}")
+
+
+class DiscoveryError(VulcanoError):
+    """Base of the discovery service's errors; each knows its HTTP status and v2 code."""
+
+    status = 400
+    error_code = 209
+    message = "Invalid field"
+
+    def __init__(self, cause: str, index: int | None = None) -> None:
+        super().__init__(f"{self.message}: {cause}")
+        self.cause = cause
+        self.index = index
+
+
+class KeyNotFound(DiscoveryError, LookupError):
+    """No such token, or no such key under it."""
+
+    status = 404
+    error_code = 100
+    message = "Key not found"
+
+
+class NodeExists(DiscoveryError):
+    """A create (`prevExist=false`) of a key that is already there."""
+
+    status = 412
+    error_code = 105
+    message = "Key already exists"
+
+
+class InvalidField(DiscoveryError, ValueError):
+    """A query parameter, key name or method the discovery service does not accept."""
+
+
+class ValueRequired(DiscoveryError, ValueError):
+    """A registration without a `value` field."""
+
+    error_code = 200
+    message = "Value is Required in POST form"
+
+
+class IndexNaN(DiscoveryError, ValueError):
+    """A `waitIndex` that is not an unsigned integer."""
+
+    error_code = 203
+    message = "The given index in POST form is not a number"
+
+
+class InvalidForm(DiscoveryError, ValueError):
+    """A registration body that is not a form, or whose value is not `name=peerURL,...`."""
+
+    error_code = 210
+    message = "Invalid POST form"
+
+
+class BodyTooLarge(InvalidForm):
+    """A registration body longer than any etcd member sends."""
+
+    status = 413
+
+
+class InternalError(DiscoveryError):
+    """Datastore (or this code) failed; etcd retries a GET that gets a 5xx."""
+
+    status = 500
+    error_code = 300
+    message = "Raft Internal Error"
+
+
+class MethodNotAllowed(DiscoveryError):
+    """A method other than GET, HEAD and PUT on a discovery key."""
+
+    status = 405
+
+
+class BadSize(InvalidField):
+    """A cluster size that is not an integer from MIN_SIZE to MAX_SIZE."""
+
+
+def parse_size(raw: str | None) -> int:
+    """The cluster size from `?size=`: an integer from 1 to 9, 3 when absent."""
+    if raw is None:
+        return DEFAULT_SIZE
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3):
+        raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
+    size = int(raw)
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
+    return size
+
+
+def is_member_id(name: str) -> bool:
+    return _MEMBER_ID.fullmatch(name) is not None
+
+
+def parse_peers(value: str) -> list[tuple[str, str]]:
+    """Check a registration value, `name=peerURL[,name=peerURL...]`; return its pairs."""
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidForm(f"value is longer than {MAX_VALUE_LENGTH} characters")
+    pairs = []
+    for item in value.split(","):
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            raise InvalidForm("value must be name=peerURL[,name=peerURL...]")
+        if not name.isprintable() or len(name) > MAX_NAME_LENGTH:
+            raise InvalidForm(f"member name must be printable, at most {MAX_NAME_LENGTH} chars")
+        pairs.append((name, _check_peer_url(url)))
+    return pairs
+
+
+def _check_peer_url(url: str) -> str:
+    bad = InvalidForm("peer URL must be http(s)://host:port")
+    if not url.isprintable() or " " in url:
+        raise bad
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a port
+    except ValueError:
+        raise bad from None
+    host_and_port = parts.netloc.rsplit("]", 1)[-1]  # past an IPv6 literal's colons
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or host_and_port.endswith(":")
+        or parts.username is not None
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+    ):
+        raise bad
+    return url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
+    """One etcd discovery directory: its size, its index counter, the install it serves."""
+
+    size = ndb.IntegerProperty(required=True, indexed=False)
+    index = ndb.IntegerProperty(required=True, indexed=False, default=CONFIG_INDEX)
+    created = ndb.DateTimeProperty(required=True, tzinfo=UTC)
+    install = ndb.KeyProperty()
+
+    @classmethod
+    def create(cls, size: int, install: ndb.Key | None = None) -> tuple[DiscoveryToken, str]:
+        """A new token with 128 random bits; returns the entity and the token."""
+        if not MIN_SIZE <= size <= MAX_SIZE:
+            raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
+        token = secrets.token_hex(16)
+        entity = cls(id=token, size=size, index=CONFIG_INDEX, created=_now(), install=install)
+        entity.put(**_RPC)
+        return entity, token
+
+    @classmethod
+    def lookup(cls, token: str) -> DiscoveryToken | None:
+        """The token's entity, read past every cache; None for unknown or malformed tokens."""
+        if _TOKEN.fullmatch(token) is None:
+            return None
+        entity: DiscoveryToken | None = ndb.Key(cls, token).get(use_cache=False, **_RPC)
+        return entity
+
+    @classmethod
+    def for_install(cls, install: ndb.Key) -> list[DiscoveryToken]:
+        """The install's tokens, newest first."""
+        tokens: list[DiscoveryToken] = cls.query(cls.install == install).fetch(**_RPC)
+        tokens.sort(key=lambda t: t.created, reverse=True)
+        return tokens
+
+    @property
+    def token(self) -> str:
+        token: str = self.key.id()
+        return token
+
+    def members(self) -> list[DiscoveryMember]:
+        """The members registered as of this entity's index, in createdIndex order.
+
+        The query runs after the token was read, so it may already see members that
+        registered since; they are left for the next read. A listing that showed them
+        with the older index would hand etcd's watch (from index + 1) the same member
+        twice, and etcd exits on a duplicate.
+        """
+        found: list[DiscoveryMember] = DiscoveryMember.query(ancestor=self.key).fetch(
+            use_cache=False, **_RPC
+        )
+        snapshot = [m for m in found if m.created_index <= self.index]
+        snapshot.sort(key=lambda m: m.created_index)
+        return snapshot
+
+
+class DiscoveryMember(ndb.Model):  # type: ignore[misc]  # ndb is untyped
+    """One etcd member's registration: key name is its member id, value its peer URLs."""
+
+    value = ndb.TextProperty(required=True)
+    created_index = ndb.IntegerProperty(required=True, indexed=False)
+    created = ndb.DateTimeProperty(required=True, tzinfo=UTC, indexed=False)
+
+    @property
+    def member_id(self) -> str:
+        member_id: str = self.key.id()
+        return member_id
+
+    def peers(self) -> list[tuple[str, str]]:
+        """The (name, peer URL) pairs the member registered."""
+        pairs = []
+        for item in self.value.split(","):
+            name, _, url = item.partition("=")
+            pairs.append((name, url))
+        return pairs
+
+
+# Errors after which a registration transaction is tried again. Aborted is a lost race:
+# nothing was committed. The others leave the commit's outcome unknown.
+_RETRIED = (
+    core_exceptions.Aborted,
+    core_exceptions.DeadlineExceeded,
+    core_exceptions.InternalServerError,
+    core_exceptions.ServiceUnavailable,
+    core_exceptions.Unknown,
+)
+
+
+def register(token: str, member_id: str, value: str) -> DiscoveryMember:
+    """Create the member under the token with the token's next index, in one transaction.
+
+    A transaction that loses a race with another registration is tried again, quickly
+    (ndb's own retries wait a second or more). Raises KeyNotFound for an unknown token
+    and NodeExists (carrying the token's current index) when the member is already there.
+    """
+    if not is_member_id(member_id):
+        raise InvalidField("key must be a member id: 1 to 16 lowercase hex digits")
+    if _TOKEN.fullmatch(token) is None:
+        raise KeyNotFound("token")
+    token_key = ndb.Key(DiscoveryToken, token)
+    member_key = ndb.Key(DiscoveryMember, member_id, parent=token_key)
+
+    def create() -> tuple[DiscoveryMember, bool, int]:
+        directory, existing = ndb.get_multi([token_key, member_key], use_cache=False, **_TXN_RPC)
+        if directory is None:
+            raise KeyNotFound("token")
+        if existing is not None:
+            return existing, False, directory.index
+        directory.index += 1
+        member = DiscoveryMember(
+            key=member_key, value=value, created_index=directory.index, created=_now()
+        )
+        ndb.put_multi([directory, member])  # committed with the transaction
+        return member, True, directory.index
+
+    deadline = time.monotonic() + policy.DISCOVERY_REGISTER_DEADLINE
+    outcome_unknown = False
+    failure: Exception | None = None
+    for _ in policy.DISCOVERY_REGISTER_BACKOFF.sleep_until(deadline):
+        try:
+            attempt: tuple[DiscoveryMember, bool, int] = ndb.transaction(create, retries=0)
+        except _RETRIED as exc:
+            outcome_unknown = outcome_unknown or not isinstance(exc, core_exceptions.Aborted)
+            failure = exc
+            continue
+        member, created, index = attempt
+        if created or (outcome_unknown and member.value == value):
+            # The second case: our own earlier attempt did commit; etcd must not see a 412.
+            return member
+        raise NodeExists("member", index=index)
+    assert failure is not None
+    raise failure
+
+
+def delete_older_than(max_age: timedelta, batch: int = policy.DISCOVERY_CLEANUP_BATCH) -> int:
+    """Delete at most `batch` tokens created before now - max_age, with their members."""
+    cutoff = _now() - max_age
+    old: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
+        batch, keys_only=True, **_RPC
+    )
+    for token_key in old:
+        children: list[ndb.Key] = DiscoveryMember.query(ancestor=token_key).fetch(
+            keys_only=True, **_RPC
+        )
+        ndb.delete_multi([*children, token_key], **_RPC)
+    return len(old)
