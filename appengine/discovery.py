@@ -8,7 +8,6 @@ token tied to the install, shows who registered, and deletes old tokens on cron.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +23,6 @@ from flask import (
     request,
     url_for,
 )
-from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from appengine import policy
@@ -39,36 +37,11 @@ from appengine.discovery_models import (
     parse_size,
 )
 from appengine.models import Install
-from appengine.redact import REQUEST_LOGGERS
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("discovery", __name__)
 bp.register_blueprint(api)
-
-# A discovery token wherever it stands alone in a log line (a request path, say).
-_TOKEN_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
-_REDACTED = "<discovery-token>"
-
-
-class _TokenFilter(logging.Filter):
-    """Rewrite each record with discovery tokens replaced: they are secrets."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _TOKEN_IN_TEXT.search(message):
-            record.msg = _TOKEN_IN_TEXT.sub(_REDACTED, message)
-            record.args = None
-        return True
-
-
-@bp.record_once
-def _redact_tokens(state: BlueprintSetupState) -> None:
-    # The same loggers appengine.redact keeps install tokens out of.
-    for name in REQUEST_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _TokenFilter) for f in logger.filters):
-            logger.addFilter(_TokenFilter())
 
 
 @bp.route("/cron/discovery/cleanup", methods=["GET"])

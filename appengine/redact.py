@@ -1,4 +1,8 @@
-"""Keep install tokens out of every log line the installer (or its server) writes."""
+"""Keep secret tokens out of every log line the installer (or its server) writes.
+
+Two secrets appear in request paths: install tokens (43 url-safe base64 characters) and
+discovery tokens (32 lowercase hex characters, in etcd discovery URLs).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import re
 # The shape of an install token (appengine.models.new_token) wherever it stands alone.
 _TOKEN_RE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 REDACTED = "<token>"
+# The shape of a discovery token (appengine.discovery_models) wherever it stands alone.
+_DISCOVERY_TOKEN_RE = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
+DISCOVERY_REDACTED = "<discovery-token>"
 
 # Loggers that see request paths: werkzeug's and gunicorn's access logs, gunicorn's error
 # log, the app's own logger (Flask logs "Exception on /cloud-config/<token>") and the
@@ -21,12 +28,15 @@ REQUEST_LOGGERS = (
     "appengine.installs",
     "appengine.models",
     "appengine.discovery",
+    "appengine.discovery_api",
+    "appengine.discovery_models",
+    "appengine.discovery_watch",
 )
 
 
 def redact(text: str) -> str:
-    """``text`` with anything shaped like an install token replaced."""
-    return _TOKEN_RE.sub(REDACTED, text)
+    """``text`` with anything shaped like an install or discovery token replaced."""
+    return _DISCOVERY_TOKEN_RE.sub(DISCOVERY_REDACTED, _TOKEN_RE.sub(REDACTED, text))
 
 
 class TokenFilter(logging.Filter):

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         with services.datastore_emulator(project="vulcano-demo") as emulator:
             print("starting the installer (gunicorn)…", flush=True)
             with installer_server(
-                emulator, None, port=args.port, workers=1, threads=4, validate="auto"
+                emulator, None, port=args.port, workers=1, threads=16, validate="auto"
             ) as server:
                 print(f"\nVulcano installer: {server.url}/  (Ctrl-C to stop)\n", flush=True)
                 server.proc.wait()
