@@ -9,6 +9,7 @@ of 50 sandboxes costs 50 processes, not 2,450.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -56,10 +57,8 @@ def icmp(targets: list[str], timeout: float = PROBE_TIMEOUT) -> dict[str, bool]:
             header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
             payload = b"vulcano-probe"
             packet = struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendto(packet, (ip, 0))
-            except OSError:
-                pass
         deadline = time.monotonic() + timeout
         while not all(answered.values()):
             left = deadline - time.monotonic()
