@@ -67,7 +67,7 @@ def test_bad_configs_are_refused_with_the_reason(data: dict[str, object], messag
 
 def test_network_containing_an_underlay_address_is_refused() -> None:
     config = parse({"network": "10.0.0.0/8"})
-    with pytest.raises(NetworkConfigError, match="overlaps the underlay address 10.1.2.3"):
+    with pytest.raises(NetworkConfigError, match=r"overlaps the underlay address 10\.1\.2\.3"):
         check_overlap(config, ["192.0.2.1", "10.1.2.3"])
     check_overlap(config, ["192.0.2.1", "etcd.example", "fd00::1"])
 
@@ -88,7 +88,7 @@ def test_pick_subnet_returns_only_free_subnets_then_says_exhausted() -> None:
         subnet = pick_subnet(config, taken, rng)
         assert subnet not in taken and config.contains_subnet(subnet)
         taken.add(subnet)
-    with pytest.raises(SubnetExhausted, match="all 3 /28 subnets of 10.9.0.0/26 are leased"):
+    with pytest.raises(SubnetExhausted, match=r"all 3 /28 subnets of 10\.9\.0\.0/26 are leased"):
         pick_subnet(config, taken, rng)
 
 
