@@ -223,3 +223,35 @@ def test_etcd_down_for_30s_loses_no_connectivity(underlay: Underlay) -> None:
         )
     finally:
         client.close()
+
+
+def test_an_agent_whose_public_ip_is_not_local_is_refused(underlay: Underlay) -> None:
+    host = underlay.add_host()
+    underlay.init_network("10.244.0.0/16", 24)
+    agent = host.start_agent("--public-ip", "198.51.100.7")  # the last flag wins
+    assert agent.wait(30) == 1
+    assert "public IP 198.51.100.7 is not an address of this host" in agent.log()
+    assert "vulcano" not in host.exec(["ip", "-br", "link"]).stdout
+    client = underlay.etcd_client()
+    try:
+        assert list(client.get_prefix("/vulcano/network/subnets/")) == []
+        assert list(client.get_prefix("/vulcano/machines/")) == []
+    finally:
+        client.close()
+
+
+def test_an_agent_inside_the_cluster_network_is_refused(underlay: Underlay) -> None:
+    from agent.network import parse
+
+    host = underlay.add_host()
+    # written behind `network init`'s back (it refuses this): the agent must refuse too
+    config = parse({"network": str(underlay.subnet.supernet(new_prefix=16)), "subnet_len": 24})
+    client = underlay.etcd_client()
+    try:
+        client.put("/vulcano/network/config", config.to_json())
+    finally:
+        client.close()
+    agent = host.start_agent()
+    assert agent.wait(30) == 1
+    assert f"overlaps the underlay address {host.ip}" in agent.log()
+    assert "vulcano" not in host.exec(["ip", "-br", "link"]).stdout
