@@ -158,7 +158,13 @@ def throughput(base: Path, seconds: int, repeats: int) -> dict[str, float]:
             10,
             "hand vxlan",
         )
-        samples: dict[str, list[float]] = {"underlay": [], "overlay": [], "hand_vxlan": []}
+        samples: dict[str, list[float]] = {
+            "underlay": [],
+            "overlay": [],
+            "overlay_host": [],
+            "hand_vxlan": [],
+        }
+        vtep_b = b.node_state()["subnet"].split("/")[0]  # b's VXLAN device address
         netns_a = ["ip", "netns", "exec", a.sandbox_netns("s")]
         netns_b = ["ip", "netns", "exec", b.sandbox_netns("s")]
         for _ in range(repeats):
@@ -167,6 +173,7 @@ def throughput(base: Path, seconds: int, repeats: int) -> dict[str, float]:
             samples["hand_vxlan"].append(
                 _iperf(b.nsenter([]), a.nsenter([]), "172.31.250.2", seconds)
             )
+            samples["overlay_host"].append(_iperf(b.nsenter([]), a.nsenter([]), vtep_b, seconds))
         return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -194,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'path':<34} {'Gbit/s':>8}")
             print(f"{'underlay (host→host)':<34} {t['underlay']:>8.2f}")
             print(f"{'hand-built VXLAN (host→host)':<34} {t['hand_vxlan']:>8.2f}")
+            print(f"{'overlay VXLAN (host→host)':<34} {t['overlay_host']:>8.2f}")
             print(f"{'overlay (sandbox→sandbox)':<34} {t['overlay']:>8.2f}")
-            print(f"overlay / hand-built VXLAN = {t['overlay'] / t['hand_vxlan']:.2f}")
-            print(f"overlay / underlay         = {t['overlay'] / t['underlay']:.2f}")
+            hand, under = t["hand_vxlan"], t["underlay"]
+            print(f"sandbox→sandbox / hand-built VXLAN = {t['overlay'] / hand:.2f}")
+            print(f"sandbox→sandbox / underlay         = {t['overlay'] / under:.2f}")
+            print(f"overlay host→host / hand-built     = {t['overlay_host'] / hand:.2f}")
         largest = rows[-1]
         print(f"\n(3) agent RSS with {largest['n'] - 1} peers")
         print(f"median {largest['rss_median_mib']:.1f} MiB, max {largest['rss_max_mib']:.1f} MiB")
