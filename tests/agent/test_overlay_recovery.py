@@ -26,6 +26,11 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
     hosts = start(underlay, 2)
     host, peer = hosts
     peer_subnet = peer.node_state()["subnet"]
+    services.wait_until(
+        lambda: peer_subnet in host.exec(["ip", "route", "show", "proto", "77"]).stdout,
+        20,
+        "peer route",
+    )
     assert host.stop_agent() == 0
     # while the agent is down: a stale peer appears in the kernel and a real one vanishes
     host.exec(["ip", "route", "del", peer_subnet, "dev", "vulcano.vxlan"])
