@@ -6,12 +6,24 @@
 <prefix>network/config               JSON NetworkConfig
 <prefix>network/subnets/<a.b.c.d-n>  JSON SubnetLease, on a long lease, renewed
 <prefix>network/addresses/<ip>       JSON {machine_id, sandbox}, one per sandbox address
-<prefix>units/<name>/spec            JSON {hash, desired, options}, the unit's desired state
-<prefix>units/<name>/target          machine-id chosen by the engine
-<prefix>units/<name>/state           JSON {machine_id, load, active, sub, since, reason}
+<prefix>units/<name>                 JSON UnitSpec {name, hash, desired, options}: desired state
 <prefix>unit-files/<sha1>            unit file text, stored once, addressed by its hash
+<prefix>schedule/<machine-id>/<name> JSON Assignment {hash, desired, options}: the engine's
+                                     placement, on that machine's lease
+<prefix>unit-states/<name>           JSON UnitState {machine_id, load, active, sub, since,
+                                     reason, sandbox_ip}: the runner's report (on its
+                                     machine's lease) or the engine's reason it cannot place
+<prefix>unit-journal/<name>          the last lines of the unit's output, on the machine's lease
 <prefix>engine/leader                election key (lease)
 ```
+
+Why units are laid out this way (not units/<name>/{spec,target,state}):
+- the engine watches only ``units/`` and ``schedule/``, so runner state churn never
+  wakes it; each agent watches only ``schedule/<its id>/``, so a scheduling event wakes
+  one machine, not all (fleet's scaling fault was every node re-reading everything);
+- a placement lives on the machine's lease: when the lease expires the placement is
+  gone in the same instant, so an agent that lost its lease can never be told to run a
+  unit that was moved, and the engine learns of every lost unit from one watch event.
 
 CIDRs in keys use '-' for '/' (as flannel does) so a key is one path segment.
 """
@@ -81,13 +93,7 @@ class Keyspace:
         return f"{self.prefix}units/"
 
     def unit_spec(self, name: str) -> str:
-        return f"{self.units}{name}/spec"
-
-    def unit_target(self, name: str) -> str:
-        return f"{self.units}{name}/target"
-
-    def unit_state(self, name: str) -> str:
-        return f"{self.units}{name}/state"
+        return f"{self.units}{name}"
 
     @property
     def unit_files(self) -> str:
@@ -95,6 +101,30 @@ class Keyspace:
 
     def unit_file(self, digest: str) -> str:
         return f"{self.unit_files}{digest}"
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.prefix}schedule/"
+
+    def machine_schedule(self, machine_id: str) -> str:
+        return f"{self.schedule}{machine_id}/"
+
+    def assignment(self, machine_id: str, name: str) -> str:
+        return f"{self.schedule}{machine_id}/{name}"
+
+    @property
+    def unit_states(self) -> str:
+        return f"{self.prefix}unit-states/"
+
+    def unit_state(self, name: str) -> str:
+        return f"{self.unit_states}{name}"
+
+    @property
+    def unit_journals(self) -> str:
+        return f"{self.prefix}unit-journal/"
+
+    def unit_journal(self, name: str) -> str:
+        return f"{self.unit_journals}{name}"
 
     @property
     def engine_leader(self) -> str:
