@@ -1,0 +1,371 @@
+"""The unit engine: one leader among the agents places units and writes the placements.
+
+Leadership is an etcd key on the leader's lease (created only if absent); every write
+the leader makes compares that key's create revision, so a deposed leader's late
+writes fail instead of fighting the new one. The leader keeps an in-memory copy of
+machines, units and placements, fed by one snapshot and then watches (never re-reading
+everything on every change), plans with the pure scheduler, and writes only the
+difference, batched into transactions. Each placement is put on the chosen machine's
+lease and compares that machine key's lease: a placement can only exist while its
+machine does, and when the machine's lease expires its placements vanish with it and
+the engine, told by the watch, places the units elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from etcd3 import etcdrpc, transactions
+
+from agent import policy, scheduler
+from agent.watching import Change, PrefixWatch, Resync, snapshot
+from vulcano.keyspace import Keyspace
+from vulcano.unitstore import INACTIVE, Assignment, MachineRecord, UnitSpec, UnitState
+
+log = logging.getLogger(__name__)
+
+
+class _LeaseCompare(transactions.BaseCompare):  # type: ignore[misc]
+    """Compare a key's lease id (etcd ≥ 3.3); python-etcd3 has no helper for it."""
+
+    def build_compare(self, compare: Any) -> None:
+        compare.target = etcdrpc.Compare.LEASE
+        compare.lease = int(self.value)
+
+
+@dataclass
+class EngineStats:
+    plans: int = 0
+    plan_seconds: float = 0.0
+    txns: int = 0
+    failed_txns: int = 0
+    reads: int = 0
+
+
+@dataclass
+class _World:
+    machines: dict[str, MachineRecord] = field(default_factory=dict)
+    specs: dict[str, UnitSpec] = field(default_factory=dict)
+    # (machine, unit) → (assignment JSON, lease id)
+    placed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # reasons this leader wrote
+
+
+class Engine:
+    """Campaign for leadership; while leader, keep placements matching desired state."""
+
+    def __init__(
+        self,
+        client: Any,
+        keyspace: Keyspace,
+        identity: str,
+        stop: threading.Event | None = None,
+        lease_ttl: int = policy.ENGINE_LEASE_TTL,
+    ) -> None:
+        self.client = client
+        self.ks = keyspace
+        self.identity = identity
+        self.stop_event = stop or threading.Event()
+        self.lease_ttl = lease_ttl
+        self.stats = EngineStats()
+        self.is_leader = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leader_rev = 0
+        self._lease: Any = None
+        self._lost = threading.Event()
+
+    # --- component protocol (agent.add_component) --------------------------------
+
+    def start(self, agent: Any = None) -> None:
+        self._thread = threading.Thread(target=self.run, name="unit-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.lease_ttl)
+
+    # --- leadership -------------------------------------------------------------
+
+    def run(self) -> None:
+        delays = policy.ENGINE_RETRY.delays()
+        while not self.stop_event.is_set():
+            try:
+                if self._campaign():
+                    log.info("engine: %s is the leader", self.identity)
+                    self.is_leader.set()
+                    try:
+                        self._lead()
+                    finally:
+                        self.is_leader.clear()
+                        self._resign()
+                    delays = policy.ENGINE_RETRY.delays()
+                else:
+                    self._wait_for_vacancy()
+            except Exception as exc:
+                log.warning("engine: %s; retrying", exc)
+                self.is_leader.clear()
+                self.stop_event.wait(next(delays))
+
+    def _campaign(self) -> bool:
+        lease = self.client.lease(self.lease_ttl)
+        t = self.client.transactions
+        key = self.ks.engine_leader
+        ok, _ = self.client.transaction(
+            compare=[t.version(key) == 0],
+            success=[t.put(key, self.identity, lease=lease.id)],
+            failure=[],
+        )
+        if not ok:
+            with contextlib.suppress(Exception):
+                lease.revoke()
+            return False
+        _, meta = self.client.get(key)
+        if meta is None or meta.lease_id != lease.id:
+            return False
+        self._lease = lease
+        self._leader_rev = meta.create_revision
+        self._lost.clear()
+        threading.Thread(target=self._keep_lease, name="engine-lease", daemon=True).start()
+        return True
+
+    def _keep_lease(self) -> None:
+        lease = self._lease
+        while not self.stop_event.wait(policy.ENGINE_LEASE_REFRESH) and not self._lost.is_set():
+            try:
+                responses = lease.refresh()
+                if not responses or responses[0].TTL <= 0:
+                    log.warning("engine: leadership lease expired")
+                    self._lost.set()
+            except Exception as exc:
+                log.warning("engine: cannot refresh leadership lease: %s", exc)
+        self._lost.set()
+
+    def _resign(self) -> None:
+        self._lost.set()
+        if self._lease is not None:
+            with contextlib.suppress(Exception):
+                self._lease.revoke()
+        self._lease = None
+
+    def _wait_for_vacancy(self) -> None:
+        value, _ = self.client.get(self.ks.engine_leader)
+        if value is None:
+            return
+        with contextlib.suppress(Exception):
+            self.client.watch_once(self.ks.engine_leader, timeout=policy.ENGINE_CAMPAIGN_INTERVAL)
+
+    # --- leading ----------------------------------------------------------------
+
+    def _lead(self) -> None:
+        while not self.stop_event.is_set() and not self._lost.is_set():
+            world = _World()
+            prefixes = [self.ks.machines, self.ks.units, self.ks.schedule]
+            revision, parts = snapshot(self.client, prefixes)
+            self.stats.reads += 1
+            for part in parts:
+                self._apply(world, part)
+            watch = PrefixWatch(self.client, prefixes, revision + 1)
+            try:
+                self._reconcile(world)
+                self._follow(world, watch.events)
+            except Resync as exc:
+                log.info("engine: resync (%s)", exc)
+            finally:
+                watch.cancel()
+
+    def _follow(self, world: _World, events: queue.Queue[list[Change] | Resync]) -> None:
+        last_plan = time.monotonic()
+        while not self.stop_event.is_set() and not self._lost.is_set():
+            try:
+                item = events.get(timeout=0.5)
+            except queue.Empty:
+                if time.monotonic() - last_plan > policy.ENGINE_RESYNC_INTERVAL:
+                    raise Resync("periodic") from None
+                continue
+            batch = [item]
+            deadline = time.monotonic() + policy.ENGINE_BATCH_WINDOW
+            while True:
+                try:
+                    batch.append(events.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            for b in batch:
+                if isinstance(b, Resync):
+                    raise b
+                self._apply(world, b)
+            self._reconcile(world)
+            last_plan = time.monotonic()
+
+    def _apply(self, world: _World, changes: list[Change]) -> None:
+        for ch in changes:
+            if ch.key.startswith(self.ks.machines):
+                mid = ch.key[len(self.ks.machines) :]
+                if ch.value is None:
+                    world.machines.pop(mid, None)
+                else:
+                    try:
+                        world.machines[mid] = MachineRecord.from_json(ch.value, ch.lease)
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("engine: unreadable machine record %s", ch.key)
+            elif ch.key.startswith(self.ks.units):
+                name = ch.key[len(self.ks.units) :]
+                if ch.value is None:
+                    world.specs.pop(name, None)
+                else:
+                    try:
+                        world.specs[name] = UnitSpec.from_json(ch.value)
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("engine: unreadable unit spec %s", ch.key)
+            elif ch.key.startswith(self.ks.schedule):
+                machine, _, name = ch.key[len(self.ks.schedule) :].partition("/")
+                if ch.value is None:
+                    world.placed.pop((machine, name), None)
+                else:
+                    world.placed[(machine, name)] = (ch.value.decode(), ch.lease)
+
+    def _reconcile(self, world: _World) -> None:
+        started = time.monotonic()
+        wanted = {
+            n: s for n, s in world.specs.items() if s.desired != INACTIVE and not _is_template(n)
+        }
+        current: dict[str, str] = {}
+        for machine, name in world.placed:
+            spec = wanted.get(name)
+            if spec is not None and not spec.options.global_:
+                current[name] = machine
+        machines = [
+            scheduler.Machine(m.id, m.metadata) for m in world.machines.values() if m.lease_id
+        ]
+        plan = scheduler.plan(
+            [scheduler.UnitRequest(n, s.options) for n, s in wanted.items()], machines, current
+        )
+        self.stats.plans += 1
+        self.stats.plan_seconds += time.monotonic() - started
+        desired: dict[tuple[str, str], str] = {}
+        for name, machine in plan.targets.items():
+            desired[(machine, name)] = _assignment(wanted[name])
+        for name, targets in plan.global_targets.items():
+            for machine in targets:
+                desired[(machine, name)] = _assignment(wanted[name])
+        self._write(world, desired)
+        self._explain(world, plan.reasons, wanted)
+
+    def _write(self, world: _World, desired: dict[tuple[str, str], str]) -> None:
+        t = self.client.transactions
+        by_machine: dict[str, list[tuple[str, Any, tuple[str, int] | None]]] = {}
+        for (machine, name), value in sorted(desired.items()):
+            rec = world.machines[machine]
+            have = world.placed.get((machine, name))
+            if have == (value, rec.lease_id):
+                continue
+            key = self.ks.assignment(machine, name)
+            by_machine.setdefault(machine, []).append(
+                (key, t.put(key, value, lease=rec.lease_id), (value, rec.lease_id))
+            )
+        for machine, name in sorted(set(world.placed) - set(desired)):
+            key = self.ks.assignment(machine, name)
+            by_machine.setdefault(machine, []).append((key, t.delete(key), None))
+        # Batch whole machines together so each batch needs few lease compares.
+        batch: list[tuple[str, Any, tuple[str, int] | None]] = []
+        batch_machines: list[str] = []
+        for machine, ops in by_machine.items():
+            for op in ops:
+                batch.append(op)
+                if machine not in batch_machines:
+                    batch_machines.append(machine)
+                if len(batch) >= policy.ENGINE_OPS_PER_TXN:
+                    self._commit(world, batch, batch_machines)
+                    batch, batch_machines = [], []
+        if batch:
+            self._commit(world, batch, batch_machines)
+
+    def _commit(
+        self,
+        world: _World,
+        batch: list[tuple[str, Any, tuple[str, int] | None]],
+        machines: list[str],
+    ) -> None:
+        t = self.client.transactions
+        compares = [t.create(self.ks.engine_leader) == self._leader_rev]
+        for m in machines:
+            rec = world.machines.get(m)
+            if rec is not None and any(b[2] is not None for b in batch):
+                compares.append(_LeaseCompare(self.ks.machine(m)) == rec.lease_id)
+        self.stats.txns += 1
+        ok, _ = self.client.transaction(compare=compares, success=[b[1] for b in batch], failure=[])
+        if not ok:
+            # A machine left meanwhile or we are no longer the leader; the watch will tell.
+            self.stats.failed_txns += 1
+            _, meta = self.client.get(self.ks.engine_leader)
+            if meta is None or meta.create_revision != self._leader_rev:
+                self._lost.set()
+            return
+        schedule_prefix = len(self.ks.schedule)
+        for key, _, placed in batch:
+            machine, _, name = key[schedule_prefix:].partition("/")
+            if placed is None:
+                world.placed.pop((machine, name), None)
+            else:
+                world.placed[(machine, name)] = placed
+
+    def _explain(self, world: _World, reasons: dict[str, str], wanted: dict[str, Any]) -> None:
+        """Write why a unit has no machine into its state; clear it once it has one."""
+        t = self.client.transactions
+        ops: list[Callable[[], Any]] = []
+        for name, reason in sorted(reasons.items()):
+            if world.reasons.get(name) == reason:
+                continue
+            state = UnitState(name=name, reason=reason, hash=wanted[name].hash, since=time.time())
+            key = self.ks.unit_state(name)
+            value = state.to_json()
+
+            def put(key: str = key, value: str = value, name: str = name, r: str = reason) -> Any:
+                # only over a state no runner owns (no machine) — a runner's report wins
+                ok, _ = self.client.transaction(
+                    compare=[
+                        t.create(self.ks.engine_leader) == self._leader_rev,
+                        t.version(self.ks.unit_state(name)) == 0,
+                    ],
+                    success=[t.put(key, value)],
+                    failure=[],
+                )
+                if not ok:
+                    current, _ = self.client.get(key)
+                    if current is not None and json.loads(current).get("machine_id") is None:
+                        self.client.put(key, value)
+                world.reasons[name] = r
+
+            ops.append(put)
+        for name in sorted(set(world.reasons) - set(reasons)):
+            key = self.ks.unit_state(name)
+
+            def clear(key: str = key, name: str = name) -> Any:
+                current, _ = self.client.get(key)
+                if current is not None and json.loads(current).get("machine_id") is None:
+                    self.client.transaction(
+                        compare=[t.value(key) == current], success=[t.delete(key)], failure=[]
+                    )
+                world.reasons.pop(name, None)
+
+            ops.append(clear)
+        for op in ops:
+            self.stats.txns += 1
+            op()
+
+
+def _is_template(name: str) -> bool:
+    base = name.rsplit(".", 1)[0]
+    return base.endswith("@")
+
+
+def _assignment(spec: UnitSpec) -> str:
+    return Assignment(spec.name, spec.hash, spec.desired, spec.options).to_json()
