@@ -40,5 +40,7 @@ UNIT_STOP_TIMEOUT = 10.0
 UNIT_RESTART_SEC = 0.1
 # The unit shim checks its fence this often.
 SHIM_FENCE_CHECK = 0.2
+# Starting a unit's shim (a Python process that forks away at once).
+SHIM_SPAWN_TIMEOUT = 30.0
 # systemctl calls made by the systemd runner.
 SYSTEMCTL_TIMEOUT = 30.0

@@ -126,7 +126,6 @@ class BuiltinRunner:
         self.root = state_dir / "units"
         self.root.mkdir(parents=True, exist_ok=True)
         self.fence_file = self.root / "fence"
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._journals: dict[str, tuple[int, int, collections.deque[str]]] = {}
 
     def _dir(self, name: str) -> Path:
@@ -152,12 +151,6 @@ class BuiltinRunner:
         (d / "context.json").write_text(json.dumps(context))
 
     def _shim_pid(self, name: str) -> int | None:
-        child = self._children.get(name)
-        if child is not None:
-            if child.poll() is None:
-                return child.pid
-            del self._children[name]
-            return None
         try:
             pid = int((self._dir(name) / "shim.pid").read_text())
         except (OSError, ValueError):
@@ -170,22 +163,22 @@ class BuiltinRunner:
         d = self._dir(name)
         with contextlib.suppress(FileNotFoundError):
             (d / "status.json").unlink()
-        log = open(d / "journal.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.unitshim", str(d)],
+        with contextlib.suppress(FileNotFoundError):
+            (d / "shim.pid").unlink()
+        status = {"active": "activating", "sub": "start-pre", "since": time.time()}
+        (d / "status.json").write_text(json.dumps(status))
+        with open(d / "journal.log", "ab") as log:
+            # --detach: the shim forks away (outliving the agent, adopted after a restart)
+            # and writes its pid before this returns.
+            subprocess.run(
+                [sys.executable, "-m", "agent.unitshim", "--detach", str(d)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,  # outlives the agent; adopted after a restart
                 cwd=str(Path(__file__).resolve().parent.parent),
+                timeout=policy.SHIM_SPAWN_TIMEOUT,
+                check=False,
             )
-        finally:
-            log.close()
-        (d / "shim.pid").write_text(str(proc.pid))
-        self._children[name] = proc
-        status = {"active": "activating", "sub": "start-pre", "since": time.time()}
-        (d / "status.json").write_text(json.dumps(status))
 
     def stop(self, name: str) -> None:
         pid = self._shim_pid(name)
@@ -258,11 +251,6 @@ class BuiltinRunner:
             seq += 1
         self._journals[name] = (seq, offset + end, tail)
         return seq, list(tail)
-
-    def reap(self) -> None:
-        for name, child in list(self._children.items()):
-            if child.poll() is not None:
-                del self._children[name]
 
 
 # --- systemd -------------------------------------------------------------------------

@@ -378,10 +378,21 @@ class Shim:
 
 
 def main(argv: list[str]) -> int:
+    detach = argv[:1] == ["--detach"]
+    if detach:
+        argv = argv[1:]
     if len(argv) != 1:
-        print("usage: python -m agent.unitshim UNIT_DIR", file=sys.stderr)
+        print("usage: python -m agent.unitshim [--detach] UNIT_DIR", file=sys.stderr)
         return 2
-    return Shim(Path(argv[0])).run()
+    unit_dir = Path(argv[0])
+    if detach:
+        # Fork away from the agent: the shim is nobody's child to reap, and outlives it.
+        pid = os.fork()
+        if pid:
+            (unit_dir / "shim.pid").write_text(str(pid))
+            os._exit(0)
+        os.setsid()
+    return Shim(unit_dir).run()
 
 
 if __name__ == "__main__":

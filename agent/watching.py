@@ -12,7 +12,22 @@ import queue
 from dataclasses import dataclass
 from typing import Any
 
+import etcd3.watch
 from etcd3 import etcdrpc, utils
+
+
+class _SixValues:
+    """python3-etcd3 0.13's watcher calls ``six.itervalues`` without importing six when
+    its stream ends; without this the error never reaches the callbacks, and a reader
+    would wait forever on a dead watch instead of resyncing."""
+
+    @staticmethod
+    def itervalues(d: dict[Any, Any]) -> Any:
+        return iter(list(d.values()))
+
+
+if not hasattr(etcd3.watch, "six"):
+    etcd3.watch.six = _SixValues
 
 
 @dataclass(frozen=True)
