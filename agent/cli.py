@@ -1,10 +1,305 @@
-"""The `vulcano-agent` command line."""
+"""The `vulcano-agent` command line.
+
+Exit codes: 0 success, 1 a refused or failed operation (the message says why), 2 bad
+usage (click's own).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
 import click
+
+from agent import nft, policy
+from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ConfigError, resolve
+from agent.network import NetworkConfigError, SubnetExhausted, check_overlap, parse
+from agent.registration import MachineConflict
+from agent.sandbox import SandboxError, SandboxManager
+from agent.state import StateDirBusy, StateLock
+from vulcano import etcd as vulcano_etcd
+from vulcano.errors import VulcanoError
+from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
+
+log = logging.getLogger("agent")
+
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Vulcano's node agent: joins the cluster, builds the overlay, runs units."""
+
+
+# --- run ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--etcd-endpoints", help="Comma-separated etcd client URLs.")
+@click.option("--public-ip", help="This node's underlay IPv4 address.")
+@click.option("--machine-id", help="Node id (default: /etc/machine-id, or one generated once).")
+@click.option("--state-dir", help=f"State directory (default {DEFAULT_STATE_DIR}).")
+@click.option("--metadata", help="Node metadata as k=v,k2=v2.")
+@click.option("--ttl", help="Machine record lease TTL in seconds (default 10).")
+@click.option("--subnet-ttl", help="Subnet lease TTL in seconds (default 86400).")
+@click.option("--overlay/--no-overlay", default=None, help="Build the overlay (default on).")
+@click.option("--prefix", help=f"Cluster keyspace prefix (default {DEFAULT_PREFIX}).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="TOML config file (also VULCANO_CONFIG).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
+    """Join the cluster and keep the overlay programmed until SIGTERM.
+
+    Every option can also come from a config file or a VULCANO_<OPTION> variable;
+    flags win over the environment, which wins over the file.
+    """
+    from agent.daemon import Agent
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = resolve(flags, config_file)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    agent = Agent(config)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    try:
+        agent.run()
+    except (MachineConflict, StateDirBusy, SubnetExhausted, NetworkConfigError) as exc:
+        raise _fail(str(exc)) from None
+    except VulcanoError as exc:
+        raise _fail(str(exc)) from None
+
+
+# --- network --------------------------------------------------------------------------
+
+
+@main.group()
+def network() -> None:
+    """The cluster network config, and this node's data path."""
+
+
+@network.command("init")
+@click.option("--etcd-endpoints", envvar="VULCANO_ETCD_ENDPOINTS", required=True)
+@click.option("--network", "cidr", required=True, help="Cluster network, e.g. 10.244.0.0/16.")
+@click.option("--subnet-len", default="24", show_default=True, help="Prefix length per node.")
+@click.option("--subnet-min", help="First subnet to hand out (default: the second one).")
+@click.option("--subnet-max", help="Last subnet to hand out (default: the last one).")
+@click.option("--vni", default="1", show_default=True, help="VXLAN network identifier.")
+@click.option("--port", default="8472", show_default=True, help="VXLAN UDP port.")
+@click.option("--prefix", envvar="VULCANO_PREFIX", default=DEFAULT_PREFIX, show_default=True)
+@click.option(
+    "--replace", is_flag=True, help="Replace a different config (only when no subnet is leased)."
+)
+def network_init(
+    etcd_endpoints: str,
+    cidr: str,
+    subnet_len: str,
+    subnet_min: str | None,
+    subnet_max: str | None,
+    vni: str,
+    port: str,
+    prefix: str,
+    replace: bool,
+) -> None:
+    """Write the cluster's network config to etcd (refusing invalid or overlapping ones)."""
+    data: dict[str, Any] = {"network": cidr, "subnet_len": subnet_len, "vni": vni, "port": port}
+    if subnet_min:
+        data["subnet_min"] = subnet_min
+    if subnet_max:
+        data["subnet_max"] = subnet_max
+    try:
+        keyspace = Keyspace(prefix)
+        config = parse(data)
+        hosts = [host for host, _ in vulcano_etcd.parse_endpoints(etcd_endpoints)]
+        check_overlap(config, hosts)
+    except (NetworkConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    client = vulcano_etcd.connect(etcd_endpoints)
+    try:
+        outcome = _with_deadline(
+            "writing the network config",
+            lambda: _write_network_config(client, keyspace, config, replace),
+        )
+    finally:
+        client.close()
+    click.echo(f"{outcome}: {config.to_json()}")
+
+
+def _write_network_config(client: Any, keyspace: Keyspace, config: Any, replace: bool) -> str:
+    from agent.machine import Machine
+    from agent.network import NetworkConfig
+
+    key = keyspace.network_config
+    ips = []
+    for value, _ in client.get_prefix(keyspace.machines):
+        try:
+            ips.append(Machine.from_json(value).public_ip)
+        except (ValueError, KeyError, TypeError):
+            continue
+    try:
+        check_overlap(config, ips)
+    except NetworkConfigError as exc:
+        raise _fail(str(exc)) from None
+    value, meta = client.get(key)
+    if meta is None:
+        ok, _ = client.transaction(
+            compare=[client.transactions.version(key) == 0],
+            success=[client.transactions.put(key, config.to_json())],
+            failure=[],
+        )
+        if ok:
+            return "initialised"
+        raise _fail("another network config was written at the same moment; run again")
+    try:
+        current = NetworkConfig.from_json(value)
+    except NetworkConfigError:
+        current = None
+    if current == config:
+        return "unchanged"
+    leased = list(client.get_prefix(keyspace.subnets, keys_only=True))
+    if not replace:
+        raise _fail(
+            f"the network is already initialised with {value.decode(errors='replace')}; "
+            "use --replace to change it (only while no subnet is leased)"
+        )
+    if leased:
+        raise _fail(f"cannot replace the network config: {len(leased)} subnet(s) are leased")
+    ok, _ = client.transaction(
+        compare=[client.transactions.mod(key) == meta.mod_revision],
+        success=[client.transactions.put(key, config.to_json())],
+        failure=[],
+    )
+    if not ok:
+        raise _fail("the network config changed meanwhile; run again")
+    return "replaced"
+
+
+def _with_deadline(what: str, call: Any) -> Any:
+    """call() retried while etcd is unreachable, until CLI_ETCD_DEADLINE."""
+    deadline = time.monotonic() + policy.CLI_ETCD_DEADLINE
+    last: BaseException | None = None
+    for _ in policy.DAEMON_RETRY.sleep_until(deadline):
+        try:
+            return call()
+        except Exception as exc:
+            if not policy.is_etcd_error(exc):
+                raise
+            last = exc
+    raise _fail(f"{what}: etcd did not answer within {policy.CLI_ETCD_DEADLINE:.0f}s ({last!r})")
+
+
+def _state_dir(value: str | None) -> tuple[Path, bool]:
+    if value is None:
+        return DEFAULT_STATE_DIR, False
+    if not value.strip():
+        raise _fail("--state-dir: empty path")
+    return Path(value), True
+
+
+@network.command("down")
+@click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
+def network_down(state_dir: str | None) -> None:
+    """Remove this node's overlay: nftables rules, VXLAN device, bridge, subnet.env."""
+    from agent.datapath import DataPath
+
+    directory, given = _state_dir(state_dir)
+    lock = StateLock(directory)
+    if directory.is_dir():
+        try:
+            lock.acquire()
+        except StateDirBusy:
+            raise _fail(
+                f"an agent is running with {directory}: stop it first, or it rebuilds the overlay"
+            ) from None
+    try:
+        removed_nft = nft.present()
+        if removed_nft:
+            nft.remove()
+        dp = DataPath()
+        try:
+            removed = dp.teardown()
+        finally:
+            dp.close()
+        env = (directory if given else DEFAULT_RUN_DIR) / "subnet.env"
+        env.unlink(missing_ok=True)
+    except VulcanoError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lock.release()
+    what = removed + (["nftables table " + nft.TABLE] if removed_nft else [])
+    click.echo("removed: " + (", ".join(what) if what else "nothing (the overlay was down)"))
+
+
+# --- sandbox --------------------------------------------------------------------------
+
+
+@main.group()
+def sandbox() -> None:
+    """Container sandboxes: network namespaces on the overlay."""
+
+
+def _manager(state_dir: str | None) -> SandboxManager:
+    directory, _ = _state_dir(state_dir)
+    return SandboxManager(directory)
+
+
+@sandbox.command("create")
+@click.argument("name")
+@click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
+def sandbox_create(name: str, state_dir: str | None) -> None:
+    """Create sandbox NAME and print its overlay address."""
+    manager = _manager(state_dir)
+    try:
+        address = _with_deadline("creating the sandbox", lambda: manager.create(name))
+    except SandboxError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        manager.close()
+    click.echo(address)
+
+
+@sandbox.command("list")
+@click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--no-legend", is_flag=True, help="Omit the header line.")
+def sandbox_list(state_dir: str | None, as_json: bool, no_legend: bool) -> None:
+    """List this node's sandboxes."""
+    manager = _manager(state_dir)
+    sandboxes = manager.list()
+    if as_json:
+        click.echo(json.dumps([{"name": s.name, "address": s.ip} for s in sandboxes]))
+        return
+    if not no_legend:
+        click.echo("NAME\tADDRESS")
+    for s in sandboxes:
+        click.echo(f"{s.name}\t{s.ip}")
+
+
+@sandbox.command("delete")
+@click.argument("name")
+@click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
+def sandbox_delete(name: str, state_dir: str | None) -> None:
+    """Delete sandbox NAME (its namespace, veth and address)."""
+    manager = _manager(state_dir)
+    try:
+        _with_deadline("deleting the sandbox", lambda: manager.delete(name))
+    except SandboxError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        manager.close()

@@ -1,0 +1,266 @@
+"""The overlay component: subnet lease, data path, nftables, subnet.env, peer watch.
+
+Started by the agent after it has joined. Its threads:
+
+- renew: refreshes the subnet lease well before it expires; re-acquires it (preferring
+  the same subnet) when it was lost, e.g. after a long etcd outage.
+- peers: watches the subnet leases; on every change (and every RESYNC_INTERVAL, and
+  after a lost watch) lists them all, computes the plan against the kernel (pure) and
+  applies it. While etcd is unreachable nothing is removed: the kernel keeps the last
+  programmed data path.
+
+Stopping the agent leaves the data path and the lease alone, so a restarted agent keeps
+its subnet and its sandboxes never lose connectivity; `vulcano-agent network down`
+removes the data path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+from agent import nft, policy, subnet_env
+from agent.datapath import DataPath, Devices, vtep_mac_for
+from agent.network import NetworkConfig, check_overlap
+from agent.reconcile import desired_state, plan
+from agent.registration import refresh
+from agent.state import NodeState
+from agent.subnets import SubnetLease, acquire, list_leases
+from vulcano import policy as core_policy
+
+if TYPE_CHECKING:
+    from agent.daemon import Agent
+
+log = logging.getLogger(__name__)
+
+
+def load_network_config(client: Any, agent: Agent) -> NetworkConfig | None:
+    value, _ = client.get(agent.keyspace.network_config)
+    if value is None:
+        return None
+    return NetworkConfig.from_json(value)
+
+
+class Overlay:
+    """The VXLAN overlay of one node."""
+
+    def __init__(self) -> None:
+        self.agent: Agent | None = None
+        self.config: NetworkConfig | None = None
+        self.lease: SubnetLease | None = None
+        self.devices: Devices | None = None
+        self._datapath: DataPath | None = None
+        self._dp_lock = threading.RLock()
+        self._events: queue.Queue[object] = queue.Queue()
+        self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
+        self.ready = threading.Event()
+
+    # -- component -------------------------------------------------------------------
+    def start(self, agent: Agent) -> None:
+        """Lease a subnet and program the node; raises when that can never succeed."""
+        self.agent = agent
+        self._datapath = DataPath()
+        self.config = self._wait_for_config()
+        if self.config is None:
+            return
+        self._setup()
+        agent.spawn("subnet-renew", self._renew_loop)
+        agent.spawn("peers", self._peer_loop)
+        self.ready.set()
+
+    def stop(self) -> None:
+        with self._dp_lock:
+            if self._datapath is not None:
+                self._datapath.close()
+                self._datapath = None
+
+    # -- setup -----------------------------------------------------------------------
+    def _agent(self) -> Agent:
+        assert self.agent is not None
+        return self.agent
+
+    def _retrying(self, what: str, call: Any) -> Any:
+        """call() until it succeeds; etcd errors are waited out, ours propagate."""
+        agent = self._agent()
+        delays = core_policy.ETCD_RECONNECT.delays()
+        while not agent.stop_event.is_set():
+            try:
+                return call()
+            except Exception as exc:
+                if not policy.is_etcd_error(exc):
+                    raise
+                log.warning("%s: etcd unreachable, retrying: %s", what, exc)
+            agent.stop_event.wait(next(delays))
+        return None
+
+    def _wait_for_config(self) -> NetworkConfig | None:
+        agent = self._agent()
+        announced = False
+        while not agent.stop_event.is_set():
+            config: NetworkConfig | None = self._retrying(
+                "reading network config", lambda: load_network_config(agent.etcd(), agent)
+            )
+            if config is not None:
+                assert self._datapath is not None
+                check_overlap(config, [agent.public_ip])
+                return config
+            if not announced:
+                log.warning(
+                    "no network config at %s yet: run `vulcano-agent network init`",
+                    agent.keyspace.network_config,
+                )
+                announced = True
+            agent.stop_event.wait(policy.NETWORK_CONFIG_POLL)
+        return None
+
+    def _setup(self, preferred: ipaddress.IPv4Network | None = None) -> None:
+        agent = self._agent()
+        assert self.config is not None and self._datapath is not None
+        # Before touching etcd: the public IP must be ours, or nothing may be changed.
+        self._datapath.underlay(agent.public_ip)
+        node = NodeState.load(agent.state_dir)
+        if preferred is None and node is not None and node.subnet:
+            preferred = ipaddress.IPv4Network(node.subnet)
+        wanted = SubnetLease(
+            subnet=ipaddress.IPv4Network("0.0.0.0/32"),
+            machine_id=agent.machine_id,
+            public_ip=agent.public_ip,
+            vtep_mac=vtep_mac_for(agent.machine_id),
+        )
+        config = self.config
+        lease: SubnetLease | None = self._retrying(
+            "leasing a subnet",
+            lambda: acquire(
+                agent.etcd(), agent.keyspace, config, wanted, agent.config.subnet_ttl, preferred
+            ),
+        )
+        if lease is None:
+            return
+        with self._dp_lock:
+            self.devices = self._datapath.ensure_devices(
+                config, lease.subnet, agent.public_ip, lease.vtep_mac
+            )
+        nft.apply(config.network)
+        subnet_env.write(
+            agent.config.subnet_env_path, subnet_env.render(config, lease.subnet, self.devices.mtu)
+        )
+        NodeState(
+            machine_id=agent.machine_id,
+            public_ip=agent.public_ip,
+            etcd_endpoints=agent.config.etcd_endpoints,
+            prefix=agent.config.prefix,
+            network=str(config.network),
+            subnet=str(lease.subnet),
+            mtu=self.devices.mtu,
+        ).save(agent.state_dir)
+        self.lease = lease
+        self._retrying(
+            "re-claiming sandbox addresses",
+            lambda: agent.sandboxes.reclaim(
+                agent.etcd(), agent.keyspace, agent.machine_id, lease.lease_id
+            ),
+        )
+        log.info("overlay up: subnet %s, mtu %s", lease.subnet, self.devices.mtu)
+
+    # -- renew -----------------------------------------------------------------------
+    def _renew_loop(self) -> None:
+        agent = self._agent()
+        interval = agent.config.subnet_ttl / policy.SUBNET_RENEW_DIVISOR
+        delays = policy.DAEMON_RETRY.delays()
+        wait = interval
+        while not agent.stop_event.wait(wait):
+            lease = self.lease
+            assert lease is not None
+            try:
+                if refresh(agent.etcd(), lease.lease_id) > 0:
+                    wait = interval
+                    delays = policy.DAEMON_RETRY.delays()
+                    continue
+                log.warning("subnet lease %s expired: leasing again", lease.subnet)
+                self._setup(preferred=lease.subnet)
+                self._events.put("resync")
+                wait = interval
+            except Exception as exc:
+                log.warning("cannot renew subnet lease %s: %s", lease.subnet, exc)
+                wait = min(next(delays), interval)
+
+    # -- peers -----------------------------------------------------------------------
+    def _peer_loop(self) -> None:
+        agent = self._agent()
+        delays = core_policy.ETCD_RECONNECT.delays()
+        while not agent.stop_event.is_set():
+            watch_id = None
+            try:
+                client = agent.etcd()
+                watch_id = client.add_watch_prefix_callback(
+                    agent.keyspace.subnets, self._events.put
+                )
+                self.resync()
+                delays = core_policy.ETCD_RECONNECT.delays()
+                self._follow_watch()
+            except Exception as exc:
+                if agent.stop_event.is_set():
+                    break
+                log.warning("peer watch lost (%s): keeping the data path, resyncing", exc)
+            finally:
+                if watch_id is not None:
+                    try:
+                        agent.etcd().cancel_watch(watch_id)
+                    except Exception as exc:
+                        log.debug("cancelling the watch failed: %s", exc)
+            agent.stop_event.wait(next(delays))
+
+    def _follow_watch(self) -> None:
+        """Resync after each burst of watch events; return by raising when the watch dies."""
+        agent = self._agent()
+        while not agent.stop_event.is_set():
+            try:
+                item = self._events.get(timeout=policy.RESYNC_INTERVAL)
+            except queue.Empty:
+                self.resync()
+                continue
+            items = [item]
+            agent.stop_event.wait(policy.WATCH_COALESCE)
+            while True:
+                try:
+                    items.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            for entry in items:
+                if isinstance(entry, BaseException):
+                    raise entry
+            self.resync()
+
+    def resync(self) -> None:
+        """List every subnet lease and make the kernel match (etcd errors propagate)."""
+        agent = self._agent()
+        leases = list_leases(agent.etcd(), agent.keyspace)
+        assert self.config is not None
+        desired = desired_state(leases, agent.machine_id, self.config)
+        with self._dp_lock:
+            if self._datapath is None or self.devices is None:
+                return
+            vx = self._datapath.vxlan_index()
+            if vx is None:
+                log.warning("VXLAN device vanished: recreating it")
+                assert self.lease is not None
+                self.devices = self._datapath.ensure_devices(
+                    self.config, self.lease.subnet, agent.public_ip, self.lease.vtep_mac
+                )
+                vx = self.devices.vxlan_index
+            actions = plan(desired, self._datapath.read_state(vx))
+            if not actions.empty:
+                log.info(
+                    "reconciling: +%d/-%d routes, +%d/-%d neighbours, +%d/-%d fdb",
+                    len(actions.add_routes),
+                    len(actions.remove_routes),
+                    len(actions.add_neighbours),
+                    len(actions.remove_neighbours),
+                    len(actions.add_fdb),
+                    len(actions.remove_fdb),
+                )
+                self._datapath.apply(vx, actions)
+            self.reconciles += 1

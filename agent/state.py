@@ -1,0 +1,97 @@
+"""The agent's state directory: small JSON files written atomically, and its lock.
+
+```
+<state-dir>/machine-id          generated machine id (when /etc/machine-id is missing)
+<state-dir>/agent.lock          flock held by the running agent
+<state-dir>/registration.json   {"lease": id} of the machine record, to recognise our own
+                                record after a crash
+<state-dir>/node.json           NodeState: what `sandbox` and `network down` need
+<state-dir>/sandboxes/<name>.json   one per sandbox this node made
+<state-dir>/subnet.env          flannel-compatible environment (when --state-dir is given)
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vulcano.errors import VulcanoError
+
+
+class StateDirBusy(VulcanoError):
+    """Another agent runs with this state directory."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """The file's JSON, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class StateLock:
+    """An exclusive flock on <state-dir>/agent.lock, held while the agent runs."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "agent.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateDirBusy(
+                f"another vulcano-agent is running with state directory {self.path.parent}"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class NodeState:
+    """What the running agent tells the one-shot commands (sandbox, network down)."""
+
+    machine_id: str
+    public_ip: str
+    etcd_endpoints: str
+    prefix: str
+    network: str | None = None
+    subnet: str | None = None
+    mtu: int | None = None
+
+    @classmethod
+    def path(cls, state_dir: Path) -> Path:
+        return state_dir / "node.json"
+
+    def save(self, state_dir: Path) -> None:
+        write_json(self.path(state_dir), asdict(self))
+
+    @classmethod
+    def load(cls, state_dir: Path) -> NodeState | None:
+        data = read_json(cls.path(state_dir))
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**data)
+        except TypeError:
+            return None

@@ -1,0 +1,146 @@
+"""Subnet leases: one per node, acquired in an etcd transaction, on a long renewed lease.
+
+Record at keyspace.subnet(cidr), flannel's lease with our names::
+
+    {"machine_id": "...", "public_ip": "192.0.2.5", "backend_type": "vxlan",
+     "vtep_mac": "02:..."}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from agent.network import BACKEND_TYPE, NetworkConfig, pick_subnet
+from vulcano import policy as core_policy
+from vulcano.keyspace import Keyspace, segment_to_cidr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubnetLease:
+    """A node's subnet: who holds it and how to reach its VXLAN endpoint."""
+
+    subnet: ipaddress.IPv4Network
+    machine_id: str
+    public_ip: str
+    vtep_mac: str
+    backend_type: str = BACKEND_TYPE
+    lease_id: int = 0  # the etcd lease the key lives on (not part of the JSON)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "machine_id": self.machine_id,
+                "public_ip": self.public_ip,
+                "backend_type": self.backend_type,
+                "vtep_mac": self.vtep_mac,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_record(cls, subnet: str, raw: bytes, lease_id: int) -> SubnetLease:
+        data = json.loads(raw)
+        return cls(
+            subnet=ipaddress.IPv4Network(subnet),
+            machine_id=str(data["machine_id"]),
+            public_ip=str(ipaddress.IPv4Address(data["public_ip"])),
+            vtep_mac=str(data.get("vtep_mac", "")).lower(),
+            backend_type=str(data.get("backend_type", BACKEND_TYPE)),
+            lease_id=lease_id,
+        )
+
+
+def list_leases(client: Any, keyspace: Keyspace) -> list[SubnetLease]:
+    """Every readable subnet lease (unreadable records are logged and skipped)."""
+    leases = []
+    for value, meta in client.get_prefix(keyspace.subnets):
+        segment = meta.key.decode()[len(keyspace.subnets) :]
+        try:
+            leases.append(SubnetLease.from_record(segment_to_cidr(segment), value, meta.lease_id))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable subnet lease %s: %s", meta.key.decode(), exc)
+    return leases
+
+
+def acquire(
+    client: Any,
+    keyspace: Keyspace,
+    config: NetworkConfig,
+    wanted: SubnetLease,
+    ttl: int,
+    preferred: ipaddress.IPv4Network | None = None,
+) -> SubnetLease:
+    """Our subnet lease: the one we already hold, else `preferred` if free, else a free one.
+
+    `wanted` carries machine id, public IP and VTEP MAC (its subnet is ignored). Raises
+    SubnetExhausted when nothing is free; retries transactions that lose a race.
+    """
+    delays = core_policy.TXN_CONFLICT.delays()
+    while True:
+        leases = [
+            lease for lease in list_leases(client, keyspace) if config.contains_subnet(lease.subnet)
+        ]
+        mine = [lease for lease in leases if lease.machine_id == wanted.machine_id]
+        if mine:
+            held = mine[0]
+            current = replace(wanted, subnet=held.subnet, lease_id=held.lease_id)
+            if held == current:
+                log.info("keeping subnet lease %s", held.subnet)
+                return held
+            if _update(client, keyspace, current):
+                log.info("updated subnet lease %s", held.subnet)
+                return current
+        else:
+            taken = {lease.subnet for lease in leases}
+            if (
+                preferred is not None
+                and config.contains_subnet(preferred)
+                and preferred not in taken
+            ):
+                candidate = preferred
+            else:
+                candidate = pick_subnet(config, taken)
+            lease = client.lease(ttl)
+            claim = replace(wanted, subnet=candidate, lease_id=lease.id)
+            key = keyspace.subnet(str(candidate))
+            ok, _ = client.transaction(
+                compare=[client.transactions.version(key) == 0],
+                success=[client.transactions.put(key, claim.to_json(), lease=lease.id)],
+                failure=[],
+            )
+            if ok:
+                log.info("leased subnet %s", candidate)
+                return claim
+            client.revoke_lease(lease.id)
+        time.sleep(next(delays))
+
+
+def _update(client: Any, keyspace: Keyspace, lease: SubnetLease) -> bool:
+    """Rewrite our record (new MAC or IP) on its existing lease, if it is still ours."""
+    key = keyspace.subnet(str(lease.subnet))
+    _value, meta = client.get(key)
+    if meta is None:
+        return False
+    ok, _ = client.transaction(
+        compare=[client.transactions.mod(key) == meta.mod_revision],
+        success=[client.transactions.put(key, lease.to_json(), lease=lease.lease_id)],
+        failure=[],
+    )
+    return bool(ok)
+
+
+def still_ours(client: Any, keyspace: Keyspace, lease: SubnetLease) -> bool:
+    value, meta = client.get(keyspace.subnet(str(lease.subnet)))
+    if meta is None or meta.lease_id != lease.lease_id:
+        return False
+    try:
+        return SubnetLease.from_record(str(lease.subnet), value, meta.lease_id) == lease
+    except (ValueError, KeyError, TypeError):
+        return False

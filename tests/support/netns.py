@@ -1,0 +1,433 @@
+"""Test hosts: network namespaces on one underlay bridge, each able to run its own agent.
+
+    with Underlay(tmp_path) as net:                 # bridge + a real etcd on it
+        hosts = net.add_hosts(3)
+        net.init_network("10.244.0.0/16", 24)
+        for h in hosts:
+            h.start_agent("--ttl", "3")
+        for h in hosts:
+            h.wait_overlay()
+        ip = hosts[0].create_sandbox("a")           # the name gets the run's token
+        hosts[0].in_sandbox("a", ["python3", "-c", "..."])
+
+Every namespace, bridge and veth name carries a random per-run token, so parallel test
+runs on one machine never collide; `close()` (the context exit) kills every agent it
+started (by pid), deletes every namespace and link it made, and stops its etcd, even
+after a failure. Agents run in their host's namespace through `nsenter --net=...`
+(see agent/sandbox.py for why not `ip netns exec`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.support import services
+
+REPO = Path(__file__).resolve().parents[2]
+NETNS_DIR = Path("/run/netns")
+ECHO_PORT = 7777
+COMMAND_TIMEOUT = 30.0
+
+
+def _run(
+    argv: Sequence[str], check: bool = True, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    kwargs.setdefault("timeout", COMMAND_TIMEOUT)
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, **kwargs)
+
+
+def _pick_underlay_subnet() -> ipaddress.IPv4Network:
+    """A /24 under 10.200-243/16 that no route of the root namespace overlaps."""
+    routes = _run(["ip", "-4", "route", "show", "table", "all"]).stdout
+    used = []
+    for line in routes.splitlines():
+        word = line.split()[0] if line.split() else ""
+        if word in {"local", "broadcast", "unreachable", "blackhole"}:
+            word = line.split()[1]
+        with contextlib.suppress(ValueError):
+            used.append(ipaddress.IPv4Network(word, strict=False))
+    for _ in range(1000):
+        candidate = ipaddress.IPv4Network(
+            f"10.{random.randint(200, 243)}.{random.randint(0, 255)}.0/24"
+        )
+        if not any(candidate.overlaps(u) for u in used if u.prefixlen > 0):
+            return candidate
+    raise RuntimeError("no free 10.x /24 for the test underlay")
+
+
+class AgentProcess:
+    """One `vulcano-agent run` started on a test host."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log_path = log
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        services.stop_process(self.proc, timeout)
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def wait(self, timeout: float) -> int:
+        return int(self.proc.wait(timeout))
+
+
+class TestHost:
+    """A network namespace with one underlay address, a state dir and maybe an agent."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, underlay: Underlay, index: int) -> None:
+        self.underlay = underlay
+        self.index = index
+        self.netns = f"vh{underlay.token}{index}"
+        self.veth = f"vu{underlay.token}h{index}"
+        self.ip = str(underlay.subnet.network_address + index + 2)
+        self.machine_id = f"host{index}-{underlay.token}"
+        self.state_dir = underlay.base / f"host{index}"
+        self.agent: AgentProcess | None = None
+        self._agent_logs = 0
+        self.sandboxes: dict[str, str] = {}  # short name → overlay address
+        self._echo: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- plumbing ------------------------------------------------------------------------
+    def create(self) -> None:
+        _run(["ip", "netns", "add", self.netns])
+        _run(
+            [
+                "ip",
+                "link",
+                "add",
+                self.veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                self.netns,
+            ]
+        )
+        _run(["ip", "link", "set", self.veth, "master", self.underlay.bridge, "up"])
+        self.exec(
+            ["ip", "addr", "add", f"{self.ip}/{self.underlay.subnet.prefixlen}", "dev", "eth0"]
+        )
+        self.exec(["ip", "link", "set", "eth0", "up"])
+        self.exec(["ip", "link", "set", "lo", "up"])
+
+    def nsenter(self, argv: Sequence[str]) -> list[str]:
+        return ["nsenter", f"--net={NETNS_DIR / self.netns}", *argv]
+
+    def exec(
+        self, argv: Sequence[str], check: bool = True, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in this host's network namespace."""
+        return _run(self.nsenter(argv), check=check, **kwargs)
+
+    def cli(
+        self, *args: str, check: bool = False, state_dir: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`vulcano-agent ARGS [--state-dir]` in this host's namespace."""
+        extra = ["--state-dir", str(self.state_dir)] if state_dir else []
+        return self.exec(
+            [sys.executable, "-m", "agent", *args, *extra], check=check, cwd=REPO, env=_env()
+        )
+
+    # -- agent ---------------------------------------------------------------------------
+    def agent_args(self, *extra: str, ttl: int = 3, subnet_ttl: int = 6) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--etcd-endpoints",
+            self.underlay.etcd_endpoint,
+            "--public-ip",
+            self.ip,
+            "--machine-id",
+            self.machine_id,
+            "--state-dir",
+            str(self.state_dir),
+            "--ttl",
+            str(ttl),
+            "--subnet-ttl",
+            str(subnet_ttl),
+            *extra,
+        ]
+
+    def start_agent(self, *extra: str, ttl: int = 3, subnet_ttl: int = 6) -> AgentProcess:
+        """Start `vulcano-agent run` in this host (extra CLI args appended)."""
+        assert self.agent is None or not self.agent.running(), "agent already running"
+        self._agent_logs += 1
+        log = self.underlay.base / f"agent-{self.index}-{self._agent_logs}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                self.nsenter(self.agent_args(*extra, ttl=ttl, subnet_ttl=subnet_ttl)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=_env(),
+                start_new_session=True,
+            )
+        self.agent = AgentProcess(proc, log)
+        return self.agent
+
+    def stop_agent(self) -> int | None:
+        if self.agent is None:
+            return None
+        return self.agent.terminate()
+
+    def kill_agent(self) -> None:
+        if self.agent is not None:
+            self.agent.kill()
+
+    @property
+    def subnet_env(self) -> Path:
+        return self.state_dir / "subnet.env"
+
+    def wait_overlay(self, timeout: float = 30.0) -> dict[str, str]:
+        """Wait until the agent wrote subnet.env; its variables."""
+
+        def ready() -> bool:
+            if self.agent is not None and not self.agent.running():
+                raise RuntimeError(f"agent on {self.netns} exited:\n{self.agent.log()}")
+            return self.subnet_env.exists()
+
+        services.wait_until(ready, timeout, f"overlay on {self.netns}", interval=0.1)
+        from agent.subnet_env import parse
+
+        return parse(self.subnet_env.read_text())
+
+    def node_state(self) -> dict[str, Any]:
+        return dict(json.loads((self.state_dir / "node.json").read_text()))
+
+    # -- sandboxes -----------------------------------------------------------------------
+    def sandbox_netns(self, name: str) -> str:
+        return f"vs{self.underlay.token}{self.index}{name}"
+
+    def create_sandbox(self, name: str, echo: bool = True) -> str:
+        """Create a sandbox through the CLI; its overlay address. Starts an echo server."""
+        ns = self.sandbox_netns(name)
+        result = self.cli("sandbox", "create", ns)
+        if result.returncode != 0:
+            raise RuntimeError(f"sandbox create {ns} failed: {result.stderr}")
+        address = result.stdout.strip()
+        self.sandboxes[name] = address
+        if echo:
+            self.start_echo(name)
+        return address
+
+    def sandbox_ip(self, name: str) -> str:
+        return self.sandboxes[name]
+
+    def delete_sandbox(self, name: str) -> subprocess.CompletedProcess[str]:
+        self.stop_echo(name)
+        result = self.cli("sandbox", "delete", self.sandbox_netns(name))
+        if result.returncode == 0:
+            self.sandboxes.pop(name, None)
+        return result
+
+    def in_sandbox(
+        self, name: str, argv: Sequence[str], check: bool = True, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        return _run(["ip", "netns", "exec", self.sandbox_netns(name), *argv], check=check, **kwargs)
+
+    def start_echo(self, name: str) -> None:
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.sandbox_netns(name),
+                sys.executable,
+                "-m",
+                "tests.support.probe",
+                "serve",
+                str(ECHO_PORT),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=REPO,
+            env=_env(),
+            start_new_session=True,
+        )
+        self._echo[name] = proc
+
+    def stop_echo(self, name: str) -> None:
+        proc = self._echo.pop(name, None)
+        if proc is not None:
+            services.stop_process(proc)
+
+    def probe(self, name: str, targets: Sequence[str]) -> dict[str, dict[str, bool]]:
+        """ICMP and TCP-echo reachability from sandbox `name` to every target address."""
+        result = self.in_sandbox(
+            name,
+            [sys.executable, "-m", "tests.support.probe", "check", str(ECHO_PORT), *targets],
+            cwd=REPO,
+            env=_env(),
+        )
+        return dict(json.loads(result.stdout))
+
+    # -- teardown ------------------------------------------------------------------------
+    def remove(self) -> None:
+        """Kill the agent and echo servers, delete sandboxes and the host namespace."""
+        self.kill_agent()
+        for name in list(self._echo):
+            self.stop_echo(name)
+        prefix = f"vs{self.underlay.token}{self.index}"
+        if NETNS_DIR.is_dir():
+            for entry in NETNS_DIR.iterdir():
+                if entry.name.startswith(prefix):
+                    _run(["ip", "netns", "delete", entry.name], check=False)
+        if (NETNS_DIR / self.netns).exists():
+            _run(["ip", "netns", "delete", self.netns], check=False)
+        _run(["ip", "link", "delete", self.veth], check=False)
+
+
+class Underlay:
+    """A root-namespace bridge joining test hosts, with a real etcd listening on it."""
+
+    def __init__(self, base: Path, with_etcd: bool = True) -> None:
+        self.token = secrets.token_hex(2)
+        self.base = base
+        self.bridge = f"vu{self.token}br"
+        self.subnet = _pick_underlay_subnet()
+        self.gateway = str(self.subnet.network_address + 1)
+        self.hosts: list[TestHost] = []
+        self.etcd: services.Etcd | None = None
+        self._with_etcd = with_etcd
+
+    def __enter__(self) -> Underlay:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        _run(["ip", "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge])
+        _run(["ip", "link", "set", self.bridge, "up"])
+        if self._with_etcd:
+            self.etcd = services.new_etcd(self.base, name=f"etcd{self.token}", host=self.gateway)
+            self.etcd.start()
+            self.etcd.wait_healthy()
+
+    @property
+    def etcd_endpoint(self) -> str:
+        assert self.etcd is not None
+        return self.etcd.client_url
+
+    def etcd_client(self) -> Any:
+        from vulcano.etcd import connect
+
+        return connect(self.etcd_endpoint)
+
+    def add_host(self) -> TestHost:
+        host = TestHost(self, len(self.hosts))
+        self.hosts.append(host)
+        host.create()
+        return host
+
+    def add_hosts(self, n: int) -> list[TestHost]:
+        return [self.add_host() for _ in range(n)]
+
+    def init_network(
+        self, network: str = "10.244.0.0/16", subnet_len: int = 24, *extra: str
+    ) -> None:
+        result = _run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "network",
+                "init",
+                "--etcd-endpoints",
+                self.etcd_endpoint,
+                "--network",
+                network,
+                "--subnet-len",
+                str(subnet_len),
+                *extra,
+            ],
+            check=False,
+            cwd=REPO,
+            env=_env(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"network init failed: {result.stderr}")
+
+    def remove_host(self, host: TestHost) -> None:
+        host.remove()
+        self.hosts.remove(host)
+
+    def close(self) -> None:
+        for host in list(self.hosts):
+            try:
+                host.remove()
+            except Exception as exc:  # keep tearing down the rest
+                print(f"teardown of {host.netns} failed: {exc}", file=sys.stderr)
+        self.hosts.clear()
+        if self.etcd is not None:
+            self.etcd.stop()
+        _run(["ip", "link", "delete", self.bridge], check=False)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VULCANO_")}
+    env["PYTHONPATH"] = str(REPO) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    return env
+
+
+def mesh_ok(results: dict[str, dict[str, dict[str, bool]]]) -> bool:
+    """True when every probe (source → target, ICMP and TCP) succeeded."""
+    return all(all(r.values()) for per_source in results.values() for r in per_source.values())
+
+
+def wait_mesh(
+    hosts: Sequence[TestHost], sandbox: str, timeout: float
+) -> dict[str, dict[str, dict[str, bool]]]:
+    """Probe until every host's `sandbox` reaches every other's; the last results."""
+    addresses = {h.netns: h.sandbox_ip(sandbox) for h in hosts}
+    deadline = time.monotonic() + timeout
+    while True:
+        results = {
+            h.netns: h.probe(sandbox, [ip for ns, ip in addresses.items() if ns != h.netns])
+            for h in hosts
+        }
+        if mesh_ok(results) or time.monotonic() > deadline:
+            return results
+        time.sleep(0.2)
