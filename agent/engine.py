@@ -5,10 +5,13 @@ the leader makes compares that key's create revision, so a deposed leader's late
 writes fail instead of fighting the new one. The leader keeps an in-memory copy of
 machines, units and placements, fed by one snapshot and then watches (never re-reading
 everything on every change), plans with the pure scheduler, and writes only the
-difference, batched into transactions. Each placement is put on the chosen machine's
-lease and compares that machine key's lease: a placement can only exist while its
-machine does, and when the machine's lease expires its placements vanish with it and
-the engine, told by the watch, places the units elsewhere.
+difference, batched into transactions. A placement onto a machine compares that
+machine record's lease, so it is never written for a machine that is gone.
+
+When a machine record disappears (its lease expired, or its agent restarted), the
+engine waits ENGINE_MACHINE_GRACE before moving its units: a restarting agent is back
+by then and keeps its units running. Its agent stopped them before the lease could
+expire (fencing, see agent/unitagent.py), so the new copies never overlap the old.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class _World:
     # (machine, unit) → (assignment JSON, lease id)
     placed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # reasons this leader wrote
+    departed: dict[str, float] = field(default_factory=dict)  # machine → when it went
 
 
 class Engine:
@@ -182,11 +186,28 @@ class Engine:
             finally:
                 watch.cancel()
 
+    def _grace_left(self, world: _World) -> float:
+        """Seconds until the last departed machine's grace ends (0: plan now)."""
+        now = time.monotonic()
+        for mid, when in list(world.departed.items()):
+            if now - when >= policy.ENGINE_MACHINE_GRACE:
+                del world.departed[mid]
+        if not world.departed:
+            return 0.0
+        return max(0.0, min(world.departed.values()) + policy.ENGINE_MACHINE_GRACE - now)
+
     def _follow(self, world: _World, events: queue.Queue[list[Change] | Resync]) -> None:
         last_plan = time.monotonic()
+        owed = False  # a plan deferred by a machine's grace period
         while not self.stop_event.is_set() and not self._lost.is_set():
+            wait = self._grace_left(world) if owed else 0.5
+            if owed and wait <= 0:
+                owed = False
+                self._reconcile(world)
+                last_plan = time.monotonic()
+                continue
             try:
-                item = events.get(timeout=0.5)
+                item = events.get(timeout=min(0.5, wait) if owed else 0.5)
             except queue.Empty:
                 if time.monotonic() - last_plan > policy.ENGINE_RESYNC_INTERVAL:
                     raise Resync("periodic") from None
@@ -202,7 +223,11 @@ class Engine:
                 if isinstance(b, Resync):
                     raise b
                 self._apply(world, b)
+            if self._grace_left(world) > 0:
+                owed = True
+                continue
             self._reconcile(world)
+            owed = False
             last_plan = time.monotonic()
 
     def _apply(self, world: _World, changes: list[Change]) -> None:
@@ -210,8 +235,10 @@ class Engine:
             if ch.key.startswith(self.ks.machines):
                 mid = ch.key[len(self.ks.machines) :]
                 if ch.value is None:
-                    world.machines.pop(mid, None)
+                    if world.machines.pop(mid, None) is not None:
+                        world.departed[mid] = time.monotonic()
                 else:
+                    world.departed.pop(mid, None)
                     try:
                         world.machines[mid] = MachineRecord.from_json(ch.value, ch.lease)
                     except (ValueError, KeyError, TypeError):
@@ -263,30 +290,31 @@ class Engine:
         t = self.client.transactions
         by_machine: dict[str, list[tuple[str, Any, tuple[str, int] | None]]] = {}
         for (machine, name), value in sorted(desired.items()):
-            rec = world.machines[machine]
             have = world.placed.get((machine, name))
-            if have == (value, rec.lease_id):
+            if have is not None and have[0] == value:
                 continue
             key = self.ks.assignment(machine, name)
-            by_machine.setdefault(machine, []).append(
-                (key, t.put(key, value, lease=rec.lease_id), (value, rec.lease_id))
-            )
+            by_machine.setdefault(machine, []).append((key, t.put(key, value), (value, 0)))
         for machine, name in sorted(set(world.placed) - set(desired)):
             key = self.ks.assignment(machine, name)
             by_machine.setdefault(machine, []).append((key, t.delete(key), None))
-        # Batch whole machines together so each batch needs few lease compares.
-        batch: list[tuple[str, Any, tuple[str, int] | None]] = []
-        batch_machines: list[str] = []
-        for machine, ops in by_machine.items():
-            for op in ops:
-                batch.append(op)
-                if machine not in batch_machines:
-                    batch_machines.append(machine)
-                if len(batch) >= policy.ENGINE_OPS_PER_TXN:
-                    self._commit(world, batch, batch_machines)
-                    batch, batch_machines = [], []
-        if batch:
-            self._commit(world, batch, batch_machines)
+        # Deletes first: a unit that moves is gone from its old machine before it
+        # appears on the new one. Whole machines go together, so few lease compares.
+        for deleting in (True, False):
+            batch: list[tuple[str, Any, tuple[str, int] | None]] = []
+            batch_machines: list[str] = []
+            for machine, ops in by_machine.items():
+                for op in ops:
+                    if (op[2] is None) != deleting:
+                        continue
+                    batch.append(op)
+                    if machine not in batch_machines:
+                        batch_machines.append(machine)
+                    if len(batch) >= policy.ENGINE_OPS_PER_TXN:
+                        self._commit(world, batch, batch_machines)
+                        batch, batch_machines = [], []
+            if batch:
+                self._commit(world, batch, batch_machines)
 
     def _commit(
         self,
@@ -298,7 +326,7 @@ class Engine:
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
         for m in machines:
             rec = world.machines.get(m)
-            if rec is not None and any(b[2] is not None for b in batch):
+            if rec is not None:  # placing onto a machine: only while its record lives
                 compares.append(_LeaseCompare(self.ks.machine(m)) == rec.lease_id)
         self.stats.txns += 1
         ok, _ = self.client.transaction(compare=compares, success=[b[1] for b in batch], failure=[])

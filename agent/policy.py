@@ -50,6 +50,7 @@ def is_etcd_error(exc: BaseException) -> bool:
     module = type(exc).__module__
     return module.startswith(("etcd3", "grpc")) or isinstance(exc, TimeoutError | ConnectionError)
 
+
 # --- unit engine --------------------------------------------------------------------
 
 # The engine leader's election lease (fleet: TTL about 5 times the reconcile interval).
@@ -63,6 +64,10 @@ ENGINE_CAMPAIGN_INTERVAL = 2.0
 ENGINE_BATCH_WINDOW = 0.05
 # Even with no event the leader re-plans this often (nothing should need it; a safety net).
 ENGINE_RESYNC_INTERVAL = 60.0
+# A machine whose record disappears keeps its units this long before the engine moves
+# them: an agent restarting (which re-registers) is back by then. Its units' fence
+# (below) ends before this does, so they are stopped if it is not.
+ENGINE_MACHINE_GRACE = 2.0
 # Placement writes per etcd transaction (etcd's default --max-txn-ops is 128).
 ENGINE_OPS_PER_TXN = 100
 # Retrying after etcd errors.
@@ -73,6 +78,9 @@ ENGINE_RETRY = Backoff(initial=0.2, maximum=3.0)
 # The agent stops its units this long before its machine lease can expire, so the
 # engine's new placement (made only after the expiry) never overlaps the old copy.
 FENCE_MARGIN = 1.5
+# When the agent stops (a restart), its units may run on for this long without it; a
+# new agent adopts them in time, or they are fenced before the engine's grace ends.
+STOPPED_AGENT_FENCE = ENGINE_MACHINE_GRACE - 0.5
 # How often the unit agent looks at its runner and its lease.
 UNIT_AGENT_TICK = 0.25
 # Unit states published per etcd transaction (one compare + one put each).

@@ -3,7 +3,9 @@
 It watches only ``schedule/<this machine>/`` (one snapshot, then a watch), drives the
 runner towards each assignment's desired state, stops and unloads whatever is no longer
 assigned, and publishes each unit's state (on the machine lease, and only while the
-assignment exists — a moved unit's old machine can never overwrite the new one's report).
+assignment exists: a moved unit's old machine can never overwrite the new one's report).
+A restarted agent finds its units still running under their supervisors and adopts
+them: nothing is restarted.
 
 Fencing: the host tells us until when its machine lease is certainly held. The agent
 passes that deadline (minus FENCE_MARGIN) to the runner's supervisors and, once it
@@ -89,10 +91,15 @@ class UnitAgent:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop reconciling; units keep running (the next agent adopts them)."""
+        """Stop reconciling; units keep running briefly, for the next agent to adopt."""
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        # The machine record may be removed right after this (deregistration): the units
+        # must be fenced before the engine's grace for this machine ends.
+        deadline = min(self._fence_deadline(), time.monotonic() + policy.STOPPED_AGENT_FENCE)
+        with contextlib.suppress(Exception):
+            self.runner.fence(deadline)
 
     # --- loop ------------------------------------------------------------------------
 

@@ -245,6 +245,8 @@ class Shim:
         )
 
     def kill_group(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        if self.fenced:
+            timeout = 0.0  # fenced: no grace, the engine may start it elsewhere soon
         if proc.poll() is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # leftovers of an exited leader
@@ -370,6 +372,8 @@ class Shim:
 
     def _stop_commands(self, cfg: ServiceConfig) -> None:
         self.status("deactivating", "stop")
+        if self.fenced:
+            return  # no ExecStop when fenced: kill at once
         was_stopping = self.stopping
         self.stopping = False  # let ExecStop run to its end
         for cmd in cfg.stop:

@@ -8,8 +8,9 @@
 <prefix>network/addresses/<ip>       JSON {machine_id, sandbox}, one per sandbox address
 <prefix>units/<name>                 JSON UnitSpec {name, hash, desired, options}: desired state
 <prefix>unit-files/<sha1>            unit file text, stored once, addressed by its hash
-<prefix>schedule/<machine-id>/<name> JSON Assignment {hash, desired, options}: the engine's
-                                     placement, on that machine's lease
+<prefix>schedule/<machine-id>/<name> JSON Assignment {name, hash, desired, options}: the
+                                     engine's placement (written only while that
+                                     machine's record lives)
 <prefix>unit-states/<name>           JSON UnitState {machine_id, load, active, sub, since,
                                      reason, sandbox_ip}: the runner's report (on its
                                      machine's lease) or the engine's reason it cannot place
@@ -21,9 +22,9 @@ Why units are laid out this way (not units/<name>/{spec,target,state}):
 - the engine watches only ``units/`` and ``schedule/``, so runner state churn never
   wakes it; each agent watches only ``schedule/<its id>/``, so a scheduling event wakes
   one machine, not all (fleet's scaling fault was every node re-reading everything);
-- a placement lives on the machine's lease: when the lease expires the placement is
-  gone in the same instant, so an agent that lost its lease can never be told to run a
-  unit that was moved, and the engine learns of every lost unit from one watch event.
+- a unit moves only in a transaction that deletes its old placement, so an agent coming
+  back never finds a placement for a unit that moved; placements are not on the machine
+  lease, so an agent restarting (a new lease) keeps its units (see agent/engine.py).
 
 CIDRs in keys use '-' for '/' (as flannel does) so a key is one path segment.
 """
