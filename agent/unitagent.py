@@ -54,11 +54,11 @@ class UnitHost(Protocol):
     def sandboxes(self) -> SandboxManager | None: ...
 
 
-def sandbox_name(unit: str) -> str:
-    """A network-namespace-safe, unique, short name for a unit's sandbox."""
-    stem = "".join(c if c.isalnum() else "-" for c in unit.rsplit(".", 1)[0])[:16]
-    digest = hashlib.sha1(unit.encode(), usedforsecurity=False).hexdigest()[:6]
-    return f"vu-{stem}-{digest}"
+def sandbox_name(machine_id: str, unit: str) -> str:
+    """A network-namespace-safe name for a unit's sandbox, unique per machine and unit."""
+    stem = "".join(c if c.isalnum() else "-" for c in unit.rsplit(".", 1)[0])[:20]
+    digest = hashlib.sha1(f"{machine_id}/{unit}".encode(), usedforsecurity=False).hexdigest()
+    return f"vu{digest[:8]}-{stem}"
 
 
 @dataclass
@@ -231,12 +231,17 @@ class UnitAgent:
 
     def _sandbox(self, name: str) -> str | None:
         manager = self.host.sandboxes()
-        sb = sandbox_name(name)
+        sb = sandbox_name(self.host.machine_id, name)
         if manager is None:
             return None
         if name not in self._sandbox_ips:
             try:
-                self._sandbox_ips[name] = manager.create(sb)
+                existing = getattr(manager, "get", None)
+                try:  # a sandbox this machine made before the agent restarted
+                    ip = existing(sb).ip if existing else None
+                except Exception:
+                    ip = None
+                self._sandbox_ips[name] = ip or manager.create(sb)
             except Exception as exc:
                 log.warning("unit agent: sandbox for %s: %s", name, exc)
                 return None
@@ -244,12 +249,12 @@ class UnitAgent:
 
     def _forget(self, name: str) -> None:
         """A unit left this machine: drop its sandbox and the state we published."""
-        if name in self._sandbox_ips:
-            manager = self.host.sandboxes()
-            if manager is not None:
-                with contextlib.suppress(Exception):
-                    manager.delete(sandbox_name(name))
-            del self._sandbox_ips[name]
+        manager = self.host.sandboxes()
+        if manager is not None:
+            # also after a restart, when we no longer remember making it
+            with contextlib.suppress(Exception):
+                manager.delete(sandbox_name(self.host.machine_id, name))
+        self._sandbox_ips.pop(name, None)
         last = self.published.pop(name, None)
         if last is not None:
             t = self.client.transactions
