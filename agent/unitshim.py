@@ -54,6 +54,7 @@ class ServiceConfig:
     stop_post: list[Command] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     working_directory: str | None = None
+    working_directory_optional: bool = False
     restart: str = "no"
     restart_sec: float = policy.UNIT_RESTART_SEC
     timeout_stop: float = policy.UNIT_STOP_TIMEOUT
@@ -153,6 +154,7 @@ def service_config(text: str, name: str, ctx: dict[str, Any]) -> ServiceConfig:
     cfg.environment = env
     wd = unit.value("Service", "WorkingDirectory")
     if wd:
+        cfg.working_directory_optional = wd.startswith("-")
         wd = units.expand_specifiers(wd.lstrip("-"), name, ctx.get("hostname", ""))
         cfg.working_directory = os.path.expanduser(wd)
     cfg.restart = (unit.value("Service", "Restart") or "no").strip()
@@ -233,9 +235,14 @@ class Shim:
         netns = self.ctx.get("netns")
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]
+        cwd = cfg.working_directory or "/"
+        if not os.path.isdir(cwd):
+            if not cfg.working_directory_optional:
+                raise FileNotFoundError(2, f"WorkingDirectory={cwd} does not exist")
+            cwd = "/"
         return subprocess.Popen(
             argv,
-            cwd=cfg.working_directory or "/",
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.journal,
@@ -265,7 +272,7 @@ class Shim:
         try:
             proc = self.spawn(cmd, cfg)
         except OSError as exc:
-            self.note(f"cannot run {cmd.argv[0]}: {exc.strerror}")
+            self.note(f"cannot run {shlex.join(cmd.argv)}: {exc.strerror}")
             return cmd.ignore_failure
         while proc.poll() is None:
             if self.should_stop():
@@ -346,7 +353,7 @@ class Shim:
         try:
             self.main = self.spawn(cfg.start[0], cfg)
         except OSError as exc:
-            self.note(f"cannot run {cfg.start[0].argv[0]}: {exc.strerror}")
+            self.note(f"cannot run {shlex.join(cfg.start[0].argv)}: {exc.strerror}")
             return "exec"
         self.status("active", "running")
         for cmd in cfg.start_post:
