@@ -8,10 +8,12 @@ everything on every change), plans with the pure scheduler, and writes only the
 difference, batched into transactions. A placement onto a machine compares that
 machine record's lease, so it is never written for a machine that is gone.
 
-When a machine record disappears (its lease expired, or its agent restarted), the
-engine waits ENGINE_MACHINE_GRACE before moving its units: a restarting agent is back
-by then and keeps its units running. Its agent stopped them before the lease could
-expire (fencing, see agent/unitagent.py), so the new copies never overlap the old.
+When a machine record disappears the engine waits a grace period before moving its
+units: ENGINE_MACHINE_GRACE (a crashed agent started again replaces its record at once),
+or ENGINE_RESTART_GRACE when the agent announced a restart (engine/restarting/<id>).
+An agent that comes back in time keeps its units running. One that does not has had its
+units stopped before its lease could expire, or before the restart grace ends (fencing,
+agent/unitagent.py), so the new copies never overlap the old.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class _World:
     # (machine, unit) → (assignment JSON, lease id)
     placed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # reasons this leader wrote
-    departed: dict[str, float] = field(default_factory=dict)  # machine → when it went
+    departed: dict[str, float] = field(default_factory=dict)  # machine → grace ends at
+    restarting: set[str] = field(default_factory=set)  # machines announcing a restart
 
 
 class Engine:
@@ -172,7 +175,12 @@ class Engine:
     def _lead(self) -> None:
         while not self.stop_event.is_set() and not self._lost.is_set():
             world = _World()
-            prefixes = [self.ks.machines, self.ks.units, self.ks.schedule]
+            prefixes = [
+                self.ks.machines_restarting,
+                self.ks.machines,
+                self.ks.units,
+                self.ks.schedule,
+            ]
             revision, parts = snapshot(self.client, prefixes)
             self.stats.reads += 1
             for part in parts:
@@ -189,12 +197,12 @@ class Engine:
     def _grace_left(self, world: _World) -> float:
         """Seconds until the last departed machine's grace ends (0: plan now)."""
         now = time.monotonic()
-        for mid, when in list(world.departed.items()):
-            if now - when >= policy.ENGINE_MACHINE_GRACE:
+        for mid, ends in list(world.departed.items()):
+            if now >= ends:
                 del world.departed[mid]
         if not world.departed:
             return 0.0
-        return max(0.0, min(world.departed.values()) + policy.ENGINE_MACHINE_GRACE - now)
+        return max(0.0, min(world.departed.values()) - now)
 
     def _follow(self, world: _World, events: queue.Queue[list[Change] | Resync]) -> None:
         last_plan = time.monotonic()
@@ -236,13 +244,26 @@ class Engine:
                 mid = ch.key[len(self.ks.machines) :]
                 if ch.value is None:
                     if world.machines.pop(mid, None) is not None:
-                        world.departed[mid] = time.monotonic()
+                        grace = (
+                            policy.ENGINE_RESTART_GRACE
+                            if mid in world.restarting
+                            else policy.ENGINE_MACHINE_GRACE
+                        )
+                        world.departed[mid] = time.monotonic() + grace
                 else:
                     world.departed.pop(mid, None)
                     try:
                         world.machines[mid] = MachineRecord.from_json(ch.value, ch.lease)
                     except (ValueError, KeyError, TypeError):
                         log.warning("engine: unreadable machine record %s", ch.key)
+            elif ch.key.startswith(self.ks.machines_restarting):
+                mid = ch.key[len(self.ks.machines_restarting) :]
+                if ch.value is None:
+                    world.restarting.discard(mid)
+                else:
+                    world.restarting.add(mid)
+                    if mid in world.departed:  # announced after the record went
+                        world.departed[mid] = time.monotonic() + policy.ENGINE_RESTART_GRACE
             elif ch.key.startswith(self.ks.units):
                 name = ch.key[len(self.ks.units) :]
                 if ch.value is None:

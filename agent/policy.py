@@ -65,9 +65,10 @@ ENGINE_BATCH_WINDOW = 0.05
 # Even with no event the leader re-plans this often (nothing should need it; a safety net).
 ENGINE_RESYNC_INTERVAL = 60.0
 # A machine whose record disappears keeps its units this long before the engine moves
-# them: an agent restarting (which re-registers) is back by then. Its units' fence
-# (below) ends before this does, so they are stopped if it is not.
-ENGINE_MACHINE_GRACE = 2.0
+# them: a crashed agent started again replaces its old record with a new one at once.
+ENGINE_MACHINE_GRACE = 0.5
+# ... and this long when its agent announced it is restarting (engine/restarting/<id>).
+ENGINE_RESTART_GRACE = 4.0
 # Placement writes per etcd transaction (etcd's default --max-txn-ops is 128).
 ENGINE_OPS_PER_TXN = 100
 # Retrying after etcd errors.
@@ -80,7 +81,7 @@ ENGINE_RETRY = Backoff(initial=0.2, maximum=3.0)
 FENCE_MARGIN = 1.5
 # When the agent stops (a restart), its units may run on for this long without it; a
 # new agent adopts them in time, or they are fenced before the engine's grace ends.
-STOPPED_AGENT_FENCE = ENGINE_MACHINE_GRACE - 0.5
+STOPPED_AGENT_FENCE = ENGINE_RESTART_GRACE - 1.0
 # How often the unit agent looks at its runner and its lease.
 UNIT_AGENT_TICK = 0.25
 # Unit states published per etcd transaction (one compare + one put each).

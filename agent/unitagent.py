@@ -95,11 +95,18 @@ class UnitAgent:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        # The machine record may be removed right after this (deregistration): the units
-        # must be fenced before the engine's grace for this machine ends.
+        # The machine record may be removed right after this (deregistration). Announce a
+        # restart, so the engine waits ENGINE_RESTART_GRACE before moving our units, and
+        # fence them to end before that grace does.
         deadline = min(self._fence_deadline(), time.monotonic() + policy.STOPPED_AGENT_FENCE)
         with contextlib.suppress(Exception):
             self.runner.fence(deadline)
+        if self.runner.loaded() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                lease = self.client.lease(int(policy.ENGINE_RESTART_GRACE) + 1)
+                self.client.put(
+                    self.ks.machine_restarting(self.host.machine_id), "restarting", lease=lease.id
+                )
 
     # --- loop ------------------------------------------------------------------------
 

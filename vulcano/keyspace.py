@@ -16,6 +16,8 @@
                                      machine's lease) or the engine's reason it cannot place
 <prefix>unit-journal/<name>          the last lines of the unit's output, on the machine's lease
 <prefix>engine/leader                election key (lease)
+<prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a
+                                     while longer (short lease of its own)
 ```
 
 Why units are laid out this way (not units/<name>/{spec,target,state}):
@@ -130,3 +132,10 @@ class Keyspace:
     @property
     def engine_leader(self) -> str:
         return f"{self.prefix}engine/leader"
+
+    @property
+    def machines_restarting(self) -> str:
+        return f"{self.prefix}engine/restarting/"
+
+    def machine_restarting(self, machine_id: str) -> str:
+        return f"{self.machines_restarting}{machine_id}"
