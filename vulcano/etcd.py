@@ -46,9 +46,9 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
 def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any:
     """An etcd3 client for the given endpoints, failing over between them."""
     pairs = parse_endpoints(endpoints)
-    if len(pairs) == 1:
-        host, port = pairs[0]
-        return etcd3.client(host=host, port=port, timeout=timeout)
+    # Always the multi-endpoint client, even for one endpoint: etcd3.client() marks its
+    # only endpoint failed for 300 s after one UNAVAILABLE, so an agent cut off from
+    # etcd for a moment would stay cut off for five minutes.
     return etcd3.MultiEndpointEtcd3Client(
         endpoints=[
             etcd3.Endpoint(host, port, secure=False, time_retry=policy.ETCD_ENDPOINT_RETRY)
