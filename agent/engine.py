@@ -185,10 +185,22 @@ class Engine:
             self.stats.reads += 1
             for part in parts:
                 self._apply(world, part)
+            # Machines that hold placements but have no record went away before we led:
+            # give them their grace from now, as if we had seen them go.
+            now = time.monotonic()
+            for machine, _ in world.placed:
+                if machine not in world.machines and machine not in world.departed:
+                    grace = (
+                        policy.ENGINE_RESTART_GRACE
+                        if machine in world.restarting
+                        else policy.ENGINE_MACHINE_GRACE
+                    )
+                    world.departed[machine] = now + grace
             watch = PrefixWatch(self.client, prefixes, revision + 1)
             try:
-                self._reconcile(world)
-                self._follow(world, watch.events)
+                if self._grace_left(world) <= 0:
+                    self._reconcile(world)
+                self._follow(world, watch.events, owed=bool(world.departed))
             except Resync as exc:
                 log.info("engine: resync (%s)", exc)
             finally:
@@ -204,9 +216,11 @@ class Engine:
             return 0.0
         return max(0.0, min(world.departed.values()) - now)
 
-    def _follow(self, world: _World, events: queue.Queue[list[Change] | Resync]) -> None:
+    def _follow(
+        self, world: _World, events: queue.Queue[list[Change] | Resync], owed: bool = False
+    ) -> None:
+        """Apply watch events and re-plan; ``owed``: a plan deferred by a grace period."""
         last_plan = time.monotonic()
-        owed = False  # a plan deferred by a machine's grace period
         while not self.stop_event.is_set() and not self._lost.is_set():
             wait = self._grace_left(world) if owed else 0.5
             if owed and wait <= 0:

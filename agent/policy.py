@@ -67,8 +67,9 @@ ENGINE_RESYNC_INTERVAL = 60.0
 # A machine whose record disappears keeps its units this long before the engine moves
 # them: a crashed agent started again replaces its old record with a new one at once.
 ENGINE_MACHINE_GRACE = 0.5
-# ... and this long when its agent announced it is restarting (engine/restarting/<id>).
-ENGINE_RESTART_GRACE = 4.0
+# ... and this long when its agent announced it is restarting (engine/restarting/<id>):
+# a stopping agent takes seconds to shut down (overlay, deregistration) and start again.
+ENGINE_RESTART_GRACE = 10.0
 # Placement writes per etcd transaction (etcd's default --max-txn-ops is 128).
 ENGINE_OPS_PER_TXN = 100
 # Retrying after etcd errors.

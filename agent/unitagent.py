@@ -95,18 +95,23 @@ class UnitAgent:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        # The machine record may be removed right after this (deregistration). Announce a
-        # restart, so the engine waits ENGINE_RESTART_GRACE before moving our units, and
-        # fence them to end before that grace does.
-        deadline = min(self._fence_deadline(), time.monotonic() + policy.STOPPED_AGENT_FENCE)
-        with contextlib.suppress(Exception):
-            self.runner.fence(deadline)
-        if self.runner.loaded() and time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
+        log.info("unit agent: stopping; units stay up for a new agent to adopt")
+        # The machine record may be removed right after this (deregistration). Announce
+        # a restart first: the engine then waits ENGINE_RESTART_GRACE before moving our
+        # units, so they may run on (for a new agent to adopt) until shortly before that.
+        # Without the announcement they are fenced as the lease would have them.
+        deadline = self._fence_deadline()
+        if self.runner.loaded() and not self.fenced.is_set():
+            try:
                 lease = self.client.lease(int(policy.ENGINE_RESTART_GRACE) + 1)
                 self.client.put(
                     self.ks.machine_restarting(self.host.machine_id), "restarting", lease=lease.id
                 )
+                deadline = time.monotonic() + policy.STOPPED_AGENT_FENCE
+            except Exception as exc:
+                log.warning("unit agent: cannot announce the restart (%s): units fenced", exc)
+        with contextlib.suppress(Exception):
+            self.runner.fence(deadline)
 
     # --- loop ------------------------------------------------------------------------
 
@@ -205,6 +210,7 @@ class UnitAgent:
             running = st is not None and st.active in {"active", "activating", "deactivating"}
             if st is None or st.hash != a.hash:
                 if running:
+                    log.info("unit agent: stopping %s (new content %s)", name, a.hash[:7])
                     self.runner.stop(name)  # new content: stop first, load when stopped
                     continue
                 text = self._text(a.hash)
@@ -222,12 +228,15 @@ class UnitAgent:
                 st = self.runner.status(name)
                 running = False
             if a.desired == LAUNCHED and not running and st.active != "failed":
+                log.info("unit agent: starting %s (was %s/%s)", name, st.active, st.sub)
                 self.runner.start(name)
             elif a.desired != LAUNCHED and running and st.active != "deactivating":
+                log.info("unit agent: stopping %s (desired %s)", name, a.desired)
                 self.runner.stop(name)
         for name in sorted(loaded - set(self.assigned)):
             st = self.runner.status(name)
             if st.active in {"active", "activating"}:
+                log.info("unit agent: stopping %s (no longer assigned here)", name)
                 self.runner.stop(name)
                 continue
             if st.active == "deactivating":

@@ -7,6 +7,7 @@ machine's units with the runner that fits: systemd when it is PID 1, else built-
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from agent.engine import Engine
 from agent.runner import BuiltinRunner, Runner, SystemdRunner, systemd_is_pid1
 from agent.unitagent import SandboxManager, UnitAgent
 from vulcano.keyspace import Keyspace
+
+log = logging.getLogger(__name__)
 
 
 class AgentHost:
@@ -74,10 +77,12 @@ class UnitService:
         self.units.start()
 
     def stop(self) -> None:
+        started = time.monotonic()
         if self.units is not None:
             self.units.stop()
         if self.engine is not None:
             self.engine.stop()
+        log.info("units: engine and unit agent stopped in %.1fs", time.monotonic() - started)
 
 
 def install(agent: Any) -> UnitService:

@@ -67,6 +67,7 @@ def _cluster(ctx: click.Context) -> Cluster:
 def _guard(fn: Callable[[], Any]) -> Any:
     """Run fn, turning our errors and etcd's into click's (message + exit code)."""
     import etcd3.exceptions
+    import grpc  # type: ignore[import-untyped]
 
     try:
         return fn()
@@ -74,6 +75,9 @@ def _guard(fn: Callable[[], Any]) -> Any:
         raise click.ClickException(str(exc)) from None
     except etcd3.exceptions.Etcd3Exception as exc:
         raise click.ClickException(f"etcd: {type(exc).__name__}: {exc}") from None
+    except grpc.RpcError as exc:
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        raise click.ClickException(f"etcd: {details}") from None
 
 
 def read_sources(args: Iterable[str]) -> list[UnitSource]:

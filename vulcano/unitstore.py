@@ -243,7 +243,15 @@ class UnitStore:
                 else t.version(self.ks.unit_spec(name)) == 0
                 for name, rev, _ in chunk
             ]
-            ops = [op for _, _, unit_ops in chunk for op in unit_ops]
+            ops, seen = [], set()
+            for _, _, unit_ops in chunk:
+                for op in unit_ops:
+                    # units with the same content share one unit-file put (etcd refuses
+                    # a key twice in one transaction)
+                    if op.key in seen:
+                        continue
+                    seen.add(op.key)
+                    ops.append(op)
             if not ops:
                 continue
             self.requests += 1

@@ -190,3 +190,16 @@ def test_unreachable_etcd_is_a_clear_error() -> None:
 def test_bad_endpoint_is_a_usage_error() -> None:
     r = CliRunner().invoke(main, ["--endpoint", "ftp://x", "list-units"])
     assert r.exit_code == 2 and "scheme must be http" in r.output
+
+
+def test_units_with_the_same_content_are_submitted_together(
+    vulcano: Invoke, tmp_path: Path, client: etcd3.Etcd3Client
+) -> None:
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"same{i}.service"
+        p.write_text(DB)
+        paths.append(str(p))
+    r = vulcano("submit", *paths)
+    assert r.exit_code == 0, r.output
+    assert len([k for k in dump(client) if k.startswith(KS.unit_files)]) == 1
