@@ -83,8 +83,10 @@ FENCE_MARGIN = 1.5
 # When the agent stops (a restart), its units may run on for this long without it; a
 # new agent adopts them in time, or they are fenced before the engine's grace ends.
 STOPPED_AGENT_FENCE = ENGINE_RESTART_GRACE - 1.0
-# How often the unit agent looks at its runner and its lease.
+# How often the unit agent looks at its lease (and wakes for watch events) ...
 UNIT_AGENT_TICK = 0.25
+# ... and, when nothing changed in etcd, at its runner's units.
+UNIT_AGENT_POLL = 0.5
 # Unit states published per etcd transaction (one compare + one put each).
 UNIT_STATES_PER_TXN = 50
 # How often a unit's journal tail is published to etcd, and how many lines.

@@ -76,6 +76,7 @@ class UnitAgent:
         self.stop_event = threading.Event()
         self.assigned: dict[str, Assignment] = {}
         self.published: dict[str, str] = {}
+        self._seen: dict[str, tuple[RunStatus, str, str | None]] = {}
         self._journal_seq: dict[str, int] = {}
         self._journal_at = 0.0
         self._texts: dict[str, str] = {}
@@ -148,14 +149,23 @@ class UnitAgent:
         self.assigned = {}
         self._apply(entries, prefix)
         watch = PrefixWatch(self.client, [prefix], revision + 1)
+        last_pass = 0.0
+        fenced_to = 0.0
+        dirty = True
         try:
             while not self.stop_event.is_set():
                 deadline = self._fence_deadline()
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     raise _Fenced("machine lease not confirmed in time")
-                self.runner.fence(deadline)
-                self._reconcile()
-                self._publish()
+                if deadline != fenced_to:
+                    self.runner.fence(deadline)
+                    fenced_to = deadline
+                # a pass on every change, and a look at the runner every UNIT_AGENT_POLL
+                if dirty or now - last_pass >= policy.UNIT_AGENT_POLL:
+                    self._reconcile()
+                    self._publish()
+                    last_pass, dirty = now, False
                 try:
                     item = watch.events.get(timeout=policy.UNIT_AGENT_TICK)
                 except queue.Empty:
@@ -168,6 +178,7 @@ class UnitAgent:
                     if isinstance(it, Resync):
                         raise it
                     self._apply(it, prefix)
+                dirty = True
         finally:
             watch.cancel()
 
@@ -304,6 +315,10 @@ class UnitAgent:
             st = self.runner.status(name)
             if st.load != "loaded":
                 continue
+            seen = (st, a.hash, self._sandbox_ips.get(name))
+            if self._seen.get(name) == seen and name in self.published:
+                continue  # nothing new: skip building the JSON
+            self._seen[name] = seen
             value = self._state(name, a, st)
             if self.published.get(name) != value:
                 pending.append((name, self.ks.unit_state(name), value))

@@ -28,13 +28,16 @@ def store(etcd: Etcd) -> Iterator[UnitStore]:
 
 
 @pytest.fixture
-def cluster(etcd: Etcd, tmp_path: Path, marker: str) -> Iterator[list[Node]]:
+def cluster(etcd: Etcd, tmp_path: Path, marker: str, store: UnitStore) -> Iterator[list[Node]]:
     ids = [f"m{i}{secrets.token_hex(5)}" for i in range(3)]
     try:
         with nodes(etcd.endpoint, tmp_path, sorted(ids), ttl=3) as ns:
             yield ns
-        # agents stopped and their leases revoked: the fence stops what still runs
-        wait_for(lambda: not pids_of(marker), 15, "every unit process gone")
+            # destroy while the agents run, so they stop their units
+            specs = list(store.specs())
+            if specs:
+                store.destroy(specs)
+            wait_for(lambda: not pids_of(marker), 15, "every unit process gone")
     finally:
         kill_by_pid(pids_of(marker))
 
