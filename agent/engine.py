@@ -19,12 +19,10 @@ agent/unitagent.py), so the new copies never overlap the old.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +31,7 @@ from etcd3 import etcdrpc, transactions
 from agent import policy, scheduler
 from agent.watching import Change, PrefixWatch, Resync, snapshot
 from vulcano.keyspace import Keyspace
-from vulcano.unitstore import INACTIVE, Assignment, MachineRecord, UnitSpec, UnitState
+from vulcano.unitstore import INACTIVE, Assignment, MachineRecord, UnitSpec
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +183,9 @@ class Engine:
             self.stats.reads += 1
             for part in parts:
                 self._apply(world, part)
+            plen = len(self.ks.unit_reasons)
+            for value, meta in self.client.get_prefix(self.ks.unit_reasons):
+                world.reasons[meta.key.decode()[plen:]] = value.decode()
             # Machines that hold placements but have no record went away before we led:
             # give them their grace from now, as if we had seen them go.
             now = time.monotonic()
@@ -319,7 +320,7 @@ class Engine:
             for machine in targets:
                 desired[(machine, name)] = _assignment(wanted[name])
         self._write(world, desired)
-        self._explain(world, plan.reasons, wanted)
+        self._explain(world, plan.reasons)
 
     def _write(self, world: _World, desired: dict[tuple[str, str], str]) -> None:
         t = self.client.transactions
@@ -380,49 +381,30 @@ class Engine:
             else:
                 world.placed[(machine, name)] = placed
 
-    def _explain(self, world: _World, reasons: dict[str, str], wanted: dict[str, Any]) -> None:
-        """Write why a unit has no machine into its state; clear it once it has one."""
+    def _explain(self, world: _World, reasons: dict[str, str]) -> None:
+        """Write why a unit has no machine (unit-reasons/<name>); clear it once it has one."""
         t = self.client.transactions
-        ops: list[Callable[[], Any]] = []
+        leader = t.create(self.ks.engine_leader) == self._leader_rev
+        ops: list[tuple[str, Any]] = []
         for name, reason in sorted(reasons.items()):
-            if world.reasons.get(name) == reason:
-                continue
-            state = UnitState(name=name, reason=reason, hash=wanted[name].hash, since=time.time())
-            key = self.ks.unit_state(name)
-            value = state.to_json()
-
-            def put(key: str = key, value: str = value, name: str = name, r: str = reason) -> Any:
-                # only over a state no runner owns (no machine) — a runner's report wins
-                ok, _ = self.client.transaction(
-                    compare=[
-                        t.create(self.ks.engine_leader) == self._leader_rev,
-                        t.version(self.ks.unit_state(name)) == 0,
-                    ],
-                    success=[t.put(key, value)],
-                    failure=[],
-                )
-                if not ok:
-                    current, _ = self.client.get(key)
-                    if current is not None and json.loads(current).get("machine_id") is None:
-                        self.client.put(key, value)
-                world.reasons[name] = r
-
-            ops.append(put)
+            if world.reasons.get(name) != reason:
+                ops.append((name, t.put(self.ks.unit_reason(name), reason)))
         for name in sorted(set(world.reasons) - set(reasons)):
-            key = self.ks.unit_state(name)
-
-            def clear(key: str = key, name: str = name) -> Any:
-                current, _ = self.client.get(key)
-                if current is not None and json.loads(current).get("machine_id") is None:
-                    self.client.transaction(
-                        compare=[t.value(key) == current], success=[t.delete(key)], failure=[]
-                    )
-                world.reasons.pop(name, None)
-
-            ops.append(clear)
-        for op in ops:
+            ops.append((name, t.delete(self.ks.unit_reason(name))))
+        for i in range(0, len(ops), policy.ENGINE_OPS_PER_TXN):
+            chunk = ops[i : i + policy.ENGINE_OPS_PER_TXN]
             self.stats.txns += 1
-            op()
+            ok, _ = self.client.transaction(
+                compare=[leader], success=[op for _, op in chunk], failure=[]
+            )
+            if not ok:
+                self._lost.set()
+                return
+            for name, _ in chunk:
+                if name in reasons:
+                    world.reasons[name] = reasons[name]
+                else:
+                    world.reasons.pop(name, None)
 
 
 def _is_template(name: str) -> bool:

@@ -282,14 +282,10 @@ class UnitAgent:
             with contextlib.suppress(Exception):
                 manager.delete(sandbox_name(self.host.machine_id, name))
         self._sandbox_ips.pop(name, None)
-        last = self.published.pop(name, None)
-        if last is not None:
-            t = self.client.transactions
-            key = self.ks.unit_state(name)
-            self.requests += 1
-            self.client.transaction(
-                compare=[t.value(key) == last], success=[t.delete(key)], failure=[]
-            )
+        self.published.pop(name, None)
+        self.requests += 1
+        self.client.delete(self.ks.unit_state(name, self.host.machine_id))
+        self._seen.pop(name, None)
         self._journal_seq.pop(name, None)
 
     # --- publish ---------------------------------------------------------------------
@@ -321,7 +317,7 @@ class UnitAgent:
             self._seen[name] = seen
             value = self._state(name, a, st)
             if self.published.get(name) != value:
-                pending.append((name, self.ks.unit_state(name), value))
+                pending.append((name, self.ks.unit_state(name, self.host.machine_id), value))
         for i in range(0, len(pending), policy.UNIT_STATES_PER_TXN):
             chunk = pending[i : i + policy.UNIT_STATES_PER_TXN]
             self._publish_chunk(chunk, lease, t)

@@ -205,14 +205,17 @@ def register(main: click.Group) -> None:
         """Units the cluster runs or tries to: UNIT MACHINE ACTIVE SUB."""
         store = _cluster(ctx).store
         specs = _guard(store.specs)
-        states = _guard(store.states)
+        reports = _guard(store.machine_states)
         machines = {m.id: m for m in _guard(store.machines)}
+        by_unit: dict[str, list[UnitState | None]] = {}
+        for report in reports:
+            by_unit.setdefault(report.name, []).append(report)
+        for name, spec in specs.items():
+            if spec.desired != INACTIVE and name not in by_unit and not _is_template(name):
+                by_unit[name] = [None]
         rows = []
-        for name in sorted(set(specs) | set(states)):
+        for name, st in ((n, s) for n in sorted(by_unit) for s in by_unit[n]):
             spec = specs.get(name)
-            if spec is not None and spec.desired == INACTIVE and name not in states:
-                continue
-            st = states.get(name)
             rows.append(
                 {
                     "unit": name,
@@ -407,33 +410,35 @@ def register(main: click.Group) -> None:
         """Show units' state, machine, reason and recent output (exit 3 if not active)."""
         store = _cluster(ctx).store
         machines = {m.id: m for m in _guard(store.machines)}
-        states = _guard(store.states)
+        reports = _guard(store.machine_states)
         all_active = True
-        for i, name in enumerate(unit):
+        first = True
+        for name in unit:
             spec = _guard(functools.partial(store.spec, name))
             if spec is None:
                 raise click.ClickException(f"unit {name} is not submitted")
-            st = states.get(name)
-            if i:
-                click.echo()
-            active = st.active if st else "inactive"
-            all_active = all_active and active == "active"
-            click.echo(f"● {name}")
-            click.echo(
-                f"   Loaded: {st.load if st else 'not-found'} (desired {spec.desired}, "
-                f"hash {spec.hash[:7]})"
-            )
-            click.echo(
-                f"   Active: {active} ({st.sub if st else 'dead'}) since "
-                f"{_since(st.since if st else 0)}"
-            )
-            click.echo(
-                f"  Machine: {_machine_label(st.machine_id if st else None, machines, True)}"
-            )
-            if st and st.sandbox_ip:
-                click.echo(f"  Sandbox: {st.sandbox_ip}")
-            if st and st.reason:
-                click.echo(f"   Reason: {st.reason}")
+            mine: list[UnitState | None] = [r for r in reports if r.name == name] or [None]
+            for st in mine:
+                if not first:
+                    click.echo()
+                first = False
+                active = st.active if st else "inactive"
+                all_active = all_active and active == "active"
+                click.echo(f"● {name}")
+                click.echo(
+                    f"   Loaded: {st.load if st else 'not-found'} (desired {spec.desired}, "
+                    f"hash {spec.hash[:7]})"
+                )
+                click.echo(
+                    f"   Active: {active} ({st.sub if st else 'dead'}) since "
+                    f"{_since(st.since if st else 0)}"
+                )
+                label = _machine_label(st.machine_id if st else None, machines, True)
+                click.echo(f"  Machine: {label}")
+                if st and st.sandbox_ip:
+                    click.echo(f"  Sandbox: {st.sandbox_ip}")
+                if st and st.reason:
+                    click.echo(f"   Reason: {st.reason}")
             journal = _guard(functools.partial(store.journal, name))
             if journal and lines > 0:
                 click.echo()
@@ -483,17 +488,30 @@ def _reached(desired: str, st: UnitState | None) -> tuple[bool, str]:
     return ok, where
 
 
+def _is_template(name: str) -> bool:
+    return units.parse_name(name).is_template
+
+
 def _wait(store: UnitStore, names: list[str], desired: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     machines: dict[str, MachineRecord] = {}
     pending = list(names)
     last_note: dict[str, str] = {}
     while True:
-        states = _guard(store.states)
+        reports: dict[str, list[UnitState]] = {}
+        for report in _guard(store.machine_states):
+            reports.setdefault(report.name, []).append(report)
         still = []
         for name in pending:
-            st = states.get(name)
-            ok, note = _reached(desired, st)
+            mine = reports.get(name) or []
+            placed = [r for r in mine if r.machine_id]
+            # every machine running it (a Global unit has several) must have got there
+            checks = [_reached(desired, r) for r in placed] or [_reached(desired, None)]
+            if not placed and mine:
+                checks = [_reached(desired, mine[0])]
+            ok = all(c[0] for c in checks)
+            note = next((c[1] for c in checks if not c[0]), checks[0][1])
+            st = placed[0] if placed else None
             if ok:
                 if not machines:
                     machines = {m.id: m for m in _guard(store.machines)}

@@ -11,9 +11,10 @@
 <prefix>schedule/<machine-id>/<name> JSON Assignment {name, hash, desired, options}: the
                                      engine's placement (written only while that
                                      machine's record lives)
-<prefix>unit-states/<name>           JSON UnitState {machine_id, load, active, sub, since,
-                                     reason, sandbox_ip}: the runner's report (on its
-                                     machine's lease) or the engine's reason it cannot place
+<prefix>unit-states/<name>/<machine> JSON UnitState {machine_id, load, active, sub, since,
+                                     reason, sandbox_ip}: a runner's report, on its
+                                     machine's lease (a Global unit has one per machine)
+<prefix>unit-reasons/<name>          why the engine cannot place the unit (text)
 <prefix>unit-journal/<name>          the last lines of the unit's output, on the machine's lease
 <prefix>engine/leader                election key (lease)
 <prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a
@@ -119,8 +120,18 @@ class Keyspace:
     def unit_states(self) -> str:
         return f"{self.prefix}unit-states/"
 
-    def unit_state(self, name: str) -> str:
-        return f"{self.unit_states}{name}"
+    def unit_state_prefix(self, name: str) -> str:
+        return f"{self.unit_states}{name}/"
+
+    def unit_state(self, name: str, machine_id: str) -> str:
+        return f"{self.unit_states}{name}/{machine_id}"
+
+    @property
+    def unit_reasons(self) -> str:
+        return f"{self.prefix}unit-reasons/"
+
+    def unit_reason(self, name: str) -> str:
+        return f"{self.unit_reasons}{name}"
 
     @property
     def unit_journals(self) -> str:

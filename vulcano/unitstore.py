@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from etcd3 import utils
+
 from vulcano import policy, units
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
@@ -176,11 +178,26 @@ class UnitStore:
         value, _ = self._get(self.ks.unit_file(digest))
         return value.decode("utf-8") if value is not None else None
 
+    def machine_states(self) -> list[UnitState]:
+        """Every runner's report (one per unit per machine), then the engine's reasons
+        for units no runner reports on."""
+        out = [UnitState.from_json(v) for v, _ in self._get_prefix(self.ks.unit_states)]
+        reported = {s.name for s in out}
+        plen = len(self.ks.unit_reasons)
+        for value, meta in self._get_prefix(self.ks.unit_reasons):
+            name = meta.key.decode()[plen:]
+            if name not in reported:
+                out.append(UnitState(name=name, reason=value.decode()))
+        return sorted(out, key=lambda s: (s.name, s.machine_id or ""))
+
     def states(self) -> dict[str, UnitState]:
-        return {
-            s.name: s
-            for s in (UnitState.from_json(v) for v, _ in self._get_prefix(self.ks.unit_states))
-        }
+        """One state per unit: an active report if any, else the latest (or the reason)."""
+        best: dict[str, UnitState] = {}
+        for s in self.machine_states():
+            cur = best.get(s.name)
+            if cur is None or (s.active == "active", s.since) > (cur.active == "active", cur.since):
+                best[s.name] = s
+        return best
 
     def machines(self) -> list[MachineRecord]:
         out = [
@@ -369,7 +386,11 @@ class UnitStore:
             t = self.client.transactions
             return [
                 t.delete(self.ks.unit_spec(name)),
-                t.delete(self.ks.unit_state(name)),
+                t.delete(
+                    self.ks.unit_state_prefix(name),
+                    utils.prefix_range_end(utils.to_bytes(self.ks.unit_state_prefix(name))),
+                ),
+                t.delete(self.ks.unit_reason(name)),
                 t.delete(self.ks.unit_journal(name)),
             ]
 
