@@ -77,15 +77,18 @@ def parse_seconds(value: str, default: float) -> float:
 
 
 def _expand_env(argv: list[str], env: dict[str, str]) -> list[str]:
+    """systemd's Exec variable rules: ${VAR} inline, $VAR alone splits, $$ is a '$'."""
     out: list[str] = []
     for word in argv:
         m = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
-        if m:  # systemd: $VAR alone is split on whitespace into several words
+        if m:
             out.extend(env.get(m.group(1), "").split())
             continue
-        out.append(
-            re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda g: env.get(g.group(1), ""), word)
-        )
+
+        def sub(g: re.Match[str]) -> str:
+            return "$" if g.group(0) == "$$" else env.get(g.group(1), "")
+
+        out.append(re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, word))
     return out
 
 
