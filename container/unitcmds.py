@@ -302,6 +302,9 @@ def register(main: click.Group) -> None:
         timeout: float,
     ) -> None:
         names = _submit_files(ctx, args, replace)
+        # `start web@.service web@1.service`: the template file only brings the content
+        instances = {units.parse_name(n).template for n in names}
+        names = [n for n in names if not (_is_template(n) and n in instances)]
         store = _cluster(ctx).store
         _guard(lambda: store.set_desired(names, desired))
         if no_block:

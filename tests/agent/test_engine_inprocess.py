@@ -8,7 +8,9 @@ from pathlib import Path
 
 import etcd3
 import pytest
+from click.testing import CliRunner, Result
 
+from container.cli import main
 from tests.support.cluster import Node, kill_by_pid, nodes, pids_of, running_where, wait_for
 from tests.support.services import Etcd
 from vulcano.unitstore import INACTIVE, LAUNCHED, LOADED, UnitSource, UnitStore
@@ -143,3 +145,67 @@ def test_engine_leadership_moves_when_the_leader_goes(
     store.submit([UnitSource("after.service", sleeper(marker))])
     store.set_desired(["after.service"], LAUNCHED)
     wait_for(lambda: running_where(store, ["after.service"]), 30, "placed by the new leader")
+
+
+def _cli(etcd: Etcd, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--endpoint", etcd.endpoint, *args])
+
+
+def test_cli_start_waits_then_status_and_journal_show_the_output(
+    cluster: list[Node], etcd: Etcd, tmp_path: Path, marker: str
+) -> None:
+    unit = tmp_path / "hello@.service"
+    unit.write_text(
+        f"[Service]\nExecStart=/bin/sh -c 'echo hello from %n on %m; sleep 1000; :' {marker}-%n\n"
+    )
+    r = _cli(etcd, "start", str(unit), "hello@1.service")
+    assert r.exit_code == 0, r.output
+    assert "Unit hello@1.service launched on " in r.output
+    st = UnitStore(cluster[0].member.client).states()["hello@1.service"]
+    wait_for(
+        lambda: (
+            "hello from hello@1.service on " + str(st.machine_id)
+            in _cli(etcd, "journal", "hello@1.service").output
+        ),
+        20,
+        "the unit's output in its journal",
+    )
+    r = _cli(etcd, "status", "hello@1.service")
+    assert r.exit_code == 0
+    assert "Active: active (running)" in r.output
+    assert f"Machine: {st.machine_id}/" in r.output or f"Machine: {st.machine_id}" in r.output
+    r = _cli(etcd, "stop", "hello@1.service")
+    assert r.exit_code == 0, r.output
+    r = _cli(etcd, "status", "hello@1.service")
+    assert r.exit_code == 3 and "Active: inactive (dead)" in r.output
+
+
+def test_global_unit_lists_one_row_per_machine(
+    cluster: list[Node], etcd: Etcd, tmp_path: Path, marker: str
+) -> None:
+    unit = tmp_path / "everywhere.service"
+    unit.write_text(sleeper(marker, "[X-Fleet]\nGlobal=yes\n"))
+    r = _cli(etcd, "start", str(unit))
+    assert r.exit_code == 0, r.output
+    rows = _cli(etcd, "list-units", "--no-legend", "--full").output.splitlines()
+    machines = sorted(n.member.machine_id for n in cluster)
+    assert sorted(rows) == [f"everywhere.service\t{m}\tactive\trunning" for m in machines]
+    r = _cli(etcd, "list-unit-files", "--no-legend")
+    assert r.output.split("\t")[-1].strip() == "global"
+
+
+def test_replace_restarts_the_unit_with_the_new_content(
+    cluster: list[Node], store: UnitStore, etcd: Etcd, tmp_path: Path, marker: str
+) -> None:
+    unit = tmp_path / "ver.service"
+    unit.write_text(f"[Service]\nExecStart=/bin/sh -c 'echo v1; sleep 1000; :' {marker}-v1\n")
+    assert _cli(etcd, "start", str(unit)).exit_code == 0
+    [old] = pids_of(f"{marker}-v1")
+    unit.write_text(f"[Service]\nExecStart=/bin/sh -c 'echo v2; sleep 1000; :' {marker}-v2\n")
+    r = _cli(etcd, "start", str(unit))
+    assert r.exit_code == 1 and "use --replace" in r.output
+    r = _cli(etcd, "start", "--replace", str(unit))
+    assert r.exit_code == 0, r.output
+    wait_for(lambda: pids_of(f"{marker}-v2"), 20, "v2 running")
+    wait_for(lambda: old not in pids_of(marker), 20, "v1 gone")
+    assert store.states()["ver.service"].hash == store.spec("ver.service").hash  # type: ignore[union-attr]
