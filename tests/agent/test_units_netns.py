@@ -172,10 +172,12 @@ def test_placement_options_on_real_agents(fleet: Fleet) -> None:
         lambda: (
             (w := running_where(fleet.store, ["new.service", "db.service", "side.service"]))
             and w["db.service"] != db_home
+            and w["side.service"] == w["db.service"]
+            and len(fleet.store.machine_states()) == len(fleet.store.states())
             and w
         ),
         30,
-        "db.service moved away by new.service",
+        "db.service (and its sidekick) moved away by new.service",
     )
     assert after["new.service"] == db_home
     assert after["side.service"] == after["db.service"]  # the sidekick followed
