@@ -413,4 +413,4 @@ def _is_template(name: str) -> bool:
 
 
 def _assignment(spec: UnitSpec) -> str:
-    return Assignment(spec.name, spec.hash, spec.desired, spec.options).to_json()
+    return Assignment(spec.name, spec.hash, spec.desired, spec.options, spec.starts).to_json()

@@ -77,6 +77,8 @@ class UnitAgent:
         self.assigned: dict[str, Assignment] = {}
         self.published: dict[str, str] = {}
         self._seen: dict[str, tuple[RunStatus, str, str | None]] = {}
+        self._problems: dict[str, str] = {}  # why an assigned unit cannot even be loaded
+        self._kick: set[str] = set()  # start these even if they failed before
         self._journal_seq: dict[str, int] = {}
         self._journal_at = 0.0
         self._texts: dict[str, str] = {}
@@ -148,6 +150,7 @@ class UnitAgent:
         self.requests += 1
         self.assigned = {}
         self._apply(entries, prefix)
+        self._kick.clear()  # a restarted agent leaves failed units failed
         watch = PrefixWatch(self.client, [prefix], revision + 1)
         last_pass = 0.0
         fenced_to = 0.0
@@ -187,11 +190,19 @@ class UnitAgent:
             name = ch.key[len(prefix) :]
             if ch.value is None:
                 self.assigned.pop(name, None)
+                self._problems.pop(name, None)
             else:
                 try:
-                    self.assigned[name] = Assignment.from_json(ch.value)
+                    new = Assignment.from_json(ch.value)
                 except (ValueError, KeyError, TypeError):
                     log.warning("unit agent: unreadable assignment %s", ch.key)
+                    continue
+                old = self.assigned.get(name)
+                if new.desired == LAUNCHED and (
+                    old is None or old.desired != LAUNCHED or old.starts != new.starts
+                ):
+                    self._kick.add(name)  # asked to start (again): a failed unit too
+                self.assigned[name] = new
 
     def _fence(self, why: str) -> None:
         if not self.fenced.is_set():
@@ -226,6 +237,7 @@ class UnitAgent:
                     continue
                 text = self._text(a.hash)
                 if text is None:
+                    self._problems[name] = f"unit file {a.hash[:7]} is missing from etcd"
                     continue
                 netns = None
                 if a.options.sandbox:
@@ -236,9 +248,13 @@ class UnitAgent:
                     RunContext(name, a.hash, self.host.hostname, self.host.machine_id, netns),
                     text,
                 )
+                self._problems.pop(name, None)
+                self._kick.add(name)  # new content: start even if the old one had failed
                 st = self.runner.status(name)
                 running = False
-            if a.desired == LAUNCHED and not running and st.active != "failed":
+            kicked = name in self._kick
+            self._kick.discard(name)
+            if a.desired == LAUNCHED and not running and (st.active != "failed" or kicked):
                 log.info("unit agent: starting %s (was %s/%s)", name, st.active, st.sub)
                 self.runner.start(name)
             elif a.desired != LAUNCHED and running and st.active != "deactivating":
@@ -260,6 +276,7 @@ class UnitAgent:
         manager = self.host.sandboxes()
         sb = sandbox_name(self.host.machine_id, name)
         if manager is None:
+            self._problems[name] = "this machine has no overlay for Sandbox= units"
             return None
         if name not in self._sandbox_ips:
             try:
@@ -271,6 +288,7 @@ class UnitAgent:
                 self._sandbox_ips[name] = ip or manager.create(sb)
             except Exception as exc:
                 log.warning("unit agent: sandbox for %s: %s", name, exc)
+                self._problems[name] = f"cannot make its sandbox: {exc}"
                 return None
         return sb
 
@@ -310,7 +328,9 @@ class UnitAgent:
         for name, a in sorted(self.assigned.items()):
             st = self.runner.status(name)
             if st.load != "loaded":
-                continue
+                if name not in self._problems:
+                    continue
+                st = RunStatus("error", "failed", "failed", 0.0, self._problems[name])
             seen = (st, a.hash, self._sandbox_ips.get(name))
             if self._seen.get(name) == seen and name in self.published:
                 continue  # nothing new: skip building the JSON

@@ -46,6 +46,7 @@ class UnitSpec:
     hash: str
     desired: str = INACTIVE
     options: FleetOptions = field(default_factory=FleetOptions)
+    starts: int = 0  # bumped by every `start`, so a failed unit is tried again
 
     def to_json(self) -> str:
         return json.dumps(
@@ -54,6 +55,7 @@ class UnitSpec:
                 "hash": self.hash,
                 "desired": self.desired,
                 "options": self.options.to_json(),
+                "starts": self.starts,
             },
             sort_keys=True,
         )
@@ -61,7 +63,13 @@ class UnitSpec:
     @classmethod
     def from_json(cls, raw: bytes | str) -> UnitSpec:
         d = json.loads(raw)
-        return cls(d["name"], d["hash"], d["desired"], FleetOptions.from_json(d["options"]))
+        return cls(
+            d["name"],
+            d["hash"],
+            d["desired"],
+            FleetOptions.from_json(d["options"]),
+            int(d.get("starts", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Assignment:
     hash: str
     desired: str
     options: FleetOptions = field(default_factory=FleetOptions)
+    starts: int = 0
 
     def to_json(self) -> str:
         return json.dumps(
@@ -80,6 +89,7 @@ class Assignment:
                 "hash": self.hash,
                 "desired": self.desired,
                 "options": self.options.to_json(),
+                "starts": self.starts,
             },
             sort_keys=True,
         )
@@ -87,7 +97,13 @@ class Assignment:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Assignment:
         d = json.loads(raw)
-        return cls(d["name"], d["hash"], d["desired"], FleetOptions.from_json(d["options"]))
+        return cls(
+            d["name"],
+            d["hash"],
+            d["desired"],
+            FleetOptions.from_json(d["options"]),
+            int(d.get("starts", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -364,9 +380,13 @@ class UnitStore:
                 text = self.text(tmpl.hash) or ""
                 opts = units.load(text, name)[1]
                 spec = UnitSpec(name, tmpl.hash, INACTIVE, opts)
-            if spec.desired == desired:
+            if desired == LAUNCHED:
+                # every start counts, so a unit that failed is tried again
+                new = dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
+            elif spec.desired == desired:
                 return None
-            new = dataclasses.replace(spec, desired=desired)
+            else:
+                new = dataclasses.replace(spec, desired=desired)
             return [t.put(self.ks.unit_spec(name), new.to_json())]
 
         self._retrying(names, step)

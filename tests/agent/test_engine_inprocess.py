@@ -209,3 +209,32 @@ def test_replace_restarts_the_unit_with_the_new_content(
     wait_for(lambda: pids_of(f"{marker}-v2"), 20, "v2 running")
     wait_for(lambda: old not in pids_of(marker), 20, "v1 gone")
     assert store.states()["ver.service"].hash == store.spec("ver.service").hash  # type: ignore[union-attr]
+
+
+def test_a_failed_unit_starts_again_when_asked_and_sandbox_needs_an_overlay(
+    cluster: list[Node], store: UnitStore, marker: str, tmp_path: Path
+) -> None:
+    flag = tmp_path / "ok"
+    store.submit(
+        [
+            UnitSource(
+                "retry.service",
+                f"[Service]\nExecStartPre=/bin/test -e {flag}\n"
+                f"ExecStart=/bin/sh -c 'sleep 1000; :' {marker}\n",
+            ),
+            UnitSource("boxed.service", sleeper(marker, "[X-Vulcano]\nSandbox=yes\n")),
+        ]
+    )
+    store.set_desired(["retry.service", "boxed.service"], LAUNCHED)
+    wait_for(
+        lambda: (s := store.states().get("retry.service")) and s.active == "failed", 20, "failed"
+    )
+    st = wait_for(
+        lambda: (s := store.states().get("boxed.service")) and s.active == "failed" and s,
+        20,
+        "the sandbox unit refused",
+    )
+    assert st.reason == "this machine has no overlay for Sandbox= units"
+    flag.touch()
+    store.set_desired(["retry.service"], LAUNCHED)  # `vulcano start` again
+    wait_for(lambda: running_where(store, ["retry.service"]), 20, "running after a new start")
