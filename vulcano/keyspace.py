@@ -6,9 +6,10 @@
 <prefix>network/config               JSON NetworkConfig
 <prefix>network/subnets/<a.b.c.d-n>  JSON SubnetLease, on a long lease, renewed
 <prefix>network/addresses/<ip>       JSON {machine_id, sandbox}, one per sandbox address
-<prefix>units/<name>                 JSON UnitSpec {name, hash, desired, options}: desired state
+<prefix>units/<name>                 JSON UnitSpec {name, hash, desired, options, starts}:
+                                     the unit's desired state, written by the CLI
 <prefix>unit-files/<sha1>            unit file text, stored once, addressed by its hash
-<prefix>schedule/<machine-id>/<name> JSON Assignment {name, hash, desired, options}: the
+<prefix>schedule/<machine-id>/<name> JSON Assignment {name, hash, desired, options, starts}: the
                                      engine's placement (written only while that
                                      machine's record lives)
 <prefix>unit-states/<name>/<machine> JSON UnitState {machine_id, load, active, sub, since,
@@ -22,12 +23,13 @@
 ```
 
 Why units are laid out this way (not units/<name>/{spec,target,state}):
-- the engine watches only ``units/`` and ``schedule/``, so runner state churn never
-  wakes it; each agent watches only ``schedule/<its id>/``, so a scheduling event wakes
-  one machine, not all (fleet's scaling fault was every node re-reading everything);
-- a unit moves only in a transaction that deletes its old placement, so an agent coming
-  back never finds a placement for a unit that moved; placements are not on the machine
-  lease, so an agent restarting (a new lease) keeps its units (see agent/engine.py).
+- the engine watches ``machines/``, ``units/``, ``schedule/`` and ``engine/restarting/``
+  only, so runner state churn never wakes it; each agent watches only
+  ``schedule/<its id>/``, so a scheduling event wakes one machine, not all (fleet's
+  scaling fault was every node re-reading everything);
+- a moving unit's old placement is deleted before its new one is written, so an agent
+  coming back never finds a placement for a unit that moved; placements are not on the
+  machine lease, so an agent restarting (a new lease) keeps its units (agent/engine.py).
 
 CIDRs in keys use '-' for '/' (as flannel does) so a key is one path segment.
 """
