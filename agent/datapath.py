@@ -59,13 +59,16 @@ def _netlink_errno(exc: BaseException) -> int | None:
 class DataPath:
     """pyroute2 operations on this namespace's overlay devices."""
 
-    def __init__(self) -> None:
+    def __init__(self, ipr: Any = None) -> None:
+        """Work in the calling thread's namespace, or through the given IPRoute."""
         from pyroute2 import IPRoute
 
-        self.ipr: Any = IPRoute()
+        self._own = ipr is None
+        self.ipr: Any = IPRoute() if ipr is None else ipr
 
     def close(self) -> None:
-        self.ipr.close()
+        if self._own:
+            self.ipr.close()
 
     # -- devices -----------------------------------------------------------------------
     def underlay(self, public_ip: str) -> tuple[int, int]:

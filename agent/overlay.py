@@ -29,12 +29,16 @@ from agent.reconcile import desired_state, plan
 from agent.registration import refresh
 from agent.state import NodeState
 from agent.subnets import SubnetLease, acquire, list_leases
+from agent.watch import PrefixWatch
 from vulcano import policy as core_policy
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
 
 log = logging.getLogger(__name__)
+
+_RESYNC = "resync"
+_STOP = "stop"
 
 
 def load_network_config(client: Any, agent: Agent) -> NetworkConfig | None:
@@ -55,6 +59,7 @@ class Overlay:
         self._datapath: DataPath | None = None
         self._dp_lock = threading.RLock()
         self._events: queue.Queue[object] = queue.Queue()
+        self._watch: PrefixWatch | None = None
         self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
         self.ready = threading.Event()
 
@@ -68,10 +73,15 @@ class Overlay:
             return
         self._setup()
         agent.spawn("subnet-renew", self._renew_loop)
-        agent.spawn("peers", self._peer_loop)
+        agent.spawn("peer-watch", self._watch_loop)
+        agent.spawn("reconcile", self._reconcile_loop)
         self.ready.set()
 
     def stop(self) -> None:
+        self._events.put(_STOP)
+        watch = self._watch
+        if watch is not None:
+            watch.cancel()
         with self._dp_lock:
             if self._datapath is not None:
                 self._datapath.close()
@@ -181,58 +191,64 @@ class Overlay:
                     continue
                 log.warning("subnet lease %s expired: leasing again", lease.subnet)
                 self._setup(preferred=lease.subnet)
-                self._events.put("resync")
+                self._events.put(_RESYNC)
                 wait = interval
             except Exception as exc:
                 log.warning("cannot renew subnet lease %s: %s", lease.subnet, exc)
                 wait = min(next(delays), interval)
 
     # -- peers -----------------------------------------------------------------------
-    def _peer_loop(self) -> None:
+    def _watch_loop(self) -> None:
+        """Keep a watch on the subnet leases; every event or new watch asks for a resync."""
         agent = self._agent()
         delays = core_policy.ETCD_RECONNECT.delays()
         while not agent.stop_event.is_set():
-            watch_id = None
+            watch = PrefixWatch(agent.etcd(), agent.keyspace.subnets)
+            self._watch = watch
             try:
-                client = agent.etcd()
-                watch_id = client.add_watch_prefix_callback(
-                    agent.keyspace.subnets, self._events.put
+                watch.run(
+                    on_created=lambda: self._events.put(_RESYNC),
+                    on_events=lambda _events: self._events.put(_RESYNC),
                 )
-                self.resync()
                 delays = core_policy.ETCD_RECONNECT.delays()
-                self._follow_watch()
             except Exception as exc:
-                if agent.stop_event.is_set():
-                    break
-                log.warning("peer watch lost (%s): keeping the data path, resyncing", exc)
+                log.warning("peer watch lost (%s): keeping the data path as it is", exc)
             finally:
-                if watch_id is not None:
-                    try:
-                        agent.etcd().cancel_watch(watch_id)
-                    except Exception as exc:
-                        log.debug("cancelling the watch failed: %s", exc)
+                self._watch = None
             agent.stop_event.wait(next(delays))
 
-    def _follow_watch(self) -> None:
-        """Resync after each burst of watch events; return by raising when the watch dies."""
+    def _reconcile_loop(self) -> None:
+        """Resync after each burst of watch events, every RESYNC_INTERVAL, and after errors."""
         agent = self._agent()
+        delays = core_policy.ETCD_RECONNECT.delays()
+        timeout = policy.RESYNC_INTERVAL
         while not agent.stop_event.is_set():
             try:
-                item = self._events.get(timeout=policy.RESYNC_INTERVAL)
+                item = self._events.get(timeout=timeout)
             except queue.Empty:
-                self.resync()
-                continue
-            items = [item]
+                item = _RESYNC
+            if item is _STOP:
+                return
             agent.stop_event.wait(policy.WATCH_COALESCE)
             while True:
                 try:
-                    items.append(self._events.get_nowait())
+                    if self._events.get_nowait() is _STOP:
+                        return
                 except queue.Empty:
                     break
-            for entry in items:
-                if isinstance(entry, BaseException):
-                    raise entry
-            self.resync()
+            try:
+                self.resync()
+                delays = core_policy.ETCD_RECONNECT.delays()
+                timeout = policy.RESYNC_INTERVAL
+            except Exception as exc:
+                if not policy.is_etcd_error(exc):
+                    log.exception("reconciling the data path failed")
+                else:
+                    log.warning("cannot list peers (%s): keeping the data path as it is", exc)
+                    watch = self._watch
+                    if watch is not None:
+                        watch.cancel()  # a silently dead stream is replaced too
+                timeout = next(delays)
 
     def resync(self) -> None:
         """List every subnet lease and make the kernel match (etcd errors propagate)."""

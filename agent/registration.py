@@ -146,13 +146,16 @@ class Registration:
                 )
 
     def _holder_alive(self, client: Any, lease_id: int) -> bool:
-        """Watch the holder's lease for one keepalive period: was it refreshed?"""
+        """Watch the holder's lease: alive when it is refreshed or outlives its TTL.
+
+        etcd reports whole seconds, so a lease refreshed every TTL/3 may read the same
+        value every time; a lease still there after its full TTL was certainly refreshed.
+        """
         info = client.get_lease_info(lease_id)
         seen = int(info.TTL)
         if seen <= 0:
             return False
-        period = max(int(info.grantedTTL), 1) / policy.KEEPALIVE_DIVISOR
-        until = time.monotonic() + period + 1.0
+        until = time.monotonic() + max(int(info.grantedTTL), 1) + policy.CONFLICT_PROBE_INTERVAL
         while time.monotonic() < until and not self._stop.is_set():
             time.sleep(policy.CONFLICT_PROBE_INTERVAL)
             now_ttl = lease_remaining(client, lease_id)
@@ -161,7 +164,7 @@ class Registration:
             if now_ttl > seen:
                 return True
             seen = now_ttl
-        return False
+        return not self._stop.is_set()
 
     # -- keep alive ------------------------------------------------------------------
     def keep_alive(self) -> None:

@@ -1,11 +1,16 @@
 """The cluster's etcd keyspace: the one documented schema every component uses.
 
 ```
-<prefix>machines/<machine-id>        JSON Machine, on the agent's lease (TTL)
-<prefix>machine-ips/<public-ip>      machine-id holding that public IP, same lease
-<prefix>network/config               JSON NetworkConfig
-<prefix>network/subnets/<a.b.c.d-n>  JSON SubnetLease, on a long lease, renewed
-<prefix>network/addresses/<ip>       JSON {machine_id, sandbox}, one per sandbox address
+<prefix>machines/<machine-id>        JSON Machine {id, hostname, public_ip, metadata, version},
+                                     on the agent's lease (TTL, default 10 s)
+<prefix>machine-ips/<public-ip>      machine-id holding that public IP, same lease; both keys
+                                     are created in one transaction only if neither exists
+<prefix>network/config               JSON NetworkConfig {network, subnet_len, subnet_min,
+                                     subnet_max, vni, port}
+<prefix>network/subnets/<a.b.c.d-n>  JSON SubnetLease {machine_id, public_ip, backend_type,
+                                     vtep_mac}, on a long lease (default 24 h), renewed
+<prefix>network/addresses/<ip>       JSON {machine_id, sandbox}, one per sandbox address, on
+                                     its node's subnet lease (so it goes with the subnet)
 <prefix>units/<name>                 JSON UnitSpec {name, hash, desired, options, starts}:
                                      the unit's desired state, written by the CLI
 <prefix>unit-files/<sha1>            unit file text, stored once, addressed by its hash

@@ -70,9 +70,10 @@ def _pick_underlay_subnet() -> ipaddress.IPv4Network:
 class AgentProcess:
     """One `vulcano-agent run` started on a test host."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, started: float) -> None:
         self.proc = proc
         self.log_path = log
+        self.started = started  # wall clock, to tell its files from a previous run's
 
     @property
     def pid(self) -> int:
@@ -186,6 +187,7 @@ class TestHost:
         assert self.agent is None or not self.agent.running(), "agent already running"
         self._agent_logs += 1
         log = self.underlay.base / f"agent-{self.index}-{self._agent_logs}.log"
+        started = time.time()
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 self.nsenter(self.agent_args(*extra, ttl=ttl, subnet_ttl=subnet_ttl)),
@@ -195,7 +197,7 @@ class TestHost:
                 env=_env(),
                 start_new_session=True,
             )
-        self.agent = AgentProcess(proc, log)
+        self.agent = AgentProcess(proc, log, started)
         return self.agent
 
     def stop_agent(self) -> int | None:
@@ -212,12 +214,13 @@ class TestHost:
         return self.state_dir / "subnet.env"
 
     def wait_overlay(self, timeout: float = 30.0) -> dict[str, str]:
-        """Wait until the agent wrote subnet.env; its variables."""
+        """Wait until the running agent (re)wrote subnet.env; its variables."""
+        since = self.agent.started if self.agent is not None else 0.0
 
         def ready() -> bool:
             if self.agent is not None and not self.agent.running():
                 raise RuntimeError(f"agent on {self.netns} exited:\n{self.agent.log()}")
-            return self.subnet_env.exists()
+            return self.subnet_env.exists() and self.subnet_env.stat().st_mtime >= since
 
         services.wait_until(ready, timeout, f"overlay on {self.netns}", interval=0.1)
         from agent.subnet_env import parse

@@ -20,7 +20,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-PROBE_TIMEOUT = 2.0  # one ICMP or TCP probe
+PROBE_TIMEOUT = 3.0  # one ICMP or TCP probe
+ICMP_RESEND = 0.5
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -49,26 +50,34 @@ def _checksum(data: bytes) -> int:
 
 
 def icmp(targets: list[str], timeout: float = PROBE_TIMEOUT) -> dict[str, bool]:
-    """Send one echo request to each target; which answered within the timeout."""
+    """Echo requests to each target (resent every ICMP_RESEND until it answers or time runs
+    out, as ping does); which answered. One lost packet is not lost connectivity."""
     ident = os.getpid() & 0xFFFF
     answered = dict.fromkeys(targets, False)
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
-        for seq, ip in enumerate(targets):
-            header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-            payload = b"vulcano-probe"
-            packet = struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
-            with contextlib.suppress(OSError):
-                sock.sendto(packet, (ip, 0))
         deadline = time.monotonic() + timeout
+        seq = 0
         while not all(answered.values()):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
+            for ip in [t for t, ok in answered.items() if not ok]:
+                seq = (seq + 1) & 0xFFFF
+                header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+                payload = b"vulcano-probe"
+                checksum = _checksum(header + payload)
+                packet = struct.pack("!BBHHH", 8, 0, checksum, ident, seq) + payload
+                with contextlib.suppress(OSError):
+                    sock.sendto(packet, (ip, 0))
+            resend = min(deadline, time.monotonic() + ICMP_RESEND)
+            while not all(answered.values()):
+                left = resend - time.monotonic()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    break
+                data, (src, _) = sock.recvfrom(2048)
+                ihl = (data[0] & 0x0F) * 4
+                kind, _code, _sum, rid, _seq = struct.unpack("!BBHHH", data[ihl : ihl + 8])
+                if kind == 0 and rid == ident and src in answered:
+                    answered[src] = True
+            if time.monotonic() >= deadline:
                 break
-            data, (src, _) = sock.recvfrom(2048)
-            ihl = (data[0] & 0x0F) * 4
-            kind, _code, _sum, rid, _seq = struct.unpack("!BBHHH", data[ihl : ihl + 8])
-            if kind == 0 and rid == ident and src in answered:
-                answered[src] = True
     return answered
 
 

@@ -1,0 +1,35 @@
+"""Fixtures for overlay tests: test hosts on an underlay with a real etcd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+from tests.support.netns import Underlay
+
+
+@pytest.fixture
+def underlay(tmp_path: Path) -> Iterator[Underlay]:
+    """A fresh underlay bridge with its own etcd; hosts are added by the test."""
+    require_root()
+    with Underlay(tmp_path / "underlay") as net:
+        yield net
+
+
+@pytest.fixture(scope="module")
+def mesh3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Underlay]:
+    """Three hosts with running agents and one sandbox ("a") each; for read-only tests."""
+    require_root()
+    with Underlay(tmp_path_factory.mktemp("mesh3")) as net:
+        hosts = net.add_hosts(3)
+        net.init_network("10.244.0.0/16", 24)
+        for host in hosts:
+            host.start_agent()
+        for host in hosts:
+            host.wait_overlay()
+        for host in hosts:
+            host.create_sandbox("a")
+        yield net
