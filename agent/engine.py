@@ -144,7 +144,8 @@ class Engine:
 
     def _keep_lease(self) -> None:
         lease = self._lease
-        while not self.stop_event.wait(policy.ENGINE_LEASE_REFRESH) and not self._lost.is_set():
+        every = self.lease_ttl / policy.ENGINE_LEASE_REFRESHES
+        while not self.stop_event.wait(every) and not self._lost.is_set():
             try:
                 responses = lease.refresh()
                 if not responses or responses[0].TTL <= 0:

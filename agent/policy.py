@@ -54,9 +54,11 @@ def is_etcd_error(exc: BaseException) -> bool:
 # --- unit engine --------------------------------------------------------------------
 
 # The engine leader's election lease (fleet: TTL about 5 times the reconcile interval).
+# In an agent it is the machine TTL (at most this): a dead leader must not hold up the
+# failover of a dead machine's units for longer than the machine's own lease does.
 ENGINE_LEASE_TTL = 10
-# The leader refreshes its lease this often.
-ENGINE_LEASE_REFRESH = ENGINE_LEASE_TTL / 3
+# The leader refreshes its lease this many times per TTL.
+ENGINE_LEASE_REFRESHES = 3
 # A follower tries to become leader at least this often (it also wakes on the key's delete).
 ENGINE_CAMPAIGN_INTERVAL = 2.0
 # After the first watch event, the engine waits this long for more before planning, so a
@@ -78,11 +80,16 @@ ENGINE_RETRY = Backoff(initial=0.2, maximum=3.0)
 # --- unit agent and runner ----------------------------------------------------------
 
 # The agent stops its units this long before its machine lease can expire, so the
-# engine's new placement (made only after the expiry) never overlaps the old copy.
+# engine's new placement (made only after the expiry, plus ENGINE_MACHINE_GRACE) never
+# overlaps the old copy: FENCE_MARGIN_FRACTION of the TTL, at most FENCE_MARGIN.
+# (A fenced unit is killed at once; a short TTL leaves room for a late keepalive.)
 FENCE_MARGIN = 1.5
+FENCE_MARGIN_FRACTION = 0.25
 # When the agent stops (a restart), its units may run on for this long without it; a
 # new agent adopts them in time, or they are fenced before the engine's grace ends.
 STOPPED_AGENT_FENCE = ENGINE_RESTART_GRACE - 1.0
+# How often the fence keeper passes a new lease confirmation on to the supervisors.
+UNIT_FENCE_TICK = 0.1
 # How often the unit agent looks at its lease (and wakes for watch events) ...
 UNIT_AGENT_TICK = 0.25
 # ... and, when nothing changed in etcd, at its runner's units.

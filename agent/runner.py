@@ -126,6 +126,7 @@ class BuiltinRunner:
         self.root = state_dir / "units"
         self.root.mkdir(parents=True, exist_ok=True)
         self.fence_file = self.root / "fence"
+        self._spawning: dict[str, subprocess.Popen[bytes]] = {}
         self._journals: dict[str, tuple[int, int, collections.deque[str]]] = {}
 
     def _dir(self, name: str) -> Path:
@@ -151,6 +152,11 @@ class BuiltinRunner:
         (d / "context.json").write_text(json.dumps(context))
 
     def _shim_pid(self, name: str) -> int | None:
+        spawning = self._spawning.get(name)
+        if spawning is not None:
+            if spawning.poll() is None:
+                return spawning.pid  # still forking the shim: count it as alive
+            del self._spawning[name]
         try:
             pid = int((self._dir(name) / "shim.pid").read_text())
         except (OSError, ValueError):
@@ -168,19 +174,34 @@ class BuiltinRunner:
         status = {"active": "activating", "sub": "start-pre", "since": time.time()}
         (d / "status.json").write_text(json.dumps(status))
         with open(d / "journal.log", "ab") as log:
-            # --detach: the shim forks away (outliving the agent, adopted after a restart)
-            # and writes its pid before this returns.
-            subprocess.run(
+            # --detach: the shim forks away (outliving the agent, adopted after a
+            # restart) and writes its pid; we do not wait for that (Python starts in
+            # ~0.1 s, and a pass over many units must not stall), the spawner is reaped
+            # by a later call.
+            self._spawning[name] = subprocess.Popen(
                 [sys.executable, "-m", "agent.unitshim", "--detach", str(d)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 cwd=str(Path(__file__).resolve().parent.parent),
-                timeout=policy.SHIM_SPAWN_TIMEOUT,
-                check=False,
             )
 
+    def reap(self, timeout: float = 0.0) -> None:
+        """Collect spawners that have finished (waiting up to ``timeout`` for the rest)."""
+        deadline = time.monotonic() + timeout
+        for name, proc in list(self._spawning.items()):
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                continue
+            self._spawning.pop(name, None)
+
     def stop(self, name: str) -> None:
+        spawning = self._spawning.pop(name, None)
+        if spawning is not None:
+            # let the spawner hand over: signalling it instead of the shim would miss
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spawning.wait(policy.SHIM_SPAWN_TIMEOUT)
         pid = self._shim_pid(name)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -205,6 +226,7 @@ class BuiltinRunner:
         self._journals.pop(name, None)
 
     def loaded(self) -> list[str]:
+        self.reap()
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
     def status(self, name: str) -> RunStatus:

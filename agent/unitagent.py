@@ -84,6 +84,7 @@ class UnitAgent:
         self._texts: dict[str, str] = {}
         self._sandbox_ips: dict[str, str] = {}
         self._thread: threading.Thread | None = None
+        self._fence_thread: threading.Thread | None = None
         self.requests = 0
         self.fenced = threading.Event()
 
@@ -92,12 +93,36 @@ class UnitAgent:
     def start(self, agent: Any = None) -> None:
         self._thread = threading.Thread(target=self.run, name="unit-agent", daemon=True)
         self._thread.start()
+        self._fence_thread = threading.Thread(
+            target=self._keep_fence, name="unit-fence", daemon=True
+        )
+        self._fence_thread.start()
+
+    def _keep_fence(self) -> None:
+        """Pass every lease confirmation on to the units' supervisors at once.
+
+        Its own thread: a long reconcile pass must never let the fence go stale while
+        the lease is in fact held (the units would stop themselves for nothing)."""
+        written = -1.0
+        while not self.stop_event.wait(policy.UNIT_FENCE_TICK):
+            if self.fenced.is_set():
+                continue
+            deadline = self._fence_deadline()
+            if deadline != written and time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    self.runner.fence(deadline)
+                    written = deadline
 
     def stop(self) -> None:
         """Stop reconciling; units keep running briefly, for the next agent to adopt."""
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._fence_thread is not None:
+            self._fence_thread.join(timeout=10)
+        reap = getattr(self.runner, "reap", None)
+        if reap is not None:
+            reap(policy.SHIM_SPAWN_TIMEOUT)
         log.info("unit agent: stopping; units stay up for a new agent to adopt")
         # The machine record may be removed right after this (deregistration). Announce
         # a restart first: the engine then waits ENGINE_RESTART_GRACE before moving our
@@ -123,7 +148,11 @@ class UnitAgent:
         return self.host.etcd_client()
 
     def _fence_deadline(self) -> float:
-        return self.host.lease_deadline() - policy.FENCE_MARGIN
+        ttl = getattr(self.host, "lease_ttl", None)
+        margin = policy.FENCE_MARGIN
+        if isinstance(ttl, int | float) and ttl > 0:
+            margin = min(margin, ttl * policy.FENCE_MARGIN_FRACTION)
+        return self.host.lease_deadline() - margin
 
     def run(self) -> None:
         delays = policy.ENGINE_RETRY.delays()
@@ -153,7 +182,6 @@ class UnitAgent:
         self._kick.clear()  # a restarted agent leaves failed units failed
         watch = PrefixWatch(self.client, [prefix], revision + 1)
         last_pass = 0.0
-        fenced_to = 0.0
         dirty = True
         try:
             while not self.stop_event.is_set():
@@ -161,9 +189,7 @@ class UnitAgent:
                 now = time.monotonic()
                 if now >= deadline:
                     raise _Fenced("machine lease not confirmed in time")
-                if deadline != fenced_to:
-                    self.runner.fence(deadline)
-                    fenced_to = deadline
+                self.runner.fence(deadline)  # before starting anything in this session
                 # a pass on every change, and a look at the runner every UNIT_AGENT_POLL
                 if dirty or now - last_pass >= policy.UNIT_AGENT_POLL:
                     self._reconcile()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent import policy
 from agent.engine import Engine
 from agent.runner import BuiltinRunner, Runner, SystemdRunner, systemd_is_pid1
 from agent.unitagent import SandboxManager, UnitAgent
@@ -29,6 +30,7 @@ class AgentHost:
         self.hostname: str = getattr(agent.machine, "hostname", "") or ""
         self.keyspace: Keyspace = agent.keyspace
         self.state_dir: Path = agent.state_dir
+        self.lease_ttl: int = int(agent.registration.ttl)
 
     def etcd_client(self) -> Any:
         return self.agent.etcd()
@@ -71,7 +73,8 @@ class UnitService:
         if runner is None:
             runner = SystemdRunner() if systemd_is_pid1() else BuiltinRunner(host.state_dir)
         if self._with_engine:
-            self.engine = Engine(agent.etcd(), agent.keyspace, agent.machine_id)
+            ttl = min(policy.ENGINE_LEASE_TTL, host.lease_ttl)
+            self.engine = Engine(agent.etcd(), agent.keyspace, agent.machine_id, lease_ttl=ttl)
             self.engine.start()
         self.units = UnitAgent(host, runner)
         self.units.start()

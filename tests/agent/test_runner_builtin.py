@@ -28,6 +28,7 @@ def runner(tmp_path: Path) -> Iterator[BuiltinRunner]:
     yield r
     for name in r.loaded():
         r.stop_now(name)
+    r.reap(30)
 
 
 def _load(runner: BuiltinRunner, name: str, text: str) -> None:

@@ -70,6 +70,10 @@ class Member:
     def lease_deadline(self) -> float:
         return self._deadline
 
+    @property
+    def lease_ttl(self) -> int:
+        return self.ttl
+
     def sandboxes(self) -> SandboxManager | None:
         return self.sandbox_manager
 
