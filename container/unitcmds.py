@@ -46,10 +46,11 @@ class Cluster:
     def store(self) -> UnitStore:
         if self._store is None:
             try:
+                keyspace = Keyspace(self.prefix)
                 client = etcd.connect(self.endpoint)
-            except VulcanoError as exc:
+            except (VulcanoError, ValueError) as exc:
                 raise click.UsageError(str(exc)) from None
-            self._store = UnitStore(client, Keyspace(self.prefix))
+            self._store = UnitStore(client, keyspace)
         return self._store
 
     def close(self) -> None:

@@ -203,3 +203,20 @@ def test_units_with_the_same_content_are_submitted_together(
     r = vulcano("submit", *paths)
     assert r.exit_code == 0, r.output
     assert len([k for k in dump(client) if k.startswith(KS.unit_files)]) == 1
+
+
+def test_bad_prefix_is_a_usage_error(etcd: Etcd) -> None:
+    r = CliRunner().invoke(main, ["--endpoint", etcd.endpoint, "--prefix", "vulcano", "list-units"])
+    assert r.exit_code == 2 and "must start and end with '/'" in r.output
+
+
+def test_units_live_under_the_given_prefix(
+    etcd: Etcd, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    r = CliRunner().invoke(
+        main,
+        ["--endpoint", etcd.endpoint, "--prefix", "/other/", "submit", str(files / "db.service")],
+    )
+    assert r.exit_code == 0, r.output
+    assert client.get("/other/units/db.service")[0] is not None
+    assert client.get(KS.unit_spec("db.service"))[0] is None
