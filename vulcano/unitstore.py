@@ -347,6 +347,8 @@ class UnitStore:
                 if spec.hash != parsed[name][0]:
                     step(name, spec, 0, {})
         self._retrying(list(parsed), step)
+        if replace and any(spec.hash != parsed[n][0] for n, (spec, _) in current.items()):
+            self.collect_garbage()  # the replaced content may be unused now
         return list(parsed)
 
     def set_desired(self, names: Iterable[str], desired: str) -> list[str]:
@@ -415,4 +417,40 @@ class UnitStore:
             ]
 
         self._retrying(names, step)
+        self.collect_garbage()
         return names
+
+    def collect_garbage(self) -> int:
+        """Delete unit-file contents no unit refers to any more; how many went.
+
+        Safe against a concurrent submit: the deletes only happen if no unit spec was
+        written since the specs were read (a range compare on their mod revisions).
+        """
+        self.requests += 1
+        response = self.client.get_prefix_response(self.ks.units)
+        revision = response.header.revision
+        used = {UnitSpec.from_json(kv.value).hash for kv in response.kvs}
+        plen = len(self.ks.unit_files)
+        orphans = [
+            meta.key.decode()
+            for _, meta in self._get_prefix_keys(self.ks.unit_files)
+            if meta.key.decode()[plen:] not in used
+        ]
+        t = self.client.transactions
+        unchanged = t.mod(self.ks.units, utils.prefix_range_end(utils.to_bytes(self.ks.units)))
+        deleted = 0
+        for chunk in _chunks(orphans, UNITS_PER_TXN):
+            self.requests += 1
+            ok, _ = self.client.transaction(
+                compare=[unchanged < revision + 1],
+                success=[t.delete(key) for key in chunk],
+                failure=[],
+            )
+            if not ok:
+                break  # someone submitted meanwhile: leave it for the next time
+            deleted += len(chunk)
+        return deleted
+
+    def _get_prefix_keys(self, prefix: str) -> list[tuple[bytes, Any]]:
+        self.requests += 1
+        return list(self.client.get_prefix(prefix, keys_only=True))

@@ -220,3 +220,25 @@ def test_units_live_under_the_given_prefix(
     assert r.exit_code == 0, r.output
     assert client.get("/other/units/db.service")[0] is not None
     assert client.get(KS.unit_spec("db.service"))[0] is None
+
+
+def test_destroy_and_replace_drop_content_no_unit_uses(
+    vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    (files / "db2.service").write_text(DB)  # same content as db.service
+    vulcano(
+        "submit", str(files / "db.service"), str(files / "db2.service"), str(files / "web@.service")
+    )
+    vulcano("start", "--no-block", "web@1.service")
+    assert vulcano("destroy", "db.service").exit_code == 0
+    assert client.get(KS.unit_file(content_hash(DB)))[0] is not None  # db2 still uses it
+    assert vulcano("destroy", "db2.service", "web@.service").exit_code == 0
+    assert client.get(KS.unit_file(content_hash(DB)))[0] is None
+    assert client.get(KS.unit_file(content_hash(WEB)))[0] is not None  # the instance uses it
+    (files / "web@.service").write_text(WEB + "# v2\n")
+    r = vulcano("submit", "--replace", str(files / "web@.service"))
+    assert r.exit_code == 0, r.output
+    assert client.get(KS.unit_file(content_hash(WEB)))[0] is not None  # web@1 still uses it
+    assert vulcano("destroy", "web@1.service").exit_code == 0
+    assert client.get(KS.unit_file(content_hash(WEB)))[0] is None
+    assert client.get(KS.unit_file(content_hash(WEB + "# v2\n")))[0] is not None
