@@ -7,7 +7,9 @@ the overlay, and by the state the agents publish.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -292,3 +294,33 @@ def test_stop_unload_destroy_leave_no_process_in_the_cluster(fleet: Fleet) -> No
         f"{names[0]}\tloaded\tloaded",
         f"{names[1]}\tinactive\tinactive",
     ]
+
+
+def test_stalled_agent_units_are_fenced_by_their_supervisors(fleet: Fleet) -> None:
+    """SIGSTOP, not SIGKILL: the agent cannot act at all, yet its units stop in time."""
+    f = fleet.unit_file("slow.service", fleet.sleeper())
+    assert fleet.cli("start", "--block-timeout", "60", f).exit_code == 0
+    where = running_where(fleet.store, ["slow.service"])
+    assert where is not None
+    host = fleet.host_of(where["slow.service"])
+    assert host.agent is not None
+    [pid] = fleet.pids("slow.service")
+    os.kill(host.agent.pid, signal.SIGSTOP)
+    try:
+        moved = wait_for(
+            lambda: (
+                (w := running_where(fleet.store, ["slow.service"]))
+                and w["slow.service"] != host.machine_id
+                and w
+            ),
+            (TTL + 3) * 3,
+            "the unit running elsewhere",
+        )
+        assert pid not in fleet.pids("slow.service")  # stopped by its own supervisor
+    finally:
+        os.kill(host.agent.pid, signal.SIGCONT)
+    wait_for(lambda: host.machine_id in {m.id for m in fleet.store.machines()}, 30, "agent back")
+    for _ in range(10):
+        assert len(fleet.pids("slow.service")) == 1
+        time.sleep(0.3)
+    assert running_where(fleet.store, ["slow.service"]) == moved
