@@ -114,7 +114,6 @@ class Overlay:
                 "reading network config", lambda: load_network_config(agent.etcd(), agent)
             )
             if config is not None:
-                assert self._datapath is not None
                 check_overlap(config, [agent.public_ip])
                 return config
             if not announced:
@@ -141,19 +140,31 @@ class Overlay:
             vtep_mac=vtep_mac_for(agent.machine_id),
         )
         config = self.config
-        lease: SubnetLease | None = self._retrying(
+        acquired: tuple[SubnetLease, bool] | None = self._retrying(
             "leasing a subnet",
             lambda: acquire(
                 agent.etcd(), agent.keyspace, config, wanted, agent.config.subnet_ttl, preferred
             ),
         )
-        if lease is None:
+        if acquired is None:
             return
-        with self._dp_lock:
-            self.devices = self._datapath.ensure_devices(
-                config, lease.subnet, agent.public_ip, lease.vtep_mac
+        lease, created = acquired
+        if self.lease is not None and self.lease.subnet != lease.subnet:
+            log.warning(
+                "subnet changed from %s to %s: sandboxes made before must be re-created",
+                self.lease.subnet,
+                lease.subnet,
             )
-        nft.apply(config.network)
+        try:
+            with self._dp_lock:
+                self.devices = self._datapath.ensure_devices(
+                    config, lease.subnet, agent.public_ip, lease.vtep_mac
+                )
+            nft.apply(config.network)
+        except BaseException:
+            if created:  # leave nothing behind that this failed attempt made
+                agent.etcd().revoke_lease(lease.lease_id)
+            raise
         subnet_env.write(
             agent.config.subnet_env_path, subnet_env.render(config, lease.subnet, self.devices.mtu)
         )

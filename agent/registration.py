@@ -98,6 +98,9 @@ class Registration:
         while not self._stop.is_set():
             sent = time.monotonic()
             lease = client.lease(self.ttl)
+            # Remembered before the record exists, so a crash right after the transaction
+            # still lets the next run recognise the record as its own.
+            write_json(self._state_file, {"lease": lease.id})
             ok, _ = client.transaction(
                 compare=[
                     client.transactions.version(machine_key) == 0,
@@ -110,7 +113,6 @@ class Registration:
                 failure=[],
             )
             if ok:
-                write_json(self._state_file, {"lease": lease.id})
                 self._held_until(lease.id, sent + lease.ttl)
                 log.info("registered machine %s (%s)", self.machine.id, self.machine.public_ip)
                 return

@@ -76,11 +76,12 @@ def acquire(
     wanted: SubnetLease,
     ttl: int,
     preferred: ipaddress.IPv4Network | None = None,
-) -> SubnetLease:
+) -> tuple[SubnetLease, bool]:
     """Our subnet lease: the one we already hold, else `preferred` if free, else a free one.
 
-    `wanted` carries machine id, public IP and VTEP MAC (its subnet is ignored). Raises
-    SubnetExhausted when nothing is free; retries transactions that lose a race.
+    `wanted` carries machine id, public IP and VTEP MAC (its subnet is ignored). Returns
+    the lease and whether it was newly created. Raises SubnetExhausted when nothing is
+    free; retries transactions that lose a race.
     """
     delays = core_policy.TXN_CONFLICT.delays()
     while True:
@@ -93,10 +94,10 @@ def acquire(
             current = replace(wanted, subnet=held.subnet, lease_id=held.lease_id)
             if held == current:
                 log.info("keeping subnet lease %s", held.subnet)
-                return held
+                return held, False
             if _update(client, keyspace, current):
                 log.info("updated subnet lease %s", held.subnet)
-                return current
+                return current, False
         else:
             taken = {lease.subnet for lease in leases}
             if (
@@ -117,7 +118,7 @@ def acquire(
             )
             if ok:
                 log.info("leased subnet %s", candidate)
-                return claim
+                return claim, True
             client.revoke_lease(lease.id)
         time.sleep(next(delays))
 

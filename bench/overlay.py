@@ -15,12 +15,14 @@ Needs root (network namespaces). Prints three tables:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,12 +35,40 @@ IPERF_PORT = 5201
 
 
 def _pairs_ok(results: dict[str, dict[str, bool]]) -> set[str]:
+    failed = {kind for r in results.values() for kind, ok in r.items() if not ok}
+    if failed:
+        print(f"  failed probes: {sorted(failed)}", file=sys.stderr)
     return {ip for ip, r in results.items() if all(r.values())}
+
+
+_GC_THRESH = Path("/proc/sys/net/ipv4/neigh/default")
+
+
+@contextlib.contextmanager
+def neighbour_room(hosts: int) -> Iterator[None]:
+    """Make room in the kernel's ARP table for `hosts` simulated hosts, then restore it.
+
+    The table and its gc_thresh limits are global to the kernel, not per namespace: 50
+    test hosts on one kernel need 50 x 49 underlay entries (plus sandbox ones), past the
+    default gc_thresh3 of 1024, and the kernel then drops new entries ("neighbor table
+    overflow"), which real hosts, each with its own table, never see.
+    """
+    need = 4 * hosts * hosts + 1024
+    names = ["gc_thresh3", "gc_thresh2"]
+    saved = {name: (_GC_THRESH / name).read_text().strip() for name in names}
+    try:
+        if int(saved["gc_thresh3"]) < need:
+            (_GC_THRESH / "gc_thresh3").write_text(str(need))
+            (_GC_THRESH / "gc_thresh2").write_text(str(need // 2))
+        yield
+    finally:
+        for name, value in saved.items():
+            (_GC_THRESH / name).write_text(value)
 
 
 def convergence(base: Path, n: int) -> dict[str, float]:
     """Seconds from the last agent's start until the full mesh answers; plus RSS."""
-    with Underlay(base / f"conv{n}") as net:
+    with neighbour_room(n), Underlay(base / f"conv{n}") as net:
         hosts = net.add_hosts(n)
         net.init_network("10.244.0.0/16", 24)
         for host in hosts:
@@ -64,6 +94,8 @@ def convergence(base: Path, n: int) -> dict[str, float]:
             with ThreadPoolExecutor(PROBE_WORKERS) as pool:
                 for ns, ok in pool.map(probe, [ns for ns, left in pending.items() if left]):
                     pending[ns] -= ok
+            left = sum(len(v) for v in pending.values())
+            print(f"  N={n} t={time.monotonic() - started:.1f}s pairs left {left}", file=sys.stderr)
         converged = time.monotonic() - started
         if any(pending.values()):
             raise RuntimeError(f"mesh of {n} did not converge: {pending}")

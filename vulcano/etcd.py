@@ -46,13 +46,12 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
 def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any:
     """An etcd3 client for the given endpoints, failing over between them."""
     pairs = parse_endpoints(endpoints)
-    # Always the multi-endpoint client, even for one endpoint: etcd3.client() marks its
-    # only endpoint failed for 300 s after one UNAVAILABLE, so an agent cut off from
-    # etcd for a moment would stay cut off for five minutes.
+    # etcd3.client() would skip its only endpoint for 300 s after one failed request;
+    # with nothing to fail over to, a lone endpoint is always worth trying again.
+    retry = policy.ETCD_ENDPOINT_RETRY if len(pairs) > 1 else 0.0
     return etcd3.MultiEndpointEtcd3Client(
         endpoints=[
-            etcd3.Endpoint(host, port, secure=False, time_retry=policy.ETCD_ENDPOINT_RETRY)
-            for host, port in pairs
+            etcd3.Endpoint(host, port, secure=False, time_retry=retry) for host, port in pairs
         ],
         timeout=timeout,
         failover=True,

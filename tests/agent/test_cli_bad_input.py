@@ -72,6 +72,8 @@ def test_run_refuses_a_bad_config_file(runner: CliRunner, tmp_path: Path) -> Non
         (["--network", "10.244.0.0/16", "--port", "0"], "port"),
         (["--network", "10.244.0.0/16", "--subnet-min", "10.245.0.0"], "outside the network"),
         (["--network", "127.0.0.0/16"], "reserved"),
+        (["--network", "10.244.0.0/16", "--prefix", "vulcano"], "keyspace prefix must start"),
+        (["--network", "10.244.0.0/16", "--subnet-max", "10.244.0.77"], "subnet_max"),
     ],
 )
 def test_network_init_refuses_invalid_configs(
@@ -164,6 +166,12 @@ def test_network_init_requires_its_options(runner: CliRunner) -> None:
     result = invoke(runner, "network", "init", "--network", "10.244.0.0/16")
     assert result.exit_code == 2
     assert "--etcd-endpoints" in result.output
+
+
+def test_network_down_refuses_an_empty_state_dir(runner: CliRunner) -> None:
+    result = invoke(runner, "network", "down", "--state-dir", " ")
+    assert result.exit_code == 1
+    assert "--state-dir: empty path" in result.output
 
 
 def test_network_down_refuses_while_an_agent_runs(runner: CliRunner, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent.test_membership import outlives_its_ttl
 from tests.support import services
 from tests.support.netns import TestHost, Underlay, mesh_ok, wait_mesh
 
@@ -221,6 +222,7 @@ def test_etcd_down_for_30s_loses_no_connectivity(underlay: Underlay) -> None:
         services.wait_until(
             lambda: len(list(client.get_prefix("/vulcano/machines/"))) == 3, 30, "re-registered"
         )
+        assert outlives_its_ttl(client, [h.machine_id for h in hosts], ttl=3)
     finally:
         client.close()
 

@@ -33,6 +33,7 @@ class _Echo(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 256  # many probers at once: a full backlog drops SYNs
 
 
 def serve(port: int) -> None:
