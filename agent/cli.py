@@ -76,6 +76,9 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     agent = Agent(config)
+    from agent import unitservice
+
+    unitservice.install(agent)  # the unit engine and runner (issue 5)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     try:

@@ -49,3 +49,63 @@ def is_etcd_error(exc: BaseException) -> bool:
     """Errors that mean "etcd is unreachable or slow": retried with backoff, never fatal."""
     module = type(exc).__module__
     return module.startswith(("etcd3", "grpc")) or isinstance(exc, TimeoutError | ConnectionError)
+
+
+# --- unit engine --------------------------------------------------------------------
+
+# The engine leader's election lease (fleet: TTL about 5 times the reconcile interval).
+# In an agent it is the machine TTL (at most this): a dead leader must not hold up the
+# failover of a dead machine's units for longer than the machine's own lease does.
+ENGINE_LEASE_TTL = 10
+# The leader refreshes its lease this many times per TTL.
+ENGINE_LEASE_REFRESHES = 3
+# A follower tries to become leader at least this often (it also wakes on the key's delete).
+ENGINE_CAMPAIGN_INTERVAL = 2.0
+# After the first watch event, the engine waits this long for more before planning, so a
+# burst (10,000 submits, a machine with 1,000 units leaving) is planned once.
+ENGINE_BATCH_WINDOW = 0.05
+# Even with no event the leader re-plans this often (nothing should need it; a safety net).
+ENGINE_RESYNC_INTERVAL = 60.0
+# A machine whose record disappears keeps its units this long before the engine moves
+# them: a crashed agent started again replaces its old record with a new one at once.
+ENGINE_MACHINE_GRACE = 0.5
+# ... and this long when its agent announced it is restarting (engine/restarting/<id>):
+# a stopping agent takes seconds to shut down (overlay, deregistration) and start again.
+ENGINE_RESTART_GRACE = 10.0
+# Placement writes per etcd transaction (etcd's default --max-txn-ops is 128).
+ENGINE_OPS_PER_TXN = 100
+# Retrying after etcd errors.
+ENGINE_RETRY = Backoff(initial=0.2, maximum=3.0)
+
+# --- unit agent and runner ----------------------------------------------------------
+
+# The agent stops its units this long before its machine lease can expire, so the
+# engine's new placement (made only after the expiry, plus ENGINE_MACHINE_GRACE) never
+# overlaps the old copy: FENCE_MARGIN_FRACTION of the TTL, at most FENCE_MARGIN.
+# (A fenced unit is killed at once; a short TTL leaves room for a late keepalive.)
+FENCE_MARGIN = 1.5
+FENCE_MARGIN_FRACTION = 0.25
+# When the agent stops (a restart), its units may run on for this long without it; a
+# new agent adopts them in time, or they are fenced before the engine's grace ends.
+STOPPED_AGENT_FENCE = ENGINE_RESTART_GRACE - 1.0
+# How often the fence keeper passes a new lease confirmation on to the supervisors.
+UNIT_FENCE_TICK = 0.1
+# How often the unit agent looks at its lease (and wakes for watch events) ...
+UNIT_AGENT_TICK = 0.25
+# ... and, when nothing changed in etcd, at its runner's units.
+UNIT_AGENT_POLL = 0.5
+# Unit states published per etcd transaction (one compare + one put each).
+UNIT_STATES_PER_TXN = 50
+# How often a unit's journal tail is published to etcd, and how many lines.
+JOURNAL_PUBLISH_INTERVAL = 1.0
+JOURNAL_LINES = 100
+# Stopping a unit: SIGTERM, then SIGKILL after this long (TimeoutStopSec= overrides).
+UNIT_STOP_TIMEOUT = 10.0
+# Restart=: wait RestartSec= (systemd's default 100 ms) between attempts.
+UNIT_RESTART_SEC = 0.1
+# The unit shim checks its fence this often.
+SHIM_FENCE_CHECK = 0.2
+# Starting a unit's shim (a Python process that forks away at once).
+SHIM_SPAWN_TIMEOUT = 30.0
+# systemctl calls made by the systemd runner.
+SYSTEMCTL_TIMEOUT = 30.0

@@ -11,12 +11,30 @@
                                      vtep_mac}, on a long lease (default 24 h), renewed
 <prefix>network/addresses/<ip>       JSON {machine_id, sandbox}, one per sandbox address, on
                                      its node's subnet lease (so it goes with the subnet)
-<prefix>units/<name>/spec            JSON {hash, desired, options}, the unit's desired state
-<prefix>units/<name>/target          machine-id chosen by the engine
-<prefix>units/<name>/state           JSON {machine_id, load, active, sub, since, reason}
+<prefix>units/<name>                 JSON UnitSpec {name, hash, desired, options, starts}:
+                                     the unit's desired state, written by the CLI
 <prefix>unit-files/<sha1>            unit file text, stored once, addressed by its hash
+<prefix>schedule/<machine-id>/<name> JSON Assignment {name, hash, desired, options, starts}: the
+                                     engine's placement (written only while that
+                                     machine's record lives)
+<prefix>unit-states/<name>/<machine> JSON UnitState {machine_id, load, active, sub, since,
+                                     reason, sandbox_ip}: a runner's report, on its
+                                     machine's lease (a Global unit has one per machine)
+<prefix>unit-reasons/<name>          why the engine cannot place the unit (text)
+<prefix>unit-journal/<name>          the last lines of the unit's output, on the machine's lease
 <prefix>engine/leader                election key (lease)
+<prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a
+                                     while longer (short lease of its own)
 ```
+
+Why units are laid out this way (not units/<name>/{spec,target,state}):
+- the engine watches ``machines/``, ``units/``, ``schedule/`` and ``engine/restarting/``
+  only, so runner state churn never wakes it; each agent watches only
+  ``schedule/<its id>/``, so a scheduling event wakes one machine, not all (fleet's
+  scaling fault was every node re-reading everything);
+- a moving unit's old placement is deleted before its new one is written, so an agent
+  coming back never finds a placement for a unit that moved; placements are not on the
+  machine lease, so an agent restarting (a new lease) keeps its units (agent/engine.py).
 
 CIDRs in keys use '-' for '/' (as flannel does) so a key is one path segment.
 """
@@ -86,13 +104,7 @@ class Keyspace:
         return f"{self.prefix}units/"
 
     def unit_spec(self, name: str) -> str:
-        return f"{self.units}{name}/spec"
-
-    def unit_target(self, name: str) -> str:
-        return f"{self.units}{name}/target"
-
-    def unit_state(self, name: str) -> str:
-        return f"{self.units}{name}/state"
+        return f"{self.units}{name}"
 
     @property
     def unit_files(self) -> str:
@@ -102,5 +114,46 @@ class Keyspace:
         return f"{self.unit_files}{digest}"
 
     @property
+    def schedule(self) -> str:
+        return f"{self.prefix}schedule/"
+
+    def machine_schedule(self, machine_id: str) -> str:
+        return f"{self.schedule}{machine_id}/"
+
+    def assignment(self, machine_id: str, name: str) -> str:
+        return f"{self.schedule}{machine_id}/{name}"
+
+    @property
+    def unit_states(self) -> str:
+        return f"{self.prefix}unit-states/"
+
+    def unit_state_prefix(self, name: str) -> str:
+        return f"{self.unit_states}{name}/"
+
+    def unit_state(self, name: str, machine_id: str) -> str:
+        return f"{self.unit_states}{name}/{machine_id}"
+
+    @property
+    def unit_reasons(self) -> str:
+        return f"{self.prefix}unit-reasons/"
+
+    def unit_reason(self, name: str) -> str:
+        return f"{self.unit_reasons}{name}"
+
+    @property
+    def unit_journals(self) -> str:
+        return f"{self.prefix}unit-journal/"
+
+    def unit_journal(self, name: str) -> str:
+        return f"{self.unit_journals}{name}"
+
+    @property
     def engine_leader(self) -> str:
         return f"{self.prefix}engine/leader"
+
+    @property
+    def machines_restarting(self) -> str:
+        return f"{self.prefix}engine/restarting/"
+
+    def machine_restarting(self, machine_id: str) -> str:
+        return f"{self.machines_restarting}{machine_id}"

@@ -45,3 +45,10 @@ class Backoff:
 ETCD_RECONNECT = Backoff(initial=0.2, maximum=5.0)
 # Retrying a transaction that lost a race (subnet lease, unit target, sandbox address).
 TXN_CONFLICT = Backoff(initial=0.01, maximum=0.5)
+
+# A unit command (submit/load/start/...) retries transactions that lost a race this long.
+UNIT_COMMAND_RETRY_SECONDS = 10.0
+# `vulcano start`/`stop` wait this long for the cluster to reach the desired state.
+UNIT_COMMAND_WAIT_SECONDS = 60.0
+# and look at the unit states this often while waiting.
+UNIT_COMMAND_POLL_INTERVAL = 0.25

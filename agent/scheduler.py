@@ -1,0 +1,316 @@
+"""Placement as a pure function: (units, machines, current targets) → targets + reasons.
+
+fleet's rules: MachineID pins (full or short id), MachineOf co-locates and follows,
+MachineMetadata filters (values of one key OR'd, keys AND'd), Conflicts globs checked
+both ways, Replaces moves the replaced unit elsewhere, Global runs on every matching
+machine. Among the machines left, the least loaded wins, ties to the lowest machine id.
+A placement that still fits is kept, so units do not move when nothing forces them to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from vulcano.units import FleetOptions, glob_matches
+
+SHORT_ID_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Machine:
+    id: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnitRequest:
+    """A unit whose desired state needs a machine (loaded or launched)."""
+
+    name: str
+    options: FleetOptions = field(default_factory=FleetOptions)
+
+
+@dataclass
+class Plan:
+    targets: dict[str, str] = field(default_factory=dict)  # non-global unit → machine id
+    global_targets: dict[str, list[str]] = field(default_factory=dict)  # unit → machine ids
+    reasons: dict[str, str] = field(default_factory=dict)  # unit → why it has no machine
+
+
+def machine_id_matches(wanted: str, machine_id: str) -> bool:
+    """MachineID= names a machine by its full id or a prefix of at least 8 characters."""
+    if wanted == machine_id:
+        return True
+    return len(wanted) >= SHORT_ID_LENGTH and machine_id.startswith(wanted)
+
+
+def metadata_matches(requirements: Mapping[str, list[str]], metadata: Mapping[str, str]) -> bool:
+    return all(metadata.get(k) in values for k, values in requirements.items())
+
+
+def describe_metadata(requirements: Mapping[str, list[str]]) -> str:
+    return " ".join(f"{k}={'|'.join(v)}" for k, v in requirements.items())
+
+
+class _Board:
+    """Units per machine while a plan is being built."""
+
+    def __init__(self, machines: Iterable[Machine]) -> None:
+        self.machines = {m.id: m for m in machines}
+        self.units: dict[str, set[str]] = {m: set() for m in self.machines}
+        self.where: dict[str, str] = {}
+
+    def put(self, unit: str, machine: str) -> None:
+        self.units[machine].add(unit)
+        self.where[unit] = machine
+
+    def remove(self, unit: str) -> str | None:
+        machine = self.where.pop(unit, None)
+        if machine is not None:
+            self.units[machine].discard(unit)
+        return machine
+
+
+class _Planner:
+    def __init__(
+        self,
+        units: Iterable[UnitRequest],
+        machines: Iterable[Machine],
+        current: Mapping[str, str],
+    ) -> None:
+        self.requests = {u.name: u for u in units}
+        self.board = _Board(machines)
+        self.current = current
+        self.plan = Plan()
+        # Only units that declare Conflicts/Replaces need the slow both-ways glob checks.
+        self.with_conflicts = {n for n, u in self.requests.items() if u.options.conflicts}
+        self.with_replaces = {n for n, u in self.requests.items() if u.options.replaces}
+
+    # --- checks -----------------------------------------------------------------
+
+    def _conflict_on(
+        self, name: str, machine: str, ignoring: AbstractSet[str] = frozenset()
+    ) -> str | None:
+        """The unit on ``machine`` that conflicts with ``name`` (either way), if any."""
+        mine = self.requests[name].options.conflicts
+        here = self.board.units[machine]
+        if mine:
+            for other in sorted(here):
+                if (
+                    other != name
+                    and other not in ignoring
+                    and any(glob_matches(p, other) for p in mine)
+                ):
+                    return other
+        for other in sorted(here & self.with_conflicts):
+            theirs = self.requests[other].options.conflicts
+            if (
+                other != name
+                and other not in ignoring
+                and any(glob_matches(p, name) for p in theirs)
+            ):
+                return other
+        return None
+
+    def _replaced_by_someone_on(self, name: str, machine: str) -> str | None:
+        for other in sorted(self.board.units[machine] & self.with_replaces):
+            if other != name and any(
+                glob_matches(p, name) for p in self.requests[other].options.replaces
+            ):
+                return other
+        return None
+
+    def _replaceable_on(self, name: str, machine: str) -> set[str]:
+        pats = self.requests[name].options.replaces
+        if not pats:
+            return set()
+        return {
+            o
+            for o in self.board.units[machine]
+            if o != name and any(glob_matches(p, o) for p in pats)
+        }
+
+    def _static_fit(self, req: UnitRequest, machine: Machine) -> bool:
+        o = req.options
+        if o.machine_id and not machine_id_matches(o.machine_id, machine.id):
+            return False
+        return metadata_matches(o.metadata_requirements(), machine.metadata)
+
+    def _peer_machines(self, req: UnitRequest) -> tuple[set[str] | None, str | None]:
+        """Machines allowed by MachineOf (None: no constraint), or a reason."""
+        allowed: set[str] | None = None
+        for peer in req.options.machine_of:
+            if peer in self.plan.global_targets:
+                here = set(self.plan.global_targets[peer])
+            elif peer in self.board.where:
+                here = {self.board.where[peer]}
+            elif peer in self.requests:
+                return None, f"MachineOf={peer}: {peer} has no machine yet"
+            else:
+                return None, f"MachineOf={peer}: {peer} is not loaded or launched"
+            allowed = here if allowed is None else allowed & here
+        if allowed is not None and not allowed:
+            return None, "MachineOf peers are on different machines"
+        return allowed, None
+
+    def _fits(self, name: str, machine: str) -> bool:
+        req = self.requests[name]
+        if not self._static_fit(req, self.board.machines[machine]):
+            return False
+        allowed, _ = self._peer_machines(req)
+        if req.options.machine_of and (allowed is None or machine not in allowed):
+            return False
+        if self._replaced_by_someone_on(name, machine):
+            return False
+        replaced = self._replaceable_on(name, machine)
+        return self._conflict_on(name, machine, replaced) is None
+
+    # --- planning ---------------------------------------------------------------
+
+    def _order(self, names: Iterable[str]) -> list[str]:
+        """Name order, with every unit after the MachineOf peers it follows."""
+        names = sorted(names)
+        pending = set(names)
+        out: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(n: str) -> None:
+            if n not in pending or n in visiting:
+                return
+            visiting.add(n)
+            for peer in self.requests[n].options.machine_of:
+                visit(peer)
+            visiting.discard(n)
+            pending.discard(n)
+            out.append(n)
+
+        for n in names:
+            visit(n)
+        return out
+
+    def run(self) -> Plan:
+        plain = [n for n, u in self.requests.items() if not u.options.global_]
+        self._place_globals()
+        ordered = self._order(plain)
+        # 1. keep current placements that still fit, in dependency order
+        for name in ordered:
+            machine = self.current.get(name)
+            if machine in self.board.machines and self._fits(name, machine):
+                self.board.put(name, machine)
+        # a kept unit that Replaces another evicts it
+        for name in sorted(self.with_replaces & set(self.board.where)):
+            if name in self.board.where:
+                for victim in self._replaceable_on(name, self.board.where[name]):
+                    self._evict(victim)
+        # 2. place the rest
+        queue = [n for n in ordered if n not in self.board.where]
+        while queue:
+            name = queue.pop(0)
+            if name in self.board.where:
+                continue
+            evicted = self._place(name)
+            queue.extend(self._order(evicted))
+        self.plan.targets = dict(self.board.where)
+        for name in self.plan.targets:
+            self.plan.reasons.pop(name, None)
+        return self.plan
+
+    def _evict(self, name: str) -> list[str]:
+        """Take ``name`` off its machine, with the units that follow it there."""
+        machine = self.board.remove(name)
+        out = [name]
+        if machine is None:
+            return out
+        for other in sorted(self.board.units[machine]):
+            if name in self.requests[other].options.machine_of:
+                out.extend(self._evict(other))
+        return out
+
+    def _place(self, name: str) -> list[str]:
+        req = self.requests[name]
+        o = req.options
+        machines = sorted(self.board.machines.values(), key=lambda m: m.id)
+        if not machines:
+            self.plan.reasons[name] = "no machines in the cluster"
+            return []
+        candidates = machines
+        if o.machine_id:
+            candidates = [m for m in candidates if machine_id_matches(o.machine_id, m.id)]
+            if not candidates:
+                self.plan.reasons[name] = f"no machine matches MachineID={o.machine_id}"
+                return []
+        req_md = o.metadata_requirements()
+        if req_md:
+            candidates = [m for m in candidates if metadata_matches(req_md, m.metadata)]
+            if not candidates:
+                self.plan.reasons[name] = (
+                    f"no machine matches MachineMetadata {describe_metadata(req_md)}"
+                )
+                return []
+        allowed, why = self._peer_machines(req)
+        if why:
+            self.plan.reasons[name] = why
+            return []
+        if allowed is not None:
+            candidates = [m for m in candidates if m.id in allowed]
+            if not candidates:
+                self.plan.reasons[name] = (
+                    f"MachineOf={','.join(o.machine_of)}: that machine does not match "
+                    "this unit's other options"
+                )
+                return []
+        fitting: list[tuple[int, int, str, set[str]]] = []
+        blockers: list[str] = []
+        if not o.replaces:
+            # least loaded first, so the first machine that fits is the answer
+            candidates = sorted(candidates, key=lambda m: (len(self.board.units[m.id]), m.id))
+        for m in candidates:
+            if self._replaced_by_someone_on(name, m.id):
+                blockers.append(f"replaced by {self._replaced_by_someone_on(name, m.id)}")
+                continue
+            replaced = self._replaceable_on(name, m.id)
+            other = self._conflict_on(name, m.id, replaced)
+            if other is not None:
+                blockers.append(other)
+                continue
+            # machines holding a unit we replace come first: that is what Replaces asks
+            load = len(self.board.units[m.id])
+            fitting.append((0 if replaced else 1, load, m.id, replaced))
+            if not o.replaces:
+                break
+        if not fitting:
+            shown = ", ".join(sorted(set(blockers))[:3])
+            self.plan.reasons[name] = f"conflicts with {shown} on every matching machine"
+            return []
+        _, _, chosen, replaced = min(fitting, key=lambda t: (t[0], t[1], t[2]))
+        evicted: list[str] = []
+        for victim in sorted(replaced):
+            evicted.extend(self._evict(victim))
+        self.board.put(name, chosen)
+        return evicted
+
+    def _place_globals(self) -> None:
+        machines = sorted(self.board.machines.values(), key=lambda m: m.id)
+        for name, req in sorted(self.requests.items()):
+            if not req.options.global_:
+                continue
+            chosen = [m.id for m in machines if self._static_fit(req, m)]
+            self.plan.global_targets[name] = chosen
+            if not chosen:
+                req_md = req.options.metadata_requirements()
+                self.plan.reasons[name] = (
+                    f"no machine matches MachineMetadata {describe_metadata(req_md)}"
+                    if machines
+                    else "no machines in the cluster"
+                )
+
+
+def plan(
+    units: Iterable[UnitRequest],
+    machines: Iterable[Machine],
+    current: Mapping[str, str] | None = None,
+) -> Plan:
+    """Where every unit should run, keeping current placements that still fit."""
+    return _Planner(units, machines, current or {}).run()

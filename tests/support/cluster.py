@@ -1,0 +1,234 @@
+"""Unit-engine test clusters: machines on real etcd leases, engines and unit agents.
+
+``Member`` is a minimal machine presence (the record at keyspace.machine(id) on a lease,
+refreshed by a thread) that satisfies the unit agent's ``UnitHost``; tests and the
+benchmark use it to run many agents in one process. Whole agents in network namespaces
+use the node agent's own membership instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import etcd3
+
+from agent.engine import Engine
+from agent.runner import Runner
+from agent.unitagent import SandboxManager, UnitAgent
+from vulcano.keyspace import Keyspace
+from vulcano.unitstore import UnitState, UnitStore
+
+
+class Member:
+    """One machine: its record on a lease, kept alive until ``pause()`` or ``close()``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        machine_id: str,
+        state_dir: Path,
+        keyspace: Keyspace | None = None,
+        ttl: int = 3,
+        metadata: dict[str, str] | None = None,
+        public_ip: str = "",
+        client: Any = None,
+    ) -> None:
+        self.machine_id = machine_id
+        self.hostname = machine_id
+        self.keyspace = keyspace or Keyspace()
+        self.state_dir = state_dir
+        self.ttl = ttl
+        self.metadata = metadata or {}
+        self.public_ip = public_ip
+        self._own_client = client is None
+        if client is None:
+            host, port = endpoint.split("//", 1)[1].rsplit(":", 1)
+            client = etcd3.client(host=host, port=int(port), timeout=5)
+        self.client = client
+        self._deadline = 0.0
+        self._lease_id = 0
+        self.paused = threading.Event()
+        self.closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sandbox_manager: SandboxManager | None = None
+
+    # UnitHost
+    def etcd_client(self) -> Any:
+        return self.client
+
+    def lease_id(self) -> int:
+        return self._lease_id
+
+    def lease_deadline(self) -> float:
+        return self._deadline
+
+    @property
+    def lease_ttl(self) -> int:
+        return self.ttl
+
+    def sandboxes(self) -> SandboxManager | None:
+        return self.sandbox_manager
+
+    def register(self) -> None:
+        """Take a lease (reusing the one in state_dir if it is still alive) and the record."""
+        lease_file = self.state_dir / "machine-lease"
+        sent = time.monotonic()
+        lease_id = 0
+        with contextlib.suppress(OSError, ValueError):
+            old = int(lease_file.read_text())
+            info = self.client.get_lease_info(old)
+            if info.TTL > 0:
+                lease_id = old
+                [resp] = list(self.client.refresh_lease(old))
+                if resp.TTL <= 0:
+                    lease_id = 0
+        if not lease_id:
+            lease_id = self.client.lease(self.ttl).id
+            lease_file.write_text(str(lease_id))
+        record = {
+            "id": self.machine_id,
+            "hostname": self.hostname,
+            "public_ip": self.public_ip,
+            "metadata": self.metadata,
+            "version": "test",
+        }
+        self.client.put(self.keyspace.machine(self.machine_id), json.dumps(record), lease=lease_id)
+        self._lease_id = lease_id
+        self._deadline = sent + self.ttl
+
+    def start(self) -> Member:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.register()
+        self._thread = threading.Thread(target=self._keepalive, daemon=True)
+        self._thread.start()
+        return self
+
+    def _keepalive(self) -> None:
+        while not self.closed.wait(self.ttl / 3):
+            if self.paused.is_set():
+                continue
+            sent = time.monotonic()
+            try:
+                responses = list(self.client.refresh_lease(self._lease_id))
+                if responses and responses[0].TTL > 0:
+                    self._deadline = sent + self.ttl
+                else:
+                    self.register()  # the lease is gone: a new one, a new record
+            except Exception:  # noqa: S112 - etcd unreachable: the deadline just passes
+                continue
+
+    def pause(self) -> None:
+        """Stop refreshing the lease, as a machine cut off from etcd would."""
+        self.paused.set()
+
+    def resume(self) -> None:
+        self.paused.clear()
+
+    def close(self, revoke: bool = False) -> None:
+        self.closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if revoke:
+            with contextlib.suppress(Exception):
+                self.client.revoke_lease(self._lease_id)
+        if self._own_client:
+            self.client.close()
+
+
+class Node:
+    """A member with an engine and a unit agent, all in this process."""
+
+    def __init__(self, member: Member, runner: Runner | None = None, engine: bool = True) -> None:
+        self.member = member
+        self.engine = (
+            Engine(member.client, member.keyspace, member.machine_id, lease_ttl=member.ttl)
+            if engine
+            else None
+        )
+        self.units = UnitAgent(member, runner)
+
+    def start(self) -> Node:
+        self.member.start()
+        if self.engine is not None:
+            self.engine.start()
+        self.units.start()
+        return self
+
+    def stop(self, revoke: bool = False) -> None:
+        self.units.stop()
+        if self.engine is not None:
+            self.engine.stop()
+        self.member.close(revoke=revoke)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until ``check()`` returns something truthy; return it, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def states(store: UnitStore) -> dict[str, UnitState]:
+    return store.states()
+
+
+def running_where(store: UnitStore, names: list[str]) -> dict[str, str] | None:
+    """unit → machine when every unit reports active on some machine, else None."""
+    st = store.states()
+    out = {}
+    for n in names:
+        s = st.get(n)
+        if s is None or s.active != "active" or not s.machine_id:
+            return None
+        out[n] = s.machine_id
+    return out
+
+
+def pids_of(marker: str) -> list[int]:
+    """Processes whose command line contains ``marker`` (a per-test unique word)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if marker.encode() in cmd and stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}:
+            out.append(int(entry))
+    return out
+
+
+def kill_by_pid(pids: list[int]) -> None:
+    """Last-resort cleanup of processes a test started (by id, never by name)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def nodes(
+    endpoint: str, base: Path, ids: list[str], ttl: int = 3, **kw: Any
+) -> Iterator[list[Node]]:
+    started: list[Node] = []
+    try:
+        for mid in ids:
+            started.append(Node(Member(endpoint, mid, base / mid, ttl=ttl, **kw)).start())
+        yield started
+    finally:
+        for n in started:
+            n.stop(revoke=True)

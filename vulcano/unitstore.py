@@ -1,0 +1,456 @@
+"""Units' desired state in etcd: what the CLI writes and the engine and agents read.
+
+Every change is an etcd transaction that compares the revision it read, so two
+operators (or an operator and the engine) never overwrite each other; a batch is
+validated completely before the first write, so bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from etcd3 import utils
+
+from vulcano import policy, units
+from vulcano.errors import VulcanoError
+from vulcano.keyspace import Keyspace
+from vulcano.units import FleetOptions
+
+INACTIVE, LOADED, LAUNCHED = "inactive", "loaded", "launched"
+DESIRED_STATES = (INACTIVE, LOADED, LAUNCHED)
+# etcd's default --max-txn-ops is 128; a unit takes at most 2 puts in one transaction.
+UNITS_PER_TXN = 50
+
+
+class UnitStoreError(VulcanoError):
+    """A unit command that cannot be done as asked."""
+
+
+class UnitNotFound(UnitStoreError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnitContentConflict(UnitStoreError, ValueError):
+    """A unit already submitted with other content (fleet: destroy first, or --replace)."""
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    name: str
+    hash: str
+    desired: str = INACTIVE
+    options: FleetOptions = field(default_factory=FleetOptions)
+    starts: int = 0  # bumped by every `start`, so a failed unit is tried again
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "hash": self.hash,
+                "desired": self.desired,
+                "options": self.options.to_json(),
+                "starts": self.starts,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> UnitSpec:
+        d = json.loads(raw)
+        return cls(
+            d["name"],
+            d["hash"],
+            d["desired"],
+            FleetOptions.from_json(d["options"]),
+            int(d.get("starts", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The engine's word to one machine: run this content in this desired state."""
+
+    name: str
+    hash: str
+    desired: str
+    options: FleetOptions = field(default_factory=FleetOptions)
+    starts: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "hash": self.hash,
+                "desired": self.desired,
+                "options": self.options.to_json(),
+                "starts": self.starts,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Assignment:
+        d = json.loads(raw)
+        return cls(
+            d["name"],
+            d["hash"],
+            d["desired"],
+            FleetOptions.from_json(d["options"]),
+            int(d.get("starts", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What a runner reports (or why the engine could not place the unit)."""
+
+    name: str
+    machine_id: str | None = None
+    load: str = "not-found"
+    active: str = "inactive"
+    sub: str = "dead"
+    since: float = 0.0
+    reason: str = ""
+    hash: str = ""
+    sandbox_ip: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> UnitState:
+        d = json.loads(raw)
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class MachineRecord:
+    id: str
+    hostname: str = ""
+    public_ip: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    lease_id: int = 0
+
+    @classmethod
+    def from_json(cls, raw: bytes | str, lease_id: int = 0) -> MachineRecord:
+        d = json.loads(raw)
+        md = d.get("metadata") or {}
+        return cls(
+            id=str(d["id"]),
+            hostname=str(d.get("hostname", "")),
+            public_ip=str(d.get("public_ip", "")),
+            metadata={str(k): str(v) for k, v in md.items()},
+            lease_id=lease_id,
+        )
+
+
+@dataclass(frozen=True)
+class UnitSource:
+    """A unit as the operator named it: a file's text, or just a name already in etcd."""
+
+    name: str
+    text: str | None = None
+
+
+def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class UnitStore:
+    """The unit commands (submit, load, start, stop, unload, destroy) and reads."""
+
+    def __init__(self, client: Any, keyspace: Keyspace | None = None) -> None:
+        self.client = client
+        self.ks = keyspace or Keyspace()
+        self.requests = 0  # etcd requests made, for the benchmark
+
+    # --- reads ----------------------------------------------------------------
+
+    def _get(self, key: str) -> tuple[bytes | None, Any]:
+        self.requests += 1
+        return self.client.get(key)  # type: ignore[no-any-return]
+
+    def _get_prefix(self, prefix: str) -> list[tuple[bytes, Any]]:
+        self.requests += 1
+        return list(self.client.get_prefix(prefix))
+
+    def specs(self) -> dict[str, UnitSpec]:
+        return {
+            s.name: s for s in (UnitSpec.from_json(v) for v, _ in self._get_prefix(self.ks.units))
+        }
+
+    def spec(self, name: str) -> UnitSpec | None:
+        value, _ = self._get(self.ks.unit_spec(name))
+        return UnitSpec.from_json(value) if value is not None else None
+
+    def text(self, digest: str) -> str | None:
+        value, _ = self._get(self.ks.unit_file(digest))
+        return value.decode("utf-8") if value is not None else None
+
+    def machine_states(self) -> list[UnitState]:
+        """Every runner's report (one per unit per machine), then the engine's reasons
+        for units no runner reports on."""
+        out = [UnitState.from_json(v) for v, _ in self._get_prefix(self.ks.unit_states)]
+        reported = {s.name for s in out}
+        plen = len(self.ks.unit_reasons)
+        for value, meta in self._get_prefix(self.ks.unit_reasons):
+            name = meta.key.decode()[plen:]
+            if name not in reported:
+                out.append(UnitState(name=name, reason=value.decode()))
+        return sorted(out, key=lambda s: (s.name, s.machine_id or ""))
+
+    def states(self) -> dict[str, UnitState]:
+        """One state per unit: an active report if any, else the latest (or the reason)."""
+        best: dict[str, UnitState] = {}
+        for s in self.machine_states():
+            cur = best.get(s.name)
+            if cur is None or (s.active == "active", s.since) > (cur.active == "active", cur.since):
+                best[s.name] = s
+        return best
+
+    def machines(self) -> list[MachineRecord]:
+        out = [
+            MachineRecord.from_json(v, meta.lease_id)
+            for v, meta in self._get_prefix(self.ks.machines)
+        ]
+        return sorted(out, key=lambda m: m.id)
+
+    def placements(self) -> dict[str, list[str]]:
+        """unit → machine ids it is assigned to (one, or many for a Global unit)."""
+        out: dict[str, list[str]] = {}
+        plen = len(self.ks.schedule)
+        for _, meta in self._get_prefix(self.ks.schedule):
+            machine, _, name = meta.key.decode()[plen:].partition("/")
+            out.setdefault(name, []).append(machine)
+        return out
+
+    def journal(self, name: str) -> list[str]:
+        """The unit's last lines of output, as its runner published them."""
+        value, _ = self._get(self.ks.unit_journal(name))
+        if value is None:
+            return []
+        lines: list[str] = json.loads(value)["lines"]
+        return lines
+
+    def journal_seq(self, name: str) -> int:
+        """How many lines the unit has printed so far (to follow the journal)."""
+        value, _ = self._get(self.ks.unit_journal(name))
+        return int(json.loads(value)["seq"]) if value is not None else 0
+
+    # --- writes ---------------------------------------------------------------
+
+    def _read_many(self, names: list[str]) -> dict[str, tuple[UnitSpec, int]]:
+        """Current specs and their mod revisions, in one request when there are many."""
+        found: dict[str, tuple[UnitSpec, int]] = {}
+        if len(names) > 8:
+            wanted = set(names)
+            for value, meta in self._get_prefix(self.ks.units):
+                spec = UnitSpec.from_json(value)
+                if spec.name in wanted:
+                    found[spec.name] = (spec, meta.mod_revision)
+            return found
+        for name in names:
+            raw, meta = self._get(self.ks.unit_spec(name))
+            if raw is not None:
+                found[name] = (UnitSpec.from_json(raw), meta.mod_revision)
+        return found
+
+    def _commit(self, plan: list[tuple[str, int, list[Any]]]) -> list[str]:
+        """Run (name, expected mod revision or 0 for absent, ops) in batched transactions.
+
+        Returns the names whose compare failed (someone else changed them meanwhile).
+        """
+        lost: list[str] = []
+        t = self.client.transactions
+        for chunk in _chunks(plan, UNITS_PER_TXN):
+            compares = [
+                t.mod(self.ks.unit_spec(name)) == rev
+                if rev
+                else t.version(self.ks.unit_spec(name)) == 0
+                for name, rev, _ in chunk
+            ]
+            ops, seen = [], set()
+            for _, _, unit_ops in chunk:
+                for op in unit_ops:
+                    # units with the same content share one unit-file put (etcd refuses
+                    # a key twice in one transaction)
+                    if op.key in seen:
+                        continue
+                    seen.add(op.key)
+                    ops.append(op)
+            if not ops:
+                continue
+            self.requests += 1
+            ok, _ = self.client.transaction(compare=compares, success=ops, failure=[])
+            if not ok:
+                lost.extend(name for name, _, _ in chunk)
+        return lost
+
+    def _retrying(self, names: list[str], step: Any) -> None:
+        """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races."""
+        deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
+        pending = list(dict.fromkeys(names))
+        for _ in policy.TXN_CONFLICT.sleep_until(deadline):
+            current = self._read_many(pending)
+            plan = []
+            for name in pending:
+                spec, rev = current.get(name, (None, 0))
+                ops = step(name, spec, rev, current)
+                if ops is not None:
+                    plan.append((name, rev, ops))
+            lost = self._commit(plan)
+            if not lost:
+                return
+            pending = lost
+        raise UnitStoreError(
+            "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
+        )
+
+    def submit(self, sources: Iterable[UnitSource], replace: bool = False) -> list[str]:
+        """Store unit files (content once, by hash) as inactive units; validate all first."""
+        parsed: dict[str, tuple[str, FleetOptions]] = {}
+        for src in sources:
+            if src.text is None:
+                continue
+            unit, opts = units.load(src.text, src.name)
+            parsed[src.name] = (unit.hash, opts)
+        bodies = {src.name: src.text for src in sources if src.text is not None}
+
+        def step(name: str, spec: UnitSpec | None, rev: int, _: dict[str, Any]) -> list[Any] | None:
+            digest, opts = parsed[name]
+            t = self.client.transactions
+            if spec is not None and spec.hash == digest:
+                return None  # the same content again: nothing to do
+            if spec is not None and not replace:
+                raise UnitContentConflict(
+                    f"{name} is already submitted with different content "
+                    f"(hash {spec.hash[:7]}, new {digest[:7]}): destroy it first or use --replace"
+                )
+            desired = spec.desired if spec is not None else INACTIVE
+            new = UnitSpec(name, digest, desired, opts)
+            return [
+                t.put(self.ks.unit_file(digest), bodies[name]),
+                t.put(self.ks.unit_spec(name), new.to_json()),
+            ]
+
+        # Refuse a content conflict before writing anything at all.
+        current = self._read_many(list(parsed))
+        if not replace:
+            for name, (spec, _) in current.items():
+                if spec.hash != parsed[name][0]:
+                    step(name, spec, 0, {})
+        self._retrying(list(parsed), step)
+        if replace and any(spec.hash != parsed[n][0] for n, (spec, _) in current.items()):
+            self.collect_garbage()  # the replaced content may be unused now
+        return list(parsed)
+
+    def set_desired(self, names: Iterable[str], desired: str) -> list[str]:
+        """Move units to a desired state; an instance of a submitted template is created."""
+        if desired not in DESIRED_STATES:
+            raise UnitStoreError(f"unknown desired state {desired!r}")
+        names = list(dict.fromkeys(names))
+        for name in names:
+            units.parse_name(name)
+        # resolve instances of templates up front so a missing unit changes nothing
+        templates: dict[str, UnitSpec] = {}
+        current = self._read_many(names)
+        for name in names:
+            if name in current:
+                if current[name][0].desired != desired and units.parse_name(name).is_template:
+                    raise UnitStoreError(f"{name} is a template: start an instance of it instead")
+                continue
+            template = units.parse_name(name).template
+            spec = self.spec(template) if template else None
+            if spec is None:
+                hint = f" (nor its template {template})" if template else ""
+                raise UnitNotFound(f"unit {name} is not submitted{hint}")
+            templates[name] = spec
+
+        def step(name: str, spec: UnitSpec | None, rev: int, _: dict[str, Any]) -> list[Any] | None:
+            t = self.client.transactions
+            if spec is None:
+                tmpl = templates.get(name)
+                if tmpl is None:
+                    raise UnitNotFound(f"unit {name} was destroyed meanwhile")
+                text = self.text(tmpl.hash) or ""
+                opts = units.load(text, name)[1]
+                spec = UnitSpec(name, tmpl.hash, INACTIVE, opts)
+            if desired == LAUNCHED:
+                # every start counts, so a unit that failed is tried again
+                new = dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
+            elif spec.desired == desired:
+                return None
+            else:
+                new = dataclasses.replace(spec, desired=desired)
+            return [t.put(self.ks.unit_spec(name), new.to_json())]
+
+        self._retrying(names, step)
+        return names
+
+    def destroy(self, names: Iterable[str]) -> list[str]:
+        """Remove units; the engine then takes their placements away."""
+        names = list(dict.fromkeys(names))
+        current = self._read_many(names)
+        missing = [n for n in names if n not in current]
+        if missing:
+            raise UnitNotFound(f"unit {missing[0]} is not submitted")
+
+        def step(name: str, spec: UnitSpec | None, rev: int, _: dict[str, Any]) -> list[Any] | None:
+            if spec is None:
+                return None
+            t = self.client.transactions
+            return [
+                t.delete(self.ks.unit_spec(name)),
+                t.delete(
+                    self.ks.unit_state_prefix(name),
+                    utils.prefix_range_end(utils.to_bytes(self.ks.unit_state_prefix(name))),
+                ),
+                t.delete(self.ks.unit_reason(name)),
+                t.delete(self.ks.unit_journal(name)),
+            ]
+
+        self._retrying(names, step)
+        self.collect_garbage()
+        return names
+
+    def collect_garbage(self) -> int:
+        """Delete unit-file contents no unit refers to any more; how many went.
+
+        Safe against a concurrent submit: the deletes only happen if no unit spec was
+        written since the specs were read (a range compare on their mod revisions).
+        """
+        self.requests += 1
+        response = self.client.get_prefix_response(self.ks.units)
+        revision = response.header.revision
+        used = {UnitSpec.from_json(kv.value).hash for kv in response.kvs}
+        plen = len(self.ks.unit_files)
+        orphans = [
+            meta.key.decode()
+            for _, meta in self._get_prefix_keys(self.ks.unit_files)
+            if meta.key.decode()[plen:] not in used
+        ]
+        t = self.client.transactions
+        unchanged = t.mod(self.ks.units, utils.prefix_range_end(utils.to_bytes(self.ks.units)))
+        deleted = 0
+        for chunk in _chunks(orphans, UNITS_PER_TXN):
+            self.requests += 1
+            ok, _ = self.client.transaction(
+                compare=[unchanged < revision + 1],
+                success=[t.delete(key) for key in chunk],
+                failure=[],
+            )
+            if not ok:
+                break  # someone submitted meanwhile: leave it for the next time
+            deleted += len(chunk)
+        return deleted
+
+    def _get_prefix_keys(self, prefix: str) -> list[tuple[bytes, Any]]:
+        self.requests += 1
+        return list(self.client.get_prefix(prefix, keys_only=True))
