@@ -163,11 +163,20 @@ class Engine:
         self._lease = None
 
     def _wait_for_vacancy(self) -> None:
-        value, _ = self.client.get(self.ks.engine_leader)
-        if value is None:
+        """Return once the leader key changes, or after ENGINE_CAMPAIGN_INTERVAL."""
+        # The only key under this "prefix" is the leader key itself.
+        revision, [leader] = snapshot(self.client, [self.ks.engine_leader])
+        if not leader:
             return
-        with contextlib.suppress(Exception):
-            self.client.watch_once(self.ks.engine_leader, timeout=policy.ENGINE_CAMPAIGN_INTERVAL)
+        watch = PrefixWatch(self.client, [self.ks.engine_leader], revision + 1)
+        try:
+            item = watch.events.get(timeout=policy.ENGINE_CAMPAIGN_INTERVAL)
+        except queue.Empty:
+            return
+        finally:
+            watch.cancel()
+        if isinstance(item, Resync):
+            raise item  # the caller retries after a backoff
 
     # --- leading ----------------------------------------------------------------
 

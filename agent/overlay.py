@@ -29,7 +29,7 @@ from agent.reconcile import desired_state, plan
 from agent.registration import refresh
 from agent.state import NodeState
 from agent.subnets import SubnetLease, acquire, list_leases
-from agent.watch import PrefixWatch
+from agent.watching import PrefixWatch, Resync, current_revision
 from vulcano import policy as core_policy
 
 if TYPE_CHECKING:
@@ -214,19 +214,40 @@ class Overlay:
         agent = self._agent()
         delays = core_policy.ETCD_RECONNECT.delays()
         while not agent.stop_event.is_set():
-            watch = PrefixWatch(agent.etcd(), agent.keyspace.subnets)
-            self._watch = watch
             try:
-                watch.run(
-                    on_created=lambda: self._events.put(_RESYNC),
-                    on_events=lambda _events: self._events.put(_RESYNC),
-                )
+                self._follow_leases()
+            except Resync as exc:
+                if agent.stop_event.is_set():
+                    return
+                log.warning("peer watch lost (%s): keeping the data path as it is", exc)
                 delays = core_policy.ETCD_RECONNECT.delays()
             except Exception as exc:
-                log.warning("peer watch lost (%s): keeping the data path as it is", exc)
-            finally:
-                self._watch = None
+                if not policy.is_etcd_error(exc):
+                    log.exception("watching peers failed")
+                else:
+                    log.warning("cannot watch peers (%s): keeping the data path as it is", exc)
             agent.stop_event.wait(next(delays))
+
+    def _follow_leases(self) -> None:
+        """Watch from now, resync once, then once per event batch; raises Resync."""
+        agent = self._agent()
+        client = agent.etcd()
+        watch = PrefixWatch(client, [agent.keyspace.subnets], current_revision(client) + 1)
+        self._watch = watch
+        try:
+            if agent.stop_event.is_set():  # stop() may have missed this watch
+                return
+            # The kernel catches up with every lease up to the watch's start; the watch
+            # brings every change after it.
+            self._events.put(_RESYNC)
+            while True:
+                item = watch.events.get()
+                if isinstance(item, Resync):
+                    raise item
+                self._events.put(_RESYNC)
+        finally:
+            self._watch = None
+            watch.cancel()
 
     def _reconcile_loop(self) -> None:
         """Resync after each burst of watch events, every RESYNC_INTERVAL, and after errors."""

@@ -69,10 +69,17 @@ class Registration:
     # -- state -----------------------------------------------------------------------
     def alive(self) -> bool:
         """True while our lease is known to be held (fencing: false means stop units)."""
-        with self._lock:
-            return self.lease_id is not None and time.monotonic() < self._deadline
+        return time.monotonic() < self.held_until()
 
-    def _held_until(self, lease_id: int | None, deadline: float) -> None:
+    def held_until(self) -> float:
+        """Monotonic time until which our lease is known to be held (0.0: no lease).
+
+        The send time of the last confirmed refresh (or grant) plus the TTL etcd gave.
+        """
+        with self._lock:
+            return self._deadline if self.lease_id is not None else 0.0
+
+    def _set_held(self, lease_id: int | None, deadline: float) -> None:
         with self._lock:
             self.lease_id = lease_id
             self._deadline = deadline
@@ -113,7 +120,7 @@ class Registration:
                 failure=[],
             )
             if ok:
-                self._held_until(lease.id, sent + lease.ttl)
+                self._set_held(lease.id, sent + lease.ttl)
                 log.info("registered machine %s (%s)", self.machine.id, self.machine.public_ip)
                 return
             client.revoke_lease(lease.id)
@@ -177,16 +184,16 @@ class Registration:
         while not self._stop.wait(max(0.0, min(wait, self._until_deadline()))):
             if self.lease_id is not None and self._until_deadline() <= 0:
                 log.warning("machine lease not confirmed within its TTL: presumed lost")
-                self._held_until(None, 0.0)
+                self._set_held(None, 0.0)
             try:
                 sent = time.monotonic()
                 ttl = refresh(self._client(), self.lease_id) if self.lease_id else 0
                 if ttl > 0:
-                    self._held_until(self.lease_id, sent + ttl)
+                    self._set_held(self.lease_id, sent + ttl)
                 else:
                     if self.lease_id is not None:
                         log.warning("machine lease expired: registering again")
-                    self._held_until(None, 0.0)
+                    self._set_held(None, 0.0)
                     self.register()
                 delays = policy.DAEMON_RETRY.delays()
                 wait = interval
@@ -206,7 +213,7 @@ class Registration:
     def deregister(self) -> None:
         """Remove the record at once (revoke the lease)."""
         lease_id = self.lease_id
-        self._held_until(None, 0.0)
+        self._set_held(None, 0.0)
         if lease_id is None:
             return
         try:

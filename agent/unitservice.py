@@ -14,6 +14,7 @@ from typing import Any
 
 from agent import policy
 from agent.engine import Engine
+from agent.registration import Registration
 from agent.runner import BuiltinRunner, Runner, SystemdRunner, systemd_is_pid1
 from agent.unitagent import SandboxManager, UnitAgent
 from vulcano.keyspace import Keyspace
@@ -40,16 +41,8 @@ class AgentHost:
 
     def lease_deadline(self) -> float:
         """Monotonic time until which the machine lease is certainly held."""
-        reg = self.agent.registration
-        held_until = getattr(reg, "held_until", None)
-        if callable(held_until):
-            return float(held_until())
-        # Registration keeps the deadline (send time of the last confirmed refresh + TTL)
-        # privately; without it, alive() at least says whether it has passed.
-        deadline = getattr(reg, "_deadline", None)
-        if isinstance(deadline, float) and reg.lease_id is not None:
-            return deadline
-        return time.monotonic() + 1.0 if self.agent.registration_alive() else 0.0
+        registration: Registration = self.agent.registration
+        return registration.held_until()
 
     def sandboxes(self) -> SandboxManager | None:
         if getattr(self.agent, "overlay", None) is None:

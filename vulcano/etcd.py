@@ -49,9 +49,15 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
     # etcd3.client() would skip its only endpoint for 300 s after one failed request;
     # with nothing to fail over to, a lone endpoint is always worth trying again.
     retry = policy.ETCD_ENDPOINT_RETRY if len(pairs) > 1 else 0.0
+    options = [
+        ("grpc.initial_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
+        ("grpc.min_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_MAX * 1000)),
+    ]
     return etcd3.MultiEndpointEtcd3Client(
         endpoints=[
-            etcd3.Endpoint(host, port, secure=False, time_retry=retry) for host, port in pairs
+            etcd3.Endpoint(host, port, secure=False, time_retry=retry, opts=options)
+            for host, port in pairs
         ],
         timeout=timeout,
         failover=True,

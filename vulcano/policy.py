@@ -15,6 +15,10 @@ from dataclasses import dataclass
 ETCD_REQUEST_TIMEOUT = 5.0
 # How long a failed endpoint is skipped before the client tries it again.
 ETCD_ENDPOINT_RETRY = 5.0
+# gRPC's own reconnect backoff to an etcd endpoint (its default grows to 120 s, so a
+# client would keep failing for many seconds after etcd is back): first and longest wait.
+ETCD_GRPC_RECONNECT_INITIAL = 0.2
+ETCD_GRPC_RECONNECT_MAX = 1.0
 
 
 @dataclass(frozen=True)
