@@ -197,12 +197,14 @@ class Registration:
                     self.register()
                 delays = policy.DAEMON_RETRY.delays()
                 wait = interval
+            # Back off, but never slower than the keep-alive rate: a lease (or the record
+            # etcd restores after a restart) lives one TTL, so a longer wait loses it.
             except MachineConflict as exc:
                 log.error("cannot re-register: %s", exc)
-                wait = next(delays)
+                wait = min(next(delays), interval)
             except Exception as exc:
                 log.warning("etcd unreachable while keeping the machine lease: %s", exc)
-                wait = next(delays)
+                wait = min(next(delays), interval)
 
     def _until_deadline(self) -> float:
         with self._lock:
