@@ -423,4 +423,4 @@ def _is_template(name: str) -> bool:
 
 
 def _assignment(spec: UnitSpec) -> str:
-    return Assignment(spec.name, spec.hash, spec.desired, spec.options, spec.starts).to_json()
+    return Assignment.of(spec).to_json()

@@ -361,11 +361,7 @@ def register(main: click.Group) -> None:
         ctx: click.Context, unit: tuple[str, ...], no_block: bool, block_timeout: float
     ) -> None:
         """Stop units, keeping them loaded on their machine."""
-        names = [s.name for s in read_sources(unit)]
-        store = _cluster(ctx).store
-        _guard(lambda: store.set_desired(names, LOADED))
-        if not no_block:
-            _wait(store, names, LOADED, block_timeout)
+        _set_desired(ctx, unit, LOADED, no_block, block_timeout)
 
     @main.command("unload")
     @_wait_options
@@ -375,11 +371,7 @@ def register(main: click.Group) -> None:
         ctx: click.Context, unit: tuple[str, ...], no_block: bool, block_timeout: float
     ) -> None:
         """Stop units and take them off their machines (they stay submitted)."""
-        names = [s.name for s in read_sources(unit)]
-        store = _cluster(ctx).store
-        _guard(lambda: store.set_desired(names, INACTIVE))
-        if not no_block:
-            _wait(store, names, INACTIVE, block_timeout)
+        _set_desired(ctx, unit, INACTIVE, no_block, block_timeout)
 
     @main.command("destroy")
     @click.argument("unit", nargs=-1, required=True)
@@ -473,6 +465,17 @@ def register(main: click.Group) -> None:
                 for line in out[-min(len(out), seq - seen) :]:
                     click.echo(line)
                 seen = seq
+
+
+def _set_desired(
+    ctx: click.Context, unit: tuple[str, ...], desired: str, no_block: bool, timeout: float
+) -> None:
+    """Move submitted units back to ``desired`` (stop, unload); waits unless --no-block."""
+    names = [s.name for s in read_sources(unit)]
+    store = _cluster(ctx).store
+    _guard(lambda: store.set_desired(names, desired))
+    if not no_block:
+        _wait(store, names, desired, timeout)
 
 
 def _reached(desired: str, st: UnitState | None) -> tuple[bool, str]:

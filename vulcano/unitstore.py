@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from etcd3 import utils
 
@@ -41,7 +41,9 @@ class UnitContentConflict(UnitStoreError, ValueError):
 
 
 @dataclass(frozen=True)
-class UnitSpec:
+class _UnitOrder:
+    """A unit's name, content hash, desired state and X-Fleet options, as JSON in etcd."""
+
     name: str
     hash: str
     desired: str = INACTIVE
@@ -61,7 +63,7 @@ class UnitSpec:
         )
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> UnitSpec:
+    def from_json(cls, raw: bytes | str) -> Self:
         d = json.loads(raw)
         return cls(
             d["name"],
@@ -73,37 +75,17 @@ class UnitSpec:
 
 
 @dataclass(frozen=True)
-class Assignment:
+class UnitSpec(_UnitOrder):
+    """The cluster's desired state of one unit (keyspace ``units/<name>``)."""
+
+
+@dataclass(frozen=True)
+class Assignment(_UnitOrder):
     """The engine's word to one machine: run this content in this desired state."""
 
-    name: str
-    hash: str
-    desired: str
-    options: FleetOptions = field(default_factory=FleetOptions)
-    starts: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "name": self.name,
-                "hash": self.hash,
-                "desired": self.desired,
-                "options": self.options.to_json(),
-                "starts": self.starts,
-            },
-            sort_keys=True,
-        )
-
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Assignment:
-        d = json.loads(raw)
-        return cls(
-            d["name"],
-            d["hash"],
-            d["desired"],
-            FleetOptions.from_json(d["options"]),
-            int(d.get("starts", 0)),
-        )
+    def of(cls, spec: UnitSpec) -> Assignment:
+        return cls(spec.name, spec.hash, spec.desired, spec.options, spec.starts)
 
 
 @dataclass(frozen=True)
