@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -14,6 +15,17 @@ from appengine import create_app
 from tests.support.services import DatastoreEmulator
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
+
+# An Install written straight to the model (no form, no rendering).
+INSTALL_FIELDS: dict[str, Any] = dict(
+    cluster_name="prod",
+    ssh_keys=["ssh-ed25519 AAAA test"],
+    flavour="cloud-init",
+    image="ghcr.io/vulcano/provisioner:1",
+    size=3,
+    document="#cloud-config\n",
+    content_type="text/cloud-config",
+)
 
 
 @pytest.fixture

@@ -67,6 +67,16 @@ def test_restarted_member_rejoins_with_the_same_token_and_data_dir(
     assert registered(discovery_server, url) == before
 
 
+def assert_cluster_unharmed(
+    cluster: list[Etcd], server: WsgiServer, url: str, ids: list[str]
+) -> None:
+    """The first members still form the cluster, serve writes, and no one else registered."""
+    assert member_names(cluster[0]) == ["m0", "m1", "m2"]
+    etcdctl(cluster[1], "put", "/after-extra", "fine")
+    assert etcdctl(cluster[2], "get", "/after-extra", "--print-value-only").strip() == "fine"
+    assert registered(server, url) == ids
+
+
 @pytest.mark.slow
 def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
     discovery_server: WsgiServer, members: MemberFactory
@@ -84,10 +94,7 @@ def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
     )
     assert "falling back to proxy" in extra.log()
     assert extra.proc is not None and extra.proc.poll() is None
-    assert member_names(cluster[0]) == ["m0", "m1", "m2"]
-    etcdctl(cluster[2], "put", "/after-extra", "fine")
-    assert etcdctl(cluster[0], "get", "/after-extra", "--print-value-only").strip() == "fine"
-    assert registered(discovery_server, url) == ids
+    assert_cluster_unharmed(cluster, discovery_server, url, ids)
 
 
 @pytest.mark.slow
@@ -102,10 +109,7 @@ def test_member_beyond_the_size_exits_with_fallback_exit_and_the_cluster_is_unha
     assert extra.proc is not None
     assert extra.proc.wait(START_TIMEOUT) != 0
     assert "cluster is full" in extra.log()
-    assert member_names(cluster[0]) == ["m0", "m1", "m2"]
-    etcdctl(cluster[1], "put", "/after-extra", "fine")
-    assert etcdctl(cluster[2], "get", "/after-extra", "--print-value-only").strip() == "fine"
-    assert registered(discovery_server, url) == ids
+    assert_cluster_unharmed(cluster, discovery_server, url, ids)
 
 
 @pytest.mark.slow

@@ -10,20 +10,12 @@ from flask.testing import FlaskClient
 
 from appengine.discovery_models import DiscoveryToken
 from appengine.models import Install
+from tests.appengine.conftest import INSTALL_FIELDS as INSTALL
 from tests.appengine.conftest import csrf_token
 from tests.appengine.discovery_helpers import count_entities
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
 
-INSTALL = dict(
-    cluster_name="prod",
-    ssh_keys=["ssh-ed25519 AAAA test"],
-    flavour="cloud-init",
-    image="ghcr.io/vulcano/provisioner:1",
-    size=3,
-    document="#cloud-config\n",
-    content_type="text/cloud-config",
-)
 _URL = re.compile(r'<code class="discovery-url">(http://localhost/discovery/[0-9a-f]{32})</code>')
 
 

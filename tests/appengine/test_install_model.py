@@ -7,16 +7,7 @@ import hashlib
 from google.cloud import ndb
 
 from appengine.models import Install, is_well_formed
-
-FIELDS = dict(
-    cluster_name="prod",
-    ssh_keys=["ssh-ed25519 AAAA test"],
-    flavour="cloud-init",
-    image="ghcr.io/vulcano/provisioner:1",
-    size=3,
-    document="#cloud-config\n",
-    content_type="text/cloud-config",
-)
+from tests.appengine.conftest import INSTALL_FIELDS as FIELDS
 
 
 def test_create_then_get_by_token_returns_the_install(ndb_context: ndb.Context) -> None:
