@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.cluster import kill_by_pid, pids_of
-from tests.support.netns import Underlay
+from vulcano.lab.cluster import kill_by_pid, pids_of
+from vulcano.lab.netns import Underlay
 from vulcano.unitstore import LAUNCHED, UnitSource, UnitStore
 
 TTL = 3

@@ -34,9 +34,9 @@ import requests
 
 from agent.runner import NoopRunner
 from agent.unitagent import UnitAgent
-from tests.support.cluster import Member
-from tests.support.services import etcd_server, stop_process
 from vulcano.keyspace import Keyspace
+from vulcano.lab.cluster import Member
+from vulcano.lab.services import etcd_server, stop_process
 from vulcano.unitstore import LAUNCHED, UnitSource, UnitState, UnitStore
 
 AGENTS = 100

@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from container.cli import main
-from tests.support.cluster import Node, kill_by_pid, nodes, pids_of, running_where, wait_for
-from tests.support.services import Etcd
+from vulcano.lab.cluster import Node, kill_by_pid, nodes, pids_of, running_where
+from vulcano.lab.poll import wait_for
+from vulcano.lab.services import Etcd
 from vulcano.unitstore import INACTIVE, LAUNCHED, LOADED, UnitSource, UnitStore
 
 

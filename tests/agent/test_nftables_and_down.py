@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from tests.support import services
-from tests.support.netns import REPO, Underlay
+from vulcano.lab.netns import REPO, Underlay
+from vulcano.lab.poll import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -132,6 +132,4 @@ def test_restarted_agent_rebuilds_a_removed_overlay_with_the_same_subnet(
     env = host.wait_overlay()
     assert host.node_state()["subnet"] == subnet
     assert env["FLANNEL_SUBNET"].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
-    services.wait_until(
-        lambda: "vulcano.vxlan" in host.exec(["ip", "-br", "link"]).stdout, 10, "vxlan back"
-    )
+    wait_for(lambda: "vulcano.vxlan" in host.exec(["ip", "-br", "link"]).stdout, 10, "vxlan back")

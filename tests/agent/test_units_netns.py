@@ -22,8 +22,9 @@ from click.testing import CliRunner, Result
 from agent.unitagent import sandbox_name
 from container.cli import main
 from tests.conftest import require_root
-from tests.support.cluster import kill_by_pid, pids_of, running_where, wait_for
-from tests.support.netns import NETNS_DIR, TestHost, Underlay, _run
+from vulcano.lab.cluster import kill_by_pid, pids_of, running_where
+from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay, _run
+from vulcano.lab.poll import wait_for
 from vulcano.unitstore import UnitStore
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]

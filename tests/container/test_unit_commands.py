@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from container.cli import main
-from tests.support.services import Etcd
 from vulcano.keyspace import Keyspace
+from vulcano.lab.services import Etcd
 from vulcano.units import content_hash
 
 WEB = (
@@ -181,9 +181,9 @@ def test_list_machines_shortens_ids_unless_full(vulcano: Invoke, client: etcd3.E
 
 
 def test_unreachable_etcd_is_a_clear_error() -> None:
-    from tests.support.services import free_port
+    from vulcano.lab.ports import reserve_port
 
-    r = CliRunner().invoke(main, ["--endpoint", f"http://127.0.0.1:{free_port()}", "list-units"])
+    r = CliRunner().invoke(main, ["--endpoint", f"http://127.0.0.1:{reserve_port()}", "list-units"])
     assert r.exit_code == 1 and "etcd:" in r.output
 
 

@@ -33,7 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support import services
+from vulcano.lab import services
+from vulcano.lab.poll import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NETNS_DIR = Path("/run/netns")
@@ -222,7 +223,7 @@ class TestHost:
                 raise RuntimeError(f"agent on {self.netns} exited:\n{self.agent.log()}")
             return self.subnet_env.exists() and self.subnet_env.stat().st_mtime >= since
 
-        services.wait_until(ready, timeout, f"overlay on {self.netns}", interval=0.1)
+        wait_for(ready, timeout, f"overlay on {self.netns}", interval=0.1)
         from agent.subnet_env import parse
 
         return parse(self.subnet_env.read_text())
@@ -270,7 +271,7 @@ class TestHost:
                 self.sandbox_netns(name),
                 sys.executable,
                 "-m",
-                "tests.support.probe",
+                "vulcano.lab.probe",
                 "serve",
                 str(ECHO_PORT),
             ],
@@ -291,7 +292,7 @@ class TestHost:
         """ICMP and TCP-echo reachability from sandbox `name` to every target address."""
         result = self.in_sandbox(
             name,
-            [sys.executable, "-m", "tests.support.probe", "check", str(ECHO_PORT), *targets],
+            [sys.executable, "-m", "vulcano.lab.probe", "check", str(ECHO_PORT), *targets],
             cwd=REPO,
             env=_env(),
         )
