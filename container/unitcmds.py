@@ -1,7 +1,7 @@
 """fleetctl's commands in the `vulcano` CLI: submit, load, start, stop, unload, destroy,
 list-machines, list-units, list-unit-files, cat, status, journal.
 
-They talk to etcd directly (`vulcano --endpoint URLS ...`), through the same UnitStore
+They talk to etcd directly (`vulcano --endpoint URLS ...`), through the same Registry
 the engine reads, so the CLI and the cluster agree on what a unit is.
 """
 
@@ -21,36 +21,28 @@ from typing import Any
 import click
 
 from vulcano import etcd, policy, units
+from vulcano.clierrors import guarded
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
-from vulcano.unitstore import (
-    INACTIVE,
-    LAUNCHED,
-    LOADED,
-    MachineRecord,
-    UnitSource,
-    UnitState,
-    UnitStore,
-)
-
-SHORT = 8
+from vulcano.records import DesiredState, Machine, UnitSource, UnitState, short_id
+from vulcano.registry import Registry
 
 
 @dataclass
 class Cluster:
     endpoint: str
     prefix: str
-    _store: UnitStore | None = None
+    _store: Registry | None = None
 
     @property
-    def store(self) -> UnitStore:
+    def store(self) -> Registry:
         if self._store is None:
             try:
                 keyspace = Keyspace(self.prefix)
                 client = etcd.connect(self.endpoint)
             except (VulcanoError, ValueError) as exc:
                 raise click.UsageError(str(exc)) from None
-            self._store = UnitStore(client, keyspace)
+            self._store = Registry(client, keyspace)
         return self._store
 
     def close(self) -> None:
@@ -63,22 +55,6 @@ def _cluster(ctx: click.Context) -> Cluster:
     if obj is None:
         raise click.UsageError("no cluster: give --endpoint")
     return obj
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Run fn, turning our errors and etcd's into click's (message + exit code)."""
-    import etcd3.exceptions
-    import grpc  # type: ignore[import-untyped]
-
-    try:
-        return fn()
-    except VulcanoError as exc:
-        raise click.ClickException(str(exc)) from None
-    except etcd3.exceptions.Etcd3Exception as exc:
-        raise click.ClickException(f"etcd: {type(exc).__name__}: {exc}") from None
-    except grpc.RpcError as exc:
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        raise click.ClickException(f"etcd: {details}") from None
 
 
 def read_sources(args: Iterable[str]) -> list[UnitSource]:
@@ -106,11 +82,11 @@ def read_sources(args: Iterable[str]) -> list[UnitSource]:
     return out
 
 
-def _machine_label(machine_id: str | None, machines: dict[str, MachineRecord], full: bool) -> str:
+def _machine_label(machine_id: str | None, machines: dict[str, Machine], full: bool) -> str:
     if not machine_id:
         return "-"
     rec = machines.get(machine_id)
-    shown = machine_id if full else machine_id[:SHORT] + "..."
+    shown = machine_id if full else short_id(machine_id)
     return f"{shown}/{rec.public_ip}" if rec and rec.public_ip else shown
 
 
@@ -158,12 +134,12 @@ def _since(ts: float) -> str:
 def current_state(state: UnitState | None) -> str:
     """fleet's STATE column: what the cluster actually has (inactive, loaded, launched)."""
     if state is None or state.machine_id is None:
-        return INACTIVE
-    if state.active in {"active", "activating", "reloading"}:
-        return LAUNCHED
+        return DesiredState.INACTIVE
+    if state.running:
+        return DesiredState.LAUNCHED
     if state.load == "loaded":
-        return LOADED
-    return INACTIVE
+        return DesiredState.LOADED
+    return DesiredState.INACTIVE
 
 
 def register(main: click.Group) -> None:
@@ -178,11 +154,11 @@ def register(main: click.Group) -> None:
         """Machines in the cluster: MACHINE IP METADATA."""
         store = _cluster(ctx).store
         rows = []
-        for m in _guard(store.machines):
+        for m in guarded(store.machines):
             md = ",".join(f"{k}={v}" for k, v in sorted(m.metadata.items())) or "-"
             rows.append(
                 {
-                    "machine": m.id if full else m.id[:SHORT] + "...",
+                    "machine": m.id if full else short_id(m.id),
                     "ip": m.public_ip or "-",
                     "metadata": md,
                     "hostname": m.hostname or "-",
@@ -205,18 +181,22 @@ def register(main: click.Group) -> None:
     ) -> None:
         """Units the cluster runs or tries to: UNIT MACHINE ACTIVE SUB."""
         store = _cluster(ctx).store
-        specs = _guard(store.specs)
-        reports = _guard(store.machine_states)
-        machines = {m.id: m for m in _guard(store.machines)}
+        specs = guarded(store.specs)
+        reports = guarded(store.machine_states)
+        machines = {m.id: m for m in guarded(store.machines)}
         by_unit: dict[str, list[UnitState | None]] = {}
         for report in reports:
             by_unit.setdefault(report.name, []).append(report)
         for name, spec in specs.items():
-            if spec.desired != INACTIVE and name not in by_unit and not _is_template(name):
+            if (
+                spec.desired != DesiredState.INACTIVE
+                and name not in by_unit
+                and not units.is_template(name)
+            ):
                 by_unit[name] = [None]
         rows = []
         for name, st in ((n, s) for n in sorted(by_unit) for s in by_unit[n]):
-            spec = specs.get(name)
+            found = specs.get(name)
             rows.append(
                 {
                     "unit": name,
@@ -224,8 +204,8 @@ def register(main: click.Group) -> None:
                     "active": st.active if st else "inactive",
                     "sub": st.sub if st else "dead",
                     "load": st.load if st else "not-found",
-                    "dstate": spec.desired if spec else "-",
-                    "hash": (spec.hash if full else spec.hash[:7]) if spec else "-",
+                    "dstate": found.desired if found else "-",
+                    "hash": (found.hash if full else found.hash[:7]) if found else "-",
                     "reason": (st.reason if st else "") or "-",
                     "sandbox": (st.sandbox_ip if st else None) or "-",
                 }
@@ -247,10 +227,10 @@ def register(main: click.Group) -> None:
     ) -> None:
         """Submitted units: UNIT HASH DSTATE STATE TARGET."""
         store = _cluster(ctx).store
-        specs = _guard(store.specs)
-        states = _guard(store.states)
-        placed = _guard(store.placements)
-        machines = {m.id: m for m in _guard(store.machines)}
+        specs = guarded(store.specs)
+        states = guarded(store.states)
+        placed = guarded(store.placements)
+        machines = {m.id: m for m in guarded(store.machines)}
         rows = []
         for name, spec in sorted(specs.items()):
             targets = placed.get(name, [])
@@ -291,13 +271,13 @@ def register(main: click.Group) -> None:
         store = _cluster(ctx).store
         with_text = [s for s in sources if s.text is not None]
         if with_text:
-            _guard(lambda: store.submit(with_text, replace=replace))
+            guarded(lambda: store.submit(with_text, replace=replace))
         return [s.name for s in sources]
 
     def _move(
         ctx: click.Context,
         args: Iterable[str],
-        desired: str,
+        desired: DesiredState,
         replace: bool,
         no_block: bool,
         timeout: float,
@@ -305,9 +285,9 @@ def register(main: click.Group) -> None:
         names = _submit_files(ctx, args, replace)
         # `start web@.service web@1.service`: the template file only brings the content
         instances = {units.parse_name(n).template for n in names}
-        names = [n for n in names if not (_is_template(n) and n in instances)]
+        names = [n for n in names if not (units.is_template(n) and n in instances)]
         store = _cluster(ctx).store
-        _guard(lambda: store.set_desired(names, desired))
+        guarded(lambda: store.set_desired(names, desired))
         if no_block:
             return
         _wait(store, names, desired, timeout)
@@ -336,7 +316,7 @@ def register(main: click.Group) -> None:
         block_timeout: float,
     ) -> None:
         """Schedule units onto machines without starting them."""
-        _move(ctx, unit, LOADED, replace, no_block, block_timeout)
+        _move(ctx, unit, DesiredState.LOADED, replace, no_block, block_timeout)
 
     @main.command("start")
     @click.option("--replace", is_flag=True, help="Replace a unit submitted with other content.")
@@ -351,7 +331,7 @@ def register(main: click.Group) -> None:
         block_timeout: float,
     ) -> None:
         """Launch units (submitting files, instantiating templates); waits unless --no-block."""
-        _move(ctx, unit, LAUNCHED, replace, no_block, block_timeout)
+        _move(ctx, unit, DesiredState.LAUNCHED, replace, no_block, block_timeout)
 
     @main.command("stop")
     @_wait_options
@@ -361,7 +341,7 @@ def register(main: click.Group) -> None:
         ctx: click.Context, unit: tuple[str, ...], no_block: bool, block_timeout: float
     ) -> None:
         """Stop units, keeping them loaded on their machine."""
-        _set_desired(ctx, unit, LOADED, no_block, block_timeout)
+        _set_desired(ctx, unit, DesiredState.LOADED, no_block, block_timeout)
 
     @main.command("unload")
     @_wait_options
@@ -371,7 +351,7 @@ def register(main: click.Group) -> None:
         ctx: click.Context, unit: tuple[str, ...], no_block: bool, block_timeout: float
     ) -> None:
         """Stop units and take them off their machines (they stay submitted)."""
-        _set_desired(ctx, unit, INACTIVE, no_block, block_timeout)
+        _set_desired(ctx, unit, DesiredState.INACTIVE, no_block, block_timeout)
 
     @main.command("destroy")
     @click.argument("unit", nargs=-1, required=True)
@@ -380,7 +360,7 @@ def register(main: click.Group) -> None:
         """Stop units and remove them from the cluster."""
         names = [s.name for s in read_sources(unit)]
         store = _cluster(ctx).store
-        _guard(lambda: store.destroy(names))
+        guarded(lambda: store.destroy(names))
         for name in names:
             click.echo(f"Destroyed {name}")
 
@@ -390,10 +370,10 @@ def register(main: click.Group) -> None:
     def cat(ctx: click.Context, unit: str) -> None:
         """Print a submitted unit file."""
         store = _cluster(ctx).store
-        spec = _guard(lambda: store.spec(unit))
+        spec = guarded(lambda: store.spec(unit))
         if spec is None:
             raise click.ClickException(f"unit {unit} is not submitted")
-        text = _guard(lambda: store.text(spec.hash))
+        text = guarded(lambda: store.text(spec.hash))
         if text is None:
             raise click.ClickException(f"unit {unit}: content {spec.hash} is missing")
         click.echo(text, nl=not text.endswith("\n"))
@@ -405,12 +385,12 @@ def register(main: click.Group) -> None:
     def status(ctx: click.Context, unit: tuple[str, ...], lines: int) -> None:
         """Show units' state, machine, reason and recent output (exit 3 if not active)."""
         store = _cluster(ctx).store
-        machines = {m.id: m for m in _guard(store.machines)}
-        reports = _guard(store.machine_states)
+        machines = {m.id: m for m in guarded(store.machines)}
+        reports = guarded(store.machine_states)
         all_active = True
         first = True
         for name in unit:
-            spec = _guard(functools.partial(store.spec, name))
+            spec = guarded(functools.partial(store.spec, name))
             if spec is None:
                 raise click.ClickException(f"unit {name} is not submitted")
             mine: list[UnitState | None] = [r for r in reports if r.name == name] or [None]
@@ -435,7 +415,7 @@ def register(main: click.Group) -> None:
                     click.echo(f"  Sandbox: {st.sandbox_ip}")
                 if st and st.reason:
                     click.echo(f"   Reason: {st.reason}")
-            journal = _guard(functools.partial(store.journal, name))
+            journal = guarded(functools.partial(store.journal, name))
             if journal and lines > 0:
                 click.echo()
                 for line in journal[-lines:]:
@@ -451,40 +431,40 @@ def register(main: click.Group) -> None:
     def journal(ctx: click.Context, unit: str, lines: int, follow: bool) -> None:
         """Print a unit's recent output (stdout and stderr of its processes)."""
         store = _cluster(ctx).store
-        if _guard(lambda: store.spec(unit)) is None:
+        if guarded(lambda: store.spec(unit)) is None:
             raise click.ClickException(f"unit {unit} is not submitted")
-        seen = _guard(lambda: store.journal_seq(unit))
-        out = _guard(lambda: store.journal(unit))
+        seen = guarded(lambda: store.journal_seq(unit))
+        out = guarded(lambda: store.journal(unit))
         for line in out[-lines:] if lines > 0 else []:
             click.echo(line)
         while follow:
             time.sleep(policy.UNIT_COMMAND_POLL_INTERVAL)
-            seq = _guard(lambda: store.journal_seq(unit))
+            seq = guarded(lambda: store.journal_seq(unit))
             if seq > seen:
-                out = _guard(lambda: store.journal(unit))
+                out = guarded(lambda: store.journal(unit))
                 for line in out[-min(len(out), seq - seen) :]:
                     click.echo(line)
                 seen = seq
 
 
 def _set_desired(
-    ctx: click.Context, unit: tuple[str, ...], desired: str, no_block: bool, timeout: float
+    ctx: click.Context, unit: tuple[str, ...], desired: DesiredState, no_block: bool, timeout: float
 ) -> None:
     """Move submitted units back to ``desired`` (stop, unload); waits unless --no-block."""
     names = [s.name for s in read_sources(unit)]
     store = _cluster(ctx).store
-    _guard(lambda: store.set_desired(names, desired))
+    guarded(lambda: store.set_desired(names, desired))
     if not no_block:
         _wait(store, names, desired, timeout)
 
 
-def _reached(desired: str, st: UnitState | None) -> tuple[bool, str]:
+def _reached(desired: DesiredState, st: UnitState | None) -> tuple[bool, str]:
     """Has a unit reached ``desired``? And a word on where it stands."""
-    if desired == LAUNCHED:
+    if desired == DesiredState.LAUNCHED:
         if st is not None and st.active == "failed":
             return False, f"failed ({st.sub}) {st.reason}".strip()
         ok = st is not None and st.machine_id is not None and st.active == "active"
-    elif desired == LOADED:
+    elif desired == DesiredState.LOADED:
         ok = st is not None and st.machine_id is not None and st.active != "active"
         ok = ok and st is not None and st.load == "loaded"
     else:
@@ -495,18 +475,14 @@ def _reached(desired: str, st: UnitState | None) -> tuple[bool, str]:
     return ok, where
 
 
-def _is_template(name: str) -> bool:
-    return units.parse_name(name).is_template
-
-
-def _wait(store: UnitStore, names: list[str], desired: str, timeout: float) -> None:
+def _wait(store: Registry, names: list[str], desired: DesiredState, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    machines: dict[str, MachineRecord] = {}
+    machines: dict[str, Machine] = {}
     pending = list(names)
     last_note: dict[str, str] = {}
     while True:
         reports: dict[str, list[UnitState]] = {}
-        for report in _guard(store.machine_states):
+        for report in guarded(store.machine_states):
             reports.setdefault(report.name, []).append(report)
         still = []
         for name in pending:
@@ -521,9 +497,11 @@ def _wait(store: UnitStore, names: list[str], desired: str, timeout: float) -> N
             st = placed[0] if placed else None
             if ok:
                 if not machines:
-                    machines = {m.id: m for m in _guard(store.machines)}
+                    machines = {m.id: m for m in guarded(store.machines)}
                 where = _machine_label(st.machine_id if st else None, machines, False)
-                verb = {LAUNCHED: "launched on", LOADED: "loaded on"}.get(desired)
+                verb = {DesiredState.LAUNCHED: "launched on", DesiredState.LOADED: "loaded on"}.get(
+                    desired
+                )
                 click.echo(f"Unit {name} {verb} {where}" if verb else f"Unit {name} inactive")
             elif note.startswith("failed"):
                 raise click.ClickException(f"unit {name} {note}")

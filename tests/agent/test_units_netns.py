@@ -25,7 +25,7 @@ from tests.conftest import require_root
 from vulcano.lab.cluster import kill_by_pid, pids_of, running_where
 from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay, _run
 from vulcano.lab.poll import wait_for
-from vulcano.unitstore import UnitStore
+from vulcano.registry import Registry
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 TTL = 3
@@ -35,7 +35,7 @@ TTL = 3
 class Fleet:
     net: Underlay
     hosts: list[TestHost]
-    store: UnitStore
+    store: Registry
     marker: str
     dir: Path
     cli: Callable[..., Result]
@@ -69,7 +69,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         for h in hosts:
             h.wait_overlay()
         client = net.etcd_client()
-        store = UnitStore(client)
+        store = Registry(client)
         runner = CliRunner()
 
         def cli(*args: str) -> Result:
