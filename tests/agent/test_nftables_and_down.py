@@ -42,9 +42,10 @@ def test_traffic_leaving_the_cluster_is_masqueraded_and_inside_is_not(underlay: 
     a = hosts[0].create_sandbox("a", echo=False)
     b = hosts[1].create_sandbox("b", echo=False)
 
-    # out of the cluster: a server on the underlay (root namespace) sees the host's IP
+    # out of the cluster: a server on the underlay (outside every host) sees the host's IP
     seen: list[str] = []
-    server = socket.socket()
+    with underlay.entered():
+        server = socket.socket()
     server.bind((underlay.gateway, 0))
     server.listen(1)
     port = server.getsockname()[1]

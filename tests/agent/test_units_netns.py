@@ -73,7 +73,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         runner = CliRunner()
 
         def cli(*args: str) -> Result:
-            return runner.invoke(main, ["--endpoint", net.etcd_endpoint, *args])
+            return runner.invoke(main, ["--endpoint", net.etcd_local_endpoint, *args])
 
         fleet = Fleet(net, hosts, store, marker, units_dir, cli)
         try:

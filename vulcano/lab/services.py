@@ -123,7 +123,12 @@ def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmula
 
 @dataclass
 class Etcd:
-    """One real etcd 3.4 member on loopback."""
+    """One real etcd 3.4 member: on loopback, or inside a network namespace.
+
+    ``launcher`` prefixes etcd's command line (``nsenter --net=…`` to run it inside a
+    namespace); ``endpoint`` is where the test process itself reaches it (a loopback
+    forward, when ``client_url`` is an address inside a namespace).
+    """
 
     name: str
     client_url: str
@@ -132,14 +137,16 @@ class Etcd:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    launcher: list[str] = field(default_factory=list)
+    local_url: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return self.client_url
+        return self.local_url or self.client_url
 
     @property
     def host_port(self) -> tuple[str, int]:
-        hostport = self.client_url.split("//", 1)[1]
+        hostport = self.endpoint.split("//", 1)[1]
         host, port = hostport.rsplit(":", 1)
         return host, int(port)
 
@@ -150,6 +157,7 @@ class Etcd:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [
+                *self.launcher,
                 "etcd",
                 "--name",
                 self.name,
@@ -181,7 +189,7 @@ class Etcd:
     def wait_healthy(self, timeout: float = 30) -> None:
         wait_for(
             lambda: (
-                requests.get(f"{self.client_url}/health", timeout=1).json().get("health") == "true"
+                requests.get(f"{self.endpoint}/health", timeout=1).json().get("health") == "true"
             ),
             timeout,
             f"etcd {self.name}",
