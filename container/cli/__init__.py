@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vulcano")
+@click.version_option(package_name="vulcano", prog_name="vulcano")
 @click.option(
     "--etcd-endpoints",
     "--endpoint",
