@@ -34,7 +34,7 @@ class Standing:
     @property
     def failed(self) -> bool:
         """Not there, and it will not get there by waiting: a start failed."""
-        # The runner's and the engine's words both say "failed ..." for this.
+        # a failed start reads "failed (<sub>) <reason>", and so may a reason saying so
         return not self.reached and self.note.startswith("failed")
 
 
