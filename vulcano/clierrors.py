@@ -13,6 +13,7 @@ from typing import TypeVar
 import click
 
 from vulcano.errors import VulcanoError
+from vulcano.etcd import client_error_message
 
 T = TypeVar("T")
 
@@ -20,18 +21,15 @@ T = TypeVar("T")
 @contextlib.contextmanager
 def reported() -> Iterator[None]:
     """Turn our errors and etcd's, raised inside the block, into click's."""
-    import etcd3.exceptions
-    import grpc  # type: ignore[import-untyped]
-
     try:
         yield
     except VulcanoError as exc:
         raise click.ClickException(str(exc)) from None
-    except etcd3.exceptions.Etcd3Exception as exc:
-        raise click.ClickException(f"etcd: {type(exc).__name__}: {exc}") from None
-    except grpc.RpcError as exc:
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        raise click.ClickException(f"etcd: {details}") from None
+    except Exception as exc:
+        message = client_error_message(exc)
+        if message is None:
+            raise
+        raise click.ClickException(message) from None
 
 
 def guarded(call: Callable[[], T]) -> T:

@@ -74,6 +74,19 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
     )
 
 
+def client_error_message(exc: BaseException) -> str | None:
+    """How an error of etcd's client reads for an operator ("etcd: …"); None if it is not one."""
+    import etcd3.exceptions
+    import grpc  # type: ignore[import-untyped]
+
+    if isinstance(exc, etcd3.exceptions.Etcd3Exception):
+        return f"etcd: {type(exc).__name__}: {exc}"
+    if isinstance(exc, grpc.RpcError):
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        return f"etcd: {details}"
+    return None
+
+
 def is_unreachable(exc: BaseException) -> bool:
     """Errors that mean "etcd is unreachable or slow": waited out with backoff, never fatal."""
     module = type(exc).__module__

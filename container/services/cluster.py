@@ -80,13 +80,10 @@ class Cluster:
 @contextlib.contextmanager
 def etcd_errors() -> Iterator[None]:
     """Turn etcd's client errors raised inside the block into ClusterUnavailable."""
-    import etcd3.exceptions
-    import grpc  # type: ignore[import-untyped]
-
     try:
         yield
-    except etcd3.exceptions.Etcd3Exception as exc:
-        raise ClusterUnavailable(f"etcd: {type(exc).__name__}: {exc}") from None
-    except grpc.RpcError as exc:
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        raise ClusterUnavailable(f"etcd: {details}") from None
+    except Exception as exc:
+        message = etcd.client_error_message(exc)
+        if message is None:
+            raise
+        raise ClusterUnavailable(message) from None
