@@ -1,5 +1,5 @@
-"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, and
-the one way of waiting etcd out while it is unreachable."""
+"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, lease
+refreshes, and the one way of waiting etcd out while it is unreachable."""
 
 from __future__ import annotations
 
@@ -72,6 +72,13 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
         timeout=timeout,
         failover=True,
     )
+
+
+def refresh_lease(client: Any, lease_id: int) -> int:
+    """Refresh a lease once; its new TTL, or 0 when etcd no longer knows it."""
+    for response in client.refresh_lease(lease_id):
+        return int(response.TTL)
+    return 0
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import DEFAULT_RUN_DIR, ConfigError, parse_metadata, resolve
-from agent.machine import machine_id
+from agent.membership.identity import machine_id
 
 BASE = {"etcd_endpoints": "http://10.0.0.1:2379", "public_ip": "10.0.0.5"}
 

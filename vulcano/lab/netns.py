@@ -14,7 +14,7 @@ Every namespace, bridge and veth name carries a random per-run token, so paralle
 runs on one machine never collide; `close()` (the context exit) kills every agent it
 started (by pid), deletes every namespace and link it made, and stops its etcd, even
 after a failure. Agents run in their host's namespace through `nsenter --net=...`
-(see agent/sandbox.py for why not `ip netns exec`).
+(see agent/overlay/sandboxes.py for why not `ip netns exec`).
 """
 
 from __future__ import annotations
@@ -224,12 +224,13 @@ class TestHost:
             return self.subnet_env.exists() and self.subnet_env.stat().st_mtime >= since
 
         wait_for(ready, timeout, f"overlay on {self.netns}", interval=0.1)
-        from agent.subnet_env import parse
+        from agent.overlay.subnet_env import parse
 
         return parse(self.subnet_env.read_text())
 
-    def node_state(self) -> dict[str, Any]:
-        return dict(json.loads((self.state_dir / "node.json").read_text()))
+    def overlay_state(self) -> dict[str, Any]:
+        """The overlay's state file (overlay.json: network, subnet, mtu)."""
+        return dict(json.loads((self.state_dir / "overlay.json").read_text()))
 
     # -- sandboxes -----------------------------------------------------------------------
     def sandbox_netns(self, name: str) -> str:
