@@ -5,13 +5,13 @@ units survive an agent restart and are adopted by the next agent. It does what s
 would for one service (the [Service] settings agent/units/service_config.py reads):
 ExecStartPre/ExecStart/ExecStartPost/ExecStop/ExecStopPost, Type=simple|oneshot with
 RemainAfterExit=, Restart=/RestartSec=, TimeoutStopSec=, output to the unit's journal
-file. Each command runs in its own process group (killed as a group on
-stop) and dies with the supervisor (PR_SET_PDEATHSIG), so stopping leaves nothing behind.
+file. Each command runs in its own process group (killed as a group on stop) and dies
+with the supervisor (PR_SET_PDEATHSIG), so stopping leaves nothing behind.
 
 Fencing: the agent writes a deadline (CLOCK_MONOTONIC, shared by every process) into the
 fence file while its machine lease is certainly held. If the agent dies or is cut off,
-the deadline passes and the supervisor stops the unit by itself, before the lease can expire
-and the engine can start the unit elsewhere.
+the deadline passes and the supervisor stops the unit by itself, before the lease can
+expire and the engine can start the unit elsewhere.
 """
 
 from __future__ import annotations
