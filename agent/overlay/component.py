@@ -176,12 +176,14 @@ class Overlay:
             if created:  # leave nothing behind that this failed attempt made
                 node.etcd().revoke_lease(lease.lease_id)
             raise
-        subnet_env.write(
-            self.subnet_env_path, subnet_env.render(config, lease.subnet, self.devices.mtu)
-        )
+        # Our own state first: subnet.env is what others wait for (Docker, the sandbox
+        # commands' callers), and the sandbox commands read overlay.json.
         OverlayState(
             network=str(config.network), subnet=str(lease.subnet), mtu=self.devices.mtu
         ).save(node.state_dir)
+        subnet_env.write(
+            self.subnet_env_path, subnet_env.render(config, lease.subnet, self.devices.mtu)
+        )
         self.lease = lease
         self._retrying(
             "re-claiming sandbox addresses",

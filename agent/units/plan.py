@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from agent import policy
 from agent.units import scheduler
-from vulcano import units
+from vulcano import unitnames
 from vulcano.records import Assignment, DesiredState, Machine, UnitSpec
 
 # (machine id, unit name) → the Assignment JSON at schedule/<machine>/<unit>
@@ -76,7 +76,7 @@ def desired_placements(
     wanted = {
         n: s
         for n, s in specs.items()
-        if s.desired != DesiredState.INACTIVE and not units.is_template(n)
+        if s.desired != DesiredState.INACTIVE and not unitnames.is_template(n)
     }
     current: dict[str, str] = {}
     for machine, name in placed:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import policy
-from vulcano import units
+from vulcano import unitnames, units
 
 _PREFIX_CHARS = "-@:+!"
 
@@ -80,7 +80,7 @@ def _command(value: str, name: str, ctx: dict[str, Any]) -> Command | None:
     while value and value[0] in _PREFIX_CHARS:
         ignore = ignore or value[0] == "-"
         value = value[1:]
-    value = units.expand_specifiers(
+    value = unitnames.expand_specifiers(
         value, name, hostname=ctx.get("hostname", ""), machine_id=ctx.get("machine_id", "")
     )
     try:
@@ -124,14 +124,14 @@ def service_config(text: str, name: str, ctx: dict[str, Any]) -> ServiceConfig:
     env: dict[str, str] = {}
     for path in unit.values("Service", "EnvironmentFile"):
         optional = path.startswith("-")
-        path = units.expand_specifiers(path.lstrip("-"), name, ctx.get("hostname", ""))
+        path = unitnames.expand_specifiers(path.lstrip("-"), name, ctx.get("hostname", ""))
         try:
             env.update(_env_file(path))
         except OSError:
             if not optional:
                 raise
     for value in unit.values("Service", "Environment"):
-        value = units.expand_specifiers(
+        value = unitnames.expand_specifiers(
             value, name, ctx.get("hostname", ""), ctx.get("machine_id", "")
         )
         for item in shlex.split(value):
@@ -142,7 +142,7 @@ def service_config(text: str, name: str, ctx: dict[str, Any]) -> ServiceConfig:
     wd = unit.value("Service", "WorkingDirectory")
     if wd:
         cfg.working_directory_optional = wd.startswith("-")
-        wd = units.expand_specifiers(wd.lstrip("-"), name, ctx.get("hostname", ""))
+        wd = unitnames.expand_specifiers(wd.lstrip("-"), name, ctx.get("hostname", ""))
         cfg.working_directory = os.path.expanduser(wd)
     cfg.restart = (unit.value("Service", "Restart") or "no").strip()
     cfg.restart_sec = parse_seconds(unit.value("Service", "RestartSec") or "", cfg.restart_sec)

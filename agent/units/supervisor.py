@@ -30,7 +30,7 @@ from typing import Any
 
 from agent import policy
 from agent.units.service_config import Command, ServiceConfig, expand_env, service_config
-from vulcano import units
+from vulcano import errors
 
 PR_SET_PDEATHSIG = 1
 
@@ -163,7 +163,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_term)
         try:
             cfg = service_config((self.dir / "unit").read_text(), self.name, self.ctx)
-        except (units.UnitFileError, OSError) as exc:
+        except (errors.UnitFileError, OSError) as exc:
             self.note(f"cannot start: {exc}")
             self.status("failed", "failed", str(exc))
             return 1

@@ -18,6 +18,10 @@ kills every agent it started (by pid), deletes every namespace it made (their li
 with them), and stops its etcd, even after a failure. Agents run in their host's
 namespace through `nsenter --net=...` (see agent/overlay/sandboxes.py for why
 not `ip netns exec`).
+
+`Underlay` and `TestHost` are kept as one module, past 400 lines: they are two halves
+of one test network (a host plugs into its underlay's bridge and reaches its etcd; the
+underlay makes, tracks and removes its hosts).
 """
 
 from __future__ import annotations
