@@ -1,4 +1,5 @@
-"""The unit-file model: systemd INI, fleet's [X-Fleet] options, templates and specifiers.
+"""The unit-file model: systemd INI and fleet's [X-Fleet] options (names, templates and
+specifiers: `vulcano.unitnames`).
 
 Pure: no I/O. The CLI validates with it before anything reaches etcd; the engine and the
 runner read the same parsed form, so a file means one thing everywhere.
