@@ -113,6 +113,20 @@ def parse_name(name: str) -> UnitName:
     return UnitName(name, base, None, suffix)
 
 
+def mangle(arg: str) -> str:
+    """fleetctl's reading of a unit argument: ``foo`` means ``foo.service``.
+
+    As fleetctl's unitNameMangle: the last path component, with ``.service`` appended
+    unless it already ends in a unit type. Unlike fleetctl (which knew only service,
+    socket, timer, path, device, mount and automount, so ``foo.target`` became
+    ``foo.target.service``), every type in UNIT_SUFFIXES is kept as given.
+    """
+    base = arg.rstrip("/").rsplit("/", 1)[-1]
+    if any(base.endswith("." + t) for t in (*UNIT_SUFFIXES, *_REMOVED_SUFFIXES)):
+        return base
+    return f"{base}.service"
+
+
 def _unescape(s: str) -> str:
     # systemd's \xNN escaping in instance names and prefixes
     return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), s).replace("-", "/")

@@ -20,7 +20,7 @@ from container.cli.output import (
 from container.services import listings, sources, units, waiting
 from container.services import status as statuses
 from container.services.cluster import Cluster
-from vulcano import policy
+from vulcano import policy, unitnames
 from vulcano.records import DesiredState, UnitSpec
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -222,7 +222,7 @@ def list_unit_files(
 def cat(ctx: click.Context, unit: str) -> None:
     """Print a submitted unit file."""
     with service_errors():
-        text = units.unit_file(cluster_of(ctx), unit)
+        text = units.unit_file(cluster_of(ctx), unitnames.mangle(unit))
     click.echo(text, nl=not text.endswith("\n"))
 
 
@@ -235,7 +235,8 @@ def status(ctx: click.Context, unit: tuple[str, ...], lines: int) -> None:
     all_active = True
     first = True
     with service_errors():
-        for found in statuses.unit_statuses(cluster_of(ctx), unit, lines):
+        names = [unitnames.mangle(u) for u in unit]
+        for found in statuses.unit_statuses(cluster_of(ctx), names, lines):
             all_active = all_active and found.active
             for i in found.instances:
                 if not first:

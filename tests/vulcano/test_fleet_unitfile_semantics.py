@@ -235,3 +235,21 @@ def test_a_backslash_followed_by_spaces_is_explained_when_the_next_line_breaks()
     assert "line 3: expected Key=Value" in msg
     assert "line 2 ends in a backslash followed by spaces" in msg
     assert "remove the spaces after the backslash" in msg
+
+
+MANGLED = [
+    ("foo", "foo.service"),
+    ("foo.service", "foo.service"),
+    ("foo.socket", "foo.socket"),
+    ("units/foo", "foo.service"),
+    ("./units/foo.timer", "foo.timer"),
+    ("web@", "web@.service"),
+    ("web@1", "web@1.service"),
+    ("foo.target", "foo.target"),  # fleetctl made foo.target.service (docs/fleet.md)
+    ("app.v2", "app.v2.service"),
+]
+
+
+@pytest.mark.parametrize(("arg", "name"), MANGLED)
+def test_fleetctl_name_mangling(arg: str, name: str) -> None:
+    assert unitnames.mangle(arg) == name
