@@ -23,7 +23,9 @@ def journal(ctx: click.Context, unit: str, lines: int, follow: bool) -> None:
         for line in tail.lines:
             click.echo(line)
         if follow:
-            for line in journals.follow_journal(cluster, unit, tail.seq):
+            for line in journals.follow_journal(
+                cluster, unit, tail.seq, from_revision=tail.revision
+            ):
                 click.echo(line)
 
 

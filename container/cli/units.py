@@ -56,10 +56,22 @@ def _print_progress(p: waiting.Progress) -> None:
 
 
 def _wait(
-    cluster: Cluster, names: list[str], desired: DesiredState, no_block: bool, timeout: float
+    cluster: Cluster,
+    names: list[str],
+    desired: DesiredState,
+    no_block: bool,
+    timeout: float,
+    retried: waiting.Failures | None = None,
 ) -> None:
     if not no_block:
-        waiting.wait_until(cluster, names, desired, timeout=timeout, on_progress=_print_progress)
+        waiting.wait_until(
+            cluster,
+            names,
+            desired,
+            timeout=timeout,
+            on_progress=_print_progress,
+            retried=retried,
+        )
 
 
 @click.command("submit")
@@ -104,8 +116,10 @@ def start(
         given = sources.from_arguments(unit)
     cluster = cluster_of(ctx)
     with service_errors():
+        # failures from before this start are retried, so they do not end the wait
+        retried = waiting.failures_now(cluster, [s.name for s in given])
         names = units.start(cluster, given, replace=replace)
-        _wait(cluster, names, DesiredState.LAUNCHED, no_block, block_timeout)
+        _wait(cluster, names, DesiredState.LAUNCHED, no_block, block_timeout, retried)
 
 
 @click.command("stop")
