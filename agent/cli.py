@@ -218,7 +218,8 @@ def _state_dir(value: str | None) -> tuple[Path, bool]:
 @network.command("down")
 @click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
 def network_down(state_dir: str | None) -> None:
-    """Remove this node's overlay: nftables rules, VXLAN device, bridge, subnet.env."""
+    """Remove this node's overlay: nftables rules, VXLAN device, bridge, subnet.env, and
+    give its subnet lease back to the cluster."""
     from agent.overlay.datapath import DataPath
 
     directory, given = _state_dir(state_dir)
@@ -241,12 +242,37 @@ def network_down(state_dir: str | None) -> None:
             dp.close()
         env = (directory if given else DEFAULT_RUN_DIR) / "subnet.env"
         env.unlink(missing_ok=True)
+        released, why_not = _release_subnets(directory)
     except VulcanoError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         lock.release()
     what = removed + (["nftables table " + nft.TABLE] if removed_nft else [])
+    what += [f"subnet lease {s}" for s in released]
     click.echo("removed: " + (", ".join(what) if what else "nothing (the overlay was down)"))
+    if why_not:
+        click.echo(f"warning: {why_not}", err=True)
+
+
+def _release_subnets(directory: Path) -> tuple[list[str], str]:
+    """This node's subnet leases given back, or why they could not be (they then expire)."""
+    from agent.overlay.leases import release
+    from agent.statedir import NodeState
+
+    node = NodeState.load(directory)
+    if node is None:
+        return [], ""  # no agent ever ran here: nothing of ours is leased
+    client = vulcano_etcd.connect(node.etcd_endpoints)
+    try:
+        leases = release(client, Keyspace(node.prefix), node.machine_id)
+    except Exception as exc:
+        why = vulcano_etcd.client_error_message(exc)
+        if why is None:
+            raise
+        return [], f"subnet lease not given back ({why}); it expires after its TTL"
+    finally:
+        client.close()
+    return [str(lease.subnet) for lease in leases], ""
 
 
 # --- sandbox --------------------------------------------------------------------------
