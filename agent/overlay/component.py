@@ -89,6 +89,7 @@ class Overlay:
         self._events: queue.Queue[object] = queue.Queue()
         self._watch: PrefixWatch | None = None
         self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
+        self._legacy_warned = False
         self.ready = threading.Event()
 
     # -- component -------------------------------------------------------------------
@@ -318,4 +319,19 @@ class Overlay:
                     len(actions.remove_fdb),
                 )
                 self._datapath.apply(vx, actions)
+            # Docker (or anyone) may have set a FORWARD policy of DROP since: win over it
+            nft.ensure_forward_accepts(self.config.network)
+            self._warn_legacy_drop()
             self.reconciles += 1
+
+    def _warn_legacy_drop(self) -> None:
+        if not self._legacy_warned and nft.legacy_forward_drop():
+            log.warning(
+                "iptables-legacy's FORWARD policy is DROP (Docker on a legacy iptables host): "
+                "traffic of the cluster network %s is dropped there, out of nftables' reach; "
+                "run `iptables-legacy -I FORWARD -s %s -j ACCEPT` and the same with -d, "
+                "or switch the host to iptables-nft",
+                self.config.network if self.config else "-",
+                self.config.network if self.config else "-",
+            )
+            self._legacy_warned = True
