@@ -6,6 +6,7 @@ usage (click's own).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import signal
@@ -24,7 +25,7 @@ from agent.statedir import StateDirBusy, StateLock
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
 from vulcano.errors import VulcanoError
-from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
+from vulcano.keyspace import DEFAULT_PREFIX, Keyspace, segment_to_cidr
 from vulcano.network import NetworkConfig, NetworkConfigError, check_overlap, parse
 from vulcano.records import Machine
 
@@ -122,7 +123,11 @@ def network_init(
     prefix: str,
     replace: bool,
 ) -> None:
-    """Write the cluster's network config to etcd (refusing invalid or overlapping ones)."""
+    """Write the cluster's network config to etcd (refusing invalid or overlapping ones).
+
+    With --replace, running agents re-program their node for the new config (VXLAN
+    VNI/port, nftables, subnet.env) without a restart.
+    """
     data: dict[str, Any] = {"network": cidr, "subnet_len": subnet_len, "vni": vni, "port": port}
     if subnet_min:
         data["subnet_min"] = subnet_min
@@ -178,15 +183,24 @@ def _write_network_config(
         current = None
     if current == config:
         return "unchanged"
-    leased = list(client.get_prefix(keyspace.subnets, keys_only=True))
     if not replace:
         raise click.ClickException(
             f"the network is already initialised with {value.decode(errors='replace')}; "
-            "use --replace to change it (only while no subnet is leased)"
+            "use --replace to change it (running agents pick the change up; every leased "
+            "subnet must stay valid under the new config)"
         )
-    if leased:
+    # from the keys, so a record nobody can read still counts as leased
+    plen = len(keyspace.subnets)
+    leased = [
+        ipaddress.IPv4Network(segment_to_cidr(meta.key.decode()[plen:]))
+        for _, meta in client.get_prefix(keyspace.subnets, keys_only=True)
+    ]
+    outside = [str(subnet) for subnet in leased if not config.contains_subnet(subnet)]
+    if outside:
         raise click.ClickException(
-            f"cannot replace the network config: {len(leased)} subnet(s) are leased"
+            f"cannot replace the network config: leased subnet(s) {', '.join(outside[:5])} "
+            "would fall outside it (same subnet length, inside the network and the "
+            "subnet range); run `vulcano-agent network down` on those nodes first"
         )
     ok, _ = client.transaction(
         compare=[client.transactions.mod(key) == meta.mod_revision],
