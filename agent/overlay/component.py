@@ -15,7 +15,8 @@ subnet) and its state file, overlay.json. Its threads:
 
 Stopping the agent leaves the data path and the lease alone, so a restarted agent keeps
 its subnet and its sandboxes never lose connectivity; `vulcano-agent network down`
-removes the data path.
+removes the data path and gives the subnet back. After a reboot (or a `network down`)
+the sandboxes recorded in the state directory are plumbed again with their addresses.
 """
 
 from __future__ import annotations
@@ -196,6 +197,10 @@ class Overlay:
                 node.etcd(), node.keyspace, node.machine_id, lease.lease_id
             ),
         )
+        try:
+            self.sandboxes.rebuild(lease.subnet, self.devices.mtu)
+        except Exception:  # one broken sandbox must not keep the overlay down
+            log.exception("rebuilding this node's sandboxes failed")
         log.info("overlay up: subnet %s, mtu %s", lease.subnet, self.devices.mtu)
 
     # -- renew -----------------------------------------------------------------------

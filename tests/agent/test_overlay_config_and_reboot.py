@@ -1,4 +1,4 @@
-"""A replaced network config reaches running agents without a restart (real hosts)."""
+"""Running agents take a replaced network config, and rebuild sandboxes after a reboot."""
 
 from __future__ import annotations
 
@@ -50,3 +50,40 @@ def test_running_agents_apply_a_replaced_config_and_keep_their_subnets(
     assert [h.agent.pid for h in hosts if h.agent is not None] == pids  # no restart
     assert [h.overlay_state()["subnet"] for h in hosts] == subnets
     assert [h.overlay_state()["network"] for h in hosts] == ["10.240.0.0/12"] * 2
+
+
+def test_sandboxes_are_rebuilt_after_the_node_reboots(underlay: Underlay) -> None:
+    hosts = underlay.add_hosts(2)
+    underlay.init_network("10.244.0.0/16", 24)
+    for host in hosts:
+        host.start_agent()
+    for host in hosts:
+        host.wait_overlay()
+    for host in hosts:
+        host.create_sandbox("a")
+    assert mesh_ok(wait_mesh(hosts, "a", timeout=20))
+    rebooted = hosts[0]
+    subnet = rebooted.overlay_state()["subnet"]
+    address = rebooted.sandbox_ip("a")
+
+    # a reboot, as the kernel sees it: the agent, the data path, nftables, subnet.env and
+    # every namespace are gone; the state directory (the sandbox records) survives
+    rebooted.stop_echo("a")
+    rebooted.kill_agent()
+    assert rebooted.cli("network", "down").returncode == 0
+    rebooted.exec(["ip", "netns", "delete", rebooted.sandbox_netns("a")], check=False)
+    assert rebooted.sandbox_netns("a") not in rebooted.exec(["ip", "netns", "list"]).stdout
+
+    rebooted.start_agent()
+    rebooted.wait_overlay()
+    wait_for(
+        lambda: rebooted.sandbox_netns("a") in rebooted.exec(["ip", "netns", "list"]).stdout,
+        20,
+        "the sandbox's namespace rebuilt",
+    )
+    rebooted.start_echo("a")
+    results = wait_mesh(hosts, "a", timeout=30)
+    assert mesh_ok(results), json.dumps(results, indent=1)
+    assert rebooted.overlay_state()["subnet"] == subnet
+    listed = rebooted.cli("sandbox", "list", "--no-legend").stdout
+    assert f"{rebooted.sandbox_netns('a')}\t{address}" in listed
