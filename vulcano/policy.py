@@ -60,3 +60,7 @@ UNIT_COMMAND_POLL_INTERVAL = 0.25
 # once), and the pause before a lost watch is opened again from the last revision seen
 JOURNAL_STOP_CHECK = 0.1
 JOURNAL_REWATCH_DELAY = 0.5
+
+# A cancelled etcd watch (vulcano/watch.py) waits this long for its threads to end;
+# gRPC ends them at once, so this only bounds a bug.
+WATCH_CANCEL_TIMEOUT = 5.0

@@ -36,12 +36,12 @@ from agent.overlay.leases import SubnetLease, acquire, list_leases
 from agent.overlay.plan import desired_state, plan
 from agent.overlay.sandboxes import NodeSandboxes
 from agent.overlay.state import OverlayState
-from agent.watch import PrefixWatch, Resync, current_revision
 from vulcano import policy as core_policy
 from vulcano.errors import VulcanoError
 from vulcano.etcd import is_unreachable, refresh_lease, retry_while_unreachable
 from vulcano.keyspace import Keyspace
 from vulcano.network import NetworkConfig, check_overlap
+from vulcano.watch import PrefixWatch, Resync, current_revision
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# The agent's snapshot-then-watch is the project's one reliable etcd watch (python3-etcd3's
-# own watcher thread dies silently on a stream error); shared here rather than copied.
-from agent.watch import Change, PrefixWatch, Resync, snapshot
 from container.services.cluster import Cluster
 from container.services.errors import UnitNotFound
 from vulcano import policy
+
+# The agent's snapshot-then-watch is the project's one reliable etcd watch (python3-etcd3's
+# own watcher thread dies silently on a stream error); shared here rather than copied.
+from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 
 @dataclass(frozen=True)
