@@ -97,14 +97,14 @@ class PanelToken:
         return len(self.members) == self.size
 
 
-def panel_tokens(install: Install) -> list[PanelToken]:
+def panel_tokens(install: Install, manage_token: str) -> list[PanelToken]:
     """The install's discovery URLs, newest first, with their members."""
     tokens = []
     for token in DiscoveryToken.for_install(install.key):
         registered = [PanelMember.of(m) for m in token.members()]
         tokens.append(
             PanelToken(
-                url=discovery_url(token.token),
+                url=discovery_url(token.token_for(manage_token)),
                 size=token.size,
                 created=token.created,
                 members=tuple(registered[: token.size]),
@@ -139,7 +139,7 @@ def create_for_install(token: str) -> BaseResponse | tuple[str, int]:
         size = parse_size(request.form.get("size", ""))
     except BadSize as exc:
         return render_template("error.html", code=400, message=f"size: {exc.cause}"), 400
-    DiscoveryToken.create(size, install=install.key)
+    DiscoveryToken.create(size, install=install.key, manage_token=token)
     log.info("made a discovery token of size %d for an install", size)
     flash(f"New etcd discovery URL for {size} member{'s' if size > 1 else ''}: see below.")
     return redirect(url_for("installs.show", token=token, _anchor="discovery"), code=303)

@@ -301,7 +301,7 @@ def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Respo
         current_app.config.get("DISCOVERY_WATCH_TIMEOUT", policy.DISCOVERY_WATCH_TIMEOUT)
     )
     try:
-        member, index = next_member(directory, since, covers, timeout)
+        member, index = next_member(target.token, directory, since, covers, timeout)
     except KeyNotFound:
         raise KeyNotFound(target.key) from None
     if member is None:

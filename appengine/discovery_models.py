@@ -9,6 +9,7 @@ member registration takes the next index in the same transaction that creates th
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -19,6 +20,7 @@ from google.api_core import exceptions as core_exceptions
 from google.cloud import ndb
 
 from appengine import policy
+from appengine.models import derived_secret
 from vulcano.errors import VulcanoError
 
 # `_config/size` is created with the directory, at index 1.
@@ -34,6 +36,8 @@ _RPC = {"timeout": policy.DATASTORE_TIMEOUT, "retries": policy.DATASTORE_RETRIES
 # Inside a transaction the transaction itself is what is retried.
 _TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
 
+# 128 bits, 32 lowercase hex characters, as discovery.etcd.io's tokens.
+TOKEN_BYTES = 16
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 # etcd 3.4 names its discovery key after the member id, a uint64 in lowercase hex.
 _MEMBER_ID = re.compile(r"[0-9a-f]{1,16}")
@@ -175,30 +179,70 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _derived_token(manage_token: str, nonce: str) -> str:
+    return derived_secret(manage_token, f"discovery token {nonce}", TOKEN_BYTES).hex()
+
+
+def token_key(token: str) -> ndb.Key:
+    """The Datastore key of a discovery token: its hex SHA-256, never the token itself."""
+    return ndb.Key(DiscoveryToken, hashlib.sha256(token.encode("ascii")).hexdigest())
+
+
 class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
-    """One etcd discovery directory: its size, its index counter, the install it serves."""
+    """One etcd discovery directory: its size, its index counter, the install it serves.
+
+    Stored under the SHA-256 of the token (128 random bits: the hash cannot be walked
+    back), so a leaked backup holds no usable discovery URL. A token made for an install
+    is derived from the install's manage token and the entity's `nonce`: the install page
+    can show the URL again, and nothing stored (nonce included) rebuilds it.
+    """
 
     size = ndb.IntegerProperty(required=True, indexed=False)
     index = ndb.IntegerProperty(required=True, indexed=False, default=CONFIG_INDEX)
     created = ndb.DateTimeProperty(required=True, tzinfo=UTC)
     install = ndb.KeyProperty()
+    nonce = ndb.TextProperty()
 
     @classmethod
-    def create(cls, size: int, install: ndb.Key | None = None) -> tuple[DiscoveryToken, str]:
-        """A new token with 128 random bits; returns the entity and the token."""
+    def create(
+        cls, size: int, install: ndb.Key | None = None, manage_token: str | None = None
+    ) -> tuple[DiscoveryToken, str]:
+        """A new token with 128 random (or derived) bits; returns the entity and the token.
+
+        With ``install`` the token is derived from ``manage_token``, which must be given.
+        """
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
-        token = secrets.token_hex(16)
-        entity = cls(id=token, size=size, index=CONFIG_INDEX, created=_now(), install=install)
+        nonce = None
+        if install is None:
+            token = secrets.token_hex(TOKEN_BYTES)
+        else:
+            assert manage_token is not None, "an install's token is derived from its manage token"
+            nonce = secrets.token_hex(TOKEN_BYTES)
+            token = _derived_token(manage_token, nonce)
+        entity = cls(
+            key=token_key(token),
+            size=size,
+            index=CONFIG_INDEX,
+            created=_now(),
+            install=install,
+            nonce=nonce,
+        )
         entity.put(**_RPC)
         return entity, token
 
     @classmethod
     def lookup(cls, token: str) -> DiscoveryToken | None:
-        """The token's entity, read past every cache; None for unknown or malformed tokens."""
+        """The token's entity, read past every cache; None for unknown or malformed tokens.
+
+        A token of a deleted install is unknown from the moment the install is gone.
+        """
         if _TOKEN.fullmatch(token) is None:
             return None
-        entity: DiscoveryToken | None = ndb.Key(cls, token).get(use_cache=False, **_RPC)
+        entity: DiscoveryToken | None = token_key(token).get(use_cache=False, **_RPC)
+        install = entity.install if entity is not None else None
+        if install is not None and install.get(use_cache=False, **_RPC) is None:
+            return None
         return entity
 
     @classmethod
@@ -208,10 +252,14 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         tokens.sort(key=lambda t: t.created, reverse=True)
         return tokens
 
+    def token_for(self, manage_token: str) -> str:
+        """This install token's discovery token, derived again from the manage token."""
+        assert self.nonce is not None, "only an install's tokens can be derived again"
+        return _derived_token(manage_token, self.nonce)
+
     @property
-    def token(self) -> str:
-        token: str = self.key.id()
-        return token
+    def members_registered(self) -> int:
+        return int(self.index) - CONFIG_INDEX
 
     def members(self) -> list[DiscoveryMember]:
         """The members registered as of this entity's index, in createdIndex order.
@@ -272,12 +320,17 @@ def register(token: str, member_id: str, value: str) -> DiscoveryMember:
         raise InvalidField("key must be a member id: 1 to 16 lowercase hex digits")
     if _TOKEN.fullmatch(token) is None:
         raise KeyNotFound("token")
-    token_key = ndb.Key(DiscoveryToken, token)
-    member_key = ndb.Key(DiscoveryMember, member_id, parent=token_key)
+    directory_key = token_key(token)
+    member_key = ndb.Key(DiscoveryMember, member_id, parent=directory_key)
 
     def create() -> tuple[DiscoveryMember, bool, int]:
-        directory, existing = ndb.get_multi([token_key, member_key], use_cache=False, **_TXN_RPC)
+        directory, existing = ndb.get_multi(
+            [directory_key, member_key], use_cache=False, **_TXN_RPC
+        )
         if directory is None:
+            raise KeyNotFound("token")
+        # Read in the transaction: a delete of the install that commits first wins.
+        if directory.install is not None and directory.install.get(**_TXN_RPC) is None:
             raise KeyNotFound("token")
         if existing is not None:
             return existing, False, directory.index
@@ -307,15 +360,28 @@ def register(token: str, member_id: str, value: str) -> DiscoveryMember:
     raise failure
 
 
+def _delete_tokens(keys: list[ndb.Key]) -> None:
+    for directory_key in keys:
+        children: list[ndb.Key] = DiscoveryMember.query(ancestor=directory_key).fetch(
+            keys_only=True, **_RPC
+        )
+        ndb.delete_multi([*children, directory_key], **_RPC)
+
+
+def delete_for_install(install: ndb.Key) -> int:
+    """Delete every token of ``install`` with its members; how many tokens there were."""
+    keys: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.install == install).fetch(
+        keys_only=True, **_RPC
+    )
+    _delete_tokens(keys)
+    return len(keys)
+
+
 def delete_older_than(max_age: timedelta, batch: int = policy.DISCOVERY_CLEANUP_BATCH) -> int:
     """Delete at most `batch` tokens created before now - max_age, with their members."""
     cutoff = _now() - max_age
     old: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
         batch, keys_only=True, **_RPC
     )
-    for token_key in old:
-        children: list[ndb.Key] = DiscoveryMember.query(ancestor=token_key).fetch(
-            keys_only=True, **_RPC
-        )
-        ndb.delete_multi([*children, token_key], **_RPC)
+    _delete_tokens(old)
     return len(old)

@@ -65,6 +65,7 @@ def poll_delays() -> Iterator[float]:
 
 
 def next_member(
+    token: str,
     directory: DiscoveryToken,
     since: int,
     covers: Callable[[DiscoveryMember], bool],
@@ -89,6 +90,6 @@ def next_member(
         left = deadline - time.monotonic()
         if left <= 0:
             return None, current.index
-        _wakeups.wait(directory.token, min(next(delays), left))
-        current = DiscoveryToken.lookup(directory.token)
+        _wakeups.wait(token, min(next(delays), left))
+        current = DiscoveryToken.lookup(token)
     raise KeyNotFound("token")

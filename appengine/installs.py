@@ -20,8 +20,9 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
-from appengine.models import Install
+from appengine.models import Install, read_token
 from vulcano import cloudconfig, validators
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,9 @@ def _install_or_404(token: str) -> Install:
     return install
 
 
-def commands(install: Install, token: str) -> dict[str, str]:
+def commands(install: Install, permalink_token: str) -> dict[str, str]:
     """How to use the permalink: a one-line command and the user-data that includes it."""
-    url = url_for("installs.cloud_config", token=token, _external=True)
+    url = url_for("installs.cloud_config", token=permalink_token, _external=True)
     quoted = shlex.quote(url)
     if install.flavour == "flatcar":
         return {
@@ -113,23 +114,34 @@ def commands(install: Install, token: str) -> dict[str, str]:
 
 @bp.get("/installs/<token>")
 def show(token: str) -> Any:
-    """An install: its answers, its document, and how to use its permalink."""
+    """An install: its answers, its document, and how to use its permalink.
+
+    ``token`` is the manage token; the permalink's read token is derived from it again.
+    """
     install = _install_or_404(token)
+    permalink_token = read_token(token)
     return render_template(
         "install.html",
         install=install,
         token=token,
+        permalink_token=permalink_token,
         flavour=cloudconfig.FLAVOURS[install.flavour],
-        usage=commands(install, token),
+        usage=commands(install, permalink_token),
     )
 
 
 @bp.post("/installs/<token>/delete")
 def delete(token: str) -> BaseResponse:
-    """Forget an install; its permalink answers 404 from now on."""
-    if not Install.delete_by_token(token):
+    """Forget an install; its permalink and its discovery URLs answer 404 from now on.
+
+    The discovery tokens stop answering with the install (each lookup checks it is still
+    there); their entities are deleted here too, and by the cron if this is cut short.
+    """
+    install = Install.get_by_token(token)
+    if install is None or not Install.delete_by_token(token):
         abort(404, NO_SUCH_INSTALL)
-    log.info("deleted an install")
+    removed = delete_for_install(install.key)
+    log.info("deleted an install and its %d discovery tokens", removed)
     flash("The install was deleted; its permalink no longer answers.")
     return redirect(url_for("installs.index"), code=303)
 
@@ -145,8 +157,10 @@ def lookup() -> Any:
 
 @bp.get("/cloud-config/<token>")
 def cloud_config(token: str) -> Response:
-    """The permalink: the stored document, as the machine fetches it."""
-    install = _install_or_404(token)
+    """The permalink: the stored document, as the machine fetches it, by its read token."""
+    install = Install.get_by_read_token(token)
+    if install is None:
+        abort(404, NO_SUCH_INSTALL)
     response = Response(install.document, content_type=install.content_type)
     if request.args.get("download"):
         flavour = cloudconfig.FLAVOURS[install.flavour]

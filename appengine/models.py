@@ -1,13 +1,22 @@
-"""The installer's memory: one Datastore entity per install, found again by its token.
+"""The installer's memory: one Datastore entity per install, found again by its tokens.
 
-Datastore never holds a raw token: an install's key name is the SHA-256 of its token, so
-reading the database (or its backups) does not hand out permalinks. Finding an install
-by token is a key lookup on that hash, which needs no comparison of secrets at all.
+An install has two tokens. The *manage token* (random, shown to the user once and on the
+install page) opens the page, deletes the install and makes discovery URLs. The *read
+token* goes into the permalink, which machines fetch and keep in their user-data: it
+serves the document and nothing else. The read token is an HMAC of the manage token, so
+whoever holds the manage token can show the permalink again, and a read token says
+nothing about the manage token that made it.
+
+Datastore never holds a raw token: an install's key name is the SHA-256 of its read
+token, so reading the database (or its backups) hands out neither. Finding an install by
+either token is a key lookup on that hash, which needs no comparison of secrets at all.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 from typing import Any
@@ -46,6 +55,21 @@ def token_key_name(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+_READ_TOKEN_INFO = b"vulcano install read token v1"
+
+
+def read_token(manage_token: str) -> str:
+    """The permalink's token for the install ``manage_token`` manages (same shape)."""
+    digest = hmac.new(manage_token.encode("ascii"), _READ_TOKEN_INFO, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def derived_secret(manage_token: str, purpose: str, nbytes: int) -> bytes:
+    """``nbytes`` secret bytes for ``purpose``, derived from the manage token alone."""
+    message = f"vulcano install {purpose}".encode()
+    return hmac.new(manage_token.encode("ascii"), message, hashlib.sha256).digest()[:nbytes]
+
+
 class Install(ndb.Model):  # type: ignore[misc]
     """One install a user made on the page: their answers and the document generated."""
 
@@ -61,14 +85,14 @@ class Install(ndb.Model):  # type: ignore[misc]
 
     @classmethod
     def create(cls, **fields: Any) -> tuple[Install, str]:
-        """Store a new install under a fresh token; return it and the token.
+        """Store a new install under a fresh token; return it and its manage token.
 
         The insert is a transaction that refuses to overwrite an existing install, so two
         creates can never end up sharing one entity.
         """
         for _ in range(_CREATE_ATTEMPTS):
             token = new_token()
-            key = ndb.Key(cls, token_key_name(token))
+            key = cls.key_for_read_token(read_token(token))
 
             def insert(key: ndb.Key = key) -> Install | None:
                 if key.get(**_TXN_RPC) is not None:
@@ -83,19 +107,33 @@ class Install(ndb.Model):  # type: ignore[misc]
         raise TokenCollision("could not draw an unused install token")
 
     @classmethod
-    def get_by_token(cls, token: str) -> Install | None:
-        """The install for ``token``; None when the token is unknown or malformed."""
+    def key_for_read_token(cls, token: str) -> ndb.Key:
+        return ndb.Key(cls, token_key_name(token))
+
+    @classmethod
+    def get_by_read_token(cls, token: str) -> Install | None:
+        """The install a permalink's token serves; None when unknown or malformed."""
         if not isinstance(token, str) or not is_well_formed(token):
             return None
-        install: Install | None = ndb.Key(cls, token_key_name(token)).get(**_RPC)
+        install: Install | None = cls.key_for_read_token(token).get(**_RPC)
         return install
 
     @classmethod
+    def get_by_token(cls, token: str) -> Install | None:
+        """The install a manage token manages; None when unknown or malformed.
+
+        A read token given here names no install: its own HMAC is some other read token.
+        """
+        if not isinstance(token, str) or not is_well_formed(token):
+            return None
+        return cls.get_by_read_token(read_token(token))
+
+    @classmethod
     def delete_by_token(cls, token: str) -> bool:
-        """Delete the install for ``token``; True when there was one."""
+        """Delete the install a manage token manages; True when there was one."""
         if not isinstance(token, str) or not is_well_formed(token):
             return False
-        key = ndb.Key(cls, token_key_name(token))
+        key = cls.key_for_read_token(read_token(token))
 
         def remove() -> bool:
             if key.get(**_TXN_RPC) is None:

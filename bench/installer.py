@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from appengine.models import read_token
 from vulcano.lab import services
 from vulcano.lab.installer import installer_server
 from vulcano.lab.sshkeys import ed25519_line
@@ -142,7 +143,7 @@ def bench(
             def create(
                 session: requests.Session, csrf: str, n: int, flavour: str = flavour
             ) -> None:
-                tokens.append(_create(session, server.url, csrf, flavour, n))
+                tokens.append(read_token(_create(session, server.url, csrf, flavour, n)))
 
             label = f"generate+store {flavour} (validators {validate})"
             rows.append(_drive(server.url, label, creates, clients, create))

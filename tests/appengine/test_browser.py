@@ -10,6 +10,7 @@ import pytest
 import requests
 import yaml
 
+from appengine.models import read_token
 from tests.appengine.browser import chromium_page
 from tests.conftest import require
 from vulcano.lab.installer import InstallerServer, installer_server
@@ -57,12 +58,12 @@ def test_browser_fills_the_form_and_reads_the_document(
 
     token = page.inner_text("#token")
     permalink = page.get_attribute("#permalink", "href")
-    assert permalink == f"/cloud-config/{token}"
+    assert permalink == f"/cloud-config/{read_token(token)}"
     served = requests.get(live_installer.url + permalink, timeout=10)
     assert served.status_code == 200
     assert served.headers["Content-Type"] == "text/cloud-config; charset=utf-8"
     assert served.text == document_text.rstrip("\n") + "\n"
-    assert f"{live_installer.url}/cloud-config/{token}" in page.inner_text("#include")
+    assert f"{live_installer.url}/cloud-config/{read_token(token)}" in page.inner_text("#include")
 
     page.click("#delete")
     page.wait_for_selector(".flash")
