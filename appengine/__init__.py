@@ -56,6 +56,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
         VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
     )
+    from appengine import limits
+
+    app.config.from_mapping(limits.from_environment())
     if test_config is not None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
@@ -76,6 +79,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_error_pages(app: Flask) -> None:
+    from appengine.limits import LimitReached
+
+    @app.errorhandler(LimitReached)
+    def limit_reached(exc: LimitReached) -> tuple[str, int, dict[str, str]]:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        page = render_template("error.html", code=exc.status, message=exc.message)
+        return page, exc.status, headers
+
+    @app.errorhandler(410)
+    def gone(exc: HTTPException) -> tuple[str, int]:
+        return render_template("error.html", code=410, message=exc.description), 410
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> tuple[str, int]:
         return render_template(

@@ -1,7 +1,7 @@
 """Discovery tokens and the members that registered under them, in Datastore.
 
-A `DiscoveryToken` is one etcd v2 discovery directory. Its key name is the secret token
-itself, so a token is only ever compared by a key lookup. Members are its children
+A `DiscoveryToken` is one etcd v2 discovery directory. Its key name is the SHA-256 of the
+secret token, so a token is only ever compared by a key lookup. Members are its children
 (`DiscoveryMember`), so listing them is an ancestor query, strongly consistent. The
 token carries the directory's etcd index: `_config/size` was created at index 1 and each
 member registration takes the next index in the same transaction that creates the member.
@@ -20,8 +20,16 @@ from google.api_core import exceptions as core_exceptions
 from google.cloud import ndb
 
 from appengine import policy
-from appengine.models import derived_secret
-from vulcano.errors import VulcanoError
+from appengine.discovery_errors import (
+    BadSize,
+    InvalidField,
+    InvalidForm,
+    KeyNotFound,
+    NodeExists,
+    TokenFull,
+)
+from appengine.limits import LimitReached
+from appengine.models import Install, derived_secret
 
 # `_config/size` is created with the directory, at index 1.
 CONFIG_INDEX = 1
@@ -41,84 +49,6 @@ TOKEN_BYTES = 16
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 # etcd 3.4 names its discovery key after the member id, a uint64 in lowercase hex.
 _MEMBER_ID = re.compile(r"[0-9a-f]{1,16}")
-
-
-class DiscoveryError(VulcanoError):
-    """Base of the discovery service's errors; each knows its HTTP status and v2 code."""
-
-    status = 400
-    error_code = 209
-    message = "Invalid field"
-
-    def __init__(self, cause: str, index: int | None = None) -> None:
-        super().__init__(f"{self.message}: {cause}")
-        self.cause = cause
-        self.index = index
-
-
-class KeyNotFound(DiscoveryError, LookupError):
-    """No such token, or no such key under it."""
-
-    status = 404
-    error_code = 100
-    message = "Key not found"
-
-
-class NodeExists(DiscoveryError):
-    """A create (`prevExist=false`) of a key that is already there."""
-
-    status = 412
-    error_code = 105
-    message = "Key already exists"
-
-
-class InvalidField(DiscoveryError, ValueError):
-    """A query parameter, key name or method the discovery service does not accept."""
-
-
-class ValueRequired(DiscoveryError, ValueError):
-    """A registration without a `value` field."""
-
-    error_code = 200
-    message = "Value is Required in POST form"
-
-
-class IndexNaN(DiscoveryError, ValueError):
-    """A `waitIndex` that is not an unsigned integer."""
-
-    error_code = 203
-    message = "The given index in POST form is not a number"
-
-
-class InvalidForm(DiscoveryError, ValueError):
-    """A registration body that is not a form, or whose value is not `name=peerURL,...`."""
-
-    error_code = 210
-    message = "Invalid POST form"
-
-
-class BodyTooLarge(InvalidForm):
-    """A registration body longer than any etcd member sends."""
-
-    status = 413
-
-
-class InternalError(DiscoveryError):
-    """Datastore (or this code) failed; etcd retries a GET that gets a 5xx."""
-
-    status = 500
-    error_code = 300
-    message = "Raft Internal Error"
-
-
-class MethodNotAllowed(DiscoveryError):
-    """A method other than GET, HEAD and PUT on a discovery key."""
-
-    status = 405
-
-
-class BadSize(InvalidField):
-    """A cluster size that is not an integer from MIN_SIZE to MAX_SIZE."""
 
 
 def parse_size(raw: str | None) -> int:
@@ -205,11 +135,17 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
 
     @classmethod
     def create(
-        cls, size: int, install: ndb.Key | None = None, manage_token: str | None = None
+        cls,
+        size: int,
+        install: ndb.Key | None = None,
+        manage_token: str | None = None,
+        max_per_install: int | None = None,
     ) -> tuple[DiscoveryToken, str]:
         """A new token with 128 random (or derived) bits; returns the entity and the token.
 
-        With ``install`` the token is derived from ``manage_token``, which must be given.
+        With ``install`` the token is derived from ``manage_token``, which must be given,
+        and counted on the install in the same transaction: past ``max_per_install`` it
+        raises LimitReached (409) and stores nothing.
         """
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
@@ -228,7 +164,25 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
             install=install,
             nonce=nonce,
         )
-        entity.put(**_RPC)
+        if install is None:
+            entity.put(**_RPC)
+            return entity, token
+
+        def insert() -> None:
+            owner: Install | None = install.get(**_TXN_RPC)
+            if owner is None or owner.expired:
+                raise KeyNotFound("install")
+            made = int(owner.discovery_tokens or 0)
+            if max_per_install is not None and made >= max_per_install:
+                raise LimitReached(
+                    f"discovery: an install has at most {max_per_install} discovery URLs; "
+                    "this one has them all",
+                    status=409,
+                )
+            owner.discovery_tokens = made + 1
+            ndb.put_multi([owner, entity])
+
+        ndb.transaction(insert, retries=policy.TRANSACTION_RETRIES)
         return entity, token
 
     @classmethod
@@ -241,8 +195,10 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
             return None
         entity: DiscoveryToken | None = token_key(token).get(use_cache=False, **_RPC)
         install = entity.install if entity is not None else None
-        if install is not None and install.get(use_cache=False, **_RPC) is None:
-            return None
+        if install is not None:
+            owner: Install | None = install.get(use_cache=False, **_RPC)
+            if owner is None or owner.expired:
+                return None
         return entity
 
     @classmethod
@@ -309,8 +265,17 @@ _RETRIED = (
 )
 
 
-def register(token: str, member_id: str, value: str) -> DiscoveryMember:
+def max_registrations(size: int, extra_per_size: int) -> int:
+    """The most registrations a token of ``size`` takes."""
+    return size * (1 + extra_per_size)
+
+
+def register(
+    token: str, member_id: str, value: str, extra_per_size: int | None = None
+) -> DiscoveryMember:
     """Create the member under the token with the token's next index, in one transaction.
+
+    Past ``max_registrations(size, extra_per_size)`` registrations it raises TokenFull.
 
     A transaction that loses a race with another registration is tried again, quickly
     (ndb's own retries wait a second or more). Raises KeyNotFound for an unknown token
@@ -330,10 +295,19 @@ def register(token: str, member_id: str, value: str) -> DiscoveryMember:
         if directory is None:
             raise KeyNotFound("token")
         # Read in the transaction: a delete of the install that commits first wins.
-        if directory.install is not None and directory.install.get(**_TXN_RPC) is None:
-            raise KeyNotFound("token")
+        if directory.install is not None:
+            owner: Install | None = directory.install.get(**_TXN_RPC)
+            if owner is None or owner.expired:
+                raise KeyNotFound("token")
         if existing is not None:
             return existing, False, directory.index
+        if extra_per_size is not None:
+            most = max_registrations(directory.size, extra_per_size)
+            if directory.members_registered >= most:
+                raise TokenFull(
+                    f"registrations: a token of size {directory.size} takes at most {most}",
+                    index=directory.index,
+                )
         directory.index += 1
         member = DiscoveryMember(
             key=member_key, value=value, created_index=directory.index, created=_now()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -20,6 +21,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from appengine import limits
 from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
 from appengine.models import Install, read_token
@@ -31,6 +33,7 @@ bp = Blueprint("installs", __name__)
 
 DEFAULT_IMAGE = "ghcr.io/vulcano/provisioner:latest"
 NO_SUCH_INSTALL = "token: no install has this token (it may have been deleted)"
+EXPIRED = "token: this install expired on {date} (installs are kept {days} days)"
 _EXTENSIONS = {"yaml": "yaml", "json": "ign"}
 
 
@@ -67,7 +70,9 @@ def create() -> Any:
     required = current_app.config["VALIDATE_WITH_TOOLS"]
     if required:
         validators.validate_with_tools(document, required=required is True)
+    limits.INSTALLS.take()  # after the checks: refused answers count for nothing
     _, token = Install.create(
+        max_age=timedelta(days=limits.limit("INSTALL_MAX_AGE_DAYS")),
         cluster_name=spec.cluster_name,
         ssh_keys=[key.line for key in spec.ssh_keys],
         flavour=spec.flavour,
@@ -80,11 +85,18 @@ def create() -> Any:
     return redirect(url_for("installs.show", token=token), code=303)
 
 
-def _install_or_404(token: str) -> Install:
-    install = Install.get_by_token(token)
+def usable(install: Install | None) -> Install:
+    """``install`` when it is there and not expired; else abort with 404 or 410."""
     if install is None:
         abort(404, NO_SUCH_INSTALL)
+    if install.expired:
+        days = limits.limit("INSTALL_MAX_AGE_DAYS")
+        abort(410, EXPIRED.format(date=install.expires.strftime("%Y-%m-%d"), days=days))
     return install
+
+
+def _install_or_404(token: str) -> Install:
+    return usable(Install.get_by_token(token))
 
 
 def commands(install: Install, permalink_token: str) -> dict[str, str]:
@@ -150,17 +162,14 @@ def delete(token: str) -> BaseResponse:
 def lookup() -> Any:
     """Come back with a token: go to its install."""
     token = request.form.get("token", "").strip()
-    if Install.get_by_token(token) is None:
-        abort(404, NO_SUCH_INSTALL)
+    _install_or_404(token)
     return redirect(url_for("installs.show", token=token), code=303)
 
 
 @bp.get("/cloud-config/<token>")
 def cloud_config(token: str) -> Response:
     """The permalink: the stored document, as the machine fetches it, by its read token."""
-    install = Install.get_by_read_token(token)
-    if install is None:
-        abort(404, NO_SUCH_INSTALL)
+    install = usable(Install.get_by_read_token(token))
     response = Response(install.document, content_type=install.content_type)
     if request.args.get("download"):
         flavour = cloudconfig.FLAVOURS[install.flavour]

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import ndb
@@ -82,10 +83,20 @@ class Install(ndb.Model):  # type: ignore[misc]
     document = ndb.TextProperty(required=True)
     content_type = ndb.TextProperty(required=True)
     created = ndb.DateTimeProperty(auto_now_add=True)
+    # After this the install is gone for every purpose; the cron deletes it.
+    expires = ndb.DateTimeProperty(tzinfo=UTC)
+    # How many discovery tokens were made for it, counted in their creating transaction.
+    discovery_tokens = ndb.IntegerProperty(default=0, indexed=False)
+
+    @property
+    def expired(self) -> bool:
+        return self.expires is not None and self.expires <= datetime.now(UTC)
 
     @classmethod
-    def create(cls, **fields: Any) -> tuple[Install, str]:
+    def create(cls, max_age: timedelta | None = None, **fields: Any) -> tuple[Install, str]:
         """Store a new install under a fresh token; return it and its manage token.
+
+        With ``max_age`` the install expires that long from now.
 
         The insert is a transaction that refuses to overwrite an existing install, so two
         creates can never end up sharing one entity.
@@ -97,7 +108,8 @@ class Install(ndb.Model):  # type: ignore[misc]
             def insert(key: ndb.Key = key) -> Install | None:
                 if key.get(**_TXN_RPC) is not None:
                     return None
-                install = cls(key=key, **fields)
+                expires = datetime.now(UTC) + max_age if max_age is not None else None
+                install = cls(key=key, expires=expires, **fields)
                 install.put()  # inside a transaction ndb takes no per-call options
                 return install
 
@@ -143,3 +155,11 @@ class Install(ndb.Model):  # type: ignore[misc]
 
         removed: bool = ndb.transaction(remove, retries=policy.TRANSACTION_RETRIES)
         return removed
+
+    @classmethod
+    def expired_keys(cls, batch: int) -> list[ndb.Key]:
+        """At most ``batch`` keys of installs past their expiry."""
+        keys: list[ndb.Key] = cls.query(cls.expires < datetime.now(UTC)).fetch(
+            batch, keys_only=True, **_RPC
+        )
+        return keys
