@@ -59,6 +59,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from appengine import limits
 
     app.config.from_mapping(limits.from_environment())
+    if os.environ.get("VULCANO_DISCOVERY_WATCH_TIMEOUT"):
+        app.config["DISCOVERY_WATCH_TIMEOUT"] = float(os.environ["VULCANO_DISCOVERY_WATCH_TIMEOUT"])
     if test_config is not None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
