@@ -17,8 +17,8 @@ import requests
 from appengine import limits
 from appengine.models import read_token
 from tests.appengine.test_installs import KEY
-from tests.appengine.watch_clients import Answer, get_from, watch_url
 from vulcano.lab.installer import InstallerServer, installer_server
+from vulcano.lab.loopback_http import Answer, get_from, watch_url
 from vulcano.lab.services import DatastoreEmulator
 
 MAX_WATCHES = limits.DISCOVERY_WATCHES_PER_PROCESS

@@ -1,4 +1,4 @@
-"""Discovery watches from distinct loopback addresses, as many etcd members would send them."""
+"""HTTP GETs from chosen loopback source addresses: many clients (etcd members) on one host."""
 
 from __future__ import annotations
 
