@@ -65,14 +65,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         raise ConfigError("set VULCANO_SECRET_KEY: it signs sessions and CSRF tokens")
+    if app.config.get("TRUSTED_HOSTS_LIST") is None:
+        from appengine.headers import trusted_hosts_from_environment
 
-    from appengine import db, discovery, installs, redact
+        app.config["TRUSTED_HOSTS_LIST"] = trusted_hosts_from_environment(_on_app_engine())
+    if not app.config["TRUSTED_HOSTS_LIST"]:
+        raise ConfigError(
+            "set VULCANO_TRUSTED_HOSTS (comma-separated, e.g. vulcano.example,"
+            "my-project.uc.r.appspot.com): absolute URLs name only these hosts"
+        )
+
+    from appengine import db, discovery, headers, installs, redact
 
     redact.install()
     if _on_app_engine():
         # App Engine's front end terminates TLS: trust its X-Forwarded-Proto, one hop.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     csrf.init_app(app)
+    headers.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
@@ -88,6 +98,10 @@ def _register_error_pages(app: Flask) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         page = render_template("error.html", code=exc.status, message=exc.message)
         return page, exc.status, headers
+
+    @app.errorhandler(400)
+    def bad_request(exc: HTTPException) -> tuple[str, int]:
+        return render_template("error.html", code=400, message=exc.description), 400
 
     @app.errorhandler(410)
     def gone(exc: HTTPException) -> tuple[str, int]:

@@ -176,18 +176,3 @@ def cloud_config(token: str) -> Response:
         name = f"vulcano-{install.cluster_name}.{_EXTENSIONS[flavour.language]}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
-
-
-@bp.after_app_request
-def keep_tokens_private(response: Response) -> Response:
-    """Pages and permalinks carry tokens: never cached by others, never sent to other sites.
-
-    `same-origin`, not `no-referrer`: a form posted over HTTPS must carry its own page as
-    Referer (and a real Origin), or Flask-WTF's strict SSL check refuses every POST. The
-    token in that Referer only goes back to us; other origins get no Referer at all.
-    """
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.endpoint in {"installs.show", "installs.cloud_config"}:
-        response.headers["Cache-Control"] = "private, no-store"
-    return response
