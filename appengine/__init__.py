@@ -81,8 +81,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if _on_app_engine():
         # App Engine's front end terminates TLS: trust its X-Forwarded-Proto, one hop.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    headers.init_app(app)  # first: the host is checked before CSRF or any view
     csrf.init_app(app)
-    headers.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
@@ -98,10 +98,6 @@ def _register_error_pages(app: Flask) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         page = render_template("error.html", code=exc.status, message=exc.message)
         return page, exc.status, headers
-
-    @app.errorhandler(400)
-    def bad_request(exc: HTTPException) -> tuple[str, int]:
-        return render_template("error.html", code=400, message=exc.description), 400
 
     @app.errorhandler(410)
     def gone(exc: HTTPException) -> tuple[str, int]:

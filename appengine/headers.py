@@ -56,7 +56,7 @@ def init_app(app: Flask) -> None:
     def _check_host() -> None:
         trusted = app.config["TRUSTED_HOSTS_LIST"]
         if not is_trusted(request.host, trusted):
-            abort(400, f"host: {request.host[:100]!r} is not a host this installer serves")
+            abort(400, f"host: {request.host[:100]} is not a host this installer serves")
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -45,7 +45,11 @@ def test_browser_over_tls_creates_views_and_deletes_an_install(
     page = tls_page
     assert isinstance(page, Page)
     assert tls_installer.url.startswith("https://")
-    page.goto(tls_installer.url + "/")
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    front = page.goto(tls_installer.url + "/")
+    assert front is not None
+    assert front.headers["strict-transport-security"].startswith("max-age=")
     page.fill("#cluster_name", "tls")
     page.fill("#ssh_keys", ed25519_line("alice@laptop"))
     page.select_option("#flavour", "cloud-init")
@@ -76,3 +80,5 @@ def test_browser_over_tls_creates_views_and_deletes_an_install(
     gone = requests.get(tls_installer.url + permalink, timeout=10, verify=tls_installer.verify)
     assert gone.status_code == 404
     assert "csrf" not in tls_installer.log().lower()
+    # The pages' CSP (no inline anything) refused nothing the pages use.
+    assert not [m for m in console if "Content Security Policy" in m], console
