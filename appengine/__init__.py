@@ -56,15 +56,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
         VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
     )
-    from appengine import limits
+    from appengine import images, limits
 
     app.config.from_mapping(limits.from_environment())
+    app.config.from_mapping(images.from_environment())
     if os.environ.get("VULCANO_DISCOVERY_WATCH_TIMEOUT"):
         app.config["DISCOVERY_WATCH_TIMEOUT"] = float(os.environ["VULCANO_DISCOVERY_WATCH_TIMEOUT"])
     if test_config is not None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         raise ConfigError("set VULCANO_SECRET_KEY: it signs sessions and CSRF tokens")
+    try:
+        images.check(app.config)
+    except images.BadDigest as exc:
+        raise ConfigError(str(exc)) from None
     if app.config.get("TRUSTED_HOSTS_LIST") is None:
         from appengine.headers import trusted_hosts_from_environment
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -21,7 +22,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import limits
+from appengine import images, limits
 from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
 from appengine.models import Install, read_token
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("installs", __name__)
 
-DEFAULT_IMAGE = "ghcr.io/vulcano/provisioner:latest"
 NO_SUCH_INSTALL = "token: no install has this token (it may have been deleted)"
 EXPIRED = "token: this install expired on {date} (installs are kept {days} days)"
 _EXTENSIONS = {"yaml": "yaml", "json": "ign"}
@@ -44,7 +44,8 @@ def _form_page(values: Any = None, error: FormError | None = None, status: int =
             values=values or {},
             error=error,
             flavours=cloudconfig.FLAVOURS.values(),
-            default_image=DEFAULT_IMAGE,
+            default_image=images.offered(current_app.config),
+            digest=current_app.config.get("PROVISIONER_DIGEST"),
             max_size=cloudconfig.CLUSTER_SIZE_MAX,
         ),
         status,
@@ -62,6 +63,7 @@ def create() -> Any:
     """Generate the document, check it, store the install, show it."""
     try:
         spec = read_install_form(request.form)
+        spec = dataclasses.replace(spec, image=images.pinned(spec.image, current_app.config))
         document = cloudconfig.render_provisioner(spec)
     except FormError as exc:
         return _form_page(request.form, exc, exc.status)
