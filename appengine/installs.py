@@ -22,7 +22,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import images, limits
+from appengine import clouds, images, limits
 from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
 from appengine.models import Install, read_token
@@ -134,6 +134,7 @@ def show(token: str) -> Any:
     """
     install = _install_or_404(token)
     permalink_token = read_token(token)
+    permalink = url_for("installs.cloud_config", token=permalink_token, _external=True)
     return render_template(
         "install.html",
         install=install,
@@ -141,7 +142,17 @@ def show(token: str) -> Any:
         permalink_token=permalink_token,
         flavour=cloudconfig.FLAVOURS[install.flavour],
         usage=commands(install, permalink_token),
+        filename=document_filename(install),
+        clouds=clouds.commands(
+            permalink, document_filename(install), install.cluster_name, install.flavour
+        ),
     )
+
+
+def document_filename(install: Install) -> str:
+    """The file name a download of the install's document gets (and the clouds read)."""
+    flavour = cloudconfig.FLAVOURS[install.flavour]
+    return f"vulcano-{install.cluster_name}.{_EXTENSIONS[flavour.language]}"
 
 
 @bp.post("/installs/<token>/delete")
@@ -174,7 +185,6 @@ def cloud_config(token: str) -> Response:
     install = usable(Install.get_by_read_token(token))
     response = Response(install.document, content_type=install.content_type)
     if request.args.get("download"):
-        flavour = cloudconfig.FLAVOURS[install.flavour]
-        name = f"vulcano-{install.cluster_name}.{_EXTENSIONS[flavour.language]}"
+        name = document_filename(install)
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
