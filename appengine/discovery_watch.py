@@ -37,6 +37,8 @@ class WatchSlots:
         self._total = 0
         self._per_token: Counter[str] = Counter()
         self._per_client: Counter[str] = Counter()
+        # Watches refused since the process started (a bound that is hit is worth seeing).
+        self.refused = 0
 
     @contextmanager
     def hold(
@@ -51,6 +53,7 @@ class WatchSlots:
             elif self._per_client[client] >= per_client:
                 refused = f"discovery watches: at most {per_client} wait at once from one address"
             if refused is not None:
+                self.refused += 1
                 raise LimitReached(
                     refused + "; try again", status=503, retry_after=DISCOVERY_WATCH_RETRY_AFTER
                 )

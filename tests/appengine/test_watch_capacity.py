@@ -15,11 +15,23 @@ import pytest
 import requests
 
 from appengine import limits
+from appengine.discovery_watch import watch_slots
 from appengine.models import read_token
+from tests.appengine.discovery_helpers import (
+    MemberFactory,
+    make_app,
+    member_names,
+    new_discovery_url,
+    start_all,
+)
 from tests.appengine.test_installs import KEY
 from vulcano.lab.installer import InstallerServer, installer_server
 from vulcano.lab.loopback_http import Answer, get_from, watch_url
+from vulcano.lab.poll import wait_for
 from vulcano.lab.services import DatastoreEmulator
+from vulcano.lab.wsgi import WsgiServer
+
+pytest_plugins = ("tests.appengine.discovery_fixtures",)
 
 MAX_WATCHES = limits.DISCOVERY_WATCHES_PER_PROCESS
 # A page must answer well inside the time a watch waits; it is not a latency bound.
@@ -116,3 +128,22 @@ def test_pages_answer_while_the_most_watches_wait(server: InstallerServer) -> No
     for answer in answers:
         assert answer.status == 200, answer.body
         assert answer.json()["action"] == "create"
+
+
+@pytest.mark.slow
+def test_etcd_members_whose_watches_are_refused_retry_and_form_the_cluster(
+    datastore: DatastoreEmulator, members: MemberFactory
+) -> None:
+    # One watch may wait: another member's watch is refused with the 503 etcd retries.
+    app = make_app(DATASTORE_PROJECT=datastore.project, DISCOVERY_WATCHES_PER_PROCESS=1)
+    refused_before = watch_slots.refused
+    with WsgiServer(app) as discovery:
+        url = new_discovery_url(discovery, 3)
+        cluster = [members(f"m{i}", "--discovery", url) for i in range(3)]
+        for member in cluster[:2]:
+            member.start()
+        # Both wait for a third member; only one of their watches gets the slot.
+        wait_for(lambda: watch_slots.refused > refused_before, 60, "a refused watch")
+        start_all(cluster)
+        for member in cluster:
+            assert member_names(member) == ["m0", "m1", "m2"]
