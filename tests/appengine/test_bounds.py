@@ -109,11 +109,12 @@ def test_an_install_expires_its_page_permalink_and_discovery_urls(
 ) -> None:
     manage = create(client)
     directory = make_url(client, manage)
+    page = client.get(f"/installs/{manage}").text
+    assert "then its page, permalink and discovery URLs are gone" in page
     with app.extensions["ndb_client"].context():
         install = Install.get_by_token(manage)
         assert install is not None
         assert install.expires - datetime.now(UTC) > timedelta(days=89)
-    assert "then its page, permalink and discovery URLs are gone" in client.get(f"/installs/{manage}").text
         install.expires = datetime.now(UTC) - timedelta(seconds=1)
         install.put()
     for path in (f"/installs/{manage}", f"/cloud-config/{read_token(manage)}"):
