@@ -354,8 +354,25 @@ def delete_for_install(install: ndb.Key) -> int:
 def delete_older_than(max_age: timedelta, batch: int = policy.DISCOVERY_CLEANUP_BATCH) -> int:
     """Delete at most `batch` tokens created before now - max_age, with their members."""
     cutoff = _now() - max_age
-    old: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
-        batch, keys_only=True, **_RPC
+    old: list[DiscoveryToken] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
+        batch, **_RPC
     )
-    _delete_tokens(old)
+    _delete_tokens([token.key for token in old if token.install is None])
+    for token in old:
+        if token.install is not None:
+            _delete_install_token(token.key, token.install)
     return len(old)
+
+
+def _delete_install_token(directory_key: ndb.Key, install: ndb.Key) -> None:
+    """Delete one token of an install and give the install its place back, together."""
+
+    def remove() -> None:
+        owner: Install | None = install.get(**_TXN_RPC)
+        if owner is not None:
+            owner.discovery_tokens = max(0, int(owner.discovery_tokens or 0) - 1)
+            owner.put()
+        directory_key.delete()
+
+    ndb.transaction(remove, retries=policy.TRANSACTION_RETRIES)
+    _delete_tokens([directory_key])  # its members; the token itself is already gone

@@ -145,3 +145,20 @@ def test_watch_slots_bound_the_process_each_token_and_each_client() -> None:
                     slots.hold("t4", "d", **limits).__enter__()
                 assert slots.waiting() == 4
     assert slots.waiting() == 0
+
+
+def test_a_discovery_url_the_cron_deletes_gives_its_install_the_place_back(
+    app: Flask, client: FlaskClient
+) -> None:
+    manage = create(client)
+    make_url(client, manage)
+    make_url(client, manage)
+    with app.extensions["ndb_client"].context():
+        install = Install.get_by_token(manage)
+        assert install is not None and install.discovery_tokens == 2
+        [old, _] = DiscoveryToken.for_install(install.key)
+        old.created = datetime.now(UTC) - timedelta(days=8)
+        old.put()
+    assert client.get("/cron/discovery/cleanup", headers=CRON).text.startswith("deleted 1\n")
+    make_url(client, manage)  # the third fits again: two live URLs, the limit is two
+    assert count_entities(app, DiscoveryToken) == 2
