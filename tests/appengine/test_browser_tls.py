@@ -67,7 +67,13 @@ def test_browser_over_tls_creates_views_and_deletes_an_install(
     page.wait_for_selector(".discovery-url")
     assert page.inner_text(".discovery-url").startswith(tls_installer.url + "/discovery/")
 
-    # View it again, as a user coming back later does.
+    # Come back with the manage token (the lookup form is a POST), then view it again.
+    manage_token = page.inner_text("#token")
+    page.goto(tls_installer.url + "/")
+    page.fill("#token", manage_token)
+    page.click("#lookup-form button[type=submit]")
+    page.wait_for_selector("#cluster-name")
+    assert page.url == manage_url
     page.goto(manage_url)
     assert page.inner_text("#cluster-name") == "tls"
     served = requests.get(tls_installer.url + permalink, timeout=10, verify=tls_installer.verify)
