@@ -69,10 +69,12 @@ def create() -> Any:
         return _form_page(request.form, exc, exc.status)
     except cloudconfig.DocumentTooLarge as exc:
         return _form_page(request.form, FormError("document", str(exc), 413), 413)
+    # After the form's checks (a refused answer counts for nothing), before the costly
+    # validators (a client past its quota does not get them run).
+    limits.INSTALLS.take()
     required = current_app.config["VALIDATE_WITH_TOOLS"]
     if required:
         validators.validate_with_tools(document, required=required is True)
-    limits.INSTALLS.take()  # after the checks: refused answers count for nothing
     _, token = Install.create(
         max_age=timedelta(days=limits.limit("INSTALL_MAX_AGE_DAYS")),
         cluster_name=spec.cluster_name,
