@@ -56,17 +56,37 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
         VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
     )
+    from appengine import images, limits
+
+    app.config.from_mapping(limits.from_environment())
+    app.config.from_mapping(images.from_environment())
+    if os.environ.get("VULCANO_DISCOVERY_WATCH_TIMEOUT"):
+        app.config["DISCOVERY_WATCH_TIMEOUT"] = float(os.environ["VULCANO_DISCOVERY_WATCH_TIMEOUT"])
     if test_config is not None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         raise ConfigError("set VULCANO_SECRET_KEY: it signs sessions and CSRF tokens")
+    try:
+        images.check(app.config)
+    except images.BadDigest as exc:
+        raise ConfigError(str(exc)) from None
+    if app.config.get("TRUSTED_HOSTS_LIST") is None:
+        from appengine.headers import trusted_hosts_from_environment
 
-    from appengine import db, discovery, installs, redact
+        app.config["TRUSTED_HOSTS_LIST"] = trusted_hosts_from_environment(_on_app_engine())
+    if not app.config["TRUSTED_HOSTS_LIST"]:
+        raise ConfigError(
+            "set VULCANO_TRUSTED_HOSTS (comma-separated, e.g. vulcano.example,"
+            "my-project.uc.r.appspot.com): absolute URLs name only these hosts"
+        )
+
+    from appengine import db, discovery, headers, installs, redact
 
     redact.install()
     if _on_app_engine():
         # App Engine's front end terminates TLS: trust its X-Forwarded-Proto, one hop.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    headers.init_app(app)  # first: the host is checked before CSRF or any view
     csrf.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
@@ -76,6 +96,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_error_pages(app: Flask) -> None:
+    from appengine.limits import LimitReached
+
+    @app.errorhandler(LimitReached)
+    def limit_reached(exc: LimitReached) -> tuple[str, int, dict[str, str]]:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        page = render_template("error.html", code=exc.status, message=exc.message)
+        return page, exc.status, headers
+
+    @app.errorhandler(410)
+    def gone(exc: HTTPException) -> tuple[str, int]:
+        return render_template("error.html", code=410, message=exc.description), 410
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> tuple[str, int]:
         return render_template(

@@ -15,7 +15,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     flash,
     redirect,
@@ -25,17 +24,21 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import policy
+from appengine import limits, policy
 from appengine.discovery_api import api, discovery_url
+from appengine.discovery_errors import (
+    BadSize,
+)
 from appengine.discovery_models import (
     MAX_SIZE,
     MIN_SIZE,
-    BadSize,
     DiscoveryMember,
     DiscoveryToken,
+    delete_for_install,
     delete_older_than,
     parse_size,
 )
+from appengine.installs import usable
 from appengine.models import Install
 
 log = logging.getLogger(__name__)
@@ -46,14 +49,27 @@ bp.register_blueprint(api)
 
 @bp.route("/cron/discovery/cleanup", methods=["GET"])
 def cleanup() -> Response:
-    """Delete tokens older than DISCOVERY_TOKEN_MAX_AGE seconds; App Engine cron only."""
+    """Delete old discovery tokens, expired installs and spent quotas; App Engine cron only."""
     # App Engine strips X-Appengine-Cron from every request that cron did not send.
     if request.headers.get("X-Appengine-Cron") != "true":
         return Response("cron only\n", status=403, mimetype="text/plain")
     max_age = current_app.config.get("DISCOVERY_TOKEN_MAX_AGE", policy.DISCOVERY_TOKEN_MAX_AGE)
     deleted = delete_older_than(timedelta(seconds=float(max_age)))
-    log.info("discovery cleanup deleted %d tokens", deleted)
-    return Response(f"deleted {deleted}\n", mimetype="text/plain")
+    expired = Install.expired_keys(policy.DISCOVERY_CLEANUP_BATCH)
+    for key in expired:
+        deleted += delete_for_install(key)
+        key.delete(timeout=policy.DATASTORE_TIMEOUT)
+    quotas = limits.delete_expired_quotas()
+    log.info(
+        "cleanup deleted %d discovery tokens, %d expired installs, %d quota counters",
+        deleted,
+        len(expired),
+        quotas,
+    )
+    return Response(
+        f"deleted {deleted}\nexpired installs {len(expired)}\nquotas {quotas}\n",
+        mimetype="text/plain",
+    )
 
 
 # --- the install page's panel -----------------------------------------------------------
@@ -97,14 +113,14 @@ class PanelToken:
         return len(self.members) == self.size
 
 
-def panel_tokens(install: Install) -> list[PanelToken]:
+def panel_tokens(install: Install, manage_token: str) -> list[PanelToken]:
     """The install's discovery URLs, newest first, with their members."""
     tokens = []
     for token in DiscoveryToken.for_install(install.key):
         registered = [PanelMember.of(m) for m in token.members()]
         tokens.append(
             PanelToken(
-                url=discovery_url(token.token),
+                url=discovery_url(token.token_for(manage_token)),
                 size=token.size,
                 created=token.created,
                 members=tuple(registered[: token.size]),
@@ -132,14 +148,17 @@ def _panel_helpers() -> dict[str, Any]:
 @bp.post("/installs/<token>/discovery")
 def create_for_install(token: str) -> BaseResponse | tuple[str, int]:
     """The install page's button: a discovery URL tied to this install."""
-    install = Install.get_by_token(token)
-    if install is None:
-        abort(404, "token: no install has this token (it may have been deleted)")
+    install = usable(Install.get_by_token(token))
     try:
         size = parse_size(request.form.get("size", ""))
     except BadSize as exc:
         return render_template("error.html", code=400, message=f"size: {exc.cause}"), 400
-    DiscoveryToken.create(size, install=install.key)
+    DiscoveryToken.create(
+        size,
+        install=install.key,
+        manage_token=token,
+        max_per_install=limits.limit("DISCOVERY_TOKENS_PER_INSTALL"),
+    )
     log.info("made a discovery token of size %d for an install", size)
     flash(f"New etcd discovery URL for {size} member{'s' if size > 1 else ''}: see below.")
     return redirect(url_for("installs.show", token=token, _anchor="discovery"), code=303)

@@ -13,33 +13,33 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, request, url_for
 from google.cloud import ndb
 from werkzeug.exceptions import HTTPException
 
-from appengine import csrf, policy
-from appengine.discovery_models import (
-    CONFIG_INDEX,
+from appengine import csrf, limits, policy
+from appengine.discovery_errors import (
     BodyTooLarge,
     DiscoveryError,
-    DiscoveryMember,
-    DiscoveryToken,
-    IndexNaN,
     InternalError,
     InvalidField,
-    InvalidForm,
     KeyNotFound,
     MethodNotAllowed,
     NodeExists,
-    ValueRequired,
+)
+from appengine.discovery_models import (
+    CONFIG_INDEX,
+    DiscoveryMember,
+    DiscoveryToken,
     is_member_id,
     parse_peers,
     parse_size,
     register,
 )
-from appengine.discovery_watch import member_registered, next_member
+from appengine.discovery_request import BOOL_ARGS, MAX_BODY, bool_arg, form_value, wait_index
+from appengine.discovery_watch import member_registered, next_member, watch_slots
+from appengine.limits import LimitReached
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,6 @@ SIZE = "size"
 # Every method a client might try gets the v2 error JSON; only these do something.
 _ALLOWED = ("GET", "HEAD", "PUT")
 _ROUTED = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-# A registration form is one short `value`; anything bigger is not from etcd.
-_MAX_BODY = 4096
-_BOOL_ARGS = ("wait", "recursive", "sorted", "quorum", "stream")
 
 
 # --- responses ------------------------------------------------------------------------
@@ -85,6 +82,23 @@ def _discovery_error(exc: DiscoveryError) -> Response:
     return _error(exc, 0)
 
 
+class _Refused(DiscoveryError):
+    """A bound (limits.LimitReached) in the v2 error JSON; status and cause from the bound."""
+
+    error_code = 300
+    message = "Limit reached"
+
+
+@api.errorhandler(LimitReached)
+def _limit_reached(exc: LimitReached) -> Response:
+    error = _Refused(exc.message)
+    error.status = exc.status
+    response = _error(error, 0)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @api.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     error: DiscoveryError
@@ -93,7 +107,7 @@ def _http_error(exc: HTTPException) -> Response:
     elif exc.code == 405:
         error = MethodNotAllowed(f"method {request.method} is not allowed")
     elif exc.code == 413:
-        error = BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
+        error = BodyTooLarge(f"body is longer than {MAX_BODY} bytes")
     elif exc.code is not None and exc.code < 500:
         error = InvalidField(exc.description or exc.name)
     else:
@@ -131,8 +145,11 @@ def new() -> Response:
     if request.method != "GET":  # not even HEAD: it would make a token nobody sees
         raise MethodNotAllowed(f"method {request.method} is not allowed")
     size = parse_size(request.args.get("size"))
+    limits.NEW_TOKENS.take()  # a GET that stores: bounded per client, counted if stored
     _, token = DiscoveryToken.create(size)
-    return Response(discovery_url(token), mimetype="text/plain")
+    response = Response(discovery_url(token), mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- the keys under a token -------------------------------------------------------------
@@ -197,17 +214,6 @@ csrf.exempt(new)
 csrf.exempt(keys)
 
 
-def _bool_arg(name: str) -> bool:
-    raw = request.args.get(name)
-    if raw is None:
-        return False
-    if raw.lower() in ("true", "1", "t"):
-        return True
-    if raw.lower() in ("false", "0", "f"):
-        return False
-    raise InvalidField(f"invalid value for {name}")
-
-
 def _config_node(directory: DiscoveryToken, target: _Target, with_size: bool) -> dict[str, Any]:
     config: dict[str, Any] = {
         "key": f"{target.directory}/{CONFIG}",
@@ -239,7 +245,7 @@ def _member_node(member: DiscoveryMember, target: _Target) -> dict[str, Any]:
 
 
 def _get(target: _Target, directory: DiscoveryToken) -> Response:
-    flags = {name: _bool_arg(name) for name in _BOOL_ARGS}
+    flags = {name: bool_arg(name) for name in BOOL_ARGS}
     if flags["wait"]:
         return _watch(target, directory, flags["recursive"])
     if target.is_directory:
@@ -274,22 +280,12 @@ def _lookup_member(directory: DiscoveryToken, target: _Target) -> DiscoveryMembe
     return member
 
 
-def _wait_index(current: int) -> int:
-    raw = request.args.get("waitIndex")
-    if raw is None or raw == "":
-        return current + 1
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
-        raise IndexNaN("waitIndex")
-    since = int(raw)
-    return since if since > 0 else current + 1
-
-
 def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Response:
     """Answer the first member created at or after waitIndex that the watch covers.
 
     With none before the watch timeout, answer 200 with an empty body: etcd asks again.
     """
-    since = _wait_index(directory.index)
+    since = wait_index(directory.index)
     covers: Callable[[DiscoveryMember], bool]
     if target.is_directory and recursive:
         covers = lambda member: True  # noqa: E731
@@ -301,7 +297,10 @@ def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Respo
         current_app.config.get("DISCOVERY_WATCH_TIMEOUT", policy.DISCOVERY_WATCH_TIMEOUT)
     )
     try:
-        member, index = next_member(directory, since, covers, timeout)
+        # What is already there is answered without waiting, so without a slot.
+        member, index = next_member(target.token, directory, since, covers, 0)
+        if member is None:
+            member, index = _wait(target, directory, since, covers, timeout)
     except KeyNotFound:
         raise KeyNotFound(target.key) from None
     if member is None:
@@ -309,6 +308,25 @@ def _watch(target: _Target, directory: DiscoveryToken, recursive: bool) -> Respo
         response.headers["X-Etcd-Index"] = str(index)
         return response
     return _json({"action": "create", "node": _member_node(member, target)}, 200, index)
+
+
+def _wait(
+    target: _Target,
+    directory: DiscoveryToken,
+    since: int,
+    covers: Callable[[DiscoveryMember], bool],
+    timeout: float,
+) -> tuple[DiscoveryMember | None, int]:
+    """next_member in one of this process's watch slots (LimitReached when none is free)."""
+    slot = watch_slots.hold(
+        target.token,
+        limits.client_address(),
+        per_token=directory.size,
+        per_client=limits.limit("DISCOVERY_WATCHES_PER_CLIENT"),
+        total=limits.limit("DISCOVERY_WATCHES_PER_PROCESS"),
+    )
+    with slot:
+        return next_member(target.token, directory, since, covers, timeout)
 
 
 def _put(target: _Target, directory: DiscoveryToken) -> Response:
@@ -322,10 +340,15 @@ def _put(target: _Target, directory: DiscoveryToken) -> Response:
             raise InvalidField(f"{name} is not supported here")
     if request.args.get("prevExist") != "false":
         raise InvalidField("prevExist=false is required: a member registers once")
-    value = _form_value()
+    value = form_value()
     parse_peers(value)
     try:
-        member = register(target.token, member_id, value)
+        member = register(
+            target.token,
+            member_id,
+            value,
+            extra_per_size=limits.limit("DISCOVERY_EXTRA_REGISTRATIONS_PER_SIZE"),
+        )
     except KeyNotFound:
         raise KeyNotFound(target.key) from None
     except NodeExists as exc:
@@ -333,33 +356,3 @@ def _put(target: _Target, directory: DiscoveryToken) -> Response:
     member_registered(target.token)
     body = {"action": "create", "node": _member_node(member, target)}
     return _json(body, 201, member.created_index)
-
-
-def _form_value() -> str:
-    """The one `value` field of a urlencoded body, or the error that says what is wrong."""
-    if request.mimetype != "application/x-www-form-urlencoded":
-        raise InvalidForm("body must be application/x-www-form-urlencoded")
-    if request.content_length is not None and request.content_length > _MAX_BODY:
-        raise BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
-    raw = request.stream.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise BodyTooLarge(f"body is longer than {_MAX_BODY} bytes")
-    try:
-        fields = parse_qsl(
-            raw.decode("utf-8"),
-            keep_blank_values=True,
-            strict_parsing=bool(raw),
-            errors="strict",
-            max_num_fields=8,
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidForm("body is not a urlencoded form") from None
-    values = [v for k, v in fields if k == "value"]
-    for name, _ in fields:
-        if name != "value":
-            raise InvalidField(f"{name} is not supported here")
-    if len(values) > 1:
-        raise InvalidForm("value given more than once")
-    if not values or values[0] == "":
-        raise ValueRequired("value")
-    return values[0]

@@ -1,7 +1,7 @@
 """Discovery tokens and the members that registered under them, in Datastore.
 
-A `DiscoveryToken` is one etcd v2 discovery directory. Its key name is the secret token
-itself, so a token is only ever compared by a key lookup. Members are its children
+A `DiscoveryToken` is one etcd v2 discovery directory. Its key name is the SHA-256 of the
+secret token, so a token is only ever compared by a key lookup. Members are its children
 (`DiscoveryMember`), so listing them is an ancestor query, strongly consistent. The
 token carries the directory's etcd index: `_config/size` was created at index 1 and each
 member registration takes the next index in the same transaction that creates the member.
@@ -9,6 +9,7 @@ member registration takes the next index in the same transaction that creates th
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -19,7 +20,16 @@ from google.api_core import exceptions as core_exceptions
 from google.cloud import ndb
 
 from appengine import policy
-from vulcano.errors import VulcanoError
+from appengine.discovery_errors import (
+    BadSize,
+    InvalidField,
+    InvalidForm,
+    KeyNotFound,
+    NodeExists,
+    TokenFull,
+)
+from appengine.limits import LimitReached
+from appengine.models import Install, derived_secret
 
 # `_config/size` is created with the directory, at index 1.
 CONFIG_INDEX = 1
@@ -34,87 +44,11 @@ _RPC = {"timeout": policy.DATASTORE_TIMEOUT, "retries": policy.DATASTORE_RETRIES
 # Inside a transaction the transaction itself is what is retried.
 _TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
 
+# 128 bits, 32 lowercase hex characters, as discovery.etcd.io's tokens.
+TOKEN_BYTES = 16
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 # etcd 3.4 names its discovery key after the member id, a uint64 in lowercase hex.
 _MEMBER_ID = re.compile(r"[0-9a-f]{1,16}")
-
-
-class DiscoveryError(VulcanoError):
-    """Base of the discovery service's errors; each knows its HTTP status and v2 code."""
-
-    status = 400
-    error_code = 209
-    message = "Invalid field"
-
-    def __init__(self, cause: str, index: int | None = None) -> None:
-        super().__init__(f"{self.message}: {cause}")
-        self.cause = cause
-        self.index = index
-
-
-class KeyNotFound(DiscoveryError, LookupError):
-    """No such token, or no such key under it."""
-
-    status = 404
-    error_code = 100
-    message = "Key not found"
-
-
-class NodeExists(DiscoveryError):
-    """A create (`prevExist=false`) of a key that is already there."""
-
-    status = 412
-    error_code = 105
-    message = "Key already exists"
-
-
-class InvalidField(DiscoveryError, ValueError):
-    """A query parameter, key name or method the discovery service does not accept."""
-
-
-class ValueRequired(DiscoveryError, ValueError):
-    """A registration without a `value` field."""
-
-    error_code = 200
-    message = "Value is Required in POST form"
-
-
-class IndexNaN(DiscoveryError, ValueError):
-    """A `waitIndex` that is not an unsigned integer."""
-
-    error_code = 203
-    message = "The given index in POST form is not a number"
-
-
-class InvalidForm(DiscoveryError, ValueError):
-    """A registration body that is not a form, or whose value is not `name=peerURL,...`."""
-
-    error_code = 210
-    message = "Invalid POST form"
-
-
-class BodyTooLarge(InvalidForm):
-    """A registration body longer than any etcd member sends."""
-
-    status = 413
-
-
-class InternalError(DiscoveryError):
-    """Datastore (or this code) failed; etcd retries a GET that gets a 5xx."""
-
-    status = 500
-    error_code = 300
-    message = "Raft Internal Error"
-
-
-class MethodNotAllowed(DiscoveryError):
-    """A method other than GET, HEAD and PUT on a discovery key."""
-
-    status = 405
-
-
-class BadSize(InvalidField):
-    """A cluster size that is not an integer from MIN_SIZE to MAX_SIZE."""
 
 
 def parse_size(raw: str | None) -> int:
@@ -175,30 +109,96 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _derived_token(manage_token: str, nonce: str) -> str:
+    return derived_secret(manage_token, f"discovery token {nonce}", TOKEN_BYTES).hex()
+
+
+def token_key(token: str) -> ndb.Key:
+    """The Datastore key of a discovery token: its hex SHA-256, never the token itself."""
+    return ndb.Key(DiscoveryToken, hashlib.sha256(token.encode("ascii")).hexdigest())
+
+
 class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
-    """One etcd discovery directory: its size, its index counter, the install it serves."""
+    """One etcd discovery directory: its size, its index counter, the install it serves.
+
+    Stored under the SHA-256 of the token (128 random bits: the hash cannot be walked
+    back), so a leaked backup holds no usable discovery URL. A token made for an install
+    is derived from the install's manage token and the entity's `nonce`: the install page
+    can show the URL again, and nothing stored (nonce included) rebuilds it.
+    """
 
     size = ndb.IntegerProperty(required=True, indexed=False)
     index = ndb.IntegerProperty(required=True, indexed=False, default=CONFIG_INDEX)
     created = ndb.DateTimeProperty(required=True, tzinfo=UTC)
     install = ndb.KeyProperty()
+    nonce = ndb.TextProperty()
 
     @classmethod
-    def create(cls, size: int, install: ndb.Key | None = None) -> tuple[DiscoveryToken, str]:
-        """A new token with 128 random bits; returns the entity and the token."""
+    def create(
+        cls,
+        size: int,
+        install: ndb.Key | None = None,
+        manage_token: str | None = None,
+        max_per_install: int | None = None,
+    ) -> tuple[DiscoveryToken, str]:
+        """A new token with 128 random (or derived) bits; returns the entity and the token.
+
+        With ``install`` the token is derived from ``manage_token``, which must be given,
+        and counted on the install in the same transaction: past ``max_per_install`` it
+        raises LimitReached (409) and stores nothing.
+        """
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise BadSize(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE}")
-        token = secrets.token_hex(16)
-        entity = cls(id=token, size=size, index=CONFIG_INDEX, created=_now(), install=install)
-        entity.put(**_RPC)
+        nonce = None
+        if install is None:
+            token = secrets.token_hex(TOKEN_BYTES)
+        else:
+            assert manage_token is not None, "an install's token is derived from its manage token"
+            nonce = secrets.token_hex(TOKEN_BYTES)
+            token = _derived_token(manage_token, nonce)
+        entity = cls(
+            key=token_key(token),
+            size=size,
+            index=CONFIG_INDEX,
+            created=_now(),
+            install=install,
+            nonce=nonce,
+        )
+        if install is None:
+            entity.put(**_RPC)
+            return entity, token
+
+        def insert() -> None:
+            owner: Install | None = install.get(**_TXN_RPC)
+            if owner is None or owner.expired:
+                raise KeyNotFound("install")
+            made = int(owner.discovery_tokens or 0)
+            if max_per_install is not None and made >= max_per_install:
+                raise LimitReached(
+                    f"discovery: an install has at most {max_per_install} discovery URLs; "
+                    "this one has them all",
+                    status=409,
+                )
+            owner.discovery_tokens = made + 1
+            ndb.put_multi([owner, entity])
+
+        ndb.transaction(insert, retries=policy.TRANSACTION_RETRIES)
         return entity, token
 
     @classmethod
     def lookup(cls, token: str) -> DiscoveryToken | None:
-        """The token's entity, read past every cache; None for unknown or malformed tokens."""
+        """The token's entity, read past every cache; None for unknown or malformed tokens.
+
+        A token of a deleted install is unknown from the moment the install is gone.
+        """
         if _TOKEN.fullmatch(token) is None:
             return None
-        entity: DiscoveryToken | None = ndb.Key(cls, token).get(use_cache=False, **_RPC)
+        entity: DiscoveryToken | None = token_key(token).get(use_cache=False, **_RPC)
+        install = entity.install if entity is not None else None
+        if install is not None:
+            owner: Install | None = install.get(use_cache=False, **_RPC)
+            if owner is None or owner.expired:
+                return None
         return entity
 
     @classmethod
@@ -208,10 +208,14 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         tokens.sort(key=lambda t: t.created, reverse=True)
         return tokens
 
+    def token_for(self, manage_token: str) -> str:
+        """This install token's discovery token, derived again from the manage token."""
+        assert self.nonce is not None, "only an install's tokens can be derived again"
+        return _derived_token(manage_token, self.nonce)
+
     @property
-    def token(self) -> str:
-        token: str = self.key.id()
-        return token
+    def members_registered(self) -> int:
+        return int(self.index) - CONFIG_INDEX
 
     def members(self) -> list[DiscoveryMember]:
         """The members registered as of this entity's index, in createdIndex order.
@@ -261,8 +265,17 @@ _RETRIED = (
 )
 
 
-def register(token: str, member_id: str, value: str) -> DiscoveryMember:
+def max_registrations(size: int, extra_per_size: int) -> int:
+    """The most registrations a token of ``size`` takes."""
+    return size * (1 + extra_per_size)
+
+
+def register(
+    token: str, member_id: str, value: str, extra_per_size: int | None = None
+) -> DiscoveryMember:
     """Create the member under the token with the token's next index, in one transaction.
+
+    Past ``max_registrations(size, extra_per_size)`` registrations it raises TokenFull.
 
     A transaction that loses a race with another registration is tried again, quickly
     (ndb's own retries wait a second or more). Raises KeyNotFound for an unknown token
@@ -272,15 +285,29 @@ def register(token: str, member_id: str, value: str) -> DiscoveryMember:
         raise InvalidField("key must be a member id: 1 to 16 lowercase hex digits")
     if _TOKEN.fullmatch(token) is None:
         raise KeyNotFound("token")
-    token_key = ndb.Key(DiscoveryToken, token)
-    member_key = ndb.Key(DiscoveryMember, member_id, parent=token_key)
+    directory_key = token_key(token)
+    member_key = ndb.Key(DiscoveryMember, member_id, parent=directory_key)
 
     def create() -> tuple[DiscoveryMember, bool, int]:
-        directory, existing = ndb.get_multi([token_key, member_key], use_cache=False, **_TXN_RPC)
+        directory, existing = ndb.get_multi(
+            [directory_key, member_key], use_cache=False, **_TXN_RPC
+        )
         if directory is None:
             raise KeyNotFound("token")
+        # Read in the transaction: a delete of the install that commits first wins.
+        if directory.install is not None:
+            owner: Install | None = directory.install.get(**_TXN_RPC)
+            if owner is None or owner.expired:
+                raise KeyNotFound("token")
         if existing is not None:
             return existing, False, directory.index
+        if extra_per_size is not None:
+            most = max_registrations(directory.size, extra_per_size)
+            if directory.members_registered >= most:
+                raise TokenFull(
+                    f"registrations: a token of size {directory.size} takes at most {most}",
+                    index=directory.index,
+                )
         directory.index += 1
         member = DiscoveryMember(
             key=member_key, value=value, created_index=directory.index, created=_now()
@@ -307,15 +334,45 @@ def register(token: str, member_id: str, value: str) -> DiscoveryMember:
     raise failure
 
 
+def _delete_tokens(keys: list[ndb.Key]) -> None:
+    for directory_key in keys:
+        children: list[ndb.Key] = DiscoveryMember.query(ancestor=directory_key).fetch(
+            keys_only=True, **_RPC
+        )
+        ndb.delete_multi([*children, directory_key], **_RPC)
+
+
+def delete_for_install(install: ndb.Key) -> int:
+    """Delete every token of ``install`` with its members; how many tokens there were."""
+    keys: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.install == install).fetch(
+        keys_only=True, **_RPC
+    )
+    _delete_tokens(keys)
+    return len(keys)
+
+
 def delete_older_than(max_age: timedelta, batch: int = policy.DISCOVERY_CLEANUP_BATCH) -> int:
     """Delete at most `batch` tokens created before now - max_age, with their members."""
     cutoff = _now() - max_age
-    old: list[ndb.Key] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
-        batch, keys_only=True, **_RPC
+    old: list[DiscoveryToken] = DiscoveryToken.query(DiscoveryToken.created < cutoff).fetch(
+        batch, **_RPC
     )
-    for token_key in old:
-        children: list[ndb.Key] = DiscoveryMember.query(ancestor=token_key).fetch(
-            keys_only=True, **_RPC
-        )
-        ndb.delete_multi([*children, token_key], **_RPC)
+    _delete_tokens([token.key for token in old if token.install is None])
+    for token in old:
+        if token.install is not None:
+            _delete_install_token(token.key, token.install)
     return len(old)
+
+
+def _delete_install_token(directory_key: ndb.Key, install: ndb.Key) -> None:
+    """Delete one token of an install and give the install its place back, together."""
+
+    def remove() -> None:
+        owner: Install | None = install.get(**_TXN_RPC)
+        if owner is not None:
+            owner.discovery_tokens = max(0, int(owner.discovery_tokens or 0) - 1)
+            owner.put()
+        directory_key.delete()
+
+    ndb.transaction(remove, retries=policy.TRANSACTION_RETRIES)
+    _delete_tokens([directory_key])  # its members; the token itself is already gone

@@ -11,9 +11,73 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from appengine import policy
-from appengine.discovery_models import DiscoveryMember, DiscoveryToken, KeyNotFound
+from appengine.discovery_errors import (
+    KeyNotFound,
+)
+from appengine.discovery_models import (
+    DiscoveryMember,
+    DiscoveryToken,
+)
+from appengine.limits import DISCOVERY_WATCH_RETRY_AFTER, LimitReached
+
+
+class WatchSlots:
+    """Bounds this process's waiting watches: in all, per token, per client address.
+
+    A watch holds a worker thread for as long as it waits, so this process never lets
+    more wait than leave threads for pages. Past a bound the watch is refused at once
+    (LimitReached, 503: etcd retries a 5xx GET after a backoff) instead of queueing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = 0
+        self._per_token: Counter[str] = Counter()
+        self._per_client: Counter[str] = Counter()
+        # Watches refused since the process started (a bound that is hit is worth seeing).
+        self.refused = 0
+
+    @contextmanager
+    def hold(
+        self, token: str, client: str, per_token: int, per_client: int, total: int
+    ) -> Iterator[None]:
+        with self._lock:
+            refused = None
+            if self._total >= total:
+                refused = f"discovery watches: at most {total} wait at once on this server"
+            elif self._per_token[token] >= per_token:
+                refused = f"discovery watches: at most {per_token} wait at once on this token"
+            elif self._per_client[client] >= per_client:
+                refused = f"discovery watches: at most {per_client} wait at once from one address"
+            if refused is not None:
+                self.refused += 1
+                raise LimitReached(
+                    refused + "; try again", status=503, retry_after=DISCOVERY_WATCH_RETRY_AFTER
+                )
+            self._total += 1
+            self._per_token[token] += 1
+            self._per_client[client] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._total -= 1
+                self._per_token[token] -= 1
+                self._per_client[client] -= 1
+                if not self._per_token[token]:
+                    del self._per_token[token]
+                if not self._per_client[client]:
+                    del self._per_client[client]
+
+    def waiting(self) -> int:
+        with self._lock:
+            return self._total
+
+
+watch_slots = WatchSlots()
 
 
 class _Wakeups:
@@ -65,6 +129,7 @@ def poll_delays() -> Iterator[float]:
 
 
 def next_member(
+    token: str,
     directory: DiscoveryToken,
     since: int,
     covers: Callable[[DiscoveryMember], bool],
@@ -89,6 +154,6 @@ def next_member(
         left = deadline - time.monotonic()
         if left <= 0:
             return None, current.index
-        _wakeups.wait(directory.token, min(next(delays), left))
-        current = DiscoveryToken.lookup(directory.token)
+        _wakeups.wait(token, min(next(delays), left))
+        current = DiscoveryToken.lookup(token)
     raise KeyNotFound("token")

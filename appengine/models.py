@@ -1,15 +1,25 @@
-"""The installer's memory: one Datastore entity per install, found again by its token.
+"""The installer's memory: one Datastore entity per install, found again by its tokens.
 
-Datastore never holds a raw token: an install's key name is the SHA-256 of its token, so
-reading the database (or its backups) does not hand out permalinks. Finding an install
-by token is a key lookup on that hash, which needs no comparison of secrets at all.
+An install has two tokens. The *manage token* (random, shown to the user once and on the
+install page) opens the page, deletes the install and makes discovery URLs. The *read
+token* goes into the permalink, which machines fetch and keep in their user-data: it
+serves the document and nothing else. The read token is an HMAC of the manage token, so
+whoever holds the manage token can show the permalink again, and a read token says
+nothing about the manage token that made it.
+
+Datastore never holds a raw token: an install's key name is the SHA-256 of its read
+token, so reading the database (or its backups) hands out neither. Finding an install by
+either token is a key lookup on that hash, which needs no comparison of secrets at all.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import ndb
@@ -46,6 +56,21 @@ def token_key_name(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+_READ_TOKEN_INFO = b"vulcano install read token v1"
+
+
+def read_token(manage_token: str) -> str:
+    """The permalink's token for the install ``manage_token`` manages (same shape)."""
+    digest = hmac.new(manage_token.encode("ascii"), _READ_TOKEN_INFO, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def derived_secret(manage_token: str, purpose: str, nbytes: int) -> bytes:
+    """``nbytes`` secret bytes for ``purpose``, derived from the manage token alone."""
+    message = f"vulcano install {purpose}".encode()
+    return hmac.new(manage_token.encode("ascii"), message, hashlib.sha256).digest()[:nbytes]
+
+
 class Install(ndb.Model):  # type: ignore[misc]
     """One install a user made on the page: their answers and the document generated."""
 
@@ -58,22 +83,33 @@ class Install(ndb.Model):  # type: ignore[misc]
     document = ndb.TextProperty(required=True)
     content_type = ndb.TextProperty(required=True)
     created = ndb.DateTimeProperty(auto_now_add=True)
+    # After this the install is gone for every purpose; the cron deletes it.
+    expires = ndb.DateTimeProperty(tzinfo=UTC)
+    # How many discovery tokens were made for it, counted in their creating transaction.
+    discovery_tokens = ndb.IntegerProperty(default=0, indexed=False)
+
+    @property
+    def expired(self) -> bool:
+        return self.expires is not None and self.expires <= datetime.now(UTC)
 
     @classmethod
-    def create(cls, **fields: Any) -> tuple[Install, str]:
-        """Store a new install under a fresh token; return it and the token.
+    def create(cls, max_age: timedelta | None = None, **fields: Any) -> tuple[Install, str]:
+        """Store a new install under a fresh token; return it and its manage token.
+
+        With ``max_age`` the install expires that long from now.
 
         The insert is a transaction that refuses to overwrite an existing install, so two
         creates can never end up sharing one entity.
         """
         for _ in range(_CREATE_ATTEMPTS):
             token = new_token()
-            key = ndb.Key(cls, token_key_name(token))
+            key = cls.key_for_read_token(read_token(token))
 
             def insert(key: ndb.Key = key) -> Install | None:
                 if key.get(**_TXN_RPC) is not None:
                     return None
-                install = cls(key=key, **fields)
+                expires = datetime.now(UTC) + max_age if max_age is not None else None
+                install = cls(key=key, expires=expires, **fields)
                 install.put()  # inside a transaction ndb takes no per-call options
                 return install
 
@@ -83,19 +119,33 @@ class Install(ndb.Model):  # type: ignore[misc]
         raise TokenCollision("could not draw an unused install token")
 
     @classmethod
-    def get_by_token(cls, token: str) -> Install | None:
-        """The install for ``token``; None when the token is unknown or malformed."""
+    def key_for_read_token(cls, token: str) -> ndb.Key:
+        return ndb.Key(cls, token_key_name(token))
+
+    @classmethod
+    def get_by_read_token(cls, token: str) -> Install | None:
+        """The install a permalink's token serves; None when unknown or malformed."""
         if not isinstance(token, str) or not is_well_formed(token):
             return None
-        install: Install | None = ndb.Key(cls, token_key_name(token)).get(**_RPC)
+        install: Install | None = cls.key_for_read_token(token).get(**_RPC)
         return install
 
     @classmethod
+    def get_by_token(cls, token: str) -> Install | None:
+        """The install a manage token manages; None when unknown or malformed.
+
+        A read token given here names no install: its own HMAC is some other read token.
+        """
+        if not isinstance(token, str) or not is_well_formed(token):
+            return None
+        return cls.get_by_read_token(read_token(token))
+
+    @classmethod
     def delete_by_token(cls, token: str) -> bool:
-        """Delete the install for ``token``; True when there was one."""
+        """Delete the install a manage token manages; True when there was one."""
         if not isinstance(token, str) or not is_well_formed(token):
             return False
-        key = ndb.Key(cls, token_key_name(token))
+        key = cls.key_for_read_token(read_token(token))
 
         def remove() -> bool:
             if key.get(**_TXN_RPC) is None:
@@ -105,3 +155,11 @@ class Install(ndb.Model):  # type: ignore[misc]
 
         removed: bool = ndb.transaction(remove, retries=policy.TRANSACTION_RETRIES)
         return removed
+
+    @classmethod
+    def expired_keys(cls, batch: int) -> list[ndb.Key]:
+        """At most ``batch`` keys of installs past their expiry."""
+        keys: list[ndb.Key] = cls.query(cls.expires < datetime.now(UTC)).fetch(
+            batch, keys_only=True, **_RPC
+        )
+        return keys

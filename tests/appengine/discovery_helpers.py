@@ -83,9 +83,10 @@ def member_names(member: Etcd) -> list[str]:
 
 
 def start_all(cluster: list[Etcd]) -> None:
-    """Start every member at once, then wait for each to answer healthy."""
+    """Start every member at once (those not yet running), then wait for each to be healthy."""
     for member in cluster:
-        member.start()
+        if member.proc is None or member.proc.poll() is not None:
+            member.start()
     for member in cluster:
         try:
             member.wait_healthy(START_TIMEOUT)

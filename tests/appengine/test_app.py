@@ -81,7 +81,7 @@ def test_request_logs_never_carry_a_token(caplog: pytest.LogCaptureFixture) -> N
 def test_security_headers_keep_tokens_out_of_referers_and_caches(client: FlaskClient) -> None:
     token = create(client)
     page = client.get(f"/installs/{token}")
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "same-origin"
     assert page.headers["Cache-Control"] == "private, no-store"
 
 

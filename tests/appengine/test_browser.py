@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,22 +10,12 @@ import pytest
 import requests
 import yaml
 
+from appengine.models import read_token
+from tests.appengine.browser import chromium_page
 from tests.conftest import require
 from vulcano.lab.installer import InstallerServer, installer_server
 from vulcano.lab.services import DatastoreEmulator
 from vulcano.lab.sshkeys import ed25519_line
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -37,21 +26,9 @@ def live_installer(datastore: DatastoreEmulator, tmp_path: Path) -> Iterator[Ins
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[object]:
-    require(os.path.exists(CHROMIUM), "needs Debian's chromium")
     require(shutil.which("cloud-init") is not None, "needs Debian's cloud-init")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_page(tmp_path / "chromium-profile") as page:
+        yield page
 
 
 @pytest.mark.slow
@@ -81,12 +58,12 @@ def test_browser_fills_the_form_and_reads_the_document(
 
     token = page.inner_text("#token")
     permalink = page.get_attribute("#permalink", "href")
-    assert permalink == f"/cloud-config/{token}"
+    assert permalink == f"/cloud-config/{read_token(token)}"
     served = requests.get(live_installer.url + permalink, timeout=10)
     assert served.status_code == 200
     assert served.headers["Content-Type"] == "text/cloud-config; charset=utf-8"
     assert served.text == document_text.rstrip("\n") + "\n"
-    assert f"{live_installer.url}/cloud-config/{token}" in page.inner_text("#include")
+    assert f"{live_installer.url}/cloud-config/{read_token(token)}" in page.inner_text("#include")
 
     page.click("#delete")
     page.wait_for_selector(".flash")

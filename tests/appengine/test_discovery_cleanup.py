@@ -47,7 +47,7 @@ def test_cron_deletes_old_tokens_and_their_members_and_keeps_young_ones(
     young = token_aged(discovery_client, discovery_app, timedelta(days=6), members=1)
     answer = discovery_client.get("/cron/discovery/cleanup", headers=CRON)
     assert answer.status_code == 200
-    assert answer.text == "deleted 1\n"
+    assert answer.text.startswith("deleted 1\n")
     assert v2_error(discovery_client.get(f"{old}/_config/size")) == (404, 100)
     assert discovery_client.get(f"{young}/_config/size").status_code == 200
     assert count_entities(discovery_app, DiscoveryToken) == 1
@@ -59,7 +59,7 @@ def test_the_age_is_configurable(datastore: DatastoreEmulator) -> None:
     client = app.test_client()
     token_aged(client, app, timedelta(minutes=2))
     token_aged(client, app, timedelta(seconds=0))
-    assert client.get("/cron/discovery/cleanup", headers=CRON).text == "deleted 1\n"
+    assert client.get("/cron/discovery/cleanup", headers=CRON).text.startswith("deleted 1\n")
     assert count_entities(app, DiscoveryToken) == 1
 
 
@@ -100,7 +100,7 @@ def test_a_watch_on_a_token_deleted_meanwhile_ends_with_404_100(
         cleaned = requests.get(
             f"{discovery_server.url}/cron/discovery/cleanup", headers=CRON, timeout=5
         )
-        assert cleaned.text == "deleted 1\n"
+        assert cleaned.text.startswith("deleted 1\n")
     finally:
         watch.join(20)
     assert len(answers) == 1

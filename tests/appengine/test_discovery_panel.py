@@ -65,7 +65,7 @@ def test_the_button_makes_a_token_tied_to_the_install(
         install = Install.get_by_token(install_token)
         assert install is not None
         tokens = DiscoveryToken.for_install(install.key)
-    assert [t.token for t in tokens] == [directory.rsplit("/", 1)[1]]
+    assert [t.token_for(install_token) for t in tokens] == [directory.rsplit("/", 1)[1]]
 
 
 def test_the_page_shows_registered_members_in_order(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from appengine.discovery_models import (
+from appengine.discovery_errors import (
     BadSize,
     InvalidForm,
+)
+from appengine.discovery_models import (
     is_member_id,
     parse_peers,
     parse_size,

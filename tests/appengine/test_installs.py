@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from google.cloud import ndb
 from werkzeug.datastructures import MultiDict
 
-from appengine.models import Install
+from appengine.models import Install, read_token
 from tests.appengine.conftest import csrf_token
 from vulcano.lab.sshkeys import ed25519_line, rsa_line
 
@@ -69,8 +69,8 @@ def test_create_shows_the_document_and_the_permalink_serves_it(
     token = create(client, flavour=flavour)
     page = client.get(f"/installs/{token}")
     assert page.status_code == 200
-    assert f"/cloud-config/{token}" in page.text
-    served = client.get(f"/cloud-config/{token}")
+    assert f"/cloud-config/{read_token(token)}" in page.text
+    served = client.get(f"/cloud-config/{read_token(token)}")
     assert served.status_code == 200
     assert served.headers["Content-Type"] == content_type
     assert served.headers["Cache-Control"] == "private, no-store"
@@ -85,17 +85,17 @@ def test_create_shows_the_document_and_the_permalink_serves_it(
 def test_install_page_offers_a_one_line_command_and_an_include(client: FlaskClient) -> None:
     token = create(client)
     page = client.get(f"/installs/{token}").text
-    url = f"http://localhost/cloud-config/{token}"
+    url = f"http://localhost/cloud-config/{read_token(token)}"
     assert re.search(rf'<pre id="command">curl -fsSL {re.escape(url)} \|', page)
     assert f'<pre id="include">#include\n{url}\n</pre>' in page
     legacy = create(client, flavour="coreos-legacy")
     page = client.get(f"/installs/{legacy}").text
-    assert f"coreos-cloudinit --from-url=http://localhost/cloud-config/{legacy}" in page
+    assert f"coreos-cloudinit --from-url=http://localhost/cloud-config/{read_token(legacy)}" in page
 
 
 def test_download_is_an_attachment(client: FlaskClient) -> None:
     token = create(client, flavour="flatcar")
-    response = client.get(f"/cloud-config/{token}?download=1")
+    response = client.get(f"/cloud-config/{read_token(token)}?download=1")
     assert response.headers["Content-Disposition"] == 'attachment; filename="vulcano-prod.ign"'
 
 
@@ -111,12 +111,12 @@ def test_delete_forgets_the_install_and_its_permalink(app: Flask, client: FlaskC
     token = create(client)
     response = client.post(f"/installs/{token}/delete", data={"csrf_token": csrf_token(client)})
     assert response.status_code == 303
-    assert client.get(f"/cloud-config/{token}").status_code == 404
+    assert client.get(f"/cloud-config/{read_token(token)}").status_code == 404
     assert client.get(f"/installs/{token}").status_code == 404
     again = client.post(f"/installs/{token}/delete", data={"csrf_token": csrf_token(client)})
     assert again.status_code == 404
     assert [i.cluster_name for i in stored(app)] == ["keep"]
-    assert client.get(f"/cloud-config/{keep}").status_code == 200
+    assert client.get(f"/cloud-config/{read_token(keep)}").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_forms_without_csrf_token_are_refused(app: Flask, client: FlaskClient) -
     token = create(client)
     forged = client.post(f"/installs/{token}/delete", data={"csrf_token": "forged"})
     assert forged.status_code == 400
-    assert client.get(f"/cloud-config/{token}").status_code == 200
+    assert client.get(f"/cloud-config/{read_token(token)}").status_code == 200
     assert len(stored(app)) == 1
 
 
@@ -214,7 +214,7 @@ def test_a_document_over_64_kib_is_413_and_not_stored(app: Flask, client: FlaskC
 def test_hostile_comment_in_an_accepted_key_stays_inside_its_string(client: FlaskClient) -> None:
     evil = ed25519_line("x\" #{{ 7*7 }}': [a, b] ]} runcmd: - reboot")
     token = create(client, ssh_keys=evil)
-    document = yaml.safe_load(client.get(f"/cloud-config/{token}").text)
+    document = yaml.safe_load(client.get(f"/cloud-config/{read_token(token)}").text)
     assert document["ssh_authorized_keys"] == [evil]
     assert set(document) == {
         "ssh_authorized_keys",
@@ -246,7 +246,7 @@ def test_concurrent_creates_each_get_their_own_install(app: Flask) -> None:
     assert len(set(tokens)) == len(clients)
     assert sorted(i.cluster_name for i in stored(app)) == sorted(f"c{i}" for i in range(8))
     for i, token in enumerate(tokens):
-        served = clients[0].get(f"/cloud-config/{token}").text
+        served = clients[0].get(f"/cloud-config/{read_token(token)}").text
         assert f"VULCANO_CLUSTER_NAME=c{i}\n" in served
 
 
