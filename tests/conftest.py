@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from vulcano.lab import services
 
@@ -81,3 +82,12 @@ def tmp_state(tmp_path: Path) -> Path:
     d = tmp_path / "state"
     d.mkdir(mode=0o700)
     return d
+
+
+# Every hypothesis campaign runs the same inputs on every run: derandomized, with no
+# example database, so a CI failure reproduces and a local run cannot differ from CI.
+# Each campaign states its own max_examples; the profile only fixes how they are drawn.
+settings.register_profile(
+    "vulcano", derandomize=True, database=None, deadline=None, print_blob=True
+)
+settings.load_profile("vulcano")

@@ -87,7 +87,7 @@ def parse_name(name: str) -> UnitName:
         raise UnitNameError("unit name is empty")
     if len(name) > MAX_NAME_LENGTH:
         raise UnitNameError(f"unit name is longer than {MAX_NAME_LENGTH} characters: {name[:40]}…")
-    m = _NAME_RE.match(name)
+    m = _NAME_RE.fullmatch(name)  # fullmatch: '$' would let a trailing newline in
     if not m:
         raise UnitNameError(
             f"{name!r} is not a valid unit name (letters, digits, ':_.\\-', then an "

@@ -38,8 +38,10 @@ __all__ = [
 ]
 
 MAX_UNIT_FILE_BYTES = 256 * 1024
-_SECTION_RE = re.compile(r"^\[([^\[\]]+)\]$")
-_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_SECTION_RE = re.compile(r"\[([^\[\]]+)\]")  # used with fullmatch
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+_WHITESPACE = " \t\n\r"  # systemd's WHITESPACE (strstrip, and so the parser)
+_LONE_CR_RE = re.compile(r"\r(?!\n|\Z)")  # a final \r is a line end to both
 
 
 @dataclass(frozen=True)
@@ -100,16 +102,19 @@ def _continues(raw: str) -> bool:
     """systemd's test: the line's very last character is an unescaped backslash.
 
     A backslash followed by spaces does not continue the line (conf-parser.c scans the
-    raw line), and neither does an escaped one (``\\\\``).
+    raw line), and neither does an escaped one (``\\\\``): an odd run of trailing
+    backslashes continues it. Only the newest piece of a continued line is looked at:
+    the pieces before it end in the space their backslash became, which resets the scan.
     """
-    escaped = False
-    for ch in raw:
-        escaped = not escaped if ch == "\\" else False
-    return escaped
+    return (len(raw) - len(raw.rstrip("\\"))) % 2 == 1
 
 
-def parse(text: str, name: str = "unit file") -> UnitFile:
-    """Parse systemd INI; raises UnitFileError naming the file and the offending line."""
+def _strip(s: str) -> str:
+    """systemd's strstrip: only its WHITESPACE, not every Unicode space Python knows."""
+    return s.strip(_WHITESPACE)
+
+
+def _refuse_bad_text(text: str, name: str) -> None:
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_UNIT_FILE_BYTES:
         raise UnitFileError(f"{name}: larger than {MAX_UNIT_FILE_BYTES // 1024} KiB")
     if "\x00" in text:
@@ -119,59 +124,80 @@ def parse(text: str, name: str = "unit file") -> UnitFile:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise UnitFileError(f"{name}: not valid UTF-8 text") from None
+    lone_cr = _LONE_CR_RE.search(text)
+    if lone_cr:
+        lineno = text[: lone_cr.start()].count("\n") + 1
+        raise UnitFileError(
+            f"{name} line {lineno}: a carriage return not followed by a newline, which "
+            "systemd reads as a line break; end lines with \\n (or \\r\\n)"
+        )
+
+
+def parse(text: str, name: str = "unit file") -> UnitFile:
+    """Parse systemd INI; raises UnitFileError naming the file and the offending line.
+
+    Linear in the text's size (at most MAX_UNIT_FILE_BYTES), continued lines included.
+    """
+    _refuse_bad_text(text, name)
     options: list[Option] = []
     section: str | None = None
-    joined: str | None = None  # a continued line so far, its backslashes turned to spaces
+    joined: list[str] | None = None  # a continued line so far, backslashes turned to spaces
     start = 0
     lines = text.split("\n")
     for lineno, raw in enumerate(lines, start=1):
         raw = raw.removesuffix("\r")
-        line = raw.strip()
-        if line.startswith(("#", ";")):
+        if _strip(raw).startswith(("#", ";")):
             continue  # systemd skips comments, inside a continuation too
-        if joined is not None:
-            raw, joined = joined + raw, None
-        else:
+        if joined is None:
             start = lineno
+            joined = []
         if _continues(raw):
-            joined = raw[:-1] + " "
+            joined.append(raw[:-1] + " ")
             continue
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("["):
-            m = _SECTION_RE.match(line)
-            if not m or not m.group(1).strip():
-                raise UnitFileError(f"{name} line {start}: malformed section header {_show(line)}")
-            section = m.group(1)
-            continue
-        if "=" not in line:
-            raise UnitFileError(
-                f"{name} line {start}: expected Key=Value, got {_show(line)}"
-                + _trailing_space_hint(lines, start)
-            )
-        key, value = line.split("=", 1)
-        key = key.strip()
-        if not _KEY_RE.match(key):
-            raise UnitFileError(f"{name} line {start}: invalid key {_show(key)}")
-        if section is None:
-            raise UnitFileError(f"{name} line {start}: {key}= comes before any [Section]")
-        options.append(Option(section, key, value.strip(), start))
-    if joined is not None and joined.strip():
+        joined.append(raw)
+        line, joined = _strip("".join(joined)), None
+        if line:
+            section = _assignment(line, lines, start, section, name, options)
+    if joined is not None and _strip("".join(joined)):
         # a backslash on the last line: systemd parses what it has
-        line = joined.strip()
+        line = _strip("".join(joined))
         if "=" in line and section is not None:
             key, value = line.split("=", 1)
-            options.append(Option(section, key.strip(), value.strip(), start))
-    if not options and not any(_SECTION_RE.match(ln.strip()) for ln in lines):
+            if _KEY_RE.fullmatch(_strip(key)):
+                options.append(Option(section, _strip(key), _strip(value), start))
+    if not options and not any(_SECTION_RE.fullmatch(_strip(ln)) for ln in lines):
         raise UnitFileError(f"{name}: empty unit file (no [Section] and no options)")
     return UnitFile(text=text, options=tuple(options))
+
+
+def _assignment(
+    line: str, lines: list[str], start: int, section: str | None, name: str, out: list[Option]
+) -> str | None:
+    """Read one logical line into ``out``; returns the section it leaves current."""
+    if line.startswith("["):
+        m = _SECTION_RE.fullmatch(line)
+        if not m or not _strip(m.group(1)):
+            raise UnitFileError(f"{name} line {start}: malformed section header {_show(line)}")
+        return m.group(1)
+    if "=" not in line:
+        raise UnitFileError(
+            f"{name} line {start}: expected Key=Value, got {_show(line)}"
+            + _trailing_space_hint(lines, start)
+        )
+    key, value = line.split("=", 1)
+    key = _strip(key)
+    if not _KEY_RE.fullmatch(key):
+        raise UnitFileError(f"{name} line {start}: invalid key {_show(key)}")
+    if section is None:
+        raise UnitFileError(f"{name} line {start}: {key}= comes before any [Section]")
+    out.append(Option(section, key, _strip(value), start))
+    return section
 
 
 def _trailing_space_hint(lines: list[str], lineno: int) -> str:
     """Why a line that looks like a continuation is not one, if that is the story."""
     prev = lines[lineno - 2].removesuffix("\r") if lineno >= 2 else ""
-    if prev.rstrip().endswith("\\") and not _continues(prev):
+    if _strip(prev).endswith("\\") and not _continues(prev):
         return (
             f" (line {lineno - 1} ends in a backslash followed by spaces, which systemd "
             "does not read as a continuation: remove the spaces after the backslash)"
