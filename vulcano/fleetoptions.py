@@ -16,12 +16,14 @@ Pure: no I/O.
 from __future__ import annotations
 
 import fnmatch
+import re
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from vulcano.errors import UnitFileError, UnitNameError
-from vulcano.unitnames import check_specifiers, expand_specifiers, parse_name
+from vulcano.unitnames import MAX_NAME_LENGTH, check_specifiers, expand_specifiers, parse_name
 
 if TYPE_CHECKING:
     from vulcano.units import Option, UnitFile
@@ -47,11 +49,25 @@ FLEET_KEYS = {
 # fleet's order of preference for the machine pin: the first value of the first key found
 _MACHINE_ID_KEYS = ("MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID")
 _VULCANO_KEYS = {"Sandbox"}
+# Size limits, so placing a unit costs a bounded time: a glob is matched against unit
+# names (at most MAX_NAME_LENGTH characters), so a longer one has nothing to say; and a
+# unit names at most MAX_LIST_ENTRIES globs, peers or metadata entries per list.
+MAX_GLOB_CHARS = MAX_NAME_LENGTH
+MAX_LIST_ENTRIES = 64
 
 
 def glob_matches(pattern: str, name: str) -> bool:
     """fleet's Conflicts=/Replaces= globs: * ? [..], case-sensitive, whole name."""
-    return fnmatch.fnmatchcase(name, pattern)
+    return compile_glob(pattern).match(name) is not None
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """A glob as a regular expression (fnmatch's translation: no exponential backtracking).
+
+    Not cached here: FleetOptions keeps its own compiled globs, so the number of distinct
+    globs in a cluster cannot defeat a shared cache.
+    """
+    return re.compile(fnmatch.translate(pattern))
 
 
 def parse_bool(value: str) -> bool | None:
@@ -101,6 +117,22 @@ class FleetOptions:
     replaces: tuple[str, ...] = ()
     sandbox: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def _conflict_globs(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
+        return tuple((p, compile_glob(p)) for p in self.conflicts)
+
+    @cached_property
+    def _replace_globs(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(compile_glob(p) for p in self.replaces)
+
+    def conflicting_glob(self, name: str) -> str | None:
+        """The first Conflicts= glob that matches unit ``name``, if any."""
+        return next((p for p, rx in self._conflict_globs if rx.match(name)), None)
+
+    def replaces_name(self, name: str) -> bool:
+        """Whether a Replaces= glob matches unit ``name``."""
+        return any(rx.match(name) for rx in self._replace_globs)
 
     def metadata_requirements(self) -> dict[str, list[str]]:
         """key → allowed values: values of one key OR'd, different keys AND'd."""
@@ -214,6 +246,7 @@ def fleet_options(unit: UnitFile, name: str) -> FleetOptions:
             machine_of.append(item)
     metadata: list[tuple[str, str]] = []
     for v in by_key.get("X-ConditionMachineMetadata", []) + by_key.get("MachineMetadata", []):
+        lines.setdefault("MachineMetadata", v.line)
         metadata.extend(_metadata(v, where))
     conflicts: list[str] = []
     for v in by_key.get("X-Conflicts", []) + by_key.get("Conflicts", []):
@@ -224,6 +257,8 @@ def fleet_options(unit: UnitFile, name: str) -> FleetOptions:
         lines.setdefault("Replaces", v.line)
         replaces.extend(w for word in v.words for w in word.split())
     global_ = _global(by_key.get("Global", []), where, lines)
+    _refuse_oversized(where, lines, machine_of=machine_of, metadata=metadata)
+    _refuse_oversized(where, lines, Conflicts=conflicts, Replaces=replaces)
     _refuse_combinations(where, lines)
     _refuse_self_contradiction(where, lines, machine_of, conflicts, replaces)
     return FleetOptions(
@@ -298,6 +333,22 @@ def _global(found: list[_Value], where: str, lines: dict[str, int]) -> bool:
                 f"got {' '.join(v.words)!r} (fleet read any other word as false)"
             )
     return global_
+
+
+def _refuse_oversized(where: str, lines: dict[str, int], **lists: list[Any]) -> None:
+    for key, entries in lists.items():
+        key = {"machine_of": "MachineOf", "metadata": "MachineMetadata"}.get(key, key)
+        if len(entries) > MAX_LIST_ENTRIES:
+            raise UnitFileError(
+                f"{where} line {lines[key]}: more than {MAX_LIST_ENTRIES} {key}= entries"
+            )
+        if key in ("Conflicts", "Replaces"):
+            for glob in entries:
+                if len(glob) > MAX_GLOB_CHARS:
+                    raise UnitFileError(
+                        f"{where} line {lines[key]}: {key}= glob longer than "
+                        f"{MAX_GLOB_CHARS} characters (unit names are at most that long)"
+                    )
 
 
 _INVALID_TOGETHER = [

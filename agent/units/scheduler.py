@@ -21,7 +21,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from vulcano.records import SHORT_ID_LENGTH, Machine
-from vulcano.units import FleetOptions, glob_matches
+from vulcano.units import FleetOptions
 
 
 @dataclass(frozen=True)
@@ -95,31 +95,23 @@ class _Planner:
         self, name: str, machine: str, ignoring: AbstractSet[str] = frozenset()
     ) -> str | None:
         """The unit on ``machine`` that conflicts with ``name`` (either way), if any."""
-        mine = self.requests[name].options.conflicts
+        mine = self.requests[name].options
         here = self.board.units[machine] | self.globals_on[machine]
-        if mine:
+        if mine.conflicts:
             for other in sorted(here):
-                if (
-                    other != name
-                    and other not in ignoring
-                    and any(glob_matches(p, other) for p in mine)
-                ):
+                if other != name and other not in ignoring and mine.conflicting_glob(other):
                     return other
         for other in sorted(here & self.with_conflicts):
-            theirs = self.requests[other].options.conflicts
-            if (
-                other != name
-                and other not in ignoring
-                and any(glob_matches(p, name) for p in theirs)
-            ):
+            theirs = self.requests[other].options
+            if other != name and other not in ignoring and theirs.conflicting_glob(name):
                 return other
         return None
 
     def _replaces(self, a: str, b: str) -> bool:
         """``a`` replaces ``b``; not when they replace each other (fleet ignored that)."""
-        if a == b or not any(glob_matches(p, b) for p in self.requests[a].options.replaces):
+        if a == b or not self.requests[a].options.replaces_name(b):
             return False
-        return not any(glob_matches(p, a) for p in self.requests[b].options.replaces)
+        return not self.requests[b].options.replaces_name(a)
 
     def _replaced_by_someone_on(self, name: str, machine: str) -> str | None:
         for other in sorted(self.board.units[machine] & self.with_replaces):
@@ -138,7 +130,7 @@ class _Planner:
             theirs = self.requests.get(peer)
             if theirs is None:
                 continue
-            hit = next((p for p in theirs.options.conflicts if glob_matches(p, name)), None)
+            hit = theirs.options.conflicting_glob(name)
             if hit is not None:
                 return f"MachineOf={peer}, but {peer} conflicts with {name} (Conflicts={hit})"
             if self._replaces(peer, name):
@@ -183,24 +175,31 @@ class _Planner:
     # --- planning ---------------------------------------------------------------
 
     def _order(self, names: Iterable[str]) -> list[str]:
-        """Name order, with every unit after the MachineOf peers it follows."""
+        """Name order, with every unit after the MachineOf peers it follows.
+
+        A depth-first walk with its own stack: a MachineOf= chain as long as the cluster
+        has units must not meet the interpreter's recursion limit.
+        """
         names = sorted(names)
         pending = set(names)
         out: list[str] = []
         visiting: set[str] = set()
-
-        def visit(n: str) -> None:
-            if n not in pending or n in visiting:
-                return
-            visiting.add(n)
-            for peer in self.requests[n].options.machine_of:
-                visit(peer)
-            visiting.discard(n)
-            pending.discard(n)
-            out.append(n)
-
-        for n in names:
-            visit(n)
+        for root in names:
+            if root not in pending:
+                continue
+            visiting.add(root)
+            stack = [(root, iter(self.requests[root].options.machine_of))]
+            while stack:
+                n, peers = stack[-1]
+                peer = next((p for p in peers if p in pending and p not in visiting), None)
+                if peer is not None:
+                    visiting.add(peer)
+                    stack.append((peer, iter(self.requests[peer].options.machine_of)))
+                    continue
+                stack.pop()
+                visiting.discard(n)
+                pending.discard(n)
+                out.append(n)
         return out
 
     def run(self) -> Plan:
@@ -231,14 +230,21 @@ class _Planner:
         return self.plan
 
     def _evict(self, name: str) -> list[str]:
-        """Take ``name`` off its machine, with the units that follow it there."""
-        machine = self.board.remove(name)
-        out = [name]
-        if machine is None:
-            return out
-        for other in sorted(self.board.units[machine]):
-            if name in self.requests[other].options.machine_of:
-                out.extend(self._evict(other))
+        """Take ``name`` off its machine, with the units that follow it there (no recursion)."""
+        out: list[str] = []
+        stack = [name]
+        while stack:
+            unit = stack.pop()
+            out.append(unit)
+            machine = self.board.remove(unit)
+            if machine is None:
+                continue
+            followers = [
+                other
+                for other in sorted(self.board.units[machine])
+                if unit in self.requests[other].options.machine_of
+            ]
+            stack.extend(reversed(followers))
         return out
 
     def _place(self, name: str) -> list[str]:
