@@ -32,9 +32,13 @@ ENV_PREFIX = "VULCANO_"
 ENDPOINT_ENVVARS = (ENV_PREFIX + "ETCD_ENDPOINTS", ENV_PREFIX + "ENDPOINT")
 _ENV_ALIASES = {"etcd_endpoints": ENDPOINT_ENVVARS[1:]}
 
-_MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
-_METADATA_VALUE = re.compile(r"^[^,=\s]*$")
+# used with fullmatch: a '$' would let a trailing newline through
+_MACHINE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_METADATA_VALUE = re.compile(r"[^,=\s]{0,256}")
+_SECONDS = re.compile(r"-?[0-9]{1,9}")
+MAX_CONFIG_FILE_BYTES = 64 * 1024
+MAX_METADATA_ENTRIES = 64
 
 # name → parser; every field the file, the environment and the flags may set.
 FIELDS = (
@@ -83,7 +87,13 @@ class AgentConfig:
 def parse_metadata(value: str | Mapping[str, Any], source: str = "--metadata") -> dict[str, str]:
     """Parse "k=v,k2=v2" (or a mapping from the config file) into a dict."""
     if isinstance(value, Mapping):
-        items = [(str(k), str(v)) for k, v in value.items()]
+        items = []
+        for k, v in value.items():
+            if not isinstance(v, str | int) or isinstance(v, bool):
+                raise ConfigError(f"{source}: metadata value of {k!r} must be a string")
+            items.append((str(k), str(v)))
+    elif not isinstance(value, str):
+        raise ConfigError(f"{source}: must be a table or a 'key=value,...' string")
     else:
         items = []
         for raw in value.split(","):
@@ -94,12 +104,17 @@ def parse_metadata(value: str | Mapping[str, Any], source: str = "--metadata") -
                 raise ConfigError(f"{source}: {part!r} is not key=value")
             k, v = part.split("=", 1)
             items.append((k.strip(), v.strip()))
+    if len(items) > MAX_METADATA_ENTRIES:
+        raise ConfigError(f"{source}: more than {MAX_METADATA_ENTRIES} metadata entries")
     result: dict[str, str] = {}
     for k, v in items:
-        if not _METADATA_KEY.match(k):
+        if not _METADATA_KEY.fullmatch(k):
             raise ConfigError(f"{source}: metadata key {k!r} must be letters, digits, '_.-'")
-        if not _METADATA_VALUE.match(v):
-            raise ConfigError(f"{source}: metadata value {v!r} of {k!r} has ',', '=' or space")
+        if not _METADATA_VALUE.fullmatch(v):
+            raise ConfigError(
+                f"{source}: metadata value {v!r} of {k!r} has ',', '=' or space, "
+                "or is longer than 256 characters"
+            )
         if k in result:
             raise ConfigError(f"{source}: metadata key {k!r} given twice")
         result[k] = v
@@ -108,7 +123,7 @@ def parse_metadata(value: str | Mapping[str, Any], source: str = "--metadata") -
 
 def validate_public_ip(value: str, source: str = "--public-ip") -> str:
     try:
-        ip = ipaddress.IPv4Address(value.strip())
+        ip = ipaddress.IPv4Address(value.strip(" \t"))
     except ValueError:
         raise ConfigError(f"{source}: {value!r} is not an IPv4 address") from None
     if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
@@ -117,7 +132,7 @@ def validate_public_ip(value: str, source: str = "--public-ip") -> str:
 
 
 def validate_machine_id(value: str, source: str = "--machine-id") -> str:
-    if not _MACHINE_ID.match(value):
+    if not _MACHINE_ID.fullmatch(value):
         raise ConfigError(
             f"{source}: {value!r} must be 1-64 letters, digits, '_', '.', '-' "
             "(starting with a letter or digit)"
@@ -126,10 +141,11 @@ def validate_machine_id(value: str, source: str = "--machine-id") -> str:
 
 
 def _int_in_range(value: Any, lo: int, hi: int, source: str) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{source}: {value!r} is not a whole number of seconds") from None
+    text = str(value).strip(" \t") if isinstance(value, str | int) else ""
+    if isinstance(value, bool) or not _SECONDS.fullmatch(text):
+        # ASCII digits only: int() would also take "١٠", "1_0" and a trailing newline
+        raise ConfigError(f"{source}: {value!r} is not a whole number of seconds")
+    number = int(text)
     if not lo <= number <= hi:
         raise ConfigError(f"{source}: {number} must be between {lo} and {hi} seconds")
     return number
@@ -149,16 +165,36 @@ def _bool(value: Any, source: str) -> bool:
 def read_config_file(path: Path) -> dict[str, Any]:
     """The fields a TOML config file sets, with their names normalised."""
     try:
-        data = tomllib.loads(path.read_text())
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    return parse_config_text(raw, f"config file {path}")
+
+
+def parse_config_text(raw: bytes, where: str) -> dict[str, Any]:
+    """A config file's bytes as fields (pure); ConfigError names the file and what is wrong.
+
+    At most MAX_CONFIG_FILE_BYTES: with that bound, tomllib's recursion (one level per
+    nested array or table) is caught here rather than escaping as RecursionError.
+    """
+    if len(raw) > MAX_CONFIG_FILE_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_CONFIG_FILE_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
     result: dict[str, Any] = {}
     for key, value in data.items():
         name = key.replace("-", "_")
         if name not in FIELDS:
-            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+            raise ConfigError(f"{where}: unknown setting {key!r}")
         result[name] = value
     return result
 
@@ -211,7 +247,18 @@ def resolve(
         raise ConfigError("no etcd endpoints: give --etcd-endpoints or VULCANO_ETCD_ENDPOINTS")
     if "public_ip" not in merged:
         raise ConfigError("no public IP: give --public-ip or VULCANO_PUBLIC_IP")
-    endpoints = str(merged["etcd_endpoints"][0])
+    def text(name: str) -> str:
+        """A field that must be text: a TOML table, list or date is refused, as are
+        control characters (a trailing newline from `$(cat file)` among them)."""
+        value = merged[name][0]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ConfigError(f"{source(name)}: {value!r} is not a string")
+        value = str(value)
+        if not value.isprintable():
+            raise ConfigError(f"{source(name)}: {value!r} contains control characters")
+        return value
+
+    endpoints = text("etcd_endpoints")
     try:
         parse_endpoints(endpoints)
     except EndpointError as exc:
@@ -219,14 +266,12 @@ def resolve(
 
     kwargs: dict[str, Any] = {
         "etcd_endpoints": endpoints,
-        "public_ip": validate_public_ip(str(merged["public_ip"][0]), source("public_ip")),
+        "public_ip": validate_public_ip(text("public_ip"), source("public_ip")),
     }
     if "machine_id" in merged:
-        kwargs["machine_id"] = validate_machine_id(
-            str(merged["machine_id"][0]), source("machine_id")
-        )
+        kwargs["machine_id"] = validate_machine_id(text("machine_id"), source("machine_id"))
     if "state_dir" in merged:
-        raw = str(merged["state_dir"][0])
+        raw = text("state_dir")
         if not raw.strip():
             raise ConfigError(f"{source('state_dir')}: empty path")
         kwargs["state_dir"] = Path(raw)
@@ -248,8 +293,8 @@ def resolve(
         kwargs["overlay"] = _bool(merged["overlay"][0], source("overlay"))
     if "prefix" in merged:
         try:
-            Keyspace(str(merged["prefix"][0]))
+            Keyspace(text("prefix"))
         except ValueError as exc:
             raise ConfigError(f"{source('prefix')}: {exc}") from None
-        kwargs["prefix"] = str(merged["prefix"][0])
+        kwargs["prefix"] = text("prefix")
     return AgentConfig(**kwargs)
