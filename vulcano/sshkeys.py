@@ -19,10 +19,39 @@ from vulcano.errors import VulcanoError
 MAX_LINE_CHARS = 8192
 MAX_COMMENT_CHARS = 256
 MAX_KEYS = 32
+MAX_TEXT_CHARS = MAX_KEYS * MAX_LINE_CHARS  # a whole paste, comment lines included
 RSA_MIN_BITS = 2048
 RSA_MAX_BITS = 16384
 
 _ECDSA_POINT_BYTES = {"nistp256": 65, "nistp384": 97, "nistp521": 133}
+# The NIST curves' field primes and b (a = -3): a point must lie on its curve, or no
+# signature verifies against it (SEC 1 §3.2.2.1; OpenSSH's sshkey_ec_validate_public).
+_ECDSA_CURVES = {
+    "nistp256": (
+        2**256 - 2**224 + 2**192 + 2**96 - 1,
+        0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B,
+    ),
+    "nistp384": (
+        2**384 - 2**128 - 2**96 + 2**32 - 1,
+        int(
+            "B3312FA7E23EE7E4988E056BE3F82D19181D9C6EFE8141120314088F5013875A"
+            "C656398D8A2ED19D2A85C8EDD3EC2AEF",
+            16,
+        ),
+    ),
+    "nistp521": (
+        2**521 - 1,
+        int(
+            "0051953EB9618E1C9A1F929A21A0B68540EEA2DA725B99B315F3B8B489918EF1"
+            "09E156193951EC7E937B1652C0BD3BB1BF073573DF883D2C34F1EF451FD46B50"
+            "3F00",
+            16,
+        ),
+    ),
+}
+# Ed25519 (RFC 8032 §5.1.3): the field prime and d, to decode the point
+_ED_P = 2**255 - 19
+_ED_D = (-121665 * pow(121666, -1, _ED_P)) % _ED_P
 
 
 class SSHKeyError(VulcanoError, ValueError):
@@ -67,6 +96,9 @@ class _Reader:
         raw = self.string(what)
         if raw and raw[0] & 0x80:
             raise SSHKeyError(f"key's {what} is negative")
+        # RFC 4251 §5: no needless leading zero byte (OpenSSH refuses such a key)
+        if len(raw) >= 2 and raw[0] == 0 and not raw[1] & 0x80:
+            raise SSHKeyError(f"key's {what} has a needless leading zero byte")
         return int.from_bytes(raw, "big")
 
     def end(self) -> None:
@@ -90,9 +122,24 @@ def _check_rsa(r: _Reader) -> int:
 
 
 def _check_ed25519(r: _Reader) -> int:
-    if len(r.string("Ed25519 public key")) != 32:
+    point = r.string("Ed25519 public key")
+    if len(point) != 32:
         raise SSHKeyError("Ed25519 public key is not 32 bytes")
+    if not _ed25519_decodes(point):
+        raise SSHKeyError("Ed25519 public key is not a point on the curve")
     return 256
+
+
+def _ed25519_decodes(point: bytes) -> bool:
+    """RFC 8032 §5.1.3's decoding succeeds: y below p, and x² = (y²-1)/(dy²+1) has a root."""
+    y = int.from_bytes(point, "little") & ((1 << 255) - 1)
+    if y >= _ED_P:
+        return False
+    u, v = (y * y - 1) % _ED_P, (_ED_D * y * y + 1) % _ED_P
+    x2 = u * pow(v, -1, _ED_P) % _ED_P
+    if x2 == 0:
+        return not point[31] & 0x80  # x = 0 has no negative form
+    return pow(x2, (_ED_P - 1) // 2, _ED_P) == 1  # Euler: a square mod p
 
 
 def _check_ecdsa(r: _Reader, curve: str) -> int:
@@ -101,6 +148,11 @@ def _check_ecdsa(r: _Reader, curve: str) -> int:
     point = r.string("ECDSA point")
     if len(point) != _ECDSA_POINT_BYTES[curve] or point[0] != 0x04:
         raise SSHKeyError(f"ECDSA point is not an uncompressed {curve} point")
+    p, b = _ECDSA_CURVES[curve]
+    half = (len(point) - 1) // 2
+    x, y = int.from_bytes(point[1 : 1 + half], "big"), int.from_bytes(point[1 + half :], "big")
+    if x >= p or y >= p or (y * y - (x * x * x - 3 * x + b)) % p:
+        raise SSHKeyError(f"ECDSA point is not on the {curve} curve")
     return int(curve.removeprefix("nistp"))
 
 
@@ -168,6 +220,8 @@ def parse_keys(text: str) -> list[PublicKey]:
 
     Errors name the line (1-based) so the user can find it.
     """
+    if len(text) > MAX_TEXT_CHARS:
+        raise SSHKeyError(f"longer than {MAX_TEXT_CHARS // 1024} KiB")
     keys: list[PublicKey] = []
     seen: set[bytes] = set()
     for number, raw in enumerate(text.splitlines(), start=1):

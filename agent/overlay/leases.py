@@ -11,15 +11,26 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from vulcano import policy as core_policy
+from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace, segment_to_cidr
 from vulcano.network import BACKEND_TYPE, NetworkConfig, pick_subnet
 
 log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1024  # four short fields
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_MACHINE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_BACKEND = re.compile(r"[a-z0-9-]{1,32}")
+
+
+class SubnetLeaseError(VulcanoError, ValueError):
+    """A subnet lease record we cannot read; names the field."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +56,48 @@ class SubnetLease:
         )
 
     @classmethod
-    def from_record(cls, subnet: str, raw: bytes, lease_id: int) -> SubnetLease:
-        data = json.loads(raw)
+    def from_record(cls, subnet: str, raw: bytes | str, lease_id: int) -> SubnetLease:
+        """Read a record; SubnetLeaseError names the first field that is wrong.
+
+        Every field is checked as the data path will use it: a MAC that netlink would
+        refuse, or an address given as a number, is an unreadable record, not a peer.
+        """
+        if len(raw) > MAX_RECORD_BYTES:
+            raise SubnetLeaseError(f"subnet lease {subnet}: larger than {MAX_RECORD_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise SubnetLeaseError(f"subnet lease {subnet}: not JSON") from None
+        if not isinstance(data, dict):
+            raise SubnetLeaseError(f"subnet lease {subnet}: not a JSON object")
+        try:
+            network = ipaddress.IPv4Network(subnet)
+        except ValueError:
+            raise SubnetLeaseError(f"subnet lease {subnet!r}: key is not an IPv4 CIDR") from None
+
+        def field(name: str, pattern: re.Pattern[str], default: str | None = None) -> str:
+            value = data.get(name, default)
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                raise SubnetLeaseError(f"subnet lease {network}: {name} {value!r} is not valid")
+            return value
+
+        ip = data.get("public_ip")
+        try:
+            public_ip = str(ipaddress.IPv4Address(ip if isinstance(ip, str) else "-"))
+        except ValueError:
+            raise SubnetLeaseError(
+                f"subnet lease {network}: public_ip {ip!r} is not an IPv4 address"
+            ) from None
+        mac = data.get("vtep_mac", "")
+        if isinstance(mac, str):
+            mac = mac.lower()
+            data["vtep_mac"] = mac
         return cls(
-            subnet=ipaddress.IPv4Network(subnet),
-            machine_id=str(data["machine_id"]),
-            public_ip=str(ipaddress.IPv4Address(data["public_ip"])),
-            vtep_mac=str(data.get("vtep_mac", "")).lower(),
-            backend_type=str(data.get("backend_type", BACKEND_TYPE)),
+            subnet=network,
+            machine_id=field("machine_id", _MACHINE_ID),
+            public_ip=public_ip,
+            vtep_mac="" if mac == "" else field("vtep_mac", _MAC),
+            backend_type=field("backend_type", _BACKEND, BACKEND_TYPE),
             lease_id=lease_id,
         )
 

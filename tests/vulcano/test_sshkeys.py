@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import require
 from vulcano.lab.sshkeys import (
     ed25519_line,
+    ed25519_point,
+    p256_point,
     keygen,
     line_from_blob,
     mpint,
@@ -42,9 +44,13 @@ def test_keys_made_by_ssh_keygen_are_accepted(
 
 
 def test_security_key_types_are_accepted() -> None:
-    blob = ssh_string(b"sk-ssh-ed25519@openssh.com") + ssh_string(b"k" * 32) + ssh_string(b"ssh:")
+    blob = (
+        ssh_string(b"sk-ssh-ed25519@openssh.com")
+        + ssh_string(ed25519_point())
+        + ssh_string(b"ssh:")
+    )
     assert parse_key(line_from_blob("sk-ssh-ed25519@openssh.com", blob)).bits == 256
-    point = b"\x04" + b"p" * 64
+    point = p256_point()
     blob = (
         ssh_string(b"sk-ecdsa-sha2-nistp256@openssh.com")
         + ssh_string(b"nistp256")
@@ -60,6 +66,7 @@ def test_comment_keeps_its_spaces_and_a_key_may_have_none() -> None:
 
 
 ED_BLOB_PREFIX = ssh_string(b"ssh-ed25519")
+ED_BASE_POINT = bytes.fromhex("58" + "66" * 31)  # RFC 8032's B: a point on the curve
 
 
 @pytest.mark.parametrize(
@@ -77,7 +84,7 @@ ED_BLOB_PREFIX = ssh_string(b"ssh-ed25519")
         ),
         (line_from_blob("ssh-ed25519", ED_BLOB_PREFIX + ssh_string(b"k" * 31)), "not 32 bytes"),
         (
-            line_from_blob("ssh-ed25519", ED_BLOB_PREFIX + ssh_string(b"k" * 32) + b"x"),
+            line_from_blob("ssh-ed25519", ED_BLOB_PREFIX + ssh_string(ED_BASE_POINT) + b"x"),
             "stray bytes",
         ),
         (line_from_blob("ssh-ed25519", ED_BLOB_PREFIX + b"\x00\x00\x00\x20kk"), "ends inside"),

@@ -27,10 +27,25 @@ def rsa_line(bits: int, comment: str = "test") -> str:
     return f"ssh-rsa {base64.b64encode(blob).decode()} {comment}".rstrip()
 
 
+def ed25519_point() -> bytes:
+    """A fresh Ed25519 public key (32 random bytes are a point only half the time)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def p256_point() -> bytes:
+    """A fresh uncompressed NIST P-256 public point (0x04 || x || y)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
 def ed25519_line(comment: str = "test", key: bytes | None = None) -> str:
-    blob = ssh_string(b"ssh-ed25519") + ssh_string(
-        key if key is not None else secrets.token_bytes(32)
-    )
+    blob = ssh_string(b"ssh-ed25519") + ssh_string(key if key is not None else ed25519_point())
     return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}".rstrip()
 
 
