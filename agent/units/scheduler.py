@@ -88,6 +88,8 @@ class _Planner:
         self.with_conflicts = {n for n, u in self.requests.items() if u.options.conflicts}
         self.with_replaces = {n for n, u in self.requests.items() if u.options.replaces}
         self.globals_on: dict[str, set[str]] = {m: set() for m in self.board.machines}
+        # peer → units that found it without a machine; retried once it has one
+        self.waiting: dict[str, list[str]] = {}
 
     # --- checks -----------------------------------------------------------------
 
@@ -224,6 +226,9 @@ class _Planner:
                 continue
             evicted = self._place(name)
             queue.extend(self._order(evicted))
+            if name in self.board.where:
+                # a follower tried before its peer came back (after an eviction) tries again
+                queue.extend(self._order(self.waiting.pop(name, [])))
         self.plan.targets = dict(self.board.where)
         for name in self.plan.targets:
             self.plan.reasons.pop(name, None)
@@ -270,6 +275,9 @@ class _Planner:
                 return []
         allowed, why = self._peer_machines(req)
         why = why or self._peer_objection(name)
+        for peer in o.machine_of if why else ():
+            if peer in self.requests and peer not in self.board.where:
+                self.waiting.setdefault(peer, []).append(name)
         if why:
             self.plan.reasons[name] = why
             return []

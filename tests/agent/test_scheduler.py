@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.units.scheduler import UnitRequest, plan
 from vulcano.records import Machine
 from vulcano.units import FleetOptions
@@ -211,3 +214,86 @@ def test_a_machine_of_peer_that_replaces_the_unit_is_named() -> None:
     assert p.reasons["side.service"] == (
         "MachineOf=db.service, but db.service replaces side.service: they cannot share a machine"
     )
+
+
+# --- hostile input: a campaign of 150 clusters (up to 8 units, 4 machines) -------------
+
+_UNIT_NAMES = [f"u{i}.service" for i in range(8)]
+_GLOBS = st.sampled_from(["u1*", "u[0-3].service", "*", "u?.service", "x*"])
+
+
+@st.composite
+def _clusters(draw: st.DrawFn) -> tuple[list[UnitRequest], list[Machine]]:
+    machines = [
+        Machine(f"m{i}{'0' * 8}", metadata={"zone": draw(st.sampled_from("ab"))})
+        for i in range(draw(st.integers(0, 4)))
+    ]
+    units = []
+    for name in draw(st.lists(st.sampled_from(_UNIT_NAMES), unique=True, max_size=8)):
+        kind = draw(st.sampled_from(["plain", "of", "conflicts", "replaces", "global", "md"]))
+        opts = FleetOptions()
+        if kind == "of":
+            opts = FleetOptions(machine_of=(draw(st.sampled_from(_UNIT_NAMES)),))
+        elif kind == "conflicts":
+            opts = FleetOptions(conflicts=tuple(draw(st.lists(_GLOBS, max_size=2))))
+        elif kind == "replaces":
+            opts = FleetOptions(replaces=(draw(_GLOBS),))
+        elif kind == "global":
+            opts = FleetOptions(global_=True, conflicts=tuple(draw(st.lists(_GLOBS, max_size=1))))
+        elif kind == "md":
+            opts = FleetOptions(machine_metadata=(("zone", draw(st.sampled_from("ab"))),))
+        units.append(UnitRequest(name, opts))
+    return units, machines
+
+
+@settings(max_examples=150)
+@given(cluster=_clusters())
+def test_a_plan_honours_every_constraint_and_is_a_fixed_point(
+    cluster: tuple[list[UnitRequest], list[Machine]],
+) -> None:
+    units, machines = cluster
+    first = plan(units, machines)
+    by_name = {u.name: u for u in units}
+    md = {m.id: m.metadata for m in machines}
+    where: dict[str, set[str]] = {}
+    for name, m in first.targets.items():
+        where.setdefault(m, set()).add(name)
+    for name, ms in first.global_targets.items():
+        for m in ms:
+            where.setdefault(m, set()).add(name)
+    for m, here in where.items():
+        for a in here:
+            o = by_name[a].options
+            assert all(md[m].get(k) in v for k, v in o.metadata_requirements().items())
+            for b in here - {a}:
+                assert not o.conflicting_glob(b), (a, b, m)
+        for peer_name in here:
+            for peer in by_name[peer_name].options.machine_of:
+                assert peer in here or peer in first.global_targets, (peer_name, peer, m)
+    again = plan(units, machines, first.targets)
+    assert again.targets == first.targets
+    assert again.global_targets == first.global_targets
+
+
+def test_a_machine_of_chain_longer_than_the_recursion_limit_is_placed() -> None:
+    n = 3000
+    units = [
+        UnitRequest(f"u{i}.service", FleetOptions(machine_of=(f"u{i + 1}.service",)))
+        for i in range(n - 1)
+    ] + [UnitRequest(f"u{n - 1}.service")]
+    assert len(plan(units, [Machine("m1")]).targets) == n
+
+
+def test_a_follower_whose_peer_was_replaced_away_follows_it_to_its_new_machine() -> None:
+    # found by the campaign: u4 was tried while u0, evicted by u3's Replaces, waited to be
+    # placed again, and stayed unplaced until the next plan placed it (not a fixed point)
+    units = [
+        UnitRequest("u0.service"),
+        UnitRequest("u1.service"),
+        UnitRequest("u3.service", FleetOptions(replaces=("u[0-3].service",))),
+        UnitRequest("u4.service", FleetOptions(machine_of=("u0.service",))),
+    ]
+    machines = [Machine(f"m{i}{'0' * 8}") for i in range(3)]
+    first = plan(units, machines)
+    assert first.targets["u4.service"] == first.targets["u0.service"]
+    assert plan(units, machines, first.targets).targets == first.targets
