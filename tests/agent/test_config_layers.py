@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import DEFAULT_RUN_DIR, ConfigError, parse_metadata, resolve
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.config import DEFAULT_RUN_DIR, ConfigError, parse_config_text, parse_metadata, resolve
 from agent.membership.identity import machine_id
 
 BASE = {"etcd_endpoints": "http://10.0.0.1:2379", "public_ip": "10.0.0.5"}
@@ -124,3 +127,59 @@ def test_the_vulcano_cli_endpoint_variable_also_sets_the_etcd_endpoints() -> Non
 def test_the_agents_own_endpoint_variable_wins_over_the_alias() -> None:
     env = {"VULCANO_ENDPOINT": "http://10.0.0.2", "VULCANO_ETCD_ENDPOINTS": "http://10.0.0.3"}
     assert resolve({"public_ip": "10.0.0.5"}, environ=env).etcd_endpoints == "http://10.0.0.3"
+
+
+# --- hostile input: 200 config files and 200 environments; file at most 64 KiB --------
+
+_TOML_VALUES = st.sampled_from(
+    ['"10.0.0.5"', "5", "true", "[1]", "{a = 1}", '"a\\n"', "1979-05-27", '"٢٠"', '"x\\u0000"']
+)
+
+
+@settings(max_examples=200)
+@given(
+    key=st.sampled_from(["ttl", "metadata", "machine-id", "state-dir", "prefix", "public-ip"]),
+    value=_TOML_VALUES,
+)
+def test_config_file_values_are_used_or_refused_naming_the_setting(key: str, value: str) -> None:
+    raw = f'etcd-endpoints = "http://10.0.0.1:2379"\npublic-ip = "10.0.0.5"\n{key} = {value}\n'
+    try:
+        fields = parse_config_text(raw.encode(), "config file c.toml")
+        layered = {**fields, **({} if key == "public-ip" else {})}
+        resolve({k: v for k, v in layered.items()}, environ={})
+    except ConfigError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=200)
+@given(var=st.sampled_from(["VULCANO_TTL", "VULCANO_MACHINE_ID", "VULCANO_METADATA"]),
+       value=st.text(min_size=1, max_size=20))
+def test_environment_values_are_used_or_refused_naming_the_variable(var: str, value: str) -> None:
+    env = {"VULCANO_ETCD_ENDPOINTS": "http://10.0.0.1:2379", "VULCANO_PUBLIC_IP": "10.0.0.5"}
+    try:
+        config = resolve({}, environ={**env, var: value})
+    except ConfigError as exc:
+        assert var in str(exc)
+        return
+    assert "\n" not in (config.machine_id or "") + "".join(config.metadata.values())
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        (b"a = " + b"[" * 20_000, "nested too deeply|not valid TOML"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"#" * (65 * 1024), "larger than 64 KiB"),
+        (b"metadata = 5", "table or"),
+    ],
+)
+def test_config_bytes_that_are_not_a_config_are_refused(raw: bytes, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        fields = parse_config_text(raw, "config file c.toml")
+        resolve({"etcd_endpoints": "http://10.0.0.1:2379", "public_ip": "10.0.0.5", **fields})
+
+
+def test_a_machine_id_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(ConfigError, match="VULCANO_MACHINE_ID"):
+        resolve({}, environ={"VULCANO_ETCD_ENDPOINTS": "http://h:2379",
+                             "VULCANO_PUBLIC_IP": "10.0.0.5", "VULCANO_MACHINE_ID": "abc\n"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.overlay.leases import SubnetLease
@@ -138,3 +138,34 @@ def test_applying_a_plan_to_the_actual_state_yields_the_desired_state(
     )
     assert after == desired
     assert plan(desired, after).empty
+
+
+# --- hostile records: 200 of them; a record is at most 1 KiB -----------------------------
+
+_FIELD = st.one_of(st.text(max_size=12), st.integers(), st.none(), st.lists(st.integers(), max_size=2),
+                   st.sampled_from(["02:00:00:00:00:01", "10.0.0.9", "m1", "vxlan", "m1\n"]))
+
+
+@settings(max_examples=200)
+@given(record=st.dictionaries(st.sampled_from(["machine_id", "public_ip", "vtep_mac", "backend_type"]), _FIELD))
+def test_lease_records_are_read_or_refused_naming_the_field(record: dict[str, object]) -> None:
+    import json
+
+    from agent.overlay.leases import SubnetLeaseError
+
+    try:
+        lease = SubnetLease.from_record("10.244.3.0/24", json.dumps(record), 7)
+    except SubnetLeaseError as exc:
+        assert "10.244.3.0/24" in str(exc)
+        return
+    assert SubnetLease.from_record(str(lease.subnet), lease.to_json(), 7) == lease
+    desired = desired_state([lease], "other", parse({"network": "10.244.0.0/16"}))
+    assert plan(desired, desired).empty  # the plan is a fixed point once applied
+
+
+@pytest.mark.parametrize("raw", ["[" * 50_000, '{"public_ip": 3232235777, "machine_id": "m"}'])
+def test_deep_or_numeric_records_are_refused(raw: str) -> None:
+    from agent.overlay.leases import SubnetLeaseError
+
+    with pytest.raises(SubnetLeaseError):
+        SubnetLease.from_record("10.244.3.0/24", raw, 0)
