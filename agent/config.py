@@ -143,7 +143,7 @@ def validate_machine_id(value: str, source: str = "--machine-id") -> str:
 def _int_in_range(value: Any, lo: int, hi: int, source: str) -> int:
     text = str(value).strip(" \t") if isinstance(value, str | int) else ""
     if isinstance(value, bool) or not _SECONDS.fullmatch(text):
-        # ASCII digits only: int() would also take "١٠", "1_0" and a trailing newline
+        # ASCII digits only: int() would also take Arabic-Indic digits, "1_0" and a trailing newline
         raise ConfigError(f"{source}: {value!r} is not a whole number of seconds")
     number = int(text)
     if not lo <= number <= hi:
@@ -247,6 +247,7 @@ def resolve(
         raise ConfigError("no etcd endpoints: give --etcd-endpoints or VULCANO_ETCD_ENDPOINTS")
     if "public_ip" not in merged:
         raise ConfigError("no public IP: give --public-ip or VULCANO_PUBLIC_IP")
+
     def text(name: str) -> str:
         """A field that must be text: a TOML table, list or date is refused, as are
         control characters (a trailing newline from `$(cat file)` among them)."""

@@ -94,7 +94,9 @@ class NetworkConfig:
     @classmethod
     def from_json(cls, raw: bytes | str) -> NetworkConfig:
         if len(raw) > MAX_CONFIG_BYTES:
-            raise NetworkConfigError(f"network config in etcd is larger than {MAX_CONFIG_BYTES} bytes")
+            raise NetworkConfigError(
+                f"network config in etcd is larger than {MAX_CONFIG_BYTES} bytes"
+            )
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):

@@ -142,12 +142,21 @@ def test_applying_a_plan_to_the_actual_state_yields_the_desired_state(
 
 # --- hostile records: 200 of them; a record is at most 1 KiB -----------------------------
 
-_FIELD = st.one_of(st.text(max_size=12), st.integers(), st.none(), st.lists(st.integers(), max_size=2),
-                   st.sampled_from(["02:00:00:00:00:01", "10.0.0.9", "m1", "vxlan", "m1\n"]))
+_FIELD = st.one_of(
+    st.text(max_size=12),
+    st.integers(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+    st.sampled_from(["02:00:00:00:00:01", "10.0.0.9", "m1", "vxlan", "m1\n"]),
+)
 
 
 @settings(max_examples=200)
-@given(record=st.dictionaries(st.sampled_from(["machine_id", "public_ip", "vtep_mac", "backend_type"]), _FIELD))
+@given(
+    record=st.dictionaries(
+        st.sampled_from(["machine_id", "public_ip", "vtep_mac", "backend_type"]), _FIELD
+    )
+)
 def test_lease_records_are_read_or_refused_naming_the_field(record: dict[str, object]) -> None:
     import json
 

@@ -22,7 +22,11 @@ _LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r", "\x0c", "\x0b", "\x85", "\u202
 
 
 @settings(max_examples=300)
-@given(text=st.lists(st.one_of(_LINE_ENDS, st.sampled_from(["[Unit]", "A=b", " ", "#x"])), max_size=40).map("".join))
+@given(
+    text=st.lists(
+        st.one_of(_LINE_ENDS, st.sampled_from(["[Unit]", "A=b", " ", "#x"])), max_size=40
+    ).map("".join)
+)
 def test_unit_files_parse_as_systemd_reads_them_or_are_refused(text: str) -> None:
     try:
         unit = units.parse(text)
@@ -81,12 +85,21 @@ def test_a_quadratic_glob_at_the_limit_matches_quickly() -> None:
     assert time.monotonic() - start < 1
 
 
-_net_values = st.one_of(st.integers(-5, 40), st.text(max_size=12), st.none(), st.booleans(),
-                        st.sampled_from(["24", "٢٤", "24\n", "1_0", "192.0.0.0/3", "10.0.0.0/8"]))
+_net_values = st.one_of(
+    st.integers(-5, 40),
+    st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["24", "٢٤", "24\n", "1_0", "192.0.0.0/3", "10.0.0.0/8"]),
+)
 
 
 @settings(max_examples=200)
-@given(fields=st.dictionaries(st.sampled_from(["network", "subnet_len", "subnet_min", "vni", "port"]), _net_values))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["network", "subnet_len", "subnet_min", "vni", "port"]), _net_values
+    )
+)
 def test_network_configs_are_valid_or_refused_naming_a_field(fields: dict[str, object]) -> None:
     data = {"network": "10.244.0.0/16", **fields}
     try:

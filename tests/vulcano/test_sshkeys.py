@@ -11,10 +11,10 @@ from tests.conftest import require
 from vulcano.lab.sshkeys import (
     ed25519_line,
     ed25519_point,
-    p256_point,
     keygen,
     line_from_blob,
     mpint,
+    p256_point,
     rsa_line,
     ssh_string,
 )
