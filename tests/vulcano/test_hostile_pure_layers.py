@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -63,11 +62,11 @@ def test_only_systemds_whitespace_is_stripped() -> None:
     assert units.parse("[Unit]\nA=b\x0c\n").value("Unit", "A") == "b\x0c"
 
 
-def test_a_file_of_continued_lines_at_the_size_limit_parses_in_linear_time() -> None:
+def test_a_file_of_continued_lines_at_the_size_limit_parses() -> None:
+    # how long it takes at the limit is bench/hostile_inputs.py's figure
     text = "[Unit]\nA=" + "x\\\n" * (units.MAX_UNIT_FILE_BYTES // 3 - 10) + "y\n"
-    start = time.monotonic()
-    assert units.parse(text).value("Unit", "A", "").endswith("y")
-    assert time.monotonic() - start < 2
+    value = units.parse(text).value("Unit", "A", "")
+    assert value.endswith("y") and value.count("x") == units.MAX_UNIT_FILE_BYTES // 3 - 10
 
 
 def test_globs_and_lists_over_their_limits_are_refused() -> None:
@@ -79,10 +78,10 @@ def test_globs_and_lists_over_their_limits_are_refused() -> None:
         units.load(many, "x.service")
 
 
-def test_a_quadratic_glob_at_the_limit_matches_quickly() -> None:
-    start = time.monotonic()
+def test_a_quadratic_glob_at_the_limit_is_matched_correctly() -> None:
+    # how long it takes at the limit is bench/hostile_inputs.py's figure
     assert not units.glob_matches("*a" * 127 + "b", "a" * 255)
-    assert time.monotonic() - start < 1
+    assert units.glob_matches("*a" * 127, "a" * 255)
 
 
 _net_values = st.one_of(
@@ -112,14 +111,13 @@ def test_network_configs_are_valid_or_refused_naming_a_field(fields: dict[str, o
     assert config.contains_subnet(subnet)
 
 
-def test_picking_among_33_million_subnets_is_quick_and_uniform_over_the_free() -> None:
+def test_picking_among_33_million_subnets_gives_free_ones_only() -> None:
+    # how long a pick takes at this size is bench/hostile_inputs.py's figure
     config = network.parse({"network": "192.0.0.0/3", "subnet_len": 28})
     taken = {ipaddress.IPv4Network("192.0.0.16/28")}
-    start = time.monotonic()
     for seed in range(50):
         got = network.pick_subnet(config, taken, random.Random(seed))
         assert config.contains_subnet(got) and got not in taken
-    assert time.monotonic() - start < 0.5
     small = network.parse({"network": "10.0.0.0/24", "subnet_len": 26})
     every = set(small.subnets())
     assert network.pick_subnet(small, every - {ipaddress.IPv4Network("10.0.0.128/26")}) == (
