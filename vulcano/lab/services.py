@@ -268,7 +268,9 @@ class EtcdCluster:
             [leader_id] = seen
             return next((m for m in self.running() if self.member_id(m) == leader_id), None)
 
-        return wait_for(agreed, 30, "one etcd leader")
+        found = wait_for(agreed, 30, "one etcd leader")
+        assert found is not None  # wait_for returns only a truthy value
+        return found
 
     def move_leader(self, to: Etcd) -> None:
         """Hand leadership to ``to`` with ``etcdctl move-leader`` (sent to the leader)."""
