@@ -78,6 +78,15 @@ def etcd(etcd_session: services.Etcd) -> services.Etcd:
 
 
 @pytest.fixture
+def etcd_members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.EtcdCluster]:
+    """A fresh real etcd 3.4 cluster of three members on loopback, for killing members."""
+    require(shutil.which("etcd") is not None, "needs Debian's etcd-server")
+    require(shutil.which("etcdctl") is not None, "needs Debian's etcd-client")
+    with services.etcd_cluster(tmp_path_factory.mktemp("etcd-members")) as members:
+        yield members
+
+
+@pytest.fixture
 def tmp_state(tmp_path: Path) -> Path:
     d = tmp_path / "state"
     d.mkdir(mode=0o700)

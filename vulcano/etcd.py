@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import etcd3
+import etcd3.exceptions
 
 from vulcano import policy
 from vulcano.errors import VulcanoError
@@ -53,6 +54,104 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
     return endpoints
 
 
+# The client's calls that are tried on the next member when one fails. Those also tried
+# after a timeout leave the same state however often they land; a timed-out transaction
+# (or put-if-absent, replace) may have landed, so it is not sent twice.
+_FAILOVER_CALLS = {
+    "get": True,
+    "get_response": True,
+    "get_prefix": True,
+    "get_prefix_response": True,
+    "get_range_response": True,
+    "get_all_response": True,
+    "get_lease_info": True,
+    "status": True,
+    "put": True,
+    "delete": True,
+    "delete_prefix": True,
+    "lease": True,
+    "revoke_lease": True,
+    "transaction": False,
+    "put_if_not_exists": False,
+    "replace": False,
+}
+# Generator calls, consumed whole inside the failover (so their errors are caught there).
+_FAILOVER_GENERATORS = {"get_all": True, "get_range": True, "refresh_lease": True}
+
+
+class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
+    """etcd's multi-endpoint client that carries a request over to the next member.
+
+    The base client marks a member failed when a request to it fails, and leaves the
+    retry to its caller; one dead member of three then fails a third of every program's
+    first requests. Here each request is tried again on the other members, and again as
+    the cluster elects a leader, for `policy.ETCD_FAILOVER_SECONDS`; then it raises
+    `EtcdUnavailable` naming every endpoint. When every member has failed recently, the
+    one that failed longest ago is tried instead of giving up.
+    """
+
+    def __init__(self, urls: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.urls = urls
+
+    @property
+    def channel(self) -> Any:
+        try:
+            return super().channel
+        except etcd3.exceptions.NoServerAvailableError:
+            label = min(self.endpoints, key=lambda name: self.endpoints[name].last_failed)
+            self.endpoints[label].last_failed = 0
+            self._current_endpoint_label = label
+            return self.endpoints[label].use()
+
+    def carry_over(self, call: Callable[[], T], after_timeout: bool = True) -> T:
+        """``call()``, tried on the members in turn while they are down or between leaders."""
+        retried: tuple[type[BaseException], ...] = (
+            etcd3.exceptions.ConnectionFailedError,
+            etcd3.exceptions.NoServerAvailableError,
+        )
+        if after_timeout:
+            retried = (*retried, etcd3.exceptions.ConnectionTimeoutError)
+        deadline = time.monotonic() + policy.ETCD_FAILOVER_SECONDS
+        delays = policy.ETCD_FAILOVER.delays()
+        tries = 0
+        last: BaseException | None = None
+        while True:
+            tries += 1
+            try:
+                return call()
+            except retried as exc:
+                last = exc
+            if tries >= len(self.endpoints) and time.monotonic() >= deadline:
+                break
+            if tries >= len(self.endpoints):
+                time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
+        raise EtcdUnavailable(
+            f"etcd: no member answered at {', '.join(self.urls)} "
+            f"({tries} tries in {policy.ETCD_FAILOVER_SECONDS:.0f}s; "
+            f"last: {type(last).__name__}: {last})"
+        )
+
+
+def _carried_over(name: str, after_timeout: bool, generator: bool) -> Callable[..., Any]:
+    method = getattr(etcd3.MultiEndpointEtcd3Client, name)
+
+    def call(self: FailoverClient, *args: Any, **kwargs: Any) -> Any:
+        if generator:
+            return self.carry_over(lambda: list(method(self, *args, **kwargs)), after_timeout)
+        return self.carry_over(lambda: method(self, *args, **kwargs), after_timeout)
+
+    call.__name__ = name
+    call.__doc__ = method.__doc__
+    return call
+
+
+for _name, _after_timeout in _FAILOVER_CALLS.items():
+    setattr(FailoverClient, _name, _carried_over(_name, _after_timeout, generator=False))
+for _name, _after_timeout in _FAILOVER_GENERATORS.items():
+    setattr(FailoverClient, _name, _carried_over(_name, _after_timeout, generator=True))
+
+
 def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any:
     """An etcd3 client for the given endpoints, failing over between them."""
     pairs = parse_endpoints(endpoints)
@@ -64,7 +163,8 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
         ("grpc.min_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_MAX * 1000)),
     ]
-    return etcd3.MultiEndpointEtcd3Client(
+    return FailoverClient(
+        [f"http://{host}:{port}" for host, port in pairs],
         endpoints=[
             etcd3.Endpoint(host, port, secure=False, time_retry=retry, opts=options)
             for host, port in pairs
@@ -79,6 +179,8 @@ def client_error_message(exc: BaseException) -> str | None:
     import etcd3.exceptions
     import grpc  # type: ignore[import-untyped]
 
+    if isinstance(exc, EtcdUnavailable):
+        return str(exc)
     if isinstance(exc, etcd3.exceptions.Etcd3Exception):
         return f"etcd: {type(exc).__name__}: {exc}"
     if isinstance(exc, grpc.RpcError):

@@ -19,6 +19,10 @@ ETCD_ENDPOINT_RETRY = 5.0
 # client would keep failing for many seconds after etcd is back): first and longest wait.
 ETCD_GRPC_RECONNECT_INITIAL = 0.2
 ETCD_GRPC_RECONNECT_MAX = 1.0
+# A request that finds its etcd member dead, or the cluster between leaders, is tried on
+# the next member (and again, as the cluster elects a leader) for this long before it
+# fails naming every endpoint: an election takes a few of etcd's 1 s election timeouts.
+ETCD_FAILOVER_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class Backoff:
 
 # Retrying while etcd is unreachable: quick at first, never hammering.
 ETCD_RECONNECT = Backoff(initial=0.2, maximum=5.0)
+# The pause between one request's tries on the members, within ETCD_FAILOVER_SECONDS.
+ETCD_FAILOVER = Backoff(initial=0.05, maximum=0.5)
 # Retrying a transaction that lost a race (subnet lease, unit target, sandbox address).
 TXN_CONFLICT = Backoff(initial=0.01, maximum=0.5)
 

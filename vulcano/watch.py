@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc  # type: ignore[import-untyped]
 from etcd3 import etcdrpc, utils
 
 from vulcano import policy
@@ -51,9 +52,15 @@ def snapshot(client: Any, prefixes: list[str]) -> tuple[int, list[list[Change]]]
         ],
         failure=[],
     )
-    response = client.kvstub.Txn(
-        request, client.timeout, credentials=client.call_credentials, metadata=client.metadata
-    )
+    try:
+        response = client.kvstub.Txn(
+            request, client.timeout, credentials=client.call_credentials, metadata=client.metadata
+        )
+    except grpc.RpcError as exc:
+        # as the client's own calls do: mark the member failed (the next call goes to
+        # another) and raise etcd3's exception for the gRPC status
+        client._manage_grpc_errors(exc)
+        raise
     out: list[list[Change]] = []
     for r in response.responses:
         out.append(

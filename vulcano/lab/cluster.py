@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import etcd3
-
 from agent.units.engine import Engine
 from agent.units.machine_units import MachineUnits
 from agent.units.runners.base import Runner
 from agent.units.runners.builtin import BuiltinRunner
+from vulcano import etcd as vulcano_etcd
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine, UnitState
 from vulcano.registry import Registry
@@ -51,8 +50,7 @@ class Member:
         self.public_ip = public_ip
         self._own_client = client is None
         if client is None:
-            host, port = endpoint.split("//", 1)[1].rsplit(":", 1)
-            client = etcd3.client(host=host, port=int(port), timeout=5)
+            client = vulcano_etcd.connect(endpoint)
         self.client = client
         self._deadline = 0.0
         self._lease_id = 0

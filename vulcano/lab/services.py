@@ -232,3 +232,87 @@ def etcd_server(base: Path | None = None) -> Iterator[Etcd]:
         stack.callback(member.stop)
         member.wait_healthy()
         yield member
+
+
+@dataclass
+class EtcdCluster:
+    """Real etcd 3.4 members joined by a static ``--initial-cluster``, on loopback."""
+
+    members: list[Etcd]
+
+    @property
+    def endpoints(self) -> str:
+        """Every member's client URL, comma-separated (as --etcd-endpoints takes them)."""
+        return ",".join(m.endpoint for m in self.members)
+
+    def running(self) -> list[Etcd]:
+        return [m for m in self.members if m.proc is not None and m.proc.poll() is None]
+
+    def member_id(self, member: Etcd) -> int:
+        header = _status(member)["header"]
+        assert isinstance(header, dict)
+        return int(header["member_id"])
+
+    def leader(self) -> Etcd:
+        """The member the running ones agree leads (waits out an election)."""
+
+        def agreed() -> Etcd | None:
+            seen = set()
+            for m in self.running():
+                try:
+                    seen.add(int(str(_status(m).get("leader", 0))))
+                except (requests.RequestException, ValueError):
+                    return None  # between leaders, or not answering yet
+            if len(seen) != 1 or 0 in seen:
+                return None
+            [leader_id] = seen
+            return next((m for m in self.running() if self.member_id(m) == leader_id), None)
+
+        found = wait_for(agreed, 30, "one etcd leader")
+        assert found is not None  # wait_for returns only a truthy value
+        return found
+
+    def move_leader(self, to: Etcd) -> None:
+        """Hand leadership to ``to`` with ``etcdctl move-leader`` (sent to the leader)."""
+        leader = self.leader()
+        subprocess.run(
+            ["etcdctl", "--endpoints", leader.endpoint, "move-leader", f"{self.member_id(to):x}"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "ETCDCTL_API": "3"},
+            timeout=30,
+        )
+        wait_for(lambda: self.leader() is to, 30, f"etcd leader moved to {to.name}")
+
+
+def _status(member: Etcd) -> dict[str, object]:
+    """A member's own status through etcd's HTTP gateway (header.member_id, leader)."""
+    response = requests.post(f"{member.endpoint}/v3/maintenance/status", json={}, timeout=2)
+    response.raise_for_status()
+    body: dict[str, object] = response.json()
+    return body
+
+
+@contextlib.contextmanager
+def etcd_cluster(base: Path, size: int = 3) -> Iterator[EtcdCluster]:
+    """``size`` etcd members on loopback in one static cluster, each stopped afterwards."""
+    members = [new_etcd(base, name=f"member{i}") for i in range(size)]
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
+    for m in members:
+        m.extra_args = [
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            base.name,
+        ]
+    with contextlib.ExitStack() as stack:
+        for m in members:
+            m.start()
+            stack.callback(m.stop)
+        for m in members:
+            m.wait_healthy()
+        cluster = EtcdCluster(members)
+        cluster.leader()
+        yield cluster
