@@ -1,0 +1,313 @@
+"""Build the Vulcano image (container/Containerfile) with podman, cached by its inputs.
+
+    built = build_image()          # ImageBuild(reference="localhost/vulcano:<digest>", ...)
+
+The inputs are the Containerfile, the source files that go into the image, the wheel
+set and the base image's own inputs; their digest is the local tag, so a second build
+with nothing changed is one `podman image exists`. The wheelhouse is downloaded on the
+host (PyPI is reachable from the host, not from inside a build) for the base's Python
+and kept in the lab cache; the build itself runs with --network=none.
+
+Here the base is made locally (see rootfs.py); for a real deployment pass
+``base="docker.io/library/python:3.12-slim", python_version="3.12"``. Run as a program
+(``python -m vulcano.lab.images``, or ``nox -s image``) it prints the local reference,
+then the public one it also tagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vulcano import image as public_image
+from vulcano.lab import cache, policy, rootfs
+from vulcano.lab.errors import LabError
+from vulcano.lab.podman import Podman, available, run_tool, ulimit_flags
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINERFILE = Path("container") / "Containerfile"
+LOCAL_REPOSITORY = "localhost/vulcano"
+# What of the source tree goes into the image (the Containerfile COPYs these).
+SOURCE_ENTRIES = (
+    "pyproject.toml",
+    "README.md",
+    "vulcano",
+    "appengine",
+    "container",
+    "agent",
+    "templates",
+)
+_SKIP_DIRS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+# The base made here: Debian bookworm's Python (3.11) and what the agent runs.
+SYSTEM_PACKAGES = ("iproute2", "nftables", "ca-certificates")
+LOCAL_BASE = rootfs.Rootfs(
+    name="vulcano-base",
+    packages=("python3", "python3-venv", "passwd", *SYSTEM_PACKAGES),
+    changes=('CMD ["python3"]',),
+)
+LOCAL_BASE_PYTHON = "3.11"
+# Bumped when what the digest covers changes meaning.
+INPUTS_FORMAT = "1"
+INPUTS_LABEL = "io.vulcano.image.inputs"
+
+
+# --- the wheelhouse -------------------------------------------------------------------
+
+
+def requirements(repo: Path = REPO) -> tuple[str, ...]:
+    """Every dependency of the project, plus what building it needs (setuptools)."""
+    project = tomllib.loads((repo / "pyproject.toml").read_text())
+    build = project["build-system"]["requires"]
+    return (*project["project"]["dependencies"], *build, "wheel")
+
+
+def _platforms(machine: str) -> tuple[str, ...]:
+    # Debian bookworm's glibc is 2.36; pip needs each manylinux tag it may take named.
+    tags = ["manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17"]
+    return (*(f"{tag}_{machine}" for tag in tags), f"manylinux2014_{machine}", f"linux_{machine}")
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """Wheels of ``requirements`` for CPython ``python_version`` on this architecture."""
+
+    requirements: tuple[str, ...]
+    python_version: str
+    machine: str = platform.machine()
+
+    @property
+    def key(self) -> str:
+        return cache.digest(["wheelhouse", self.python_version, self.machine, *self.requirements])
+
+    @property
+    def path(self) -> Path:
+        return cache.cache_dir() / "wheels" / self.key
+
+    def wheels(self) -> list[Path]:
+        return sorted(self.path.glob("*.whl"))
+
+
+def build_wheelhouse(spec: Wheelhouse) -> Path:
+    """Download the wheels (once per key); the directory holding them."""
+    marker = spec.path / ".complete"
+    if marker.exists():
+        return spec.path
+    with cache.locked(f"wheels-{spec.key}"):
+        if marker.exists():
+            return spec.path
+        staging = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache.cache_dir()))
+        try:
+            abi = "cp" + spec.python_version.replace(".", "")
+            argv = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--dest",
+                str(staging),
+                "--only-binary=:all:",
+                "--python-version",
+                spec.python_version,
+                "--implementation",
+                "cp",
+                "--abi",
+                abi,
+                *(flag for p in _platforms(spec.machine) for flag in ("--platform", p)),
+                *spec.requirements,
+            ]
+            log.info("downloading the wheelhouse for Python %s", spec.python_version)
+            run_tool(argv, policy.WHEELHOUSE_TIMEOUT)
+            (staging / ".complete").write_text(" ".join(spec.requirements) + "\n")
+            spec.path.parent.mkdir(parents=True, exist_ok=True)
+            if spec.path.exists():
+                shutil.rmtree(spec.path)
+            staging.rename(spec.path)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return spec.path
+
+
+# --- the context ----------------------------------------------------------------------
+
+
+def source_files(repo: Path = REPO) -> list[Path]:
+    """The files of SOURCE_ENTRIES (relative to ``repo``), sorted, caches left out."""
+    found: list[Path] = []
+    for entry in SOURCE_ENTRIES:
+        top = repo / entry
+        if top.is_file():
+            found.append(Path(entry))
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(_SKIP_SUFFIXES)
+            )
+            for name in filenames:
+                if not name.endswith(_SKIP_SUFFIXES):
+                    found.append((Path(dirpath) / name).relative_to(repo))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """Everything the image is built from; ``key`` is their digest."""
+
+    repo: Path
+    files: tuple[Path, ...]
+    wheels: tuple[Path, ...]
+    base: str
+    base_key: str
+    build_args: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> str:
+        parts: list[str | bytes] = [INPUTS_FORMAT, "base:" + self.base, "base-key:" + self.base_key]
+        parts += [f"arg:{k}={v}" for k, v in self.build_args]
+        for rel in self.files:
+            parts += ["file:" + rel.as_posix(), (self.repo / rel).read_bytes()]
+        for wheel in self.wheels:
+            parts += ["wheel:" + wheel.name, wheel.read_bytes()]
+        return cache.digest(parts)
+
+
+@contextlib.contextmanager
+def _staged_context(inputs: ImageInputs) -> Iterator[Path]:
+    """A build context holding exactly the inputs: the source files and wheels/."""
+    with tempfile.TemporaryDirectory(prefix="vulcano-context-", dir=cache.cache_dir()) as tmp:
+        context = Path(tmp)
+        for rel in inputs.files:
+            target = context / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(inputs.repo / rel, target)
+        wheels = context / "wheels"
+        wheels.mkdir()
+        for wheel in inputs.wheels:
+            try:
+                os.link(wheel, wheels / wheel.name)
+            except OSError:
+                shutil.copyfile(wheel, wheels / wheel.name)
+        yield context
+
+
+# --- the build ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """The Vulcano image the lab has: its references and how it came to be."""
+
+    reference: str  # localhost/vulcano:<inputs digest>
+    public: str  # the public name it is also tagged with
+    key: str
+    cached: bool
+    seconds: float
+    base: str
+
+
+def build_image(
+    repo: Path = REPO,
+    *,
+    base: str | None = None,
+    python_version: str | None = None,
+    public: str = public_image.REFERENCE,
+    podman: Podman | None = None,
+) -> ImageBuild:
+    """Build the image unless one with the same inputs exists; tag it ``public`` too.
+
+    ``base`` None means the base made locally (Debian bookworm, Python 3.11).
+    """
+    started = time.monotonic()
+    podman = podman or available()
+    if base is None:
+        base_key = LOCAL_BASE.key
+        base = LOCAL_BASE.reference
+        python_version = python_version or LOCAL_BASE_PYTHON
+        local_base = True
+    else:
+        if python_version is None:
+            raise LabError("a public base needs python_version (its Python, e.g. 3.12)")
+        base_key = ""
+        local_base = False
+    wheelhouse = Wheelhouse(requirements(repo), python_version)
+    build_wheelhouse(wheelhouse)
+    build_args = (
+        ("BASE", base),
+        ("VERSION", public_image.VERSION),
+        ("SYSTEM_PACKAGES", " ".join(SYSTEM_PACKAGES)),
+    )
+    inputs = ImageInputs(
+        repo=repo,
+        files=tuple(source_files(repo)),
+        wheels=tuple(wheelhouse.wheels()),
+        base=base,
+        base_key=base_key,
+        build_args=build_args,
+    )
+    key = inputs.key
+    reference = f"{LOCAL_REPOSITORY}:{key}"
+
+    def done(cached: bool) -> ImageBuild:
+        podman.run("tag", reference, public)
+        return ImageBuild(reference, public, key, cached, time.monotonic() - started, base)
+
+    if podman.image_exists(reference):
+        return done(cached=True)
+    with cache.locked(f"image-{key}"):
+        if podman.image_exists(reference):
+            return done(cached=True)
+        if local_base:
+            rootfs.build(LOCAL_BASE, podman)
+        with _staged_context(inputs) as context:
+            argv = ["build", "--file", str(context / CONTAINERFILE), "--tag", reference]
+            argv += [flag for k, v in build_args for flag in ("--build-arg", f"{k}={v}")]
+            argv += ["--label", f"{INPUTS_LABEL}={key}", *ulimit_flags()]
+            if local_base:
+                # Nothing to fetch: the base is here and has every system package.
+                argv += ["--pull=never", "--network=none"]
+            log.info("building %s", reference)
+            podman.run(*argv, str(context), timeout=policy.IMAGE_BUILD_TIMEOUT)
+    return done(cached=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vulcano.lab.images",
+        description="Build the Vulcano image with podman (cached by its inputs); print its "
+        "local reference, then the public one it is also tagged with.",
+    )
+    parser.add_argument("--base", help="a public base image, e.g. python:3.12-slim")
+    parser.add_argument("--python-version", help="the base's Python, e.g. 3.12")
+    parser.add_argument("--tag", default=public_image.REFERENCE, help="the public reference")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        built = build_image(base=args.base, python_version=args.python_version, public=args.tag)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    how = "cached" if built.cached else "built"
+    print(f"{how} in {built.seconds:.1f}s on {built.base}", file=sys.stderr)
+    print(built.reference)
+    print(built.public)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
