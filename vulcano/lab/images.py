@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from vulcano import image as public_image
 from vulcano.lab import cache, policy, rootfs
-from vulcano.lab.errors import LabError
+from vulcano.lab.errors import LabError, PodmanError
 from vulcano.lab.podman import Podman, available, run_tool, ulimit_flags
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ SOURCE_ENTRIES = (
     "templates",
 )
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+# The lab builds images and machines for tests; nothing in a deployable imports it, and
+# leaving it out means editing the test harness does not rebuild the image.
+_SKIP_PATHS = {Path("vulcano") / "lab"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 # The base made here: Debian bookworm's Python (3.11) and what the agent runs.
 SYSTEM_PACKAGES = ("iproute2", "nftables", "ca-certificates")
@@ -59,10 +63,13 @@ LOCAL_BASE = rootfs.Rootfs(
     packages=("python3", "python3-venv", "passwd", *SYSTEM_PACKAGES),
     changes=('CMD ["python3"]',),
 )
-LOCAL_BASE_PYTHON = "3.11"
+# Full version: markers such as python_full_version < "3.11.3" decide which wheels it needs.
+LOCAL_BASE_PYTHON = "3.11.2"
 # Bumped when what the digest covers changes meaning.
 INPUTS_FORMAT = "1"
 INPUTS_LABEL = "io.vulcano.image.inputs"
+# Rounds of "what does the base's pip still miss" before giving up.
+_WHEELHOUSE_ROUNDS = 5
 
 
 # --- the wheelhouse -------------------------------------------------------------------
@@ -83,15 +90,18 @@ def _platforms(machine: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Wheelhouse:
-    """Wheels of ``requirements`` for CPython ``python_version`` on this architecture."""
+    """Wheels of ``requirements`` for the Python of ``base`` (CPython ``python_version``)."""
 
     requirements: tuple[str, ...]
     python_version: str
+    base: str
     machine: str = platform.machine()
 
     @property
     def key(self) -> str:
-        return cache.digest(["wheelhouse", self.python_version, self.machine, *self.requirements])
+        return cache.digest(
+            ["wheelhouse", self.python_version, self.machine, self.base, *self.requirements]
+        )
 
     @property
     def path(self) -> Path:
@@ -101,8 +111,71 @@ class Wheelhouse:
         return sorted(self.path.glob("*.whl"))
 
 
-def build_wheelhouse(spec: Wheelhouse) -> Path:
-    """Download the wheels (once per key); the directory holding them."""
+_MISSING_RE = re.compile(r"No matching distribution found for (\S[^;\n]*)")
+
+
+def _download(spec: Wheelhouse, dest: Path, requirements: list[str]) -> None:
+    abi = "cp" + "".join(spec.python_version.split(".")[:2])
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(dest),
+        "--only-binary=:all:",
+        "--python-version",
+        spec.python_version,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        *(flag for p in _platforms(spec.machine) for flag in ("--platform", p)),
+        *requirements,
+    ]
+    run_tool(argv, policy.WHEELHOUSE_TIMEOUT)
+
+
+def _missing_in_base(spec: Wheelhouse, wheels: Path, podman: Podman) -> list[str]:
+    """What the base's own pip, offline, finds missing to install the requirements."""
+    script = (
+        "python3 -m venv /tmp/v && /tmp/v/bin/pip install --disable-pip-version-check "
+        '--no-index --find-links=/wheels --dry-run --quiet "$@"'
+    )
+    done = podman.run(
+        "run",
+        "--rm",
+        "--pull=never",
+        "--network=none",
+        *ulimit_flags(),
+        "--volume",
+        f"{wheels}:/wheels:ro",
+        spec.base,
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *spec.requirements,
+        timeout=policy.WHEELHOUSE_TIMEOUT,
+        check=False,
+    )
+    if done.returncode == 0:
+        return []
+    missing = [m.strip() for m in _MISSING_RE.findall(done.stdout + done.stderr)]
+    if not missing:
+        raise PodmanError(["pip", "install", "--dry-run"], done.returncode, done.stderr)
+    return missing
+
+
+def build_wheelhouse(spec: Wheelhouse, podman: Podman) -> Path:
+    """Download the wheels (once per key) and prove the base installs from them offline.
+
+    pip on the host evaluates environment markers (``python_full_version < "3.11.3"``)
+    for the host's Python, not the base's; so the base's own pip checks the set, and
+    what it misses is downloaded too, until it finds nothing missing.
+    """
     marker = spec.path / ".complete"
     if marker.exists():
         return spec.path
@@ -111,28 +184,16 @@ def build_wheelhouse(spec: Wheelhouse) -> Path:
             return spec.path
         staging = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache.cache_dir()))
         try:
-            abi = "cp" + spec.python_version.replace(".", "")
-            argv = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--disable-pip-version-check",
-                "--quiet",
-                "--dest",
-                str(staging),
-                "--only-binary=:all:",
-                "--python-version",
-                spec.python_version,
-                "--implementation",
-                "cp",
-                "--abi",
-                abi,
-                *(flag for p in _platforms(spec.machine) for flag in ("--platform", p)),
-                *spec.requirements,
-            ]
             log.info("downloading the wheelhouse for Python %s", spec.python_version)
-            run_tool(argv, policy.WHEELHOUSE_TIMEOUT)
+            _download(spec, staging, list(spec.requirements))
+            for _ in range(_WHEELHOUSE_ROUNDS):
+                missing = _missing_in_base(spec, staging, podman)
+                if not missing:
+                    break
+                log.info("the base's pip also needs %s", ", ".join(missing))
+                _download(spec, staging, missing)
+            else:
+                raise LabError(f"wheelhouse still incomplete after {_WHEELHOUSE_ROUNDS} rounds")
             (staging / ".complete").write_text(" ".join(spec.requirements) + "\n")
             spec.path.parent.mkdir(parents=True, exist_ok=True)
             if spec.path.exists():
@@ -156,8 +217,13 @@ def source_files(repo: Path = REPO) -> list[Path]:
             found.append(Path(entry))
             continue
         for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath).relative_to(repo)
             dirnames[:] = sorted(
-                d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(_SKIP_SUFFIXES)
+                d
+                for d in dirnames
+                if d not in _SKIP_DIRS
+                and not d.endswith(_SKIP_SUFFIXES)
+                and here / d not in _SKIP_PATHS
             )
             for name in filenames:
                 if not name.endswith(_SKIP_SUFFIXES):
@@ -243,10 +309,14 @@ def build_image(
     else:
         if python_version is None:
             raise LabError("a public base needs python_version (its Python, e.g. 3.12)")
-        base_key = ""
+        if not podman.image_exists(base):
+            podman.run("pull", base, timeout=policy.IMAGE_BUILD_TIMEOUT)
+        base_key = str(podman.image_inspect(base).get("Id", ""))  # the tag may move
         local_base = False
-    wheelhouse = Wheelhouse(requirements(repo), python_version)
-    build_wheelhouse(wheelhouse)
+    if local_base:
+        rootfs.build(LOCAL_BASE, podman)
+    wheelhouse = Wheelhouse(requirements(repo), python_version, base)
+    build_wheelhouse(wheelhouse, podman)
     build_args = (
         ("BASE", base),
         ("VERSION", public_image.VERSION),
@@ -272,12 +342,13 @@ def build_image(
     with cache.locked(f"image-{key}"):
         if podman.image_exists(reference):
             return done(cached=True)
-        if local_base:
-            rootfs.build(LOCAL_BASE, podman)
         with _staged_context(inputs) as context:
             argv = ["build", "--file", str(context / CONTAINERFILE), "--tag", reference]
             argv += [flag for k, v in build_args for flag in ("--build-arg", f"{k}={v}")]
             argv += ["--label", f"{INPUTS_LABEL}={key}", *ulimit_flags()]
+            # No layer cache: the digest is the cache, and every source change would
+            # otherwise leave a dangling build-stage image of a few hundred MB behind.
+            argv += ["--layers=false"]
             if local_base:
                 # Nothing to fetch: the base is here and has every system package.
                 argv += ["--pull=never", "--network=none"]
