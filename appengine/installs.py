@@ -22,13 +22,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from appengine.forms import FormError, read_install_form
 from appengine.models import Install
-from vulcano import cloudconfig
+from vulcano import cloudconfig, image
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("installs", __name__)
 
-DEFAULT_IMAGE = "ghcr.io/vulcano/provisioner:latest"
+# The image `nox -s image` builds and publishes (vulcano/image.py).
+DEFAULT_IMAGE = image.REFERENCE
 NO_SUCH_INSTALL = "token: no install has this token (it may have been deleted)"
 _EXTENSIONS = {"yaml": "yaml", "json": "ign"}
 

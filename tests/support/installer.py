@@ -38,10 +38,12 @@ def installer_server(
     workers: int = 1,
     threads: int = 1,
     validate: str = "required",
+    host: str = "127.0.0.1",
 ) -> Iterator[InstallerServer]:
     """gunicorn serving ``appengine:create_app()`` on 127.0.0.1, with its access log on.
 
-    The log goes to ``log_path``, or to this process's terminal when it is None.
+    The log goes to ``log_path``, or to this process's terminal when it is None. ``host``
+    is another address to bind instead: a test's own (an underlay bridge's), never more.
     """
     port = port or free_port()
     env = {
@@ -58,7 +60,7 @@ def installer_server(
                 "-m",
                 "gunicorn",
                 "--bind",
-                f"127.0.0.1:{port}",
+                f"{host}:{port}",
                 "--workers",
                 str(workers),
                 "--threads",
@@ -78,7 +80,7 @@ def installer_server(
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
         )
-    server = InstallerServer(url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc)
+    server = InstallerServer(url=f"http://{host}:{port}", log_path=log_path, proc=proc)
     try:
         wait_until(
             lambda: proc.poll() is None and requests.get(server.url, timeout=2).ok,
