@@ -66,9 +66,7 @@ def installer(
     Threaded as app.yaml runs it: every booting etcd holds a discovery long-poll.
     """
     log = tmp_path / "installer.log"
-    with installer_server(
-        datastore, log, host=underlay.gateway, workers=2, threads=8
-    ) as server:
+    with installer_server(datastore, log, host=underlay.gateway, workers=2, threads=8) as server:
         yield server
 
 

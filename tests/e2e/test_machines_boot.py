@@ -105,7 +105,7 @@ def test_three_nodes_form_one_etcd_cluster_through_discovery(
         wait_etcd_healthy(machine)
 
     names = ["node-0", "node-1", "node-2"]
-    for machine, host in zip(booted, hosts, strict=True):
+    for host in hosts:  # every member sees the same three
         assert member_names(host.ip) == names
     assert registered(url) == sorted(
         f"node-{i}=http://{host.ip}:2380" for i, host in enumerate(hosts)

@@ -24,7 +24,7 @@ def run_image(podman: Podman, reference: str, *command: str, entrypoint: str = "
 
 def test_the_installer_defaults_to_the_image_this_build_publishes() -> None:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert image.VERSION == version
+    assert version == image.VERSION
     assert DEFAULT_IMAGE == image.REFERENCE == f"{image.REPOSITORY}:{version}"
 
 
@@ -88,8 +88,6 @@ class TestTheImage:
             "from vulcano.nodeconfig import NodeSpec, render_node; "
             "print(render_node(NodeSpec('node-1', '10.0.0.2', 'http://d.example/x')).text)"
         )
-        out = run_image(
-            podman, vulcano_image.reference, "python3", "-c", script
-        )
+        out = run_image(podman, vulcano_image.reference, "python3", "-c", script)
         assert out.startswith("#cloud-config\n")
         assert "etcd-server" in out

@@ -9,7 +9,8 @@ host (PyPI is reachable from the host, not from inside a build) for the base's P
 and kept in the lab cache; the build itself runs with --network=none.
 
 Here the base is made locally (see rootfs.py); for a real deployment pass
-``base="docker.io/library/python:3.12-slim", python_version="3.12"``. Run as a program
+``base="docker.io/library/python:3.12-slim"``. The wheels are chosen for the Python the
+base itself reports. Run as a program
 (``python -m vulcano.lab.images``, or ``nox -s image``) it prints the local reference,
 then the public one it also tagged.
 """
@@ -63,8 +64,6 @@ LOCAL_BASE = rootfs.Rootfs(
     packages=("python3", "python3-venv", "passwd", *SYSTEM_PACKAGES),
     changes=('CMD ["python3"]',),
 )
-# Full version: markers such as python_full_version < "3.11.3" decide which wheels it needs.
-LOCAL_BASE_PYTHON = "3.11.2"
 # Bumped when what the digest covers changes meaning.
 INPUTS_FORMAT = "1"
 INPUTS_LABEL = "io.vulcano.image.inputs"
@@ -287,34 +286,54 @@ class ImageBuild:
     base: str
 
 
+def base_python(podman: Podman, base: str, base_key: str) -> str:
+    """The base image's Python version (``3.11.2``), asked of its own interpreter once."""
+    remembered = cache.cache_dir() / "base-python" / cache.digest([base, base_key])
+    if remembered.exists():
+        return remembered.read_text().strip()
+    done = podman.run(
+        "run",
+        "--rm",
+        "--pull=never",
+        "--network=none",
+        *ulimit_flags(),
+        base,
+        "python3",
+        "-c",
+        "import platform; print(platform.python_version())",
+    )
+    version = done.stdout.strip()
+    remembered.parent.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(version + "\n")
+    return version
+
+
 def build_image(
     repo: Path = REPO,
     *,
     base: str | None = None,
-    python_version: str | None = None,
     public: str = public_image.REFERENCE,
     podman: Podman | None = None,
+    force: bool = False,
 ) -> ImageBuild:
     """Build the image unless one with the same inputs exists; tag it ``public`` too.
 
-    ``base`` None means the base made locally (Debian bookworm, Python 3.11).
+    ``base`` None means the base made locally (Debian bookworm's Python 3.11). ``force``
+    rebuilds the image even so (the base and the wheelhouse stay cached).
     """
     started = time.monotonic()
     podman = podman or available()
     if base is None:
-        base_key = LOCAL_BASE.key
+        rootfs.build(LOCAL_BASE, podman)
         base = LOCAL_BASE.reference
-        python_version = python_version or LOCAL_BASE_PYTHON
+        base_key = LOCAL_BASE.key
         local_base = True
     else:
-        if python_version is None:
-            raise LabError("a public base needs python_version (its Python, e.g. 3.12)")
         if not podman.image_exists(base):
             podman.run("pull", base, timeout=policy.IMAGE_BUILD_TIMEOUT)
-        base_key = str(podman.image_inspect(base).get("Id", ""))  # the tag may move
+        base_key = podman.image_id(base)  # the tag may move
         local_base = False
-    if local_base:
-        rootfs.build(LOCAL_BASE, podman)
+    python_version = base_python(podman, base, base_key)
     wheelhouse = Wheelhouse(requirements(repo), python_version, base)
     build_wheelhouse(wheelhouse, podman)
     build_args = (
@@ -337,10 +356,11 @@ def build_image(
         podman.run("tag", reference, public)
         return ImageBuild(reference, public, key, cached, time.monotonic() - started, base)
 
-    if podman.image_exists(reference):
+    if not force and podman.image_exists(reference):
         return done(cached=True)
+    previous = podman.image_id(reference)
     with cache.locked(f"image-{key}"):
-        if podman.image_exists(reference):
+        if not force and podman.image_exists(reference):
             return done(cached=True)
         with _staged_context(inputs) as context:
             argv = ["build", "--file", str(context / CONTAINERFILE), "--tag", reference]
@@ -354,7 +374,11 @@ def build_image(
                 argv += ["--pull=never", "--network=none"]
             log.info("building %s", reference)
             podman.run(*argv, str(context), timeout=policy.IMAGE_BUILD_TIMEOUT)
-    return done(cached=False)
+    built = done(cached=False)
+    if previous and previous != podman.image_id(reference):
+        # A forced rebuild left the old build of these same inputs untagged: ours to drop.
+        podman.run("image", "rm", previous, check=False)
+    return built
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,12 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         "local reference, then the public one it is also tagged with.",
     )
     parser.add_argument("--base", help="a public base image, e.g. python:3.12-slim")
-    parser.add_argument("--python-version", help="the base's Python, e.g. 3.12")
     parser.add_argument("--tag", default=public_image.REFERENCE, help="the public reference")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        built = build_image(base=args.base, python_version=args.python_version, public=args.tag)
+        built = build_image(base=args.base, public=args.tag)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

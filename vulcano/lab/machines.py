@@ -102,9 +102,9 @@ MACHINE_IMAGE = rootfs.Rootfs(
 )
 
 
-def build_machine_image(podman: Podman) -> rootfs.Built:
+def build_machine_image(podman: Podman, *, force: bool = False) -> rootfs.Built:
     """The machine image, built once per recipe (its digest is the tag)."""
-    return rootfs.build(MACHINE_IMAGE, podman)
+    return rootfs.build(MACHINE_IMAGE, podman, force=force)
 
 
 class Machine:

@@ -88,6 +88,12 @@ class Podman:
         data: list[dict[str, object]] = json.loads(out)
         return data[0]
 
+    def image_id(self, reference: str) -> str:
+        """The image's id, or "" when there is no such image."""
+        if not self.image_exists(reference):
+            return ""
+        return str(self.image_inspect(reference).get("Id", ""))
+
     def image_size(self, reference: str) -> int:
         """Bytes the image's layers take (podman's own count)."""
         size = self.image_inspect(reference).get("Size", 0)

@@ -137,16 +137,17 @@ class Built:
     seconds: float
 
 
-def build(recipe: Rootfs, podman: Podman) -> Built:
-    """The recipe's image, built unless an image with its digest exists."""
+def build(recipe: Rootfs, podman: Podman, *, force: bool = False) -> Built:
+    """The recipe's image, built unless an image with its digest exists (or ``force``)."""
     started = time.monotonic()
-    if podman.image_exists(recipe.reference):
+    if not force and podman.image_exists(recipe.reference):
         return Built(recipe.reference, cached=True, seconds=time.monotonic() - started)
     if shutil.which("mmdebstrap") is None:
         raise LabError("mmdebstrap is not installed (Debian package mmdebstrap)")
     with cache.locked(f"rootfs-{recipe.name}-{recipe.key}"):
-        if podman.image_exists(recipe.reference):  # another run built it meanwhile
+        if not force and podman.image_exists(recipe.reference):  # built meanwhile
             return Built(recipe.reference, cached=True, seconds=time.monotonic() - started)
+        previous = podman.image_id(recipe.reference)
         work = Path(tempfile.mkdtemp(prefix=f"{recipe.name}-", dir=cache.cache_dir()))
         try:
             tarball = work / "rootfs.tar"
@@ -164,6 +165,10 @@ def build(recipe: Rootfs, podman: Podman) -> Built:
         finally:
             with contextlib.suppress(OSError):
                 shutil.rmtree(work)
+        if previous and previous != podman.image_id(recipe.reference):
+            # A forced rebuild left the old import untagged: ours to drop (podman keeps
+            # it if something still uses it).
+            podman.run("image", "rm", previous, check=False)
     return Built(recipe.reference, cached=False, seconds=time.monotonic() - started)
 
 

@@ -1,0 +1,137 @@
+"""The Vulcano image and test machines: build times, sizes, and how fast a node boots.
+
+Builds the Vulcano image twice (cold: the image itself rebuilt, its base and wheelhouse
+cached; then cached: a lookup), reads both images' sizes, then boots single-node
+machines from Vulcano's node user-data (cloud-init flavour) in a network namespace, with
+the hosted installer's discovery service on the underlay's bridge address, and times
+machine start → cloud-init done and → etcd healthy. Run with `python -m bench.machines`
+(or `nox -s bench -- machines`); root, podman, runc and mmdebstrap needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support import services
+from tests.support.installer import installer_server
+from tests.support.netns import Underlay
+from vulcano.lab import images, machines, rootfs
+from vulcano.lab.podman import Podman, available
+from vulcano.nodeconfig import NodeSpec, render_node
+
+ETCD_TIMEOUT = 120.0
+
+
+def _etcd_healthy(machine: machines.Machine) -> bool:
+    done = machine.exec(
+        ["curl", "-fsS", "--max-time", "3", "http://127.0.0.1:2379/health"], check=False
+    )
+    return done.returncode == 0 and json.loads(done.stdout).get("health") == "true"
+
+
+def boot_round(
+    podman: Podman, image: str, base: Path, emulator: services.DatastoreEmulator
+) -> tuple[float, float]:
+    """One node booted from its user-data: (seconds to cloud-init done, to etcd healthy)."""
+    with Underlay(base, with_etcd=False) as net:
+        host = net.add_host()
+        with installer_server(
+            emulator, base / "installer.log", host=net.gateway, workers=2, threads=8
+        ) as installer:
+            answer = requests.get(f"{installer.url}/new", params={"size": 1}, timeout=10)
+            answer.raise_for_status()
+            spec = NodeSpec(name="node-0", ip=host.ip, discovery_url=answer.text.strip())
+            started = time.monotonic()
+            with machines.machine(
+                podman, image, render_node(spec).text, name=f"bench-{net.token}", netns=host.netns
+            ) as machine:
+                machine.wait_cloud_init()
+                cloud_init = time.monotonic() - started
+                services.wait_until(lambda: _etcd_healthy(machine), ETCD_TIMEOUT, "etcd", 0.1)
+                etcd = time.monotonic() - started
+    return cloud_init, etcd
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f} s"
+    return (
+        f"median {statistics.median(values):.1f} s "
+        f"(min {min(values):.1f}, max {max(values):.1f}, n={len(values)})"
+    )
+
+
+def _built(what: str, built: rootfs.Built) -> str:
+    return what + (", cached" if built.cached else ", cold")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.0f} MB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.machines", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="machines to boot, one by one")
+    parser.add_argument(
+        "--cold-images",
+        action="store_true",
+        help="also rebuild the local base and the machine image (mmdebstrap; slow)",
+    )
+    args = parser.parse_args(argv)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    podman = available()
+
+    log("building the local base image")
+    base = rootfs.build(images.LOCAL_BASE, podman, force=args.cold_images)
+    log("building the Vulcano image (cold: the image rebuilt, base and wheels cached)")
+    cold = images.build_image(podman=podman, force=True)
+    cached = images.build_image(podman=podman)
+    log("building the machine image")
+    machine_image = machines.build_machine_image(podman, force=args.cold_images)
+    rows = [
+        (_built("local base image (mmdebstrap + import)", base), f"{base.seconds:.1f} s"),
+        ("Vulcano image build, cold (base, wheels cached)", f"{cold.seconds:.1f} s"),
+        ("Vulcano image build, cached", f"{cached.seconds:.2f} s"),
+        ("Vulcano image size", _mb(podman.image_size(cold.reference))),
+        (
+            _built("machine image (mmdebstrap + import)", machine_image),
+            f"{machine_image.seconds:.1f} s",
+        ),
+        ("machine image size", _mb(podman.image_size(machine_image.reference))),
+    ]
+    to_cloud_init: list[float] = []
+    to_etcd: list[float] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="vulcano-bench-machines-") as tmp,
+        services.datastore_emulator() as emulator,
+    ):
+        for i in range(args.rounds):
+            log(f"booting machine {i + 1}/{args.rounds}")
+            emulator.reset()
+            done, healthy = boot_round(
+                podman, machine_image.reference, Path(tmp) / str(i), emulator
+            )
+            to_cloud_init.append(done)
+            to_etcd.append(healthy)
+    rows += [
+        ("machine start → cloud-init done", _spread(to_cloud_init)),
+        ("machine start → etcd healthy", _spread(to_etcd)),
+    ]
+    width = max(len(what) for what, _ in rows)
+    print()
+    print(f"{'WHAT'.ljust(width)}  VALUE")
+    for what, value in rows:
+        print(f"{what.ljust(width)}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
