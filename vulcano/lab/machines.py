@@ -201,8 +201,9 @@ class Machine:
 
     # -- from outside ------------------------------------------------------------------------
     def kill(self) -> None:
-        """`podman kill`: the machine's power is cut, systemd gets no say."""
+        """`podman kill`: the machine's power is cut, systemd gets no say; waits for it."""
         self.podman.run("kill", self.container, check=False)
+        self.podman.run("wait", self.container, check=False)
 
     def stop_and_remove(self) -> None:
         """Stop the machine (systemd shuts down, then it is killed) and remove it."""
