@@ -21,6 +21,12 @@ Three settings make it a cloud instance *offline* (all in the image, none in use
     and `packages: [etcd-server]` finds it installed and does nothing. cloud-init keeps
     that sources list (`apt: preserve_sources_list`), as Debian's own images configure.
 
+Baked in, etcd-server is enabled as its package leaves it, so it starts once at boot with
+Debian's default configuration (loopback only, /var/lib/etcd/default), where on a real
+image apt's postinst would start it the same way during `packages:`. Either way it runs
+before cloud-final (which is After=multi-user.target) writes the deferred files, and the
+user-data's `systemctl restart` then starts the configured member: no race between them.
+
 Every container's name carries this process's RUN_TOKEN and a label with it, so
 `remove_run_machines()` removes only what this run started.
 """
