@@ -10,9 +10,8 @@ and kept in the lab cache; the build itself runs with --network=none.
 
 Here the base is made locally (see rootfs.py); for a real deployment pass
 ``base="docker.io/library/python:3.12-slim"``. The wheels are chosen for the Python the
-base itself reports. Run as a program
-(``python -m vulcano.lab.images``, or ``nox -s image``) it prints the local reference,
-then the public one it also tagged.
+base itself reports. Run as a program (``python -m vulcano.lab.images``, or
+``nox -s image``) it prints the local reference, then the public one it also tagged.
 """
 
 from __future__ import annotations
