@@ -9,7 +9,8 @@ import pytest
 
 from appengine.installs import DEFAULT_IMAGE
 from vulcano import image
-from vulcano.lab.images import ImageBuild, build_image
+from vulcano.lab import machines
+from vulcano.lab.images import VENV, ImageBuild, build_image, export_venv
 from vulcano.lab.podman import Podman, ulimit_flags
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +92,17 @@ class TestTheImage:
         out = run_image(podman, vulcano_image.reference, "python3", "-c", script)
         assert out.startswith("#cloud-config\n")
         assert "etcd-server" in out
+
+    def test_its_venv_runs_on_a_debian_machine_as_a_bundle(
+        self, podman: Podman, vulcano_image: ImageBuild, machine_image: str, tmp_path: Path
+    ) -> None:
+        bundle = export_venv(podman, vulcano_image.reference, tmp_path / "bundle")
+        user_data = "#cloud-config\nhostname: bundle\n"
+        with machines.machine(
+            podman, machine_image, user_data, name="bundle", read_only=[(bundle, VENV)]
+        ) as machine:
+            machine.wait_cloud_init()
+            out = machine.exec([f"{VENV}/bin/vulcano-agent", "--help"]).stdout
+            assert "Usage: vulcano-agent" in out
+            version = machine.exec([f"{VENV}/bin/python3", "--version"]).stdout
+            assert version.startswith("Python 3.11")

@@ -380,6 +380,24 @@ def build_image(
     return built
 
 
+VENV = "/opt/vulcano"
+
+
+def export_venv(podman: Podman, reference: str, dest: Path) -> Path:
+    """Copy the image's /opt/vulcano (the venv, templates) to ``dest``/vulcano.
+
+    Built on the local base, it is a venv for Debian bookworm's /usr/bin/python3, so a
+    Debian 12 machine can run it as it is: a bundle, one way an agent can reach a node.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    created = podman.run("create", "--pull=never", reference, "true").stdout.strip()
+    try:
+        podman.run("cp", f"{created}:{VENV}", str(dest), timeout=policy.IMPORT_TIMEOUT)
+    finally:
+        podman.run("rm", "--force", created, check=False)
+    return dest / Path(VENV).name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vulcano.lab.images",

@@ -247,11 +247,13 @@ def start_machine(
     name: str,
     netns: str | None = None,
     hostname: str | None = None,
+    read_only: Sequence[tuple[Path, str]] = (),
 ) -> Machine:
     """Start a machine booting ``user_data``; returns as soon as its container runs.
 
     ``netns`` is a name under /run/netns (the machine gets exactly its interfaces);
-    None gives the machine a loopback interface only.
+    None gives the machine a loopback interface only. ``read_only`` mounts host
+    directories into the machine: (host path, path inside).
     """
     if not _NAME_RE.fullmatch(name):
         raise ValueError(f"machine name {name!r}: use lowercase letters, digits and '-'")
@@ -275,6 +277,7 @@ def start_machine(
             network,
             "--volume",
             f"{seed}:{SEED_DIR}:ro",
+            *(flag for src, dst in read_only for flag in ("--volume", f"{src}:{dst}:ro")),
             *ulimit_flags(),
             image,
             "/lib/systemd/systemd",
@@ -289,10 +292,16 @@ def start_machine(
 
 @contextlib.contextmanager
 def machine(
-    podman: Podman, image: str, user_data: str, *, name: str, netns: str | None = None
+    podman: Podman,
+    image: str,
+    user_data: str,
+    *,
+    name: str,
+    netns: str | None = None,
+    read_only: Sequence[tuple[Path, str]] = (),
 ) -> Iterator[Machine]:
     """A started machine, stopped and removed on exit, also after a failure."""
-    m = start_machine(podman, image, user_data, name=name, netns=netns)
+    m = start_machine(podman, image, user_data, name=name, netns=netns, read_only=read_only)
     try:
         yield m
     finally:
