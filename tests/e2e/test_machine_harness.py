@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.conftest import MachineFactory
 from tests.support.netns import Underlay
-from vulcano.lab import machines
+from vulcano.lab import machines as lab_machines
 from vulcano.lab.errors import CloudInitFailed
 from vulcano.lab.podman import Podman
 
@@ -42,7 +42,7 @@ def test_a_failed_boot_raises_with_cloud_init_s_log_and_the_machine_is_removed(
 ) -> None:
     with (
         pytest.raises(CloudInitFailed) as failed,
-        machines.machine(podman, machine_image, FAILING, name="broken") as machine,
+        lab_machines.machine(podman, machine_image, FAILING, name="broken") as machine,
     ):
         machine.wait_cloud_init()
     assert failed.value.status == "error"
@@ -62,7 +62,7 @@ def test_a_machine_runs_units_from_its_user_data_and_shows_their_journal(
 def test_a_killed_machine_stops_at_once_and_is_still_removed(
     podman: Podman, machine_image: str
 ) -> None:
-    machine = machines.start_machine(podman, machine_image, QUIET, name="killed")
+    machine = lab_machines.start_machine(podman, machine_image, QUIET, name="killed")
     try:
         machine.wait_cloud_init()
         machine.kill()
