@@ -53,8 +53,17 @@ def test_a_failed_boot_raises_with_cloud_init_s_log_and_the_machine_is_removed(
 def test_a_machine_runs_units_from_its_user_data_and_shows_their_journal(
     underlay: Underlay, machines: MachineFactory
 ) -> None:
-    machine = machines(underlay.add_host(), QUIET)
+    host = underlay.add_host()
+    machine = machines(host, QUIET)
     machine.wait_cloud_init()
+    # Its only way out is the underlay the test made: no default route, no other link.
+    assert machine.exec(["ip", "-4", "route"]).stdout.split()[0] == str(underlay.subnet)
+    assert "default" not in machine.exec(["ip", "route", "show", "table", "all"]).stdout
+    links = machine.exec(["ip", "-o", "link"]).stdout
+    assert sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()) == [
+        "eth0",
+        "lo",
+    ]
     assert machine.systemctl("is-active", "hello.service").stdout.strip() == "active"
     assert "hello-from-the-journal" in machine.journal("hello.service")
 
