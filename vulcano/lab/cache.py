@@ -1,8 +1,8 @@
 """Where the lab keeps what it built, how it names it, and who builds it.
 
 Everything the lab builds is named by a digest of its inputs, so a second build with
-the same inputs is a lookup. Builds of one name take a file lock, so two test runs on
-one machine build it once.
+the same inputs is a lookup. Builds of one kind take that kind's file lock and look
+again once they hold it, so two test runs on one machine build a thing once.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def build_image(
     if not force and podman.image_exists(reference):
         return done(cached=True)
     previous = podman.image_id(reference)
-    with cache.locked(f"image-{key}"):
+    with cache.locked("image"):
         if not force and podman.image_exists(reference):
             return done(cached=True)
         with _staged_context(inputs) as context:

@@ -144,7 +144,7 @@ def build(recipe: Rootfs, podman: Podman, *, force: bool = False) -> Built:
         return Built(recipe.reference, cached=True, seconds=time.monotonic() - started)
     if shutil.which("mmdebstrap") is None:
         raise LabError("mmdebstrap is not installed (Debian package mmdebstrap)")
-    with cache.locked(f"rootfs-{recipe.name}-{recipe.key}"):
+    with cache.locked(f"rootfs-{recipe.name}"):
         if not force and podman.image_exists(recipe.reference):  # built meanwhile
             return Built(recipe.reference, cached=True, seconds=time.monotonic() - started)
         previous = podman.image_id(recipe.reference)

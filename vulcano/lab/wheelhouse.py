@@ -131,7 +131,7 @@ def build_wheelhouse(spec: Wheelhouse, podman: Podman) -> Path:
     marker = spec.path / ".complete"
     if marker.exists():
         return spec.path
-    with cache.locked(f"wheels-{spec.key}"):
+    with cache.locked("wheels"):
         if marker.exists():
             return spec.path
         staging = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache.cache_dir()))
