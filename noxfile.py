@@ -134,4 +134,4 @@ def demo(session: nox.Session) -> None:
     """Run the demo: the hosted installer on http://127.0.0.1:8080 against the emulator."""
     ensure_debian_packages(session)
     session.install("-e", ".[test]")
-    session.run("python", "-m", "tests.support.demo", *session.posargs)
+    session.run("python", "-m", "vulcano.lab.demo", *session.posargs)

@@ -17,20 +17,17 @@ from typing import Any
 import click
 
 from agent import nft, policy
-from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ConfigError, resolve
-from agent.network import NetworkConfigError, SubnetExhausted, check_overlap, parse
-from agent.registration import MachineConflict
-from agent.sandbox import SandboxError, SandboxManager
+from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, resolve
+from agent.network import NetworkConfigError, check_overlap, parse
+from agent.sandbox import SandboxManager
 from agent.state import StateDirBusy, StateLock
 from vulcano import etcd as vulcano_etcd
+from vulcano.clierrors import reported
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
+from vulcano.records import Machine
 
 log = logging.getLogger("agent")
-
-
-def _fail(message: str) -> click.ClickException:
-    return click.ClickException(message)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,22 +68,16 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
+    with reported():
         config = resolve(flags, config_file)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
     agent = Agent(config)
     from agent import unitservice
 
     unitservice.install(agent)  # the unit engine and runner (issue 5)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
-    try:
+    with reported():
         agent.run()
-    except (MachineConflict, StateDirBusy, SubnetExhausted, NetworkConfigError) as exc:
-        raise _fail(str(exc)) from None
-    except VulcanoError as exc:
-        raise _fail(str(exc)) from None
 
 
 # --- network --------------------------------------------------------------------------
@@ -132,7 +123,7 @@ def network_init(
         hosts = [host for host, _ in vulcano_etcd.parse_endpoints(etcd_endpoints)]
         check_overlap(config, hosts)
     except (NetworkConfigError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
     client = vulcano_etcd.connect(etcd_endpoints)
     try:
         outcome = _with_deadline(
@@ -145,7 +136,6 @@ def network_init(
 
 
 def _write_network_config(client: Any, keyspace: Keyspace, config: Any, replace: bool) -> str:
-    from agent.machine import Machine
     from agent.network import NetworkConfig
 
     key = keyspace.network_config
@@ -158,7 +148,7 @@ def _write_network_config(client: Any, keyspace: Keyspace, config: Any, replace:
     try:
         check_overlap(config, ips)
     except NetworkConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
     value, meta = client.get(key)
     if meta is None:
         ok, _ = client.transaction(
@@ -168,7 +158,9 @@ def _write_network_config(client: Any, keyspace: Keyspace, config: Any, replace:
         )
         if ok:
             return "initialised"
-        raise _fail("another network config was written at the same moment; run again")
+        raise click.ClickException(
+            "another network config was written at the same moment; run again"
+        )
     try:
         current = NetworkConfig.from_json(value)
     except NetworkConfigError:
@@ -177,41 +169,38 @@ def _write_network_config(client: Any, keyspace: Keyspace, config: Any, replace:
         return "unchanged"
     leased = list(client.get_prefix(keyspace.subnets, keys_only=True))
     if not replace:
-        raise _fail(
+        raise click.ClickException(
             f"the network is already initialised with {value.decode(errors='replace')}; "
             "use --replace to change it (only while no subnet is leased)"
         )
     if leased:
-        raise _fail(f"cannot replace the network config: {len(leased)} subnet(s) are leased")
+        raise click.ClickException(
+            f"cannot replace the network config: {len(leased)} subnet(s) are leased"
+        )
     ok, _ = client.transaction(
         compare=[client.transactions.mod(key) == meta.mod_revision],
         success=[client.transactions.put(key, config.to_json())],
         failure=[],
     )
     if not ok:
-        raise _fail("the network config changed meanwhile; run again")
+        raise click.ClickException("the network config changed meanwhile; run again")
     return "replaced"
 
 
 def _with_deadline(what: str, call: Any) -> Any:
     """call() retried while etcd is unreachable, until CLI_ETCD_DEADLINE."""
     deadline = time.monotonic() + policy.CLI_ETCD_DEADLINE
-    last: BaseException | None = None
-    for _ in policy.DAEMON_RETRY.sleep_until(deadline):
-        try:
-            return call()
-        except Exception as exc:
-            if not policy.is_etcd_error(exc):
-                raise
-            last = exc
-    raise _fail(f"{what}: etcd did not answer within {policy.CLI_ETCD_DEADLINE:.0f}s ({last!r})")
+    with reported():
+        return vulcano_etcd.retry_while_unreachable(
+            call, what, deadline=deadline, backoff=policy.DAEMON_RETRY
+        )
 
 
 def _state_dir(value: str | None) -> tuple[Path, bool]:
     if value is None:
         return DEFAULT_STATE_DIR, False
     if not value.strip():
-        raise _fail("--state-dir: empty path")
+        raise click.ClickException("--state-dir: empty path")
     return Path(value), True
 
 
@@ -227,7 +216,7 @@ def network_down(state_dir: str | None) -> None:
         try:
             lock.acquire()
         except StateDirBusy:
-            raise _fail(
+            raise click.ClickException(
                 f"an agent is running with {directory}: stop it first, or it rebuilds the overlay"
             ) from None
     try:
@@ -242,7 +231,7 @@ def network_down(state_dir: str | None) -> None:
         env = (directory if given else DEFAULT_RUN_DIR) / "subnet.env"
         env.unlink(missing_ok=True)
     except VulcanoError as exc:
-        raise _fail(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
     finally:
         lock.release()
     what = removed + (["nftables table " + nft.TABLE] if removed_nft else [])
@@ -269,9 +258,8 @@ def sandbox_create(name: str, state_dir: str | None) -> None:
     """Create sandbox NAME and print its overlay address."""
     manager = _manager(state_dir)
     try:
-        address = _with_deadline("creating the sandbox", lambda: manager.create(name))
-    except SandboxError as exc:
-        raise _fail(str(exc)) from None
+        with reported():
+            address = _with_deadline("creating the sandbox", lambda: manager.create(name))
     finally:
         manager.close()
     click.echo(address)
@@ -301,8 +289,7 @@ def sandbox_delete(name: str, state_dir: str | None) -> None:
     """Delete sandbox NAME (its namespace, veth and address)."""
     manager = _manager(state_dir)
     try:
-        _with_deadline("deleting the sandbox", lambda: manager.delete(name))
-    except SandboxError as exc:
-        raise _fail(str(exc)) from None
+        with reported():
+            _with_deadline("deleting the sandbox", lambda: manager.delete(name))
     finally:
         manager.close()

@@ -16,19 +16,20 @@ machine record may be gone, so stop units), `agent.stop_event` and `agent.sandbo
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from typing import Any, Protocol
 
 from agent import policy
 from agent.config import AgentConfig
-from agent.machine import Machine, machine_id
+from agent.machine import machine_id
 from agent.overlay import Overlay
 from agent.registration import Registration
 from agent.sandbox import SandboxManager
 from agent.state import NodeState, StateLock
 from vulcano import etcd as vulcano_etcd
-from vulcano import policy as core_policy
+from vulcano.records import Machine
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,12 @@ class Agent:
         self.metadata: dict[str, str] = dict(config.metadata)
         self.keyspace = config.keyspace
         self.stop_event = threading.Event()
-        self.machine = Machine(id=self.machine_id, public_ip=self.public_ip, metadata=self.metadata)
+        self.machine = Machine(
+            id=self.machine_id,
+            public_ip=self.public_ip,
+            hostname=socket.gethostname(),
+            metadata=self.metadata,
+        )
         self.registration = Registration(
             self.etcd, self.keyspace, self.machine, config.ttl, self.state_dir, self.stop_event
         )
@@ -118,16 +124,9 @@ class Agent:
         self.ready.set()
 
     def _register_until_done(self) -> None:
-        delays = core_policy.ETCD_RECONNECT.delays()
-        while not self.stop_event.is_set():
-            try:
-                self.registration.register()
-                return
-            except Exception as exc:
-                if not policy.is_etcd_error(exc):
-                    raise
-                log.warning("etcd unreachable, retrying registration: %s", exc)
-            self.stop_event.wait(next(delays))
+        vulcano_etcd.retry_while_unreachable(
+            self.registration.register, "registering", stop=self.stop_event, log=log.warning
+        )
 
     def _start_component(self, component: Component) -> None:
         component.start(self)

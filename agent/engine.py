@@ -30,8 +30,9 @@ from etcd3 import etcdrpc, transactions
 
 from agent import policy, scheduler
 from agent.watching import Change, PrefixWatch, Resync, snapshot
+from vulcano import units
 from vulcano.keyspace import Keyspace
-from vulcano.unitstore import INACTIVE, Assignment, MachineRecord, UnitSpec
+from vulcano.records import Assignment, DesiredState, Machine, UnitSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class EngineStats:
 
 @dataclass
 class _World:
-    machines: dict[str, MachineRecord] = field(default_factory=dict)
+    machines: dict[str, Machine] = field(default_factory=dict)
     specs: dict[str, UnitSpec] = field(default_factory=dict)
     # (machine, unit) → (assignment JSON, lease id)
     placed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
@@ -278,7 +279,7 @@ class Engine:
                 else:
                     world.departed.pop(mid, None)
                     try:
-                        world.machines[mid] = MachineRecord.from_json(ch.value, ch.lease)
+                        world.machines[mid] = Machine.from_json(ch.value, ch.lease)
                     except (ValueError, KeyError, TypeError):
                         log.warning("engine: unreadable machine record %s", ch.key)
             elif ch.key.startswith(self.ks.machines_restarting):
@@ -308,16 +309,16 @@ class Engine:
     def _reconcile(self, world: _World) -> None:
         started = time.monotonic()
         wanted = {
-            n: s for n, s in world.specs.items() if s.desired != INACTIVE and not _is_template(n)
+            n: s
+            for n, s in world.specs.items()
+            if s.desired != DesiredState.INACTIVE and not units.is_template(n)
         }
         current: dict[str, str] = {}
         for machine, name in world.placed:
             spec = wanted.get(name)
             if spec is not None and not spec.options.global_:
                 current[name] = machine
-        machines = [
-            scheduler.Machine(m.id, m.metadata) for m in world.machines.values() if m.lease_id
-        ]
+        machines = [m for m in world.machines.values() if m.lease_id]
         plan = scheduler.plan(
             [scheduler.UnitRequest(n, s.options) for n, s in wanted.items()], machines, current
         )
@@ -415,11 +416,6 @@ class Engine:
                     world.reasons[name] = reasons[name]
                 else:
                     world.reasons.pop(name, None)
-
-
-def _is_template(name: str) -> bool:
-    base = name.rsplit(".", 1)[0]
-    return base.endswith("@")
 
 
 def _assignment(spec: UnitSpec) -> str:

@@ -31,6 +31,7 @@ from agent.state import NodeState
 from agent.subnets import SubnetLease, acquire, list_leases
 from agent.watching import PrefixWatch, Resync, current_revision
 from vulcano import policy as core_policy
+from vulcano.etcd import is_unreachable, retry_while_unreachable
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
@@ -94,17 +95,7 @@ class Overlay:
 
     def _retrying(self, what: str, call: Any) -> Any:
         """call() until it succeeds; etcd errors are waited out, ours propagate."""
-        agent = self._agent()
-        delays = core_policy.ETCD_RECONNECT.delays()
-        while not agent.stop_event.is_set():
-            try:
-                return call()
-            except Exception as exc:
-                if not policy.is_etcd_error(exc):
-                    raise
-                log.warning("%s: etcd unreachable, retrying: %s", what, exc)
-            agent.stop_event.wait(next(delays))
-        return None
+        return retry_while_unreachable(call, what, stop=self._agent().stop_event, log=log.warning)
 
     def _wait_for_config(self) -> NetworkConfig | None:
         agent = self._agent()
@@ -222,7 +213,7 @@ class Overlay:
                 log.warning("peer watch lost (%s): keeping the data path as it is", exc)
                 delays = core_policy.ETCD_RECONNECT.delays()
             except Exception as exc:
-                if not policy.is_etcd_error(exc):
+                if not is_unreachable(exc):
                     log.exception("watching peers failed")
                 else:
                     log.warning("cannot watch peers (%s): keeping the data path as it is", exc)
@@ -273,7 +264,7 @@ class Overlay:
                 delays = core_policy.ETCD_RECONNECT.delays()
                 timeout = policy.RESYNC_INTERVAL
             except Exception as exc:
-                if not policy.is_etcd_error(exc):
+                if not is_unreachable(exc):
                     log.exception("reconciling the data path failed")
                 else:
                     log.warning("cannot list peers (%s): keeping the data path as it is", exc)

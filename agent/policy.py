@@ -48,12 +48,6 @@ SUBPROCESS_TIMEOUT = 10.0
 DAEMON_RETRY = Backoff(initial=0.2, maximum=5.0)
 
 
-def is_etcd_error(exc: BaseException) -> bool:
-    """Errors that mean "etcd is unreachable or slow": retried with backoff, never fatal."""
-    module = type(exc).__module__
-    return module.startswith(("etcd3", "grpc")) or isinstance(exc, TimeoutError | ConnectionError)
-
-
 # --- unit engine --------------------------------------------------------------------
 
 # The engine leader's election lease (fleet: TTL about 5 times the reconcile interval).

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from agent import policy
-from agent.machine import Machine
 from agent.state import read_json, write_json
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
+from vulcano.records import Machine
 
 log = logging.getLogger(__name__)
 

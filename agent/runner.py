@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import policy
+from vulcano.records import RUNNING_STATES
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ class BuiltinRunner:
             st = {"active": "inactive", "sub": "dead", "since": 0.0}
         alive = self._shim_pid(name) is not None
         active, sub = st.get("active", "inactive"), st.get("sub", "dead")
-        if not alive and active in {"active", "activating", "deactivating"}:
+        if not alive and active in RUNNING_STATES:
             active, sub = "failed", "failed"  # the shim died under it
             st["reason"] = "supervisor exited unexpectedly"
         return RunStatus(

@@ -13,15 +13,8 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from vulcano.records import SHORT_ID_LENGTH, Machine
 from vulcano.units import FleetOptions, glob_matches
-
-SHORT_ID_LENGTH = 8
-
-
-@dataclass(frozen=True)
-class Machine:
-    id: str
-    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from agent import policy
 from agent.runner import BuiltinRunner, RunContext, Runner, RunStatus
 from agent.watching import Change, PrefixWatch, Resync, snapshot
 from vulcano.keyspace import Keyspace
-from vulcano.unitstore import LAUNCHED, Assignment, UnitState
+from vulcano.records import RUNNING_STATES, Assignment, DesiredState, UnitState
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,8 @@ class UnitAgent:
                     log.warning("unit agent: unreadable assignment %s", ch.key)
                     continue
                 old = self.assigned.get(name)
-                if new.desired == LAUNCHED and (
-                    old is None or old.desired != LAUNCHED or old.starts != new.starts
+                if new.desired == DesiredState.LAUNCHED and (
+                    old is None or old.desired != DesiredState.LAUNCHED or old.starts != new.starts
                 ):
                     self._kick.add(name)  # asked to start (again): a failed unit too
                 self.assigned[name] = new
@@ -255,7 +255,7 @@ class UnitAgent:
         loaded = set(self.runner.loaded())
         for name, a in sorted(self.assigned.items()):
             st = self.runner.status(name) if name in loaded else None
-            running = st is not None and st.active in {"active", "activating", "deactivating"}
+            running = st is not None and st.active in RUNNING_STATES
             if st is None or st.hash != a.hash:
                 if running:
                     log.info("unit agent: stopping %s (new content %s)", name, a.hash[:7])
@@ -280,19 +280,22 @@ class UnitAgent:
                 running = False
             kicked = name in self._kick
             self._kick.discard(name)
-            if a.desired == LAUNCHED and not running and (st.active != "failed" or kicked):
+            if (
+                a.desired == DesiredState.LAUNCHED
+                and not running
+                and (st.active != "failed" or kicked)
+            ):
                 log.info("unit agent: starting %s (was %s/%s)", name, st.active, st.sub)
                 self.runner.start(name)
-            elif a.desired != LAUNCHED and running and st.active != "deactivating":
+            elif a.desired != DesiredState.LAUNCHED and running and st.active != "deactivating":
                 log.info("unit agent: stopping %s (desired %s)", name, a.desired)
                 self.runner.stop(name)
         for name in sorted(loaded - set(self.assigned)):
             st = self.runner.status(name)
-            if st.active in {"active", "activating"}:
-                log.info("unit agent: stopping %s (no longer assigned here)", name)
-                self.runner.stop(name)
-                continue
-            if st.active == "deactivating":
+            if st.active in RUNNING_STATES:
+                if st.active != "deactivating":
+                    log.info("unit agent: stopping %s (no longer assigned here)", name)
+                    self.runner.stop(name)
                 continue
             self.runner.unload(name)
             if name not in self.runner.loaded():

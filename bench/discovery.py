@@ -26,9 +26,10 @@ from pathlib import Path
 
 import requests
 
-from tests.support import services
-from tests.support.installer import installer_server
-from tests.support.loopback import etcd_member
+from vulcano.lab import services
+from vulcano.lab.installer import installer_server
+from vulcano.lab.poll import wait_for
+from vulcano.lab.services import new_etcd
 
 SIZES = (3, 5)
 GOAL = 1.5
@@ -58,7 +59,7 @@ def _time_formation(cluster: list[services.Etcd]) -> float:
     for member in cluster:
         member.start()
     try:
-        services.wait_until(lambda: _formed(cluster), FORM_TIMEOUT, "cluster", interval=POLL)
+        wait_for(lambda: _formed(cluster), FORM_TIMEOUT, "cluster", interval=POLL)
         return time.monotonic() - start
     except TimeoutError:
         logs = "\n".join(
@@ -76,13 +77,13 @@ def discovery_round(base: Path, installer: str, size: int) -> float:
     answer = requests.get(f"{installer}/new", params={"size": size}, timeout=HTTP_TIMEOUT)
     answer.raise_for_status()
     cluster = [
-        etcd_member(base, f"d{i}", extra_args=["--discovery", answer.text]) for i in range(size)
+        new_etcd(base, f"d{i}", extra_args=["--discovery", answer.text]) for i in range(size)
     ]
     return _time_formation(cluster)
 
 
 def static_round(base: Path, size: int) -> float:
-    cluster = [etcd_member(base, f"s{i}") for i in range(size)]
+    cluster = [new_etcd(base, f"s{i}") for i in range(size)]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster)
     for member in cluster:
         member.extra_args = [

@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.cluster import kill_by_pid, pids_of
-from tests.support.netns import Underlay
-from vulcano.unitstore import LAUNCHED, UnitSource, UnitStore
+from vulcano.lab.cluster import kill_by_pid, pids_of
+from vulcano.lab.netns import Underlay
+from vulcano.records import DesiredState, UnitSource
+from vulcano.registry import Registry
 
 TTL = 3
 UNITS = 30
@@ -41,12 +42,12 @@ def main() -> None:
         for h in hosts:
             h.wait_overlay()
         client = net.etcd_client()
-        store = UnitStore(client)
+        store = Registry(client)
         names = [f"f{i:02d}.service" for i in range(UNITS)]
         text = f"[Service]\nExecStart=/bin/sh -c 'sleep 100000; :' {marker}-%n\n"
         try:
             store.submit([UnitSource(n, text) for n in names])
-            store.set_desired(names, LAUNCHED)
+            store.set_desired(names, DesiredState.LAUNCHED)
             _wait_all_active(store, names)
             for _ in range(ROUNDS):
                 where = {n: s.machine_id for n, s in store.states().items()}
@@ -103,7 +104,7 @@ def main() -> None:
     print(f"median {statistics.median(r[1] for r in results):.1f}s (goal: within TTL + 3 s)")
 
 
-def _wait_all_active(store: UnitStore, names: list[str]) -> None:
+def _wait_all_active(store: Registry, names: list[str]) -> None:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         st = store.states()

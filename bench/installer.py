@@ -20,9 +20,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support import services
-from tests.support.installer import installer_server
-from tests.support.sshkeys import ed25519_line
+from vulcano.lab import services
+from vulcano.lab.installer import installer_server
+from vulcano.lab.sshkeys import ed25519_line
 
 _CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 TIMEOUT = 30.0

@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.support import services
-from tests.support.netns import TestHost, Underlay
+from vulcano.lab import services
+from vulcano.lab.netns import TestHost, Underlay
+from vulcano.lab.poll import wait_for
 
 PROBE_WORKERS = 6
 CONVERGENCE_TIMEOUT = 600.0
@@ -175,7 +176,7 @@ def throughput(base: Path, seconds: int, repeats: int) -> dict[str, float]:
             host.exec(
                 ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxhand", "dst", peer]
             )
-        services.wait_until(
+        wait_for(
             lambda: (
                 a.exec(
                     [

@@ -3,7 +3,7 @@
 One real etcd 3.4 on loopback; the engine in a process of its own (so its CPU time is
 its own); 100 agents in this process, each with its own machine lease, watch and a
 no-op runner (start = running at once). For 1,000 and 10,000 units it submits and
-starts every unit through the same UnitStore the CLI uses, then waits until every unit
+starts every unit through the same Registry the CLI uses, then waits until every unit
 reports active, and prints:
 
 - seconds from the first submit until every unit is launched (reported active);
@@ -34,10 +34,11 @@ import requests
 
 from agent.runner import NoopRunner
 from agent.unitagent import UnitAgent
-from tests.support.cluster import Member
-from tests.support.services import etcd_server, stop_process
 from vulcano.keyspace import Keyspace
-from vulcano.unitstore import LAUNCHED, UnitSource, UnitState, UnitStore
+from vulcano.lab.cluster import Member
+from vulcano.lab.services import etcd_server, stop_process
+from vulcano.records import DesiredState, UnitSource, UnitState
+from vulcano.registry import Registry
 
 AGENTS = 100
 SIZES = (1_000, 10_000)
@@ -120,13 +121,13 @@ def run_size(n_units: int, base: Path) -> dict[str, float]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("no engine leader")
                 time.sleep(0.1)
-            store = UnitStore(client)
+            store = Registry(client)
             sources = [UnitSource(f"u{i:05d}.service", _unit_text(i)) for i in range(n_units)]
             names = [s.name for s in sources]
             before = _etcd_requests(endpoint)
             started = time.monotonic()
             store.submit(sources)
-            store.set_desired(names, LAUNCHED)
+            store.set_desired(names, DesiredState.LAUNCHED)
             polls = 0
             while True:
                 polls += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import services
+from vulcano.lab import services
 
 
 def require(condition: bool, why: str) -> None:

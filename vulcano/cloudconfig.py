@@ -41,7 +41,8 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 VALIDATOR_TIMEOUT = 60.0
 
 CLUSTER_SIZE_MAX = 100
-_CLUSTER_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A cluster name, and a node's name (also its hostname): one lowercase DNS label.
+DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Docker's reference grammar: [host[:port]/]path[/path...][:tag][@sha256:hex].
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?)"
@@ -142,7 +143,7 @@ class Document:
 
 
 def check_cluster_name(value: str) -> str:
-    if not _CLUSTER_NAME_RE.fullmatch(value):
+    if not DNS_LABEL.fullmatch(value):
         raise InputError(
             "cluster_name",
             "use 1-63 lowercase letters, digits and '-', starting and ending with a "

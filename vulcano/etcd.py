@@ -1,8 +1,12 @@
-"""Connecting to the cluster's etcd: endpoint parsing and the one client constructor."""
+"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, and
+the one way of waiting etcd out while it is unreachable."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import etcd3
@@ -10,9 +14,15 @@ import etcd3
 from vulcano import policy
 from vulcano.errors import VulcanoError
 
+T = TypeVar("T")
+
 
 class EndpointError(VulcanoError, ValueError):
     """An --etcd-endpoints value we cannot use; says which part."""
+
+
+class EtcdUnavailable(VulcanoError, ConnectionError):
+    """etcd did not answer in time; says what we were doing and the last error."""
 
 
 def parse_endpoints(value: str) -> list[tuple[str, int]]:
@@ -62,3 +72,65 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
         timeout=timeout,
         failover=True,
     )
+
+
+def client_error_message(exc: BaseException) -> str | None:
+    """How an error of etcd's client reads for an operator ("etcd: …"); None if it is not one."""
+    import etcd3.exceptions
+    import grpc  # type: ignore[import-untyped]
+
+    if isinstance(exc, etcd3.exceptions.Etcd3Exception):
+        return f"etcd: {type(exc).__name__}: {exc}"
+    if isinstance(exc, grpc.RpcError):
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        return f"etcd: {details}"
+    return None
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Errors that mean "etcd is unreachable or slow": waited out with backoff, never fatal."""
+    module = type(exc).__module__
+    return module.startswith(("etcd3", "grpc")) or isinstance(exc, TimeoutError | ConnectionError)
+
+
+def retry_while_unreachable(
+    call: Callable[[], T],
+    what: str,
+    *,
+    stop: threading.Event | None = None,
+    deadline: float | None = None,
+    backoff: policy.Backoff = policy.ETCD_RECONNECT,
+    log: Callable[..., None] | None = None,
+) -> T | None:
+    """``call()`` until it succeeds; while etcd is unreachable, wait and try again.
+
+    Every other error propagates at once. Returns None if ``stop`` is set first; raises
+    EtcdUnavailable once the monotonic ``deadline`` passes. ``log`` (a logger's warning)
+    hears of every failed attempt.
+    """
+    delays = backoff.delays()
+    started = time.monotonic()
+    last: BaseException | None = None
+    while stop is None or not stop.is_set():
+        try:
+            return call()
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            last = exc
+            if log is not None:
+                log("%s: etcd unreachable, retrying: %s", what, exc)
+        delay = next(delays)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = time.monotonic() - started
+                raise EtcdUnavailable(
+                    f"{what}: etcd did not answer within {waited:.0f}s ({last!r})"
+                )
+            delay = min(delay, left)
+        if stop is not None:
+            stop.wait(delay)
+        else:
+            time.sleep(delay)
+    return None

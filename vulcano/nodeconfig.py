@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +25,6 @@ ETCD_CONFIG_PATH = "/etc/etcd/vulcano.conf.yml"
 # Debian's etcd.service runs `etcd $DAEMON_ARGS` with /etc/default/etcd as environment.
 ETCD_DEFAULTS = f"DAEMON_ARGS=--config-file={ETCD_CONFIG_PATH}\n"
 FALLBACKS = ("proxy", "exit")
-# The member name is also the node's hostname: one DNS label.
-_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ class _Urls:
 
 def check_node(spec: NodeSpec) -> None:
     """Raise InputError naming the first field a node document cannot take."""
-    if not _NAME_RE.fullmatch(spec.name):
+    if not cloudconfig.DNS_LABEL.fullmatch(spec.name):
         raise InputError("name", "use 1-63 lowercase letters, digits and '-' (it is the hostname)")
     try:
         ipaddress.ip_address(spec.ip)

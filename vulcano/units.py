@@ -95,6 +95,14 @@ class UnitName:
         return parse_name(f"{self.prefix}@{instance}.{self.suffix}").name
 
 
+def is_template(name: str) -> bool:
+    """Whether ``name`` is a template (``name@.service``); False for an invalid name."""
+    try:
+        return parse_name(name).is_template
+    except UnitNameError:
+        return False
+
+
 def parse_name(name: str) -> UnitName:
     """Split and validate a unit name; raises UnitNameError naming what is wrong."""
     if not name:

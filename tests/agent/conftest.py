@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root
-from tests.support.netns import Underlay
+from vulcano.lab.netns import Underlay
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from agent.cli import main
 from agent.state import StateLock
-from tests.support import services
 from vulcano.etcd import connect
+from vulcano.lab import services
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from agent.datapath import VXLAN_DEVICE, DataPath, vtep_mac_for
 from agent.network import parse
 from agent.reconcile import DataPathState, FdbEntry, Neighbour, Route, plan
 from agent.sandbox import BRIDGE, in_namespace
-from tests.support.netns import Underlay
+from vulcano.lab.netns import Underlay
 
 pytestmark = pytest.mark.root
 

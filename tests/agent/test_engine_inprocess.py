@@ -11,9 +11,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from container.cli import main
-from tests.support.cluster import Node, kill_by_pid, nodes, pids_of, running_where, wait_for
-from tests.support.services import Etcd
-from vulcano.unitstore import INACTIVE, LAUNCHED, LOADED, UnitSource, UnitStore
+from vulcano.lab.cluster import Node, kill_by_pid, nodes, pids_of, running_where
+from vulcano.lab.poll import wait_for
+from vulcano.lab.services import Etcd
+from vulcano.records import DesiredState, UnitSource
+from vulcano.registry import Registry
 
 
 @pytest.fixture
@@ -22,15 +24,15 @@ def marker() -> str:
 
 
 @pytest.fixture
-def store(etcd: Etcd) -> Iterator[UnitStore]:
+def store(etcd: Etcd) -> Iterator[Registry]:
     host, port = etcd.host_port
     client = etcd3.client(host=host, port=port, timeout=5)
-    yield UnitStore(client)
+    yield Registry(client)
     client.close()
 
 
 @pytest.fixture
-def cluster(etcd: Etcd, tmp_path: Path, marker: str, store: UnitStore) -> Iterator[list[Node]]:
+def cluster(etcd: Etcd, tmp_path: Path, marker: str, store: Registry) -> Iterator[list[Node]]:
     ids = [f"m{i}{secrets.token_hex(5)}" for i in range(3)]
     try:
         with nodes(etcd.endpoint, tmp_path, sorted(ids), ttl=3) as ns:
@@ -51,11 +53,11 @@ def sleeper(marker: str, extra: str = "") -> str:
 
 
 def test_conflicting_instances_land_one_per_machine_and_run(
-    cluster: list[Node], store: UnitStore, marker: str
+    cluster: list[Node], store: Registry, marker: str
 ) -> None:
     store.submit([UnitSource("web@.service", sleeper(marker, "[X-Fleet]\nConflicts=web@*\n"))])
     names = [f"web@{i}.service" for i in (1, 2, 3)]
-    store.set_desired(names, LAUNCHED)
+    store.set_desired(names, DesiredState.LAUNCHED)
     where = wait_for(lambda: running_where(store, names), 30, "three instances running")
     assert sorted(where.values()) == sorted(n.member.machine_id for n in cluster)
     assert len(pids_of(marker)) == 3
@@ -63,34 +65,34 @@ def test_conflicting_instances_land_one_per_machine_and_run(
         assert pids_of(f"{marker}-{n}")
 
 
-def test_unplaceable_unit_says_why(cluster: list[Node], store: UnitStore, marker: str) -> None:
+def test_unplaceable_unit_says_why(cluster: list[Node], store: Registry, marker: str) -> None:
     store.submit(
         [UnitSource("eu.service", sleeper(marker, "[X-Fleet]\nMachineMetadata=region=eu\n"))]
     )
-    store.set_desired(["eu.service"], LAUNCHED)
+    store.set_desired(["eu.service"], DesiredState.LAUNCHED)
     st = wait_for(lambda: store.states().get("eu.service"), 20, "a state with a reason")
     assert st.reason == "no machine matches MachineMetadata region=eu"
     assert st.machine_id is None
 
 
 def test_global_unit_runs_on_every_machine(
-    cluster: list[Node], store: UnitStore, marker: str
+    cluster: list[Node], store: Registry, marker: str
 ) -> None:
     store.submit([UnitSource("g.service", sleeper(marker, "[X-Fleet]\nGlobal=true\n"))])
-    store.set_desired(["g.service"], LAUNCHED)
+    store.set_desired(["g.service"], DesiredState.LAUNCHED)
     wait_for(lambda: len(pids_of(marker)) == 3, 30, "one copy per machine")
     placements = store.placements()["g.service"]
     assert sorted(placements) == sorted(n.member.machine_id for n in cluster)
 
 
 def test_stop_unload_destroy_leave_no_process(
-    cluster: list[Node], store: UnitStore, marker: str
+    cluster: list[Node], store: Registry, marker: str
 ) -> None:
     store.submit([UnitSource("s.service", sleeper(marker))])
-    store.set_desired(["s.service"], LAUNCHED)
+    store.set_desired(["s.service"], DesiredState.LAUNCHED)
     wait_for(lambda: running_where(store, ["s.service"]), 30, "s running")
     assert len(pids_of(marker)) == 1
-    store.set_desired(["s.service"], LOADED)
+    store.set_desired(["s.service"], DesiredState.LOADED)
     wait_for(lambda: not pids_of(marker), 20, "no process after stop")
     st = wait_for(
         lambda: (s := store.states().get("s.service")) and s.active == "inactive" and s,
@@ -98,12 +100,12 @@ def test_stop_unload_destroy_leave_no_process(
         "inactive state",
     )
     assert st.load == "loaded"
-    store.set_desired(["s.service"], LAUNCHED)
+    store.set_desired(["s.service"], DesiredState.LAUNCHED)
     wait_for(lambda: pids_of(marker), 20, "running again")
-    store.set_desired(["s.service"], INACTIVE)
+    store.set_desired(["s.service"], DesiredState.INACTIVE)
     wait_for(lambda: not pids_of(marker), 20, "no process after unload")
     wait_for(lambda: "s.service" not in store.states(), 20, "state gone after unload")
-    store.set_desired(["s.service"], LAUNCHED)
+    store.set_desired(["s.service"], DesiredState.LAUNCHED)
     wait_for(lambda: pids_of(marker), 20, "running again")
     store.destroy(["s.service"])
     wait_for(lambda: not pids_of(marker), 20, "no process after destroy")
@@ -111,10 +113,10 @@ def test_stop_unload_destroy_leave_no_process(
 
 
 def test_machine_whose_lease_lapses_stops_its_units_and_they_move(
-    cluster: list[Node], store: UnitStore, marker: str
+    cluster: list[Node], store: Registry, marker: str
 ) -> None:
     store.submit([UnitSource("mv.service", sleeper(marker))])
-    store.set_desired(["mv.service"], LAUNCHED)
+    store.set_desired(["mv.service"], DesiredState.LAUNCHED)
     first = wait_for(lambda: running_where(store, ["mv.service"]), 30, "running")["mv.service"]
     victim = next(n for n in cluster if n.member.machine_id == first)
     [old_pid] = pids_of(marker)
@@ -131,7 +133,7 @@ def test_machine_whose_lease_lapses_stops_its_units_and_they_move(
 
 
 def test_engine_leadership_moves_when_the_leader_goes(
-    cluster: list[Node], store: UnitStore, marker: str
+    cluster: list[Node], store: Registry, marker: str
 ) -> None:
     leader = wait_for(
         lambda: [n for n in cluster if n.engine and n.engine.is_leader.is_set()], 15, "a leader"
@@ -143,7 +145,7 @@ def test_engine_leadership_moves_when_the_leader_goes(
         lambda: any(n.engine and n.engine.is_leader.is_set() for n in others), 20, "a new leader"
     )
     store.submit([UnitSource("after.service", sleeper(marker))])
-    store.set_desired(["after.service"], LAUNCHED)
+    store.set_desired(["after.service"], DesiredState.LAUNCHED)
     wait_for(lambda: running_where(store, ["after.service"]), 30, "placed by the new leader")
 
 
@@ -161,7 +163,7 @@ def test_cli_start_waits_then_status_and_journal_show_the_output(
     r = _cli(etcd, "start", str(unit), "hello@1.service")
     assert r.exit_code == 0, r.output
     assert "Unit hello@1.service launched on " in r.output
-    st = UnitStore(cluster[0].member.client).states()["hello@1.service"]
+    st = Registry(cluster[0].member.client).states()["hello@1.service"]
     wait_for(
         lambda: (
             "hello from hello@1.service on " + str(st.machine_id)
@@ -195,7 +197,7 @@ def test_global_unit_lists_one_row_per_machine(
 
 
 def test_replace_restarts_the_unit_with_the_new_content(
-    cluster: list[Node], store: UnitStore, etcd: Etcd, tmp_path: Path, marker: str
+    cluster: list[Node], store: Registry, etcd: Etcd, tmp_path: Path, marker: str
 ) -> None:
     unit = tmp_path / "ver.service"
     unit.write_text(f"[Service]\nExecStart=/bin/sh -c 'echo v1; sleep 1000; :' {marker}-v1\n")
@@ -212,7 +214,7 @@ def test_replace_restarts_the_unit_with_the_new_content(
 
 
 def test_a_failed_unit_starts_again_when_asked_and_sandbox_needs_an_overlay(
-    cluster: list[Node], store: UnitStore, marker: str, tmp_path: Path
+    cluster: list[Node], store: Registry, marker: str, tmp_path: Path
 ) -> None:
     flag = tmp_path / "ok"
     store.submit(
@@ -225,7 +227,7 @@ def test_a_failed_unit_starts_again_when_asked_and_sandbox_needs_an_overlay(
             UnitSource("boxed.service", sleeper(marker, "[X-Vulcano]\nSandbox=yes\n")),
         ]
     )
-    store.set_desired(["retry.service", "boxed.service"], LAUNCHED)
+    store.set_desired(["retry.service", "boxed.service"], DesiredState.LAUNCHED)
     wait_for(
         lambda: (s := store.states().get("retry.service")) and s.active == "failed", 20, "failed"
     )
@@ -236,5 +238,5 @@ def test_a_failed_unit_starts_again_when_asked_and_sandbox_needs_an_overlay(
     )
     assert st.reason == "this machine has no overlay for Sandbox= units"
     flag.touch()
-    store.set_desired(["retry.service"], LAUNCHED)  # `vulcano start` again
+    store.set_desired(["retry.service"], DesiredState.LAUNCHED)  # `vulcano start` again
     wait_for(lambda: running_where(store, ["retry.service"]), 20, "running after a new start")

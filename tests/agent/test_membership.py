@@ -17,10 +17,11 @@ import pytest
 from agent.config import resolve
 from agent.daemon import Agent
 from agent.registration import MachineConflict
-from tests.support import services
-from tests.support.netns import REPO
 from vulcano.etcd import connect
 from vulcano.keyspace import Keyspace
+from vulcano.lab import services
+from vulcano.lab.netns import REPO
+from vulcano.lab.poll import wait_for
 
 KS = Keyspace()
 
@@ -190,7 +191,7 @@ def test_sigterm_removes_the_record_at_once(
 ) -> None:
     proc = start_agent(etcd.endpoint, tmp_path / "s", ttl=120)
     try:
-        services.wait_until(lambda: record(client, "m1")[0] is not None, 20, "registration")
+        wait_for(lambda: record(client, "m1")[0] is not None, 20, "registration")
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(20) == 0
         # a 120 s lease cannot have expired: the agent removed its record itself
@@ -205,13 +206,13 @@ def test_a_crashed_agent_restarted_replaces_its_own_record_without_waiting(
     state = tmp_path / "s"
     proc = start_agent(etcd.endpoint, state, ttl=120)
     try:
-        services.wait_until(lambda: record(client, "m1")[0] is not None, 20, "registration")
+        wait_for(lambda: record(client, "m1")[0] is not None, 20, "registration")
         _, old_lease = record(client, "m1")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert record(client, "m1")[1] == old_lease  # the dead agent's record is still there
         proc = start_agent(etcd.endpoint, state, ttl=120)
-        services.wait_until(lambda: record(client, "m1")[1] not in (0, old_lease), 30, "takeover")
+        wait_for(lambda: record(client, "m1")[1] not in (0, old_lease), 30, "takeover")
         assert client.get_lease_info(old_lease).TTL == -1  # the old lease was revoked
         assert proc.poll() is None
     finally:
@@ -223,10 +224,10 @@ def test_a_killed_agent_disappears_when_its_lease_expires(
 ) -> None:
     proc = start_agent(etcd.endpoint, tmp_path / "s", ttl=2)
     try:
-        services.wait_until(lambda: record(client, "m1")[0] is not None, 20, "registration")
+        wait_for(lambda: record(client, "m1")[0] is not None, 20, "registration")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        services.wait_until(lambda: record(client, "m1")[0] is None, 15, "expiry")
+        wait_for(lambda: record(client, "m1")[0] is None, 15, "expiry")
     finally:
         services.stop_process(proc)
 
@@ -239,8 +240,8 @@ def test_agent_registers_again_after_losing_its_lease(
     try:
         _, lease_id = record(client, "m1")
         client.revoke_lease(lease_id)  # what a long partition does
-        services.wait_until(lambda: record(client, "m1")[1] not in (0, lease_id), 15, "re-register")
-        services.wait_until(agent.registration_alive, 5, "alive again")
+        wait_for(lambda: record(client, "m1")[1] not in (0, lease_id), 15, "re-register")
+        wait_for(agent.registration_alive, 5, "alive again")
     finally:
         agent.shutdown()
 
@@ -252,7 +253,7 @@ def test_agent_survives_etcd_being_unreachable(tmp_path: Path) -> None:
         proc = start_agent(member.endpoint, tmp_path / "s", ttl=2)
         client = connect(member.endpoint)
         try:
-            services.wait_until(lambda: record(client, "m1")[0] is not None, 20, "registration")
+            wait_for(lambda: record(client, "m1")[0] is not None, 20, "registration")
             member.kill()
             stopped = threading.Event()
             stopped.wait(6)  # three TTLs without etcd
@@ -260,7 +261,7 @@ def test_agent_survives_etcd_being_unreachable(tmp_path: Path) -> None:
             assert proc.poll() is None, f"the agent must keep running while etcd is down:\n{log}"
             member.start()
             member.wait_healthy()
-            services.wait_until(lambda: record(client, "m1")[0] is not None, 20, "back")
+            wait_for(lambda: record(client, "m1")[0] is not None, 20, "back")
             # the agent talks to etcd again: its lease is refreshed, not just restored
             assert outlives_its_ttl(client, ["m1"], ttl=2)
             assert proc.poll() is None
@@ -291,9 +292,9 @@ def test_registration_alive_turns_false_without_etcd_and_true_again(tmp_path: Pa
             assert agent.registration_alive()
             member.kill()
             # fencing: once the lease cannot be confirmed for its TTL, units must stop
-            services.wait_until(lambda: not agent.registration_alive(), 10, "lease presumed lost")
+            wait_for(lambda: not agent.registration_alive(), 10, "lease presumed lost")
             member.start()
             member.wait_healthy()
-            services.wait_until(agent.registration_alive, 20, "lease held again")
+            wait_for(agent.registration_alive, 20, "lease held again")
         finally:
             agent.shutdown()

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from tests.support import services
-from tests.support.netns import REPO, Underlay
+from vulcano.lab.netns import REPO, Underlay
+from vulcano.lab.poll import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -42,9 +42,10 @@ def test_traffic_leaving_the_cluster_is_masqueraded_and_inside_is_not(underlay: 
     a = hosts[0].create_sandbox("a", echo=False)
     b = hosts[1].create_sandbox("b", echo=False)
 
-    # out of the cluster: a server on the underlay (root namespace) sees the host's IP
+    # out of the cluster: a server on the underlay (outside every host) sees the host's IP
     seen: list[str] = []
-    server = socket.socket()
+    with underlay.entered():
+        server = socket.socket()
     server.bind((underlay.gateway, 0))
     server.listen(1)
     port = server.getsockname()[1]
@@ -132,6 +133,4 @@ def test_restarted_agent_rebuilds_a_removed_overlay_with_the_same_subnet(
     env = host.wait_overlay()
     assert host.node_state()["subnet"] == subnet
     assert env["FLANNEL_SUBNET"].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
-    services.wait_until(
-        lambda: "vulcano.vxlan" in host.exec(["ip", "-br", "link"]).stdout, 10, "vxlan back"
-    )
+    wait_for(lambda: "vulcano.vxlan" in host.exec(["ip", "-br", "link"]).stdout, 10, "vxlan back")

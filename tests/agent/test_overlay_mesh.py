@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.agent.test_membership import outlives_its_ttl
-from tests.support import services
-from tests.support.netns import TestHost, Underlay, mesh_ok, wait_mesh
+from vulcano.lab.netns import TestHost, Underlay, mesh_ok, wait_mesh
+from vulcano.lab.poll import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -126,7 +126,7 @@ def test_restarted_or_killed_agents_keep_subnet_and_connectivity(underlay: Under
         hosts[2].start_agent()
         hosts[2].wait_overlay()
         rounds = watcher.rounds
-        services.wait_until(lambda: watcher.rounds >= rounds + 2, 30, "two more probe rounds")
+        wait_for(lambda: watcher.rounds >= rounds + 2, 30, "two more probe rounds")
     assert [h.node_state()["subnet"] for h in hosts] == subnets
     assert watcher.failures == []
     for host in hosts[1:]:
@@ -152,7 +152,7 @@ def test_a_gone_node_is_withdrawn_from_its_peers_when_its_lease_expires(
         return subnet not in routes and mac not in neighbours and mac not in fdb
 
     for host in hosts[:2]:
-        services.wait_until(lambda h=host: withdrawn(h), 30, f"withdrawal on {host.netns}")
+        wait_for(lambda h=host: withdrawn(h), 30, f"withdrawal on {host.netns}")
     client = underlay.etcd_client()
     try:
         assert client.get("/vulcano/network/subnets/" + subnet.replace("/", "-"))[0] is None
@@ -213,13 +213,13 @@ def test_etcd_down_for_30s_loses_no_connectivity(underlay: Underlay) -> None:
         during = watcher.rounds
         underlay.etcd.start()
         underlay.etcd.wait_healthy()
-        services.wait_until(lambda: watcher.rounds >= during + 3, 60, "probes after the outage")
+        wait_for(lambda: watcher.rounds >= during + 3, 60, "probes after the outage")
     assert during >= 3, "the mesh was probed during the outage"
     assert watcher.failures == []
     assert all(h.agent is not None and h.agent.running() for h in hosts)
     client = underlay.etcd_client()
     try:
-        services.wait_until(
+        wait_for(
             lambda: len(list(client.get_prefix("/vulcano/machines/"))) == 3, 30, "re-registered"
         )
         assert outlives_its_ttl(client, [h.machine_id for h in hosts], ttl=3)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.support import services
-from tests.support.netns import TestHost, Underlay, mesh_ok, wait_mesh
+from vulcano.lab.netns import TestHost, Underlay, mesh_ok, wait_mesh
+from vulcano.lab.poll import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -26,7 +26,7 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
     hosts = start(underlay, 2)
     host, peer = hosts
     peer_subnet = peer.node_state()["subnet"]
-    services.wait_until(
+    wait_for(
         lambda: peer_subnet in host.exec(["ip", "route", "show", "proto", "77"]).stdout,
         20,
         "peer route",
@@ -79,7 +79,7 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
             and "02:aa:00:00:00:01" not in fdb
         )
 
-    services.wait_until(repaired, 20, "resync after restart")
+    wait_for(repaired, 20, "resync after restart")
 
 
 def test_a_lost_subnet_lease_is_taken_again_with_the_same_subnet(underlay: Underlay) -> None:
@@ -98,10 +98,10 @@ def test_a_lost_subnet_lease_is_taken_again_with_the_same_subnet(underlay: Under
             _value, new = client.get(key)
             return new is not None and new.lease_id != meta.lease_id
 
-        services.wait_until(taken_again, 20, "subnet leased again")
+        wait_for(taken_again, 20, "subnet leased again")
         value, _ = client.get(key)
         assert json.loads(value)["machine_id"] == hosts[0].machine_id
-        services.wait_until(
+        wait_for(
             lambda: client.get(f"/vulcano/network/addresses/{sandbox_ip}")[0] is not None,
             20,
             "sandbox address claimed again",

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.runner import BuiltinRunner, RunContext
-from tests.support.cluster import kill_by_pid, pids_of, wait_for
+from vulcano.lab.cluster import kill_by_pid, pids_of
+from vulcano.lab.poll import wait_for
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import NETNS_DIR, TestHost, Underlay
+from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay
+from vulcano.lab.poll import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -116,9 +117,8 @@ def test_sandbox_bad_input_is_refused_and_changes_nothing(
 
 def test_sandbox_needs_the_overlay(underlay: Underlay) -> None:
     host = one_host(underlay, "--no-overlay")
-    from tests.support import services
 
-    services.wait_until(lambda: (host.state_dir / "node.json").exists(), 20, "agent state")
+    wait_for(lambda: (host.state_dir / "node.json").exists(), 20, "agent state")
     result = host.cli("sandbox", "create", host.sandbox_netns("a"))
     assert result.returncode == 1
     assert "has no overlay subnet yet" in result.stderr

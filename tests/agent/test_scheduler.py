@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from agent.scheduler import Machine, UnitRequest, plan
+from agent.scheduler import UnitRequest, plan
+from vulcano.records import Machine
 from vulcano.units import FleetOptions
 
 M = [
-    Machine("aaaaaaaa11", {"region": "us", "disk": "ssd"}),
-    Machine("bbbbbbbb22", {"region": "eu", "disk": "hdd"}),
-    Machine("cccccccc33", {"region": "eu", "disk": "ssd"}),
+    Machine("aaaaaaaa11", metadata={"region": "us", "disk": "ssd"}),
+    Machine("bbbbbbbb22", metadata={"region": "eu", "disk": "hdd"}),
+    Machine("cccccccc33", metadata={"region": "eu", "disk": "ssd"}),
 ]
 
 

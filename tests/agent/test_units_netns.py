@@ -22,9 +22,10 @@ from click.testing import CliRunner, Result
 from agent.unitagent import sandbox_name
 from container.cli import main
 from tests.conftest import require_root
-from tests.support.cluster import kill_by_pid, pids_of, running_where, wait_for
-from tests.support.netns import NETNS_DIR, TestHost, Underlay, _run
-from vulcano.unitstore import UnitStore
+from vulcano.lab.cluster import kill_by_pid, pids_of, running_where
+from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay, _run
+from vulcano.lab.poll import wait_for
+from vulcano.registry import Registry
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 TTL = 3
@@ -34,7 +35,7 @@ TTL = 3
 class Fleet:
     net: Underlay
     hosts: list[TestHost]
-    store: UnitStore
+    store: Registry
     marker: str
     dir: Path
     cli: Callable[..., Result]
@@ -68,11 +69,11 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         for h in hosts:
             h.wait_overlay()
         client = net.etcd_client()
-        store = UnitStore(client)
+        store = Registry(client)
         runner = CliRunner()
 
         def cli(*args: str) -> Result:
-            return runner.invoke(main, ["--endpoint", net.etcd_endpoint, *args])
+            return runner.invoke(main, ["--endpoint", net.etcd_local_endpoint, *args])
 
         fleet = Fleet(net, hosts, store, marker, units_dir, cli)
         try:

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from agent.watching import Change, PrefixWatch, Resync, current_revision, snapshot
-from tests.support import services
 from vulcano.etcd import connect
+from vulcano.lab import services
+from vulcano.lab.poll import wait_for
+from vulcano.lab.ports import reserve_port
 
 A = "/watchtest/a/"
 B = "/watchtest/b/"
@@ -102,7 +104,7 @@ def test_a_compacted_start_revision_is_a_resync(client: Any) -> None:
 
 
 def test_an_unreachable_etcd_is_a_resync_not_an_error() -> None:
-    client = connect(f"http://127.0.0.1:{services.free_port()}")
+    client = connect(f"http://127.0.0.1:{reserve_port()}")
     try:
         watch = PrefixWatch(client, [A], 1)
         try:
@@ -126,7 +128,7 @@ def test_stopping_etcd_is_a_resync_and_a_new_snapshot_follows_it(tmp_path: Path)
                 member.stop()
                 assert "lost" in str(resync_within(watch, 10))
                 # The Resync is the last item, and the watch's threads are gone.
-                services.wait_until(lambda: not watch_threads() - before, 5, "watch threads end")
+                wait_for(lambda: not watch_threads() - before, 5, "watch threads end")
                 with pytest.raises(queue.Empty):
                     watch.events.get(timeout=0.2)
             finally:
@@ -148,7 +150,7 @@ def test_stopping_etcd_is_a_resync_and_a_new_snapshot_follows_it(tmp_path: Path)
 def answered(call: Any) -> Any:
     """call() once etcd answers it (the client reconnects after a restart)."""
     results: list[Any] = []
-    services.wait_until(lambda: results.append(call()) or True, 15, "etcd after restart")
+    wait_for(lambda: results.append(call()) or True, 15, "etcd after restart")
     return results[-1]
 
 
@@ -166,7 +168,7 @@ def test_cancel_ends_the_watch_and_its_threads_promptly(client: Any) -> None:
     ours = {"etcd-watch", "consume_request_iterator"}
     assert not [t.name for t in watch_threads() - before if any(n in t.name for n in ours)]
     # gRPC's spin thread for the channel ends by itself once its last call is done.
-    services.wait_until(lambda: not watch_threads() - before, 2, "every watch thread ends")
+    wait_for(lambda: not watch_threads() - before, 2, "every watch thread ends")
     items = []
     while not watch.events.empty():
         items.append(watch.events.get_nowait())

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from google.cloud import ndb
 
 from appengine import create_app
-from tests.support.services import DatastoreEmulator
+from vulcano.lab.services import DatastoreEmulator
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 

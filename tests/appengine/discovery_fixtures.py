@@ -15,10 +15,9 @@ from flask.testing import FlaskClient
 
 from tests.appengine.discovery_helpers import MemberFactory, make_app
 from tests.conftest import require
-from tests.support import services
-from tests.support.loopback import etcd_member
-from tests.support.services import Etcd
-from tests.support.wsgi_server import WsgiServer
+from vulcano.lab import services
+from vulcano.lab.services import Etcd, new_etcd
+from vulcano.lab.wsgi import WsgiServer
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ def members(tmp_path: Path) -> Iterator[MemberFactory]:
     started: list[Etcd] = []
 
     def make(name: str, *etcd_args: str) -> Etcd:
-        member = etcd_member(tmp_path, name, list(etcd_args))
+        member = new_etcd(tmp_path, name, extra_args=list(etcd_args))
         started.append(member)
         return member
 

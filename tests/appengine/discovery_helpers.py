@@ -12,8 +12,8 @@ import requests
 from flask import Flask
 
 from appengine import create_app
-from tests.support.services import Etcd
-from tests.support.wsgi_server import WsgiServer
+from vulcano.lab.services import Etcd
+from vulcano.lab.wsgi import WsgiServer
 
 # Low enough that an idle watch ends quickly in tests; etcd re-sends it either way.
 TEST_WATCH_TIMEOUT = 1.0

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from appengine import ConfigError, create_app, redact
 from tests.appengine.conftest import TEST_SECRET_KEY
 from tests.appengine.test_installs import create
-from tests.support.services import DatastoreEmulator
+from vulcano.lab.services import DatastoreEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 

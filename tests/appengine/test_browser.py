@@ -12,9 +12,9 @@ import requests
 import yaml
 
 from tests.conftest import require
-from tests.support.installer import InstallerServer, installer_server
-from tests.support.services import DatastoreEmulator
-from tests.support.sshkeys import ed25519_line
+from vulcano.lab.installer import InstallerServer, installer_server
+from vulcano.lab.services import DatastoreEmulator
+from vulcano.lab.sshkeys import ed25519_line
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import require
-from tests.support.sshkeys import ed25519_line, rsa_line
 from vulcano import cloudconfig
 from vulcano.cloudconfig import (
     Document,
@@ -24,6 +23,7 @@ from vulcano.cloudconfig import (
     render_provisioner,
     validate_with_tools,
 )
+from vulcano.lab.sshkeys import ed25519_line, rsa_line
 from vulcano.sshkeys import parse_keys
 
 IMAGE = "registry.example:5000/vulcano/provisioner:1.2"

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 
 from appengine.discovery_models import DiscoveryMember, DiscoveryToken
 from tests.appengine.discovery_helpers import count_entities, make_app, v2_error
-from tests.support.services import DatastoreEmulator
-from tests.support.wsgi_server import WsgiServer
+from vulcano.lab.services import DatastoreEmulator
+from vulcano.lab.wsgi import WsgiServer
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
 

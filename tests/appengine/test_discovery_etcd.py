@@ -13,8 +13,9 @@ from tests.appengine.discovery_helpers import (
     new_discovery_url,
     start_all,
 )
-from tests.support.services import Etcd, wait_until
-from tests.support.wsgi_server import WsgiServer
+from vulcano.lab.poll import wait_for
+from vulcano.lab.services import Etcd
+from vulcano.lab.wsgi import WsgiServer
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
 
@@ -87,7 +88,7 @@ def test_member_beyond_the_size_falls_back_to_proxy_and_the_cluster_is_unharmed(
     extra = members("extra", "--discovery", url)
     extra.start()
     # The proxy learns the members' client URLs from the discovery directory and forwards.
-    wait_until(
+    wait_for(
         lambda: requests.get(f"{extra.client_url}/version", timeout=2).ok,
         START_TIMEOUT,
         f"the extra member's proxy; its log:\n{extra.log()[-2000:]}",

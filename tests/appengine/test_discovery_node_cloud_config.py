@@ -17,9 +17,9 @@ from tests.appengine.discovery_helpers import (
     start_all,
 )
 from tests.conftest import require
-from tests.support.wsgi_server import WsgiServer
 from vulcano import cloudconfig
 from vulcano.cloudconfig import InputError
+from vulcano.lab.wsgi import WsgiServer
 from vulcano.nodeconfig import ETCD_CONFIG_PATH, NodeSpec, render_node, written_file
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 
 from appengine.discovery_models import DiscoveryMember, DiscoveryToken
 from tests.appengine.discovery_helpers import count_entities, v2_error
-from tests.support.installer import installer_server
-from tests.support.services import DatastoreEmulator
-from tests.support.wsgi_server import WsgiServer
+from vulcano.lab.installer import installer_server
+from vulcano.lab.services import DatastoreEmulator
+from vulcano.lab.wsgi import WsgiServer
 
 pytest_plugins = ("tests.appengine.discovery_fixtures",)
 

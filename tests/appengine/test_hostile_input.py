@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from appengine import create_app
 from appengine.models import Install
 from tests.appengine.conftest import TEST_SECRET_KEY, csrf_token
-from tests.support.services import DatastoreEmulator
-from tests.support.sshkeys import ed25519_line
 from vulcano import cloudconfig
+from vulcano.lab.services import DatastoreEmulator
+from vulcano.lab.sshkeys import ed25519_line
 from vulcano.sshkeys import SSHKeyError, parse_keys
 
 # Pieces of YAML, JSON, Jinja, shell and systemd syntax, and characters that break lines.

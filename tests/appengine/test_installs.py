@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 
 from appengine.models import Install
 from tests.appengine.conftest import csrf_token
-from tests.support.sshkeys import ed25519_line, rsa_line
+from vulcano.lab.sshkeys import ed25519_line, rsa_line
 
 KEY = ed25519_line("alice@laptop")
 

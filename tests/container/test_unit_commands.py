@@ -1,58 +1,26 @@
-"""fleetctl's commands against a real etcd: desired state, content by hash, columns."""
+"""fleetctl's unit commands against a real etcd: desired state, content by hash, columns,
+waiting with progress, status."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import etcd3
-import pytest
-from click.testing import CliRunner, Result
 
-from container.cli import main
-from tests.support.services import Etcd
-from vulcano.keyspace import Keyspace
-from vulcano.units import content_hash
-
-WEB = (
-    "[Unit]\nDescription=web %i\n\n[Service]\nExecStart=/bin/sleep 1000\n\n"
-    "[X-Fleet]\nConflicts=web@*\n"
+from tests.container.conftest import (
+    DB,
+    KS,
+    MACHINE,
+    WEB,
+    Invoke,
+    announce,
+    dump,
+    publish_journal,
+    report,
 )
-DB = "[Service]\nExecStart=/bin/sleep 1000\n"
-KS = Keyspace()
-
-Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def client(etcd: Etcd) -> etcd3.Etcd3Client:
-    host, port = etcd.host_port
-    c = etcd3.client(host=host, port=port, timeout=5)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def vulcano(etcd: Etcd) -> Invoke:
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(main, ["--endpoint", etcd.endpoint, *args], catch_exceptions=False)
-
-    return invoke
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> Path:
-    (tmp_path / "web@.service").write_text(WEB)
-    (tmp_path / "db.service").write_text(DB)
-    (tmp_path / "bad.service").write_text("[X-Fleet]\nMachineID=abc\nGlobal=true\n")
-    return tmp_path
-
-
-def dump(client: etcd3.Etcd3Client) -> dict[str, bytes]:
-    return {m.key.decode(): v for v, m in client.get_prefix("/")}
+from vulcano.records import UnitState
+from vulcano.units import content_hash
 
 
 def test_submit_stores_content_once_by_hash_as_inactive(
@@ -162,36 +130,6 @@ def test_unknown_units_are_refused_and_nothing_changes(
     assert r.exit_code == 2 and "not a valid unit name" in r.output
 
 
-def test_list_machines_shortens_ids_unless_full(vulcano: Invoke, client: etcd3.Etcd3Client) -> None:
-    record = {
-        "id": "0123456789abcdef",
-        "hostname": "h1",
-        "public_ip": "10.9.0.1",
-        "metadata": {"region": "eu", "disk": "ssd"},
-        "version": "1",
-    }
-    client.put(KS.machine(record["id"]), json.dumps(record))
-    r = vulcano("list-machines")
-    assert r.output.split("\n")[:2] == [
-        "MACHINE\tIP\tMETADATA",
-        "01234567...\t10.9.0.1\tdisk=ssd,region=eu",
-    ]
-    r = vulcano("list-machines", "--full", "--no-legend")
-    assert r.output.startswith("0123456789abcdef\t")
-
-
-def test_unreachable_etcd_is_a_clear_error() -> None:
-    from tests.support.services import free_port
-
-    r = CliRunner().invoke(main, ["--endpoint", f"http://127.0.0.1:{free_port()}", "list-units"])
-    assert r.exit_code == 1 and "etcd:" in r.output
-
-
-def test_bad_endpoint_is_a_usage_error() -> None:
-    r = CliRunner().invoke(main, ["--endpoint", "ftp://x", "list-units"])
-    assert r.exit_code == 2 and "scheme must be http" in r.output
-
-
 def test_units_with_the_same_content_are_submitted_together(
     vulcano: Invoke, tmp_path: Path, client: etcd3.Etcd3Client
 ) -> None:
@@ -203,23 +141,6 @@ def test_units_with_the_same_content_are_submitted_together(
     r = vulcano("submit", *paths)
     assert r.exit_code == 0, r.output
     assert len([k for k in dump(client) if k.startswith(KS.unit_files)]) == 1
-
-
-def test_bad_prefix_is_a_usage_error(etcd: Etcd) -> None:
-    r = CliRunner().invoke(main, ["--endpoint", etcd.endpoint, "--prefix", "vulcano", "list-units"])
-    assert r.exit_code == 2 and "must start and end with '/'" in r.output
-
-
-def test_units_live_under_the_given_prefix(
-    etcd: Etcd, files: Path, client: etcd3.Etcd3Client
-) -> None:
-    r = CliRunner().invoke(
-        main,
-        ["--endpoint", etcd.endpoint, "--prefix", "/other/", "submit", str(files / "db.service")],
-    )
-    assert r.exit_code == 0, r.output
-    assert client.get("/other/units/db.service")[0] is not None
-    assert client.get(KS.unit_spec("db.service"))[0] is None
 
 
 def test_destroy_and_replace_drop_content_no_unit_uses(
@@ -242,3 +163,78 @@ def test_destroy_and_replace_drop_content_no_unit_uses(
     assert vulcano("destroy", "web@1.service").exit_code == 0
     assert client.get(KS.unit_file(content_hash(WEB)))[0] is None
     assert client.get(KS.unit_file(content_hash(WEB + "# v2\n")))[0] is not None
+
+
+def test_start_waits_until_launched_and_names_the_machine(
+    vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    announce(client)
+    report(client, UnitState("db.service", MACHINE.id, "loaded", "active", "running", 1.0))
+    r = vulcano("start", str(files / "db.service"))
+    assert r.exit_code == 0, r.output
+    assert "Unit db.service launched on 01234567.../10.9.0.1" in r.output
+
+
+def test_start_reports_a_failed_unit_and_stops_waiting(
+    vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    report(client, UnitState("db.service", MACHINE.id, "loaded", "failed", "failed", 1.0, "exit 1"))
+    r = vulcano("start", str(files / "db.service"))
+    assert r.exit_code == 1 and "unit db.service failed (failed) exit 1" in r.output
+
+
+def test_start_gives_up_after_its_block_timeout(vulcano: Invoke, files: Path) -> None:
+    r = vulcano("start", "--block-timeout", "0", str(files / "db.service"))
+    assert r.exit_code == 1
+    assert "db.service: waiting" in r.output  # the progress note, on stderr
+    assert "timed out after 0s waiting for db.service to be launched" in r.output
+
+
+def test_stop_waits_until_loaded(vulcano: Invoke, files: Path, client: etcd3.Etcd3Client) -> None:
+    vulcano("start", "--no-block", str(files / "db.service"))
+    report(client, UnitState("db.service", MACHINE.id, "loaded", "inactive", "dead", 1.0))
+    r = vulcano("stop", "db.service")
+    assert r.exit_code == 0, r.output
+    assert "Unit db.service loaded on 01234567..." in r.output
+
+
+def test_status_shows_every_machine_and_exits_3_unless_active(
+    vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    vulcano("start", "--no-block", str(files / "db.service"))
+    announce(client)
+    report(client, UnitState("db.service", MACHINE.id, "loaded", "active", "running", 0.0))
+    publish_journal(client, "db.service", ["one", "two", "three"], 3)
+    r = vulcano("status", "-n", "2", "db.service")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        "● db.service",
+        f"   Loaded: loaded (desired launched, hash {content_hash(DB)[:7]})",
+        "   Active: active (running) since -",
+        f"  Machine: {MACHINE.id}/10.9.0.1",
+        "",
+        "two",
+        "three",
+    ]
+    report(client, UnitState("db.service", MACHINE.id, "loaded", "failed", "failed", 0.0, "oom"))
+    r = vulcano("status", "db.service")
+    assert r.exit_code == 3 and "   Reason: oom" in r.output
+
+
+def test_status_of_a_unit_not_submitted_is_an_error(vulcano: Invoke) -> None:
+    r = vulcano("status", "nosuch.service")
+    assert r.exit_code == 1 and "unit nosuch.service is not submitted" in r.output
+
+
+def test_cat_of_a_unit_not_submitted_is_an_error(vulcano: Invoke) -> None:
+    r = vulcano("cat", "nosuch.service")
+    assert r.exit_code == 1 and "unit nosuch.service is not submitted" in r.output
+
+
+def test_list_units_shows_units_not_placed_yet(
+    vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    vulcano("submit", str(files / "db.service"), str(files / "web@.service"))
+    vulcano("start", "--no-block", "db.service")
+    r = vulcano("list-units", "--no-legend", "--fields", "unit,machine,active,sub,dstate")
+    assert r.output == "db.service\t-\tinactive\tdead\tlaunched\n"

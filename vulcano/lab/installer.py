@@ -13,7 +13,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support.services import DatastoreEmulator, free_port, stop_process, wait_until
+from vulcano.lab.poll import wait_for
+from vulcano.lab.ports import reserve_port
+from vulcano.lab.services import DatastoreEmulator, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +47,7 @@ def installer_server(
     The log goes to ``log_path``, or to this process's terminal when it is None. ``host``
     is another address to bind instead: a test's own (an underlay bridge's), never more.
     """
-    port = port or free_port()
+    port = port or reserve_port()
     env = {
         **os.environ,
         **emulator.env(),
@@ -82,7 +84,7 @@ def installer_server(
         )
     server = InstallerServer(url=f"http://{host}:{port}", log_path=log_path, proc=proc)
     try:
-        wait_until(
+        wait_for(
             lambda: proc.poll() is None and requests.get(server.url, timeout=2).ok,
             60,
             f"installer on {server.url} (log: {log_path})",

@@ -1,7 +1,7 @@
 """Reachability probes run inside sandboxes: a TCP echo server and an ICMP/TCP prober.
 
-    python -m tests.support.probe serve PORT            # echo server until killed
-    python -m tests.support.probe check PORT IP [IP..]  # prints JSON {ip: {"icmp": ok, "tcp": ok}}
+    python -m vulcano.lab.probe serve PORT            # echo server until killed
+    python -m vulcano.lab.probe check PORT IP [IP..]  # prints JSON {ip: {"icmp": ok, "tcp": ok}}
 
 The prober checks every target at once (one process per source sandbox), so a full mesh
 of 50 sandboxes costs 50 processes, not 2,450.
@@ -44,7 +44,8 @@ def serve(port: int) -> None:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    words: tuple[int, ...] = struct.unpack(f"!{len(data) // 2}H", data)
+    total = sum(words)
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return ~total & 0xFFFF

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tests.conftest import require
-from tests.support.sshkeys import (
+from vulcano.lab.sshkeys import (
     ed25519_line,
     keygen,
     line_from_blob,

@@ -1,8 +1,9 @@
-"""Units' desired state in etcd: what the CLI writes and the engine and agents read.
+"""The cluster's registry in etcd: units' desired state, placements, states, machines.
 
-Every change is an etcd transaction that compares the revision it read, so two
-operators (or an operator and the engine) never overwrite each other; a batch is
-validated completely before the first write, so bad input changes nothing.
+What the CLI writes and the engine and the agents read, one record type per key
+(`vulcano.records`). Every change is an etcd transaction that compares the revision it
+read, so two operators (or an operator and the engine) never overwrite each other; a
+batch is validated completely before the first write, so bad input changes nothing.
 """
 
 from __future__ import annotations
@@ -11,133 +12,31 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from etcd3 import utils
 
 from vulcano import policy, units
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
+from vulcano.records import DesiredState, Machine, UnitSource, UnitSpec, UnitState
 from vulcano.units import FleetOptions
 
-INACTIVE, LOADED, LAUNCHED = "inactive", "loaded", "launched"
-DESIRED_STATES = (INACTIVE, LOADED, LAUNCHED)
 # etcd's default --max-txn-ops is 128; a unit takes at most 2 puts in one transaction.
 UNITS_PER_TXN = 50
 
 
-class UnitStoreError(VulcanoError):
+class RegistryError(VulcanoError):
     """A unit command that cannot be done as asked."""
 
 
-class UnitNotFound(UnitStoreError, KeyError):
+class UnitNotFound(RegistryError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
-class UnitContentConflict(UnitStoreError, ValueError):
+class UnitContentConflict(RegistryError, ValueError):
     """A unit already submitted with other content (fleet: destroy first, or --replace)."""
-
-
-@dataclass(frozen=True)
-class _UnitOrder:
-    """A unit's name, content hash, desired state and X-Fleet options, as JSON in etcd."""
-
-    name: str
-    hash: str
-    desired: str = INACTIVE
-    options: FleetOptions = field(default_factory=FleetOptions)
-    starts: int = 0  # bumped by every `start`, so a failed unit is tried again
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "name": self.name,
-                "hash": self.hash,
-                "desired": self.desired,
-                "options": self.options.to_json(),
-                "starts": self.starts,
-            },
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> Self:
-        d = json.loads(raw)
-        return cls(
-            d["name"],
-            d["hash"],
-            d["desired"],
-            FleetOptions.from_json(d["options"]),
-            int(d.get("starts", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class UnitSpec(_UnitOrder):
-    """The cluster's desired state of one unit (keyspace ``units/<name>``)."""
-
-
-@dataclass(frozen=True)
-class Assignment(_UnitOrder):
-    """The engine's word to one machine: run this content in this desired state."""
-
-    @classmethod
-    def of(cls, spec: UnitSpec) -> Assignment:
-        return cls(spec.name, spec.hash, spec.desired, spec.options, spec.starts)
-
-
-@dataclass(frozen=True)
-class UnitState:
-    """What a runner reports (or why the engine could not place the unit)."""
-
-    name: str
-    machine_id: str | None = None
-    load: str = "not-found"
-    active: str = "inactive"
-    sub: str = "dead"
-    since: float = 0.0
-    reason: str = ""
-    hash: str = ""
-    sandbox_ip: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> UnitState:
-        d = json.loads(raw)
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass(frozen=True)
-class MachineRecord:
-    id: str
-    hostname: str = ""
-    public_ip: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    lease_id: int = 0
-
-    @classmethod
-    def from_json(cls, raw: bytes | str, lease_id: int = 0) -> MachineRecord:
-        d = json.loads(raw)
-        md = d.get("metadata") or {}
-        return cls(
-            id=str(d["id"]),
-            hostname=str(d.get("hostname", "")),
-            public_ip=str(d.get("public_ip", "")),
-            metadata={str(k): str(v) for k, v in md.items()},
-            lease_id=lease_id,
-        )
-
-
-@dataclass(frozen=True)
-class UnitSource:
-    """A unit as the operator named it: a file's text, or just a name already in etcd."""
-
-    name: str
-    text: str | None = None
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
@@ -145,8 +44,8 @@ def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
         yield items[i : i + n]
 
 
-class UnitStore:
-    """The unit commands (submit, load, start, stop, unload, destroy) and reads."""
+class Registry:
+    """The unit commands (submit, load, start, stop, unload, destroy) and the reads."""
 
     def __init__(self, client: Any, keyspace: Keyspace | None = None) -> None:
         self.client = client
@@ -197,10 +96,9 @@ class UnitStore:
                 best[s.name] = s
         return best
 
-    def machines(self) -> list[MachineRecord]:
+    def machines(self) -> list[Machine]:
         out = [
-            MachineRecord.from_json(v, meta.lease_id)
-            for v, meta in self._get_prefix(self.ks.machines)
+            Machine.from_json(v, meta.lease_id) for v, meta in self._get_prefix(self.ks.machines)
         ]
         return sorted(out, key=lambda m: m.id)
 
@@ -291,7 +189,7 @@ class UnitStore:
             if not lost:
                 return
             pending = lost
-        raise UnitStoreError(
+        raise RegistryError(
             "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
         )
 
@@ -315,7 +213,7 @@ class UnitStore:
                     f"{name} is already submitted with different content "
                     f"(hash {spec.hash[:7]}, new {digest[:7]}): destroy it first or use --replace"
                 )
-            desired = spec.desired if spec is not None else INACTIVE
+            desired = spec.desired if spec is not None else DesiredState.INACTIVE
             new = UnitSpec(name, digest, desired, opts)
             return [
                 t.put(self.ks.unit_file(digest), bodies[name]),
@@ -333,10 +231,9 @@ class UnitStore:
             self.collect_garbage()  # the replaced content may be unused now
         return list(parsed)
 
-    def set_desired(self, names: Iterable[str], desired: str) -> list[str]:
+    def set_desired(self, names: Iterable[str], desired: DesiredState) -> list[str]:
         """Move units to a desired state; an instance of a submitted template is created."""
-        if desired not in DESIRED_STATES:
-            raise UnitStoreError(f"unknown desired state {desired!r}")
+        desired = DesiredState(desired)
         names = list(dict.fromkeys(names))
         for name in names:
             units.parse_name(name)
@@ -346,7 +243,7 @@ class UnitStore:
         for name in names:
             if name in current:
                 if current[name][0].desired != desired and units.parse_name(name).is_template:
-                    raise UnitStoreError(f"{name} is a template: start an instance of it instead")
+                    raise RegistryError(f"{name} is a template: start an instance of it instead")
                 continue
             template = units.parse_name(name).template
             spec = self.spec(template) if template else None
@@ -363,8 +260,8 @@ class UnitStore:
                     raise UnitNotFound(f"unit {name} was destroyed meanwhile")
                 text = self.text(tmpl.hash) or ""
                 opts = units.load(text, name)[1]
-                spec = UnitSpec(name, tmpl.hash, INACTIVE, opts)
-            if desired == LAUNCHED:
+                spec = UnitSpec(name, tmpl.hash, DesiredState.INACTIVE, opts)
+            if desired == DesiredState.LAUNCHED:
                 # every start counts, so a unit that failed is tried again
                 new = dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
             elif spec.desired == desired:

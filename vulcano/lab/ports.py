@@ -1,6 +1,6 @@
 """Loopback ports for long-lived test servers, outside the kernel's ephemeral range.
 
-`services.free_port` asks the kernel for a port, which comes from the ephemeral range
+Asking the kernel for a port (binding port 0) gives one from the ephemeral range
 (32768-60999 on Linux): by the time etcd binds it, an outgoing connection of any process
 on the machine may have taken it ("bind: address already in use"). Ports below that
 range are never handed out to outgoing connections, so a port found free here stays
@@ -13,9 +13,6 @@ from __future__ import annotations
 import random
 import socket
 import threading
-from pathlib import Path
-
-from tests.support.services import Etcd
 
 LOW, HIGH = 20000, 32000
 _given: set[int] = set()
@@ -38,14 +35,3 @@ def reserve_port(host: str = "127.0.0.1") -> int:
             _given.add(port)
             return port
     raise RuntimeError(f"no free port in {LOW}-{HIGH} on {host}")
-
-
-def etcd_member(base: Path, name: str, extra_args: list[str] | None = None) -> Etcd:
-    """Like `services.new_etcd`, on ports from `reserve_port`."""
-    return Etcd(
-        name=name,
-        client_url=f"http://127.0.0.1:{reserve_port()}",
-        peer_url=f"http://127.0.0.1:{reserve_port()}",
-        data_dir=base / name,
-        extra_args=list(extra_args or []),
-    )

@@ -9,12 +9,11 @@ use the node agent's own membership instead.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from agent.engine import Engine
 from agent.runner import Runner
 from agent.unitagent import SandboxManager, UnitAgent
 from vulcano.keyspace import Keyspace
-from vulcano.unitstore import UnitState, UnitStore
+from vulcano.records import Machine, UnitState
+from vulcano.registry import Registry
 
 
 class Member:
@@ -93,14 +93,13 @@ class Member:
         if not lease_id:
             lease_id = self.client.lease(self.ttl).id
             lease_file.write_text(str(lease_id))
-        record = {
-            "id": self.machine_id,
-            "hostname": self.hostname,
-            "public_ip": self.public_ip,
-            "metadata": self.metadata,
-            "version": "test",
-        }
-        self.client.put(self.keyspace.machine(self.machine_id), json.dumps(record), lease=lease_id)
+        record = Machine(
+            id=self.machine_id,
+            public_ip=self.public_ip,
+            hostname=self.hostname,
+            metadata=self.metadata,
+        )
+        self.client.put(self.keyspace.machine(self.machine_id), record.to_json(), lease=lease_id)
         self._lease_id = lease_id
         self._deadline = sent + self.ttl
 
@@ -169,23 +168,11 @@ class Node:
         self.member.close(revoke=revoke)
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll until ``check()`` returns something truthy; return it, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def states(store: UnitStore) -> dict[str, UnitState]:
+def states(store: Registry) -> dict[str, UnitState]:
     return store.states()
 
 
-def running_where(store: UnitStore, names: list[str]) -> dict[str, str] | None:
+def running_where(store: Registry, names: list[str]) -> dict[str, str] | None:
     """unit → machine when every unit reports active on some machine, else None."""
     st = store.states()
     out = {}

@@ -1,6 +1,6 @@
-"""Test hosts: network namespaces on one underlay bridge, each able to run its own agent.
+"""Test hosts: network namespaces on one underlay, each able to run its own agent.
 
-    with Underlay(tmp_path) as net:                 # bridge + a real etcd on it
+    with Underlay(tmp_path) as net:                 # its namespace: bridge + a real etcd
         hosts = net.add_hosts(3)
         net.init_network("10.244.0.0/16", 24)
         for h in hosts:
@@ -11,10 +11,13 @@
         hosts[0].in_sandbox("a", ["python3", "-c", "..."])
 
 Every namespace, bridge and veth name carries a random per-run token, so parallel test
-runs on one machine never collide; `close()` (the context exit) kills every agent it
-started (by pid), deletes every namespace and link it made, and stops its etcd, even
-after a failure. Agents run in their host's namespace through `nsenter --net=...`
-(see agent/sandbox.py for why not `ip netns exec`).
+runs on one machine never collide. The underlay is a namespace of its own (bridge,
+gateway address, etcd); the root namespace gets no test-network address and reaches
+etcd through a loopback forward (`etcd_local_endpoint`). `close()` (the context exit)
+kills every agent it started (by pid), deletes every namespace it made (their links go
+with them), and stops its etcd, even after a failure. Agents run in their host's
+namespace through `nsenter --net=...` (see the agent's sandboxes for why not
+`ip netns exec`).
 """
 
 from __future__ import annotations
@@ -29,14 +32,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support import services
+from vulcano.lab import services
+from vulcano.lab.forward import PortForward, entered
+from vulcano.lab.poll import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NETNS_DIR = Path("/run/netns")
+# Inside the underlay's own namespace: its bridge, and etcd's usual ports.
+BRIDGE = "br0"
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
 ECHO_PORT = 7777
 COMMAND_TIMEOUT = 30.0
 
@@ -49,22 +58,8 @@ def _run(
 
 
 def _pick_underlay_subnet() -> ipaddress.IPv4Network:
-    """A /24 under 10.200-243/16 that no route of the root namespace overlaps."""
-    routes = _run(["ip", "-4", "route", "show", "table", "all"]).stdout
-    used = []
-    for line in routes.splitlines():
-        word = line.split()[0] if line.split() else ""
-        if word in {"local", "broadcast", "unreachable", "blackhole"}:
-            word = line.split()[1]
-        with contextlib.suppress(ValueError):
-            used.append(ipaddress.IPv4Network(word, strict=False))
-    for _ in range(1000):
-        candidate = ipaddress.IPv4Network(
-            f"10.{random.randint(200, 243)}.{random.randint(0, 255)}.0/24"
-        )
-        if not any(candidate.overlaps(u) for u in used if u.prefixlen > 0):
-            return candidate
-    raise RuntimeError("no free 10.x /24 for the test underlay")
+    """A /24 under 10.200-243/16 (the underlay is a namespace of its own: any will do)."""
+    return ipaddress.IPv4Network(f"10.{random.randint(200, 243)}.{random.randint(0, 255)}.0/24")
 
 
 class AgentProcess:
@@ -119,10 +114,14 @@ class TestHost:
 
     # -- plumbing ------------------------------------------------------------------------
     def create(self) -> None:
+        """The namespace, and a veth from its eth0 to a port of the underlay's bridge."""
         _run(["ip", "netns", "add", self.netns])
+        switch = self.underlay.netns
         _run(
             [
                 "ip",
+                "-n",
+                switch,
                 "link",
                 "add",
                 self.veth,
@@ -135,7 +134,7 @@ class TestHost:
                 self.netns,
             ]
         )
-        _run(["ip", "link", "set", self.veth, "master", self.underlay.bridge, "up"])
+        _run(["ip", "-n", switch, "link", "set", self.veth, "master", BRIDGE, "up"])
         self.exec(
             ["ip", "addr", "add", f"{self.ip}/{self.underlay.subnet.prefixlen}", "dev", "eth0"]
         )
@@ -222,7 +221,7 @@ class TestHost:
                 raise RuntimeError(f"agent on {self.netns} exited:\n{self.agent.log()}")
             return self.subnet_env.exists() and self.subnet_env.stat().st_mtime >= since
 
-        services.wait_until(ready, timeout, f"overlay on {self.netns}", interval=0.1)
+        wait_for(ready, timeout, f"overlay on {self.netns}", interval=0.1)
         from agent.subnet_env import parse
 
         return parse(self.subnet_env.read_text())
@@ -270,7 +269,7 @@ class TestHost:
                 self.sandbox_netns(name),
                 sys.executable,
                 "-m",
-                "tests.support.probe",
+                "vulcano.lab.probe",
                 "serve",
                 str(ECHO_PORT),
             ],
@@ -291,7 +290,7 @@ class TestHost:
         """ICMP and TCP-echo reachability from sandbox `name` to every target address."""
         result = self.in_sandbox(
             name,
-            [sys.executable, "-m", "tests.support.probe", "check", str(ECHO_PORT), *targets],
+            [sys.executable, "-m", "vulcano.lab.probe", "check", str(ECHO_PORT), *targets],
             cwd=REPO,
             env=_env(),
         )
@@ -309,22 +308,24 @@ class TestHost:
                 if entry.name.startswith(prefix):
                     _run(["ip", "netns", "delete", entry.name], check=False)
         if (NETNS_DIR / self.netns).exists():
-            _run(["ip", "netns", "delete", self.netns], check=False)
-        _run(["ip", "link", "delete", self.veth], check=False)
+            _run(["ip", "netns", "delete", self.netns], check=False)  # its veth goes too
 
 
 class Underlay:
-    """A root-namespace bridge joining test hosts, with a real etcd listening on it."""
+    """The network the test hosts share: a namespace of its own holding a bridge, the
+    gateway address and a real etcd, reached from the root namespace only through a
+    loopback forward (no test-network address is configured there)."""
 
     def __init__(self, base: Path, with_etcd: bool = True) -> None:
         self.token = secrets.token_hex(2)
         self.base = base
-        self.bridge = f"vu{self.token}br"
+        self.netns = f"vn{self.token}"
         self.subnet = _pick_underlay_subnet()
         self.gateway = str(self.subnet.network_address + 1)
         self.hosts: list[TestHost] = []
         self.etcd: services.Etcd | None = None
         self._with_etcd = with_etcd
+        self._forward: PortForward | None = None
 
     def __enter__(self) -> Underlay:
         try:
@@ -337,25 +338,54 @@ class Underlay:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def netns_path(self) -> Path:
+        return NETNS_DIR / self.netns
+
     def open(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
-        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
-        _run(["ip", "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge])
-        _run(["ip", "link", "set", self.bridge, "up"])
+        _run(["ip", "netns", "add", self.netns])
+        ns = ["ip", "-n", self.netns]
+        _run([*ns, "link", "set", "lo", "up"])
+        _run([*ns, "link", "add", BRIDGE, "type", "bridge"])
+        _run([*ns, "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", BRIDGE])
+        _run([*ns, "link", "set", BRIDGE, "up"])
         if self._with_etcd:
-            self.etcd = services.new_etcd(self.base, name=f"etcd{self.token}", host=self.gateway)
+            self._forward = PortForward(self.netns_path, self.gateway, ETCD_CLIENT_PORT)
+            self.etcd = services.Etcd(
+                name=f"etcd{self.token}",
+                client_url=f"http://{self.gateway}:{ETCD_CLIENT_PORT}",
+                peer_url=f"http://{self.gateway}:{ETCD_PEER_PORT}",
+                data_dir=self.base / f"etcd{self.token}",
+                launcher=["nsenter", f"--net={self.netns_path}"],
+                local_url=f"http://{self._forward.address}",
+            )
             self.etcd.start()
             self.etcd.wait_healthy()
 
     @property
     def etcd_endpoint(self) -> str:
+        """etcd's client URL as the hosts reach it, on the underlay."""
         assert self.etcd is not None
         return self.etcd.client_url
 
+    @property
+    def etcd_local_endpoint(self) -> str:
+        """etcd's client URL as the root namespace reaches it (a loopback forward)."""
+        assert self.etcd is not None
+        return self.etcd.endpoint
+
     def etcd_client(self) -> Any:
+        """A client for the test process itself (through the loopback forward)."""
         from vulcano.etcd import connect
 
-        return connect(self.etcd_endpoint)
+        return connect(self.etcd_local_endpoint)
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the block (this thread) on the underlay: sockets made here live there."""
+        with entered(self.netns_path):
+            yield
 
     def add_host(self) -> TestHost:
         host = TestHost(self, len(self.hosts))
@@ -377,7 +407,7 @@ class Underlay:
                 "network",
                 "init",
                 "--etcd-endpoints",
-                self.etcd_endpoint,
+                self.etcd_local_endpoint,
                 "--network",
                 network,
                 "--subnet-len",
@@ -404,7 +434,10 @@ class Underlay:
         self.hosts.clear()
         if self.etcd is not None:
             self.etcd.stop()
-        _run(["ip", "link", "delete", self.bridge], check=False)
+        if self._forward is not None:
+            self._forward.close()
+        if self.netns_path.exists():
+            _run(["ip", "netns", "delete", self.netns], check=False)  # the bridge goes too
 
 
 def _env() -> dict[str, str]:

@@ -10,15 +10,16 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from vulcano.lab.poll import wait_for
+from vulcano.lab.ports import reserve_port
 
 DATASTORE_EMULATOR_DIRS = [
     "/usr/lib/google-cloud-sdk/platform/cloud-datastore-emulator",
@@ -28,28 +29,6 @@ DATASTORE_EMULATOR_DIRS = [
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(check: object, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``check()`` until it is truthy; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except Exception as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last!r})")
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -114,7 +93,7 @@ class DatastoreEmulator:
 @contextlib.contextmanager
 def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmulator]:
     """The real Cloud Datastore emulator, strongly consistent, in memory."""
-    port = free_port()
+    port = reserve_port()
     with tempfile.TemporaryDirectory(prefix="vulcano-dsemu-") as data:
         proc = subprocess.Popen(
             [
@@ -133,7 +112,7 @@ def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmula
         )
         emu = DatastoreEmulator(host=f"127.0.0.1:{port}", project=project)
         try:
-            wait_until(lambda: requests.get(emu.url, timeout=1).ok, 60, "Datastore emulator")
+            wait_for(lambda: requests.get(emu.url, timeout=1).ok, 60, "Datastore emulator")
             yield emu
         finally:
             stop_process(proc)
@@ -144,7 +123,12 @@ def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmula
 
 @dataclass
 class Etcd:
-    """One real etcd 3.4 member on loopback."""
+    """One real etcd 3.4 member: on loopback, or inside a network namespace.
+
+    ``launcher`` prefixes etcd's command line (``nsenter --net=…`` to run it inside a
+    namespace); ``endpoint`` is where the test process itself reaches it (a loopback
+    forward, when ``client_url`` is an address inside a namespace).
+    """
 
     name: str
     client_url: str
@@ -153,14 +137,16 @@ class Etcd:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    launcher: list[str] = field(default_factory=list)
+    local_url: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return self.client_url
+        return self.local_url or self.client_url
 
     @property
     def host_port(self) -> tuple[str, int]:
-        hostport = self.client_url.split("//", 1)[1]
+        hostport = self.endpoint.split("//", 1)[1]
         host, port = hostport.rsplit(":", 1)
         return host, int(port)
 
@@ -171,6 +157,7 @@ class Etcd:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [
+                *self.launcher,
                 "etcd",
                 "--name",
                 self.name,
@@ -200,9 +187,9 @@ class Etcd:
         return ["--initial-cluster", f"{self.name}={self.peer_url}"]
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        wait_until(
+        wait_for(
             lambda: (
-                requests.get(f"{self.client_url}/health", timeout=1).json().get("health") == "true"
+                requests.get(f"{self.endpoint}/health", timeout=1).json().get("health") == "true"
             ),
             timeout,
             f"etcd {self.name}",
@@ -224,10 +211,11 @@ class Etcd:
 def new_etcd(
     base: Path, name: str = "default", host: str = "127.0.0.1", extra_args: list[str] | None = None
 ) -> Etcd:
+    """A member (not started yet) on ports below the ephemeral range (`ports.reserve_port`)."""
     return Etcd(
         name=name,
-        client_url=f"http://{host}:{free_port()}",
-        peer_url=f"http://{host}:{free_port()}",
+        client_url=f"http://{host}:{reserve_port(host)}",
+        peer_url=f"http://{host}:{reserve_port(host)}",
         data_dir=base / name,
         extra_args=list(extra_args or []),
     )

@@ -1,6 +1,6 @@
 """The demo: the hosted installer on http://127.0.0.1:8080 against the Datastore emulator.
 
-Run with `nox -s demo` (or `python -m tests.support.demo [--port N]`); Ctrl-C stops
+Run with `nox -s demo` (or `python -m vulcano.lab.demo [--port N]`); Ctrl-C stops
 gunicorn and the emulator.
 """
 
@@ -11,8 +11,8 @@ import signal
 import sys
 from types import FrameType
 
-from tests.support import services
-from tests.support.installer import installer_server
+from vulcano.lab import services
+from vulcano.lab.installer import installer_server
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

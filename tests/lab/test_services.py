@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import etcd3
 
-from tests.support.services import Etcd
+from vulcano.lab.services import Etcd
 
 
 def test_etcd_fixture_is_empty_and_writable(etcd: Etcd) -> None:

@@ -1,0 +1,46 @@
+"""The `vulcano` command line: the operator's tool, with fleetctl's commands.
+
+The group names the cluster (`--etcd-endpoints`, `--prefix`) and hands a `Cluster` to
+the commands, grouped by concept: machines, units, journal. Each command parses its
+flags, calls one function of the service layer (`container.services`) and prints.
+"""
+
+from __future__ import annotations
+
+import click
+
+from container.cli import journal, machines, units
+from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
+from vulcano.keyspace import DEFAULT_PREFIX
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vulcano", prog_name="vulcano")
+@click.option(
+    "--etcd-endpoints",
+    "--endpoint",
+    "etcd_endpoints",
+    envvar=["VULCANO_ETCD_ENDPOINTS", "VULCANO_ENDPOINT"],
+    default=DEFAULT_ENDPOINTS,
+    show_default=True,
+    help="etcd client URLs of the cluster, comma-separated (--endpoint is an alias).",
+)
+@click.option(
+    "--prefix",
+    envvar="VULCANO_PREFIX",
+    default=DEFAULT_PREFIX,
+    show_default=True,
+    help="The cluster's key prefix in etcd.",
+)
+@click.pass_context
+def main(ctx: click.Context, etcd_endpoints: str, prefix: str) -> None:
+    """Operate a Vulcano cluster."""
+    cluster = Cluster(etcd_endpoints, prefix)
+    ctx.obj = cluster
+    ctx.call_on_close(cluster.close)
+
+
+for _command in (*machines.commands, *units.commands, *journal.commands):
+    main.add_command(_command)

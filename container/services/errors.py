@@ -1,0 +1,55 @@
+"""Every error the service layer raises on purpose, for each face to show its own way.
+
+The CLI turns them into messages and exit codes (`container.cli.context`); the panel
+will turn them into HTTP statuses. All are `VulcanoError`s whose message is for the
+operator, and each also inherits the builtin it resembles.
+"""
+
+from __future__ import annotations
+
+from vulcano.errors import VulcanoError
+from vulcano.etcd import EtcdUnavailable
+from vulcano.registry import RegistryError, UnitContentConflict, UnitNotFound
+from vulcano.units import UnitFileError
+
+__all__ = [
+    "ClusterAddressError",
+    "ClusterUnavailable",
+    "RegistryError",
+    "ServiceError",
+    "UnitContentConflict",
+    "UnitContentMissing",
+    "UnitFailed",
+    "UnitFileError",
+    "UnitNotFound",
+    "UnitSourceError",
+    "WaitTimedOut",
+]
+
+
+class ServiceError(VulcanoError):
+    """Base of the errors the container's service layer raises itself."""
+
+
+class ClusterAddressError(ServiceError, ValueError):
+    """Endpoints or a key prefix that cannot name a cluster; says which part."""
+
+
+class ClusterUnavailable(ServiceError, EtcdUnavailable):
+    """The cluster's etcd refused or did not answer a request; carries etcd's words."""
+
+
+class UnitSourceError(ServiceError, ValueError):
+    """A unit argument we cannot use: an unreadable file, not UTF-8, not a unit name."""
+
+
+class UnitContentMissing(ServiceError, LookupError):
+    """A submitted unit whose content is not in the registry any more."""
+
+
+class UnitFailed(ServiceError):
+    """A unit failed while we waited for it; says how, and the runner's reason."""
+
+
+class WaitTimedOut(ServiceError, TimeoutError):
+    """Units did not reach their desired state in time (the cluster keeps trying)."""

@@ -1,0 +1,93 @@
+"""Waiting for units to reach a desired state, reporting progress as it comes.
+
+fleetctl's `start` polls until its units are launched; so do `load`, `stop` and
+`unload` here, unless told not to block. Progress goes to a callback, so the CLI can
+print it and the panel can show it: a note each time a unit's standing changes, and one
+when it gets there. A unit that fails stops the wait (UnitFailed), and so does the
+timeout (WaitTimedOut); the cluster keeps trying either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from container.services.cluster import Cluster
+from container.services.errors import UnitFailed, WaitTimedOut
+from container.services.machines import by_id
+from container.services.states import Standing, unit_standing
+from vulcano import policy
+from vulcano.records import DesiredState, Machine, UnitState
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A unit reached ``desired`` (``reached``), or stands somewhere new (``note``)."""
+
+    unit: str
+    desired: DesiredState
+    reached: bool
+    note: str
+    machine_id: str | None = None  # where it got: the (first) machine that has it
+    machine: Machine | None = None  # that machine's record, while it is announced
+
+
+OnProgress = Callable[[Progress], None]
+
+
+def _ignore(_: Progress) -> None:
+    pass
+
+
+def standings(cluster: Cluster, names: Iterable[str], desired: DesiredState) -> dict[str, Standing]:
+    """Where each unit stands against ``desired`` right now (one look, no waiting)."""
+    with cluster.registry() as registry:
+        states = registry.machine_states()
+    reports: dict[str, list[UnitState]] = {}
+    for report in states:
+        reports.setdefault(report.name, []).append(report)
+    return {name: unit_standing(desired, reports.get(name, [])) for name in names}
+
+
+def wait_until(
+    cluster: Cluster,
+    names: Iterable[str],
+    desired: DesiredState,
+    *,
+    timeout: float = policy.UNIT_COMMAND_WAIT_SECONDS,
+    on_progress: OnProgress = _ignore,
+    poll_interval: float = policy.UNIT_COMMAND_POLL_INTERVAL,
+) -> None:
+    """Return once every unit has reached ``desired``, calling ``on_progress`` on the way."""
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    last_note: dict[str, str] = {}
+    machines: dict[str, Machine] | None = None
+    while True:
+        now = standings(cluster, pending, desired)
+        still = []
+        for name in pending:
+            where = now[name]
+            if where.reached:
+                if machines is None:
+                    with cluster.registry() as registry:
+                        machines = by_id(registry.machines())
+                machine = machines.get(where.machine_id) if where.machine_id else None
+                on_progress(Progress(name, desired, True, where.note, where.machine_id, machine))
+            elif where.failed:
+                raise UnitFailed(f"unit {name} {where.note}")
+            else:
+                if last_note.get(name) != where.note:
+                    on_progress(Progress(name, desired, False, where.note, where.machine_id))
+                    last_note[name] = where.note
+                still.append(name)
+        pending = still
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise WaitTimedOut(
+                f"timed out after {timeout:.0f}s waiting for {', '.join(pending[:5])} "
+                f"to be {desired} (the cluster keeps trying; see `vulcano status`)"
+            )
+        time.sleep(poll_interval)

@@ -1,0 +1,92 @@
+"""Waiting for units, against a real etcd: progress through the callback, failure, timeout.
+
+The test writes the runner's reports; the callback writes the next one when it hears a
+note, so the wait moves on without the test sleeping.
+"""
+
+from __future__ import annotations
+
+import etcd3
+import pytest
+
+from container.services import units, waiting
+from container.services.cluster import Cluster
+from container.services.errors import UnitFailed, WaitTimedOut
+from tests.container.conftest import DB, MACHINE, announce, report
+from vulcano.records import DesiredState, UnitSource, UnitState
+
+L = DesiredState.LAUNCHED
+
+
+def db(active: str, sub: str, machine: str = MACHINE.id, reason: str = "") -> UnitState:
+    return UnitState("db.service", machine, "loaded", active, sub, reason=reason)
+
+
+def test_wait_reports_each_new_note_then_the_machine_reached(
+    cluster: Cluster, client: etcd3.Etcd3Client
+) -> None:
+    announce(client)
+    units.start(cluster, [UnitSource("db.service", DB)])
+    report(client, db("activating", "start"))
+    seen: list[waiting.Progress] = []
+    after = {"activating (start)": db("activating", "auto-restart")}
+    after["activating (auto-restart)"] = db("active", "running")
+
+    def on_progress(p: waiting.Progress) -> None:
+        seen.append(p)
+        if p.note in after:
+            report(client, after[p.note])
+
+    waiting.wait_until(
+        cluster, ["db.service"], L, timeout=30, on_progress=on_progress, poll_interval=0.01
+    )
+    assert [(p.unit, p.reached, p.note) for p in seen] == [
+        ("db.service", False, "activating (start)"),
+        ("db.service", False, "activating (auto-restart)"),
+        ("db.service", True, "active (running)"),
+    ]
+    assert (seen[-1].desired, seen[-1].machine_id, seen[-1].machine) == (L, MACHINE.id, MACHINE)
+
+
+def test_a_note_that_does_not_change_is_reported_once_until_the_timeout(
+    cluster: Cluster,
+) -> None:
+    units.start(cluster, [UnitSource("db.service", DB)])
+    seen: list[waiting.Progress] = []
+    with pytest.raises(WaitTimedOut, match=r"timed out after 0s waiting for db.service to be"):
+        waiting.wait_until(
+            cluster, ["db.service"], L, timeout=0.2, on_progress=seen.append, poll_interval=0.01
+        )
+    assert [(p.reached, p.note) for p in seen] == [(False, "waiting")]
+
+
+def test_a_failed_unit_stops_the_wait(cluster: Cluster, client: etcd3.Etcd3Client) -> None:
+    units.start(cluster, [UnitSource("db.service", DB)])
+    report(client, db("failed", "failed", reason="exit 1"))
+    with pytest.raises(UnitFailed, match=r"^unit db.service failed \(failed\) exit 1$"):
+        waiting.wait_until(cluster, ["db.service"], L, timeout=30)
+
+
+def test_a_unit_on_several_machines_waits_for_every_one(
+    cluster: Cluster, client: etcd3.Etcd3Client
+) -> None:
+    units.start(cluster, [UnitSource("db.service", DB)])
+    report(client, db("active", "running"))
+    report(client, db("activating", "start", machine="ffff0000"))
+    assert not waiting.standings(cluster, ["db.service"], L)["db.service"].reached
+    seen: list[waiting.Progress] = []
+
+    def on_progress(p: waiting.Progress) -> None:
+        seen.append(p)
+        report(client, db("active", "running", machine="ffff0000"))
+
+    waiting.wait_until(cluster, ["db.service"], L, on_progress=on_progress, poll_interval=0.01)
+    assert [p.reached for p in seen] == [False, True]
+
+
+def test_unload_is_reached_when_no_machine_has_the_unit(cluster: Cluster) -> None:
+    units.submit(cluster, [UnitSource("db.service", DB)])
+    units.unload(cluster, ["db.service"])
+    seen: list[waiting.Progress] = []
+    waiting.wait_until(cluster, ["db.service"], DesiredState.INACTIVE, on_progress=seen.append)
+    assert [(p.reached, p.machine_id, p.machine) for p in seen] == [(True, None, None)]
