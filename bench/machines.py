@@ -18,13 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
-from tests.support import services
-from tests.support.installer import installer_server
-from tests.support.netns import Underlay
-from vulcano.lab import images, machines, rootfs
+from vulcano.lab import images, machines, rootfs, services
+from vulcano.lab.installer import installer_server
+from vulcano.lab.netns import Underlay
 from vulcano.lab.podman import Podman, available
+from vulcano.lab.poll import wait_for
 from vulcano.nodeconfig import NodeSpec, render_node
 
 ETCD_TIMEOUT = 120.0
@@ -44,18 +42,17 @@ def boot_round(
     with Underlay(base, with_etcd=False) as net:
         host = net.add_host()
         with installer_server(
-            emulator, base / "installer.log", host=net.gateway, workers=2, threads=8
+            emulator, base / "installer.log", underlay=net, workers=2, threads=8
         ) as installer:
-            answer = requests.get(f"{installer.url}/new", params={"size": 1}, timeout=10)
-            answer.raise_for_status()
-            spec = NodeSpec(name="node-0", ip=host.ip, discovery_url=answer.text.strip())
+            url = installer.new_discovery_url(1)
+            spec = NodeSpec(name="node-0", ip=host.ip, discovery_url=url)
             started = time.monotonic()
             with machines.machine(
                 podman, image, render_node(spec).text, name=f"bench-{net.token}", netns=host.netns
             ) as machine:
                 machine.wait_cloud_init()
                 cloud_init = time.monotonic() - started
-                services.wait_until(lambda: _etcd_healthy(machine), ETCD_TIMEOUT, "etcd", 0.1)
+                wait_for(lambda: _etcd_healthy(machine), ETCD_TIMEOUT, "etcd", 0.1)
                 etcd = time.monotonic() - started
     return cloud_init, etcd
 

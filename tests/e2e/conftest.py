@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require, require_root
-from tests.support import services
-from tests.support.installer import InstallerServer, installer_server
-from tests.support.netns import TestHost, Underlay
 from vulcano.lab import machines as lab_machines
+from vulcano.lab import services
 from vulcano.lab.images import ImageBuild, build_image
+from vulcano.lab.installer import InstallerServer, installer_server
 from vulcano.lab.machines import Machine
+from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.podman import Podman
 
 # boot(host, user_data) -> a started Machine in that host's network namespace.
@@ -61,12 +61,12 @@ def underlay(tmp_path: Path) -> Iterator[Underlay]:
 def installer(
     datastore: services.DatastoreEmulator, underlay: Underlay, tmp_path: Path
 ) -> Iterator[InstallerServer]:
-    """The hosted installer under gunicorn, on the underlay's bridge address only.
+    """The hosted installer under gunicorn, on loopback and on the underlay's gateway.
 
     Threaded as app.yaml runs it: every booting etcd holds a discovery long-poll.
     """
     log = tmp_path / "installer.log"
-    with installer_server(datastore, log, host=underlay.gateway, workers=2, threads=8) as server:
+    with installer_server(datastore, log, underlay=underlay, workers=2, threads=8) as server:
         yield server
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import MachineFactory
-from tests.support.netns import Underlay
 from vulcano.lab import machines as lab_machines
 from vulcano.lab.errors import CloudInitFailed
+from vulcano.lab.netns import Underlay
 from vulcano.lab.podman import Podman
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1200)]

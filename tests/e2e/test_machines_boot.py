@@ -15,11 +15,11 @@ import pytest
 import requests
 
 from tests.e2e.conftest import MachineFactory
-from tests.support.installer import InstallerServer
-from tests.support.netns import Underlay
-from tests.support.services import wait_until
 from vulcano.lab.errors import CloudInitFailed
+from vulcano.lab.installer import InstallerServer
 from vulcano.lab.machines import Machine
+from vulcano.lab.netns import TestHost, Underlay
+from vulcano.lab.poll import wait_for
 from vulcano.nodeconfig import NodeSpec, render_node
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -29,9 +29,9 @@ ETCD_HEALTHY_TIMEOUT = 120.0
 
 
 def new_discovery_url(installer: InstallerServer, size: int) -> str:
-    answer = requests.get(f"{installer.url}/new", params={"size": size}, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.text.strip()
+    url = installer.new_discovery_url(size)
+    assert installer.underlay_url is not None and url.startswith(installer.underlay_url), url
+    return url
 
 
 def etcd_health(machine: Machine) -> bool:
@@ -49,23 +49,26 @@ def wait_booted(machine: Machine) -> None:
 
 def wait_etcd_healthy(machine: Machine) -> None:
     try:
-        wait_until(lambda: etcd_health(machine), ETCD_HEALTHY_TIMEOUT, f"etcd on {machine}", 0.5)
+        wait_for(lambda: etcd_health(machine), ETCD_HEALTHY_TIMEOUT, f"etcd on {machine}", 0.5)
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{machine.journal('etcd.service')}") from None
 
 
-def member_names(ip: str) -> list[str]:
-    """The members a node's etcd knows, asked over the underlay on the node's address."""
-    client = etcd3.client(host=ip, port=2379, timeout=10)
-    try:
-        return sorted(member.name for member in client.members)
-    finally:
-        client.close()
+def member_names(host: TestHost) -> list[str]:
+    """The members a node's etcd knows, asked on the node's underlay address."""
+    with host.forward(2379) as forward:
+        client = etcd3.client(host="127.0.0.1", port=forward.port, timeout=10)
+        try:
+            return sorted(member.name for member in client.members)
+        finally:
+            client.close()
 
 
-def registered(discovery_url: str) -> list[str]:
+def registered(installer: InstallerServer, discovery_url: str) -> list[str]:
     """The `name=peer-url` values a discovery token holds (etcd's v2 protocol)."""
-    answer = requests.get(discovery_url, timeout=10)
+    assert installer.underlay_url is not None
+    on_loopback = installer.url + discovery_url.removeprefix(installer.underlay_url)
+    answer = requests.get(on_loopback, timeout=10)
     assert answer.status_code == 200, answer.text
     nodes = answer.json()["node"].get("nodes", [])
     return sorted(n["value"] for n in nodes if not n["key"].endswith("/_config"))
@@ -85,8 +88,8 @@ def test_a_node_boots_from_its_user_data_and_runs_etcd_joined_through_discovery(
     assert machine.exec(["hostname"]).stdout.strip() == "node-0"
     assert machine.systemctl("is-active", "etcd.service").stdout.strip() == "active"
     assert machine.read_file("/var/lib/cloud/instance/user-data.txt") == document.text
-    assert member_names(host.ip) == ["node-0"]
-    assert registered(url) == [f"node-0=http://{host.ip}:2380"]
+    assert member_names(host) == ["node-0"]
+    assert registered(installer, url) == [f"node-0=http://{host.ip}:2380"]
 
 
 def test_three_nodes_form_one_etcd_cluster_through_discovery(
@@ -106,7 +109,7 @@ def test_three_nodes_form_one_etcd_cluster_through_discovery(
 
     names = ["node-0", "node-1", "node-2"]
     for host in hosts:  # every member sees the same three
-        assert member_names(host.ip) == names
-    assert registered(url) == sorted(
+        assert member_names(host) == names
+    assert registered(installer, url) == sorted(
         f"node-{i}=http://{host.ip}:2380" for i, host in enumerate(hosts)
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 
@@ -17,14 +20,28 @@ from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 from vulcano.lab.services import DatastoreEmulator, stop_process
 
+if TYPE_CHECKING:
+    from vulcano.lab.netns import Underlay
+
 ROOT = Path(__file__).resolve().parents[2]
+# The installer's port on a test underlay (a namespace of its own: any port is free).
+UNDERLAY_PORT = 8080
 
 
 @dataclass
 class InstallerServer:
-    url: str
+    url: str  # on loopback, for the test process
     log_path: Path | None
     proc: subprocess.Popen[bytes]
+    underlay_url: str | None = None  # on the underlay, for test hosts and machines
+
+    def new_discovery_url(self, size: int) -> str:
+        """``GET /new?size=N``, asked as the underlay's hosts ask it (the answer names the
+        host that was asked, so it points at ``underlay_url`` when there is one)."""
+        headers = {"Host": urlsplit(self.underlay_url).netloc} if self.underlay_url else {}
+        answer = requests.get(f"{self.url}/new", params={"size": size}, headers=headers, timeout=10)
+        answer.raise_for_status()
+        return answer.text.strip()
 
     def log(self) -> str:
         assert self.log_path is not None, "this server logs to the terminal"
@@ -40,14 +57,25 @@ def installer_server(
     workers: int = 1,
     threads: int = 1,
     validate: str = "required",
-    host: str = "127.0.0.1",
+    underlay: Underlay | None = None,
 ) -> Iterator[InstallerServer]:
     """gunicorn serving ``appengine:create_app()`` on 127.0.0.1, with its access log on.
 
-    The log goes to ``log_path``, or to this process's terminal when it is None. ``host``
-    is another address to bind instead: a test's own (an underlay bridge's), never more.
+    The log goes to ``log_path``, or to this process's terminal when it is None. With an
+    ``underlay`` it also listens on that underlay's gateway address (``underlay_url``),
+    where test machines reach it: gunicorn itself stays in the root namespace, beside the
+    Datastore emulator on loopback, and is handed a socket made inside the underlay's.
     """
     port = port or reserve_port()
+    binds = ["--bind", f"127.0.0.1:{port}"]
+    underlay_url = None
+    inside: socket.socket | None = None
+    if underlay is not None:
+        with underlay.entered():
+            inside = socket.create_server((underlay.gateway, UNDERLAY_PORT), backlog=128)
+        inside.set_inheritable(True)
+        binds += ["--bind", f"fd://{inside.fileno()}"]
+        underlay_url = f"http://{underlay.gateway}:{UNDERLAY_PORT}"
     env = {
         **os.environ,
         **emulator.env(),
@@ -61,8 +89,7 @@ def installer_server(
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "--bind",
-                f"{host}:{port}",
+                *binds,
                 "--workers",
                 str(workers),
                 "--threads",
@@ -81,8 +108,13 @@ def installer_server(
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
+            pass_fds=(inside.fileno(),) if inside is not None else (),
         )
-    server = InstallerServer(url=f"http://{host}:{port}", log_path=log_path, proc=proc)
+    if inside is not None:
+        inside.close()  # gunicorn has its own copy
+    server = InstallerServer(
+        url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc, underlay_url=underlay_url
+    )
     try:
         wait_for(
             lambda: proc.poll() is None and requests.get(server.url, timeout=2).ok,
