@@ -1,1 +1,7 @@
-"""vulcano-agent: the node agent (membership, overlay network, unit engine and runner)."""
+"""vulcano-agent: the node agent, one package per concern.
+
+`app.build` wires a node; `lifecycle.Agent` runs it. `membership/` (machine id, the
+machine record on its lease), `overlay/` (subnet leases, VXLAN data path, nftables,
+sandboxes) and `units/` (engine, this machine's units, runners) are its concerns;
+`config`, `policy`, `statedir`, `watch` and `cli` the plumbing they share.
+"""

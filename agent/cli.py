@@ -16,21 +16,23 @@ from typing import Any
 
 import click
 
-from agent import nft, policy
-from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, resolve
-from agent.network import NetworkConfigError, check_overlap, parse
-from agent.sandbox import SandboxManager
-from agent.state import StateDirBusy, StateLock
+from agent import policy
+from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ENDPOINT_ENVVARS, resolve
+from agent.overlay import nft
+from agent.overlay.sandboxes import NodeSandboxes
+from agent.statedir import StateDirBusy, StateLock
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
+from vulcano.network import NetworkConfig, NetworkConfigError, check_overlap, parse
 from vulcano.records import Machine
 
 log = logging.getLogger("agent")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vulcano", prog_name="vulcano-agent")
 def main() -> None:
     """Vulcano's node agent: joins the cluster, builds the overlay, runs units."""
 
@@ -39,7 +41,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--etcd-endpoints", help="Comma-separated etcd client URLs.")
+@click.option(
+    "--etcd-endpoints",
+    "--endpoint",
+    "etcd_endpoints",
+    help="Comma-separated etcd client URLs (also VULCANO_ETCD_ENDPOINTS, VULCANO_ENDPOINT).",
+)
 @click.option("--public-ip", help="This node's underlay IPv4 address.")
 @click.option("--machine-id", help="Node id (default: /etc/machine-id, or one generated once).")
 @click.option("--state-dir", help=f"State directory (default {DEFAULT_STATE_DIR}).")
@@ -61,7 +68,7 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     Every option can also come from a config file or a VULCANO_<OPTION> variable;
     flags win over the environment, which wins over the file.
     """
-    from agent.daemon import Agent
+    from agent.app import build
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -70,10 +77,7 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     )
     with reported():
         config = resolve(flags, config_file)
-    agent = Agent(config)
-    from agent import unitservice
-
-    unitservice.install(agent)  # the unit engine and runner (issue 5)
+    agent = build(config)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     with reported():
@@ -89,7 +93,14 @@ def network() -> None:
 
 
 @network.command("init")
-@click.option("--etcd-endpoints", envvar="VULCANO_ETCD_ENDPOINTS", required=True)
+@click.option(
+    "--etcd-endpoints",
+    "--endpoint",
+    "etcd_endpoints",
+    envvar=list(ENDPOINT_ENVVARS),
+    required=True,
+    help="Comma-separated etcd client URLs.",
+)
 @click.option("--network", "cidr", required=True, help="Cluster network, e.g. 10.244.0.0/16.")
 @click.option("--subnet-len", default="24", show_default=True, help="Prefix length per node.")
 @click.option("--subnet-min", help="First subnet to hand out (default: the second one).")
@@ -135,9 +146,9 @@ def network_init(
     click.echo(f"{outcome}: {config.to_json()}")
 
 
-def _write_network_config(client: Any, keyspace: Keyspace, config: Any, replace: bool) -> str:
-    from agent.network import NetworkConfig
-
+def _write_network_config(
+    client: Any, keyspace: Keyspace, config: NetworkConfig, replace: bool
+) -> str:
     key = keyspace.network_config
     ips = []
     for value, _ in client.get_prefix(keyspace.machines):
@@ -208,7 +219,7 @@ def _state_dir(value: str | None) -> tuple[Path, bool]:
 @click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
 def network_down(state_dir: str | None) -> None:
     """Remove this node's overlay: nftables rules, VXLAN device, bridge, subnet.env."""
-    from agent.datapath import DataPath
+    from agent.overlay.datapath import DataPath
 
     directory, given = _state_dir(state_dir)
     lock = StateLock(directory)
@@ -246,9 +257,9 @@ def sandbox() -> None:
     """Container sandboxes: network namespaces on the overlay."""
 
 
-def _manager(state_dir: str | None) -> SandboxManager:
+def _sandboxes(state_dir: str | None) -> NodeSandboxes:
     directory, _ = _state_dir(state_dir)
-    return SandboxManager(directory)
+    return NodeSandboxes(directory)
 
 
 @sandbox.command("create")
@@ -256,12 +267,12 @@ def _manager(state_dir: str | None) -> SandboxManager:
 @click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
 def sandbox_create(name: str, state_dir: str | None) -> None:
     """Create sandbox NAME and print its overlay address."""
-    manager = _manager(state_dir)
+    sandboxes = _sandboxes(state_dir)
     try:
         with reported():
-            address = _with_deadline("creating the sandbox", lambda: manager.create(name))
+            address = _with_deadline("creating the sandbox", lambda: sandboxes.create(name))
     finally:
-        manager.close()
+        sandboxes.close()
     click.echo(address)
 
 
@@ -271,14 +282,13 @@ def sandbox_create(name: str, state_dir: str | None) -> None:
 @click.option("--no-legend", is_flag=True, help="Omit the header line.")
 def sandbox_list(state_dir: str | None, as_json: bool, no_legend: bool) -> None:
     """List this node's sandboxes."""
-    manager = _manager(state_dir)
-    sandboxes = manager.list()
+    found = _sandboxes(state_dir).list()
     if as_json:
-        click.echo(json.dumps([{"name": s.name, "address": s.ip} for s in sandboxes]))
+        click.echo(json.dumps([{"name": s.name, "address": s.ip} for s in found]))
         return
     if not no_legend:
         click.echo("NAME\tADDRESS")
-    for s in sandboxes:
+    for s in found:
         click.echo(f"{s.name}\t{s.ip}")
 
 
@@ -287,9 +297,9 @@ def sandbox_list(state_dir: str | None, as_json: bool, no_legend: bool) -> None:
 @click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
 def sandbox_delete(name: str, state_dir: str | None) -> None:
     """Delete sandbox NAME (its namespace, veth and address)."""
-    manager = _manager(state_dir)
+    sandboxes = _sandboxes(state_dir)
     try:
         with reported():
-            _with_deadline("deleting the sandbox", lambda: manager.delete(name))
+            _with_deadline("deleting the sandbox", lambda: sandboxes.delete(name))
     finally:
-        manager.close()
+        sandboxes.close()

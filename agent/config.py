@@ -27,6 +27,10 @@ from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 DEFAULT_STATE_DIR = Path("/var/lib/vulcano")
 DEFAULT_RUN_DIR = Path("/run/vulcano")
 ENV_PREFIX = "VULCANO_"
+# The etcd endpoints' variables, first wins: the agent's own name, then the one the
+# `vulcano` CLI reads (VULCANO_ENDPOINT), so one environment serves both.
+ENDPOINT_ENVVARS = (ENV_PREFIX + "ETCD_ENDPOINTS", ENV_PREFIX + "ENDPOINT")
+_ENV_ALIASES = {"etcd_endpoints": ENDPOINT_ENVVARS[1:]}
 
 _MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -159,13 +163,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return result
 
 
+def env_names(name: str) -> tuple[str, ...]:
+    """The variables that may set field ``name``, the first one winning."""
+    return (ENV_PREFIX + name.upper(), *_ENV_ALIASES.get(name, ()))
+
+
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The fields set by VULCANO_* variables (VULCANO_ETCD_ENDPOINTS, VULCANO_TTL, ...)."""
-    return {
-        name: environ[ENV_PREFIX + name.upper()]
-        for name in FIELDS
-        if environ.get(ENV_PREFIX + name.upper(), "") != ""
-    }
+    found = {}
+    for name in FIELDS:
+        for var in env_names(name):
+            if environ.get(var, "") != "":
+                found[name] = environ[var]
+                break
+    return found
 
 
 def resolve(
@@ -193,7 +204,7 @@ def resolve(
         if origin == "flag":
             return "--" + name.replace("_", "-")
         if origin == "environment":
-            return ENV_PREFIX + name.upper()
+            return next(v for v in env_names(name) if environ.get(v, "") != "")
         return f"{origin}: {name.replace('_', '-')}"
 
     if "etcd_endpoints" not in merged:

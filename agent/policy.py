@@ -30,7 +30,7 @@ CONFLICT_PROBE_INTERVAL = 0.25
 RESYNC_INTERVAL = 30.0
 # Coalesce watch events arriving this close together into one reconcile.
 WATCH_COALESCE = 0.05
-# A cancelled etcd watch (agent/watching.py) waits this long for its threads to end;
+# A cancelled etcd watch (agent/watch.py) waits this long for its threads to end;
 # gRPC ends them at once, so this only bounds a bug.
 WATCH_CANCEL_TIMEOUT = 5.0
 
@@ -44,8 +44,10 @@ CLI_ETCD_DEADLINE = 15.0
 # Subprocesses the agent runs (nft).
 SUBPROCESS_TIMEOUT = 10.0
 
-# Retrying a failed data-path or registration step while the daemon runs.
+# Retrying a failed data-path or registration step while the agent runs.
 DAEMON_RETRY = Backoff(initial=0.2, maximum=5.0)
+# On shutdown, the agent waits this long for its threads (keep-alive, overlay) to end.
+THREAD_JOIN_TIMEOUT = 10.0
 
 
 # --- unit engine --------------------------------------------------------------------
@@ -61,6 +63,8 @@ ENGINE_CAMPAIGN_INTERVAL = 2.0
 # After the first watch event, the engine waits this long for more before planning, so a
 # burst (10,000 submits, a machine with 1,000 units leaving) is planned once.
 ENGINE_BATCH_WINDOW = 0.05
+# The leader wakes this often while waiting for watch events (to notice a lost lease).
+ENGINE_IDLE_TICK = 0.5
 # Even with no event the leader re-plans this often (nothing should need it; a safety net).
 ENGINE_RESYNC_INTERVAL = 60.0
 # A machine whose record disappears keeps its units this long before the engine moves
@@ -74,7 +78,7 @@ ENGINE_OPS_PER_TXN = 100
 # Retrying after etcd errors.
 ENGINE_RETRY = Backoff(initial=0.2, maximum=3.0)
 
-# --- unit agent and runner ----------------------------------------------------------
+# --- machine units and runners ----------------------------------------------------------
 
 # The agent stops its units this long before its machine lease can expire, so the
 # engine's new placement (made only after the expiry, plus ENGINE_MACHINE_GRACE) never
@@ -87,10 +91,12 @@ FENCE_MARGIN_FRACTION = 0.25
 STOPPED_AGENT_FENCE = ENGINE_RESTART_GRACE - 1.0
 # How often the fence keeper passes a new lease confirmation on to the supervisors.
 UNIT_FENCE_TICK = 0.1
-# How often the unit agent looks at its lease (and wakes for watch events) ...
-UNIT_AGENT_TICK = 0.25
+# How often MachineUnits looks at its lease (and wakes for watch events) ...
+MACHINE_UNITS_TICK = 0.25
 # ... and, when nothing changed in etcd, at its runner's units.
-UNIT_AGENT_POLL = 0.5
+MACHINE_UNITS_POLL = 0.5
+# Stopping MachineUnits waits this long for each of its threads.
+UNIT_THREAD_JOIN_TIMEOUT = 10.0
 # Unit states published per etcd transaction (one compare + one put each).
 UNIT_STATES_PER_TXN = 50
 # How often a unit's journal tail is published to etcd, and how many lines.
@@ -100,9 +106,11 @@ JOURNAL_LINES = 100
 UNIT_STOP_TIMEOUT = 10.0
 # Restart=: wait RestartSec= (systemd's default 100 ms) between attempts.
 UNIT_RESTART_SEC = 0.1
-# The unit shim checks its fence this often.
-SHIM_FENCE_CHECK = 0.2
-# Starting a unit's shim (a Python process that forks away at once).
-SHIM_SPAWN_TIMEOUT = 30.0
+# A unit's supervisor checks its fence (and its processes) this often.
+SUPERVISOR_FENCE_CHECK = 0.2
+# Starting a unit's supervisor (a Python process that forks away at once).
+SUPERVISOR_SPAWN_TIMEOUT = 30.0
+# Waiting for a stopped process group (or supervisor) to exit: look this often.
+SUPERVISOR_EXIT_POLL = 0.05
 # systemctl calls made by the systemd runner.
 SYSTEMCTL_TIMEOUT = 30.0

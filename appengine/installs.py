@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from appengine.forms import FormError, read_install_form
 from appengine.models import Install
-from vulcano import cloudconfig, image
+from vulcano import cloudconfig, image, validators
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def create() -> Any:
         return _form_page(request.form, FormError("document", str(exc), 413), 413)
     required = current_app.config["VALIDATE_WITH_TOOLS"]
     if required:
-        cloudconfig.validate_with_tools(document, required=required is True)
+        validators.validate_with_tools(document, required=required is True)
     _, token = Install.create(
         cluster_name=spec.cluster_name,
         ssh_keys=[key.line for key in spec.ssh_keys],

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.netns import Underlay
+from vulcano.lab.poll import wait_for
 from vulcano.records import DesiredState, UnitSource
 from vulcano.registry import Registry
 
@@ -105,13 +106,11 @@ def main() -> None:
 
 
 def _wait_all_active(store: Registry, names: list[str]) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
+    def all_active() -> bool:
         st = store.states()
-        if all(n in st and st[n].active == "active" for n in names):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("units did not start")
+        return all(n in st and st[n].active == "active" for n in names)
+
+    wait_for(all_active, TIMEOUT, "every unit active", interval=0.2)
 
 
 if __name__ == "__main__":

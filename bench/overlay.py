@@ -197,7 +197,7 @@ def throughput(base: Path, seconds: int, repeats: int) -> dict[str, float]:
             "overlay_host": [],
             "hand_vxlan": [],
         }
-        vtep_b = b.node_state()["subnet"].split("/")[0]  # b's VXLAN device address
+        vtep_b = b.overlay_state()["subnet"].split("/")[0]  # b's VXLAN device address
         netns_a = ["ip", "netns", "exec", a.sandbox_netns("s")]
         netns_b = ["ip", "netns", "exec", b.sandbox_netns("s")]
         for _ in range(repeats):

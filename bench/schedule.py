@@ -32,8 +32,8 @@ from pathlib import Path
 import etcd3
 import requests
 
-from agent.runner import NoopRunner
-from agent.unitagent import UnitAgent
+from agent.units.machine_units import MachineUnits
+from agent.units.runners.noop import NoopRunner
 from vulcano.keyspace import Keyspace
 from vulcano.lab.cluster import Member
 from vulcano.lab.services import etcd_server, stop_process
@@ -61,7 +61,7 @@ def _etcd_requests(endpoint: str) -> int:
 
 def _engine_main(endpoint: str, out: str) -> None:
     """The engine alone in this process until SIGTERM; then its stats and CPU to ``out``."""
-    from agent.engine import Engine
+    from agent.units.engine import Engine
 
     host, port = endpoint.split("//", 1)[1].rsplit(":", 1)
     client = etcd3.client(host=host, port=int(port), timeout=30)
@@ -102,7 +102,7 @@ def run_size(n_units: int, base: Path) -> dict[str, float]:
             cwd=str(Path(__file__).resolve().parent.parent),
         )
         members: list[Member] = []
-        agents: list[UnitAgent] = []
+        agents: list[MachineUnits] = []
         try:
             for i in range(AGENTS):
                 m = Member(
@@ -113,7 +113,7 @@ def run_size(n_units: int, base: Path) -> dict[str, float]:
                     client=client,
                 ).start()
                 members.append(m)
-                agents.append(UnitAgent(m, NoopRunner()))
+                agents.append(MachineUnits(m, NoopRunner()))
             for a in agents:
                 a.start()
             deadline = time.monotonic() + 60

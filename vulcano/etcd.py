@@ -1,5 +1,5 @@
-"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, and
-the one way of waiting etcd out while it is unreachable."""
+"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, lease
+refreshes, and the one way of waiting etcd out while it is unreachable."""
 
 from __future__ import annotations
 
@@ -85,6 +85,13 @@ def client_error_message(exc: BaseException) -> str | None:
         details = exc.details() if hasattr(exc, "details") else str(exc)
         return f"etcd: {details}"
     return None
+
+
+def refresh_lease(client: Any, lease_id: int) -> int:
+    """Refresh a lease once; its new TTL, or 0 when etcd no longer knows it."""
+    for response in client.refresh_lease(lease_id):
+        return int(response.TTL)
+    return 0
 
 
 def is_unreachable(exc: BaseException) -> bool:

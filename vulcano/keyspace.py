@@ -34,7 +34,7 @@ Why units are laid out this way (not units/<name>/{spec,target,state}):
   scaling fault was every node re-reading everything);
 - a moving unit's old placement is deleted before its new one is written, so an agent
   coming back never finds a placement for a unit that moved; placements are not on the
-  machine lease, so an agent restarting (a new lease) keeps its units (agent/engine.py).
+  machine lease, so an agent restarting (a new lease) keeps its units (agent/units/engine.py).
 
 CIDRs in keys use '-' for '/' (as flannel does) so a key is one path segment.
 """

@@ -16,7 +16,7 @@ from typing import Any
 
 from etcd3 import utils
 
-from vulcano import policy, units
+from vulcano import policy, unitnames, units
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
 from vulcano.records import DesiredState, Machine, UnitSource, UnitSpec, UnitState
@@ -236,16 +236,16 @@ class Registry:
         desired = DesiredState(desired)
         names = list(dict.fromkeys(names))
         for name in names:
-            units.parse_name(name)
+            unitnames.parse_name(name)
         # resolve instances of templates up front so a missing unit changes nothing
         templates: dict[str, UnitSpec] = {}
         current = self._read_many(names)
         for name in names:
             if name in current:
-                if current[name][0].desired != desired and units.parse_name(name).is_template:
+                if current[name][0].desired != desired and unitnames.parse_name(name).is_template:
                     raise RegistryError(f"{name} is a template: start an instance of it instead")
                 continue
-            template = units.parse_name(name).template
+            template = unitnames.parse_name(name).template
             spec = self.spec(template) if template else None
             if spec is None:
                 hint = f" (nor its template {template})" if template else ""

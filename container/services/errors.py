@@ -7,10 +7,9 @@ operator, and each also inherits the builtin it resembles.
 
 from __future__ import annotations
 
-from vulcano.errors import VulcanoError
+from vulcano.errors import UnitFileError, VulcanoError
 from vulcano.etcd import EtcdUnavailable
 from vulcano.registry import RegistryError, UnitContentConflict, UnitNotFound
-from vulcano.units import UnitFileError
 
 __all__ = [
     "ClusterAddressError",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from container.services.cluster import Cluster
 from container.services.machines import by_id
 from container.services.states import current_state
-from vulcano import units
+from vulcano import unitnames
 from vulcano.records import DesiredState, Machine, UnitSpec, UnitState
 
 
@@ -52,7 +52,7 @@ def list_units(cluster: Cluster) -> list[UnitOnMachine]:
         if (
             spec.desired != DesiredState.INACTIVE
             and name not in by_unit
-            and not units.is_template(name)
+            and not unitnames.is_template(name)
         ):
             by_unit[name] = [None]
     return [

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from container.services.errors import UnitSourceError
-from vulcano import units
+from vulcano import errors, unitnames
 from vulcano.records import UnitSource
 
 
@@ -55,6 +55,6 @@ def _decoded(name: str, data: bytes, shown_as: str) -> UnitSource:
 def _check_names(sources: list[UnitSource]) -> None:
     for source in sources:
         try:
-            units.parse_name(source.name)
-        except units.UnitNameError as exc:
+            unitnames.parse_name(source.name)
+        except errors.UnitNameError as exc:
             raise UnitSourceError(str(exc)) from None

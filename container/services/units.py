@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from container.services.cluster import Cluster
 from container.services.errors import UnitContentMissing, UnitNotFound
-from vulcano import units
+from vulcano import unitnames
 from vulcano.records import DesiredState, UnitSource
 
 
@@ -75,8 +75,8 @@ def _submit_and_move(
     """The units moved: `web@.service web@1.service` moves only the instance."""
     names = submit(cluster, sources, replace=replace)
     # the template file only brings the content for its instances
-    instances = {units.parse_name(n).template for n in names}
-    names = [n for n in names if not (units.is_template(n) and n in instances)]
+    instances = {unitnames.parse_name(n).template for n in names}
+    names = [n for n in names if not (unitnames.is_template(n) and n in instances)]
     return _move(cluster, names, desired)
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.state import StateLock
+from agent.statedir import StateLock
 from vulcano.etcd import connect
 from vulcano.lab import services
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import DEFAULT_RUN_DIR, ConfigError, parse_metadata, resolve
-from agent.machine import machine_id
+from agent.membership.identity import machine_id
 
 BASE = {"etcd_endpoints": "http://10.0.0.1:2379", "public_ip": "10.0.0.5"}
 
@@ -114,3 +114,13 @@ def test_machine_id_is_generated_once_and_kept(tmp_path: Path) -> None:
     etc = tmp_path / "machine-id"
     etc.write_text("abc123\n")
     assert machine_id(tmp_path / "state", etc_machine_id=etc) == "abc123"
+
+
+def test_the_vulcano_cli_endpoint_variable_also_sets_the_etcd_endpoints() -> None:
+    config = resolve({"public_ip": "10.0.0.5"}, environ={"VULCANO_ENDPOINT": "http://10.0.0.2"})
+    assert config.etcd_endpoints == "http://10.0.0.2"
+
+
+def test_the_agents_own_endpoint_variable_wins_over_the_alias() -> None:
+    env = {"VULCANO_ENDPOINT": "http://10.0.0.2", "VULCANO_ETCD_ENDPOINTS": "http://10.0.0.3"}
+    assert resolve({"public_ip": "10.0.0.5"}, environ=env).etcd_endpoints == "http://10.0.0.3"

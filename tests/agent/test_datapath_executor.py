@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from agent.datapath import VXLAN_DEVICE, DataPath, vtep_mac_for
-from agent.network import parse
-from agent.reconcile import DataPathState, FdbEntry, Neighbour, Route, plan
-from agent.sandbox import BRIDGE, in_namespace
+from agent.overlay.datapath import BRIDGE, VXLAN_DEVICE, DataPath, vtep_mac_for
+from agent.overlay.plan import DataPathState, FdbEntry, Neighbour, Route, plan
+from agent.overlay.sandboxes import in_namespace
 from vulcano.lab.netns import Underlay
+from vulcano.network import parse
 
 pytestmark = pytest.mark.root
 

@@ -1,4 +1,4 @@
-"""Engine + unit agents + built-in runner against a real etcd (agents in this process)."""
+"""Engine + machine units + built-in runner against a real etcd (all in this process)."""
 
 from __future__ import annotations
 

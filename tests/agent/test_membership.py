@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from agent.app import build
 from agent.config import resolve
-from agent.daemon import Agent
-from agent.registration import MachineConflict
+from agent.lifecycle import Agent
+from agent.membership.registration import MachineConflict
 from vulcano.etcd import connect
 from vulcano.keyspace import Keyspace
 from vulcano.lab import services
@@ -42,7 +43,7 @@ def make_agent(etcd: services.Etcd, state: Path, **flags: str) -> Agent:
         "ttl": "3",
         "overlay": "false",
     }
-    return Agent(resolve({**base, **flags}, environ={}))
+    return build(resolve({**base, **flags}, environ={}), units=False)
 
 
 def outlives_its_ttl(client: Any, machine_ids: list[str], ttl: int) -> bool:
@@ -88,14 +89,15 @@ def test_components_start_after_joining_and_stop_on_shutdown(
 ) -> None:
     calls: list[str] = []
 
+    agent = make_agent(etcd, tmp_path)
+
     class Probe:
-        def start(self, agent: Agent) -> None:
+        def start(self) -> None:
             calls.append(f"start registered={record(client, agent.machine_id)[0] is not None}")
 
         def stop(self) -> None:
             calls.append("stop")
 
-    agent = make_agent(etcd, tmp_path)
     agent.add_component(Probe())
     agent.start()
     agent.shutdown()
@@ -274,7 +276,7 @@ def test_agent_survives_etcd_being_unreachable(tmp_path: Path) -> None:
 def test_registration_alive_turns_false_without_etcd_and_true_again(tmp_path: Path) -> None:
     (tmp_path / "etcd").mkdir()
     with services.etcd_server(tmp_path / "etcd") as member:
-        agent = Agent(
+        agent = build(
             resolve(
                 {
                     "etcd_endpoints": member.endpoint,
@@ -285,7 +287,8 @@ def test_registration_alive_turns_false_without_etcd_and_true_again(tmp_path: Pa
                     "overlay": "false",
                 },
                 environ={},
-            )
+            ),
+            units=False,
         )
         agent.start()
         try:

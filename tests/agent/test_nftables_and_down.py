@@ -126,11 +126,11 @@ def test_restarted_agent_rebuilds_a_removed_overlay_with_the_same_subnet(
     underlay.init_network("10.244.0.0/16", 24)
     host.start_agent()
     host.wait_overlay()
-    subnet = host.node_state()["subnet"]
+    subnet = host.overlay_state()["subnet"]
     assert host.stop_agent() == 0
     assert host.cli("network", "down").returncode == 0
     host.start_agent()
     env = host.wait_overlay()
-    assert host.node_state()["subnet"] == subnet
+    assert host.overlay_state()["subnet"] == subnet
     assert env["FLANNEL_SUBNET"].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
     wait_for(lambda: "vulcano.vxlan" in host.exec(["ip", "-br", "link"]).stdout, 10, "vxlan back")

@@ -46,20 +46,20 @@ def test_data_path_is_flannels_vxlan(mesh3: Underlay) -> None:
     neighbours = host.exec(["ip", "neigh", "show", "dev", "vulcano.vxlan"]).stdout
     fdb = host.exec(["bridge", "fdb", "show", "dev", "vulcano.vxlan"]).stdout
     for peer in peers:
-        subnet = peer.node_state()["subnet"]
+        subnet = peer.overlay_state()["subnet"]
         gateway = str(ipaddress.IPv4Network(subnet).network_address)
         mac = leases[subnet]["vtep_mac"]
         assert f"{subnet} via {gateway} " in routes and "onlink" in routes
         assert f"{gateway} lladdr {mac} PERMANENT" in neighbours
         assert f"{mac} dst {peer.ip} self permanent" in fdb
-    own = host.node_state()["subnet"]
+    own = host.overlay_state()["subnet"]
     assert own not in routes
 
 
 def test_subnet_env_has_flannels_variables(mesh3: Underlay) -> None:
     host = mesh3.hosts[1]
     env = host.wait_overlay()
-    subnet = ipaddress.IPv4Network(host.node_state()["subnet"])
+    subnet = ipaddress.IPv4Network(host.overlay_state()["subnet"])
     assert env == {
         "FLANNEL_NETWORK": "10.244.0.0/16",
         "FLANNEL_SUBNET": f"{subnet.network_address + 1}/24",
@@ -115,7 +115,7 @@ def start_mesh(underlay: Underlay, n: int, *agent_args: str, **kw: int) -> list[
 
 def test_restarted_or_killed_agents_keep_subnet_and_connectivity(underlay: Underlay) -> None:
     hosts = start_mesh(underlay, 3)
-    subnets = [h.node_state()["subnet"] for h in hosts]
+    subnets = [h.overlay_state()["subnet"] for h in hosts]
     with MeshWatcher(hosts, "a") as watcher:
         # graceful restart
         assert hosts[1].stop_agent() == 0
@@ -127,7 +127,7 @@ def test_restarted_or_killed_agents_keep_subnet_and_connectivity(underlay: Under
         hosts[2].wait_overlay()
         rounds = watcher.rounds
         wait_for(lambda: watcher.rounds >= rounds + 2, 30, "two more probe rounds")
-    assert [h.node_state()["subnet"] for h in hosts] == subnets
+    assert [h.overlay_state()["subnet"] for h in hosts] == subnets
     assert watcher.failures == []
     for host in hosts[1:]:
         assert host.agent is not None
@@ -139,7 +139,7 @@ def test_a_gone_node_is_withdrawn_from_its_peers_when_its_lease_expires(
 ) -> None:
     hosts = start_mesh(underlay, 3, subnet_ttl=4)
     gone = hosts[2]
-    subnet = gone.node_state()["subnet"]
+    subnet = gone.overlay_state()["subnet"]
     mac_line = gone.exec(["ip", "-j", "link", "show", "vulcano.vxlan"]).stdout
     mac = json.loads(mac_line)[0]["address"]
     gone.kill_agent()
@@ -170,7 +170,7 @@ def test_twenty_agents_started_at_once_get_twenty_distinct_subnets(underlay: Und
         host.start_agent(ttl=10, subnet_ttl=60)
     for host in hosts:
         host.wait_overlay(timeout=90)
-    subnets = [h.node_state()["subnet"] for h in hosts]
+    subnets = [h.overlay_state()["subnet"] for h in hosts]
     assert len(set(subnets)) == 20
     client = underlay.etcd_client()
     try:
@@ -243,7 +243,7 @@ def test_an_agent_whose_public_ip_is_not_local_is_refused(underlay: Underlay) ->
 
 
 def test_an_agent_inside_the_cluster_network_is_refused(underlay: Underlay) -> None:
-    from agent.network import parse
+    from vulcano.network import parse
 
     host = underlay.add_host()
     # written behind `network init`'s back (it refuses this): the agent must refuse too

@@ -25,7 +25,7 @@ def start(underlay: Underlay, n: int) -> list[TestHost]:
 def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> None:
     hosts = start(underlay, 2)
     host, peer = hosts
-    peer_subnet = peer.node_state()["subnet"]
+    peer_subnet = peer.overlay_state()["subnet"]
     wait_for(
         lambda: peer_subnet in host.exec(["ip", "route", "show", "proto", "77"]).stdout,
         20,
@@ -86,7 +86,7 @@ def test_a_lost_subnet_lease_is_taken_again_with_the_same_subnet(underlay: Under
     hosts = start(underlay, 2)
     for host in hosts:
         host.create_sandbox("a")
-    subnet = hosts[0].node_state()["subnet"]
+    subnet = hosts[0].overlay_state()["subnet"]
     sandbox_ip = hosts[0].sandbox_ip("a")
     key = "/vulcano/network/subnets/" + subnet.replace("/", "-")
     client = underlay.etcd_client()
@@ -108,6 +108,6 @@ def test_a_lost_subnet_lease_is_taken_again_with_the_same_subnet(underlay: Under
         )
     finally:
         client.close()
-    assert hosts[0].node_state()["subnet"] == subnet
+    assert hosts[0].overlay_state()["subnet"] == subnet
     results = wait_mesh(hosts, "a", timeout=20)
     assert mesh_ok(results), json.dumps(results)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.runner import BuiltinRunner, RunContext
+from agent.units.runners.base import RunContext
+from agent.units.runners.builtin import BuiltinRunner
 from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.poll import wait_for
 

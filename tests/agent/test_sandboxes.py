@@ -37,7 +37,7 @@ def addresses(underlay: Underlay) -> dict[str, dict[str, str]]:
 
 def test_create_list_delete(underlay: Underlay) -> None:
     host = one_host(underlay)
-    subnet = ipaddress.IPv4Network(host.node_state()["subnet"])
+    subnet = ipaddress.IPv4Network(host.overlay_state()["subnet"])
     ns = host.sandbox_netns("a")
     ip = host.create_sandbox("a", echo=False)
     assert ipaddress.IPv4Address(ip) == subnet.network_address + 2
@@ -66,7 +66,7 @@ def test_create_list_delete(underlay: Underlay) -> None:
 
 def test_racing_creates_never_share_an_address(underlay: Underlay) -> None:
     host = one_host(underlay)
-    subnet = ipaddress.IPv4Network(host.node_state()["subnet"])
+    subnet = ipaddress.IPv4Network(host.overlay_state()["subnet"])
     # someone else's sandbox already holds .2 (e.g. claimed by another node's mistake)
     client = underlay.etcd_client()
     try:

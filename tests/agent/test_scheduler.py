@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.scheduler import UnitRequest, plan
+from agent.units.scheduler import UnitRequest, plan
 from vulcano.records import Machine
 from vulcano.units import FleetOptions
 

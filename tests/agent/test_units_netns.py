@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from agent.unitagent import sandbox_name
+from agent.units.machine_units import sandbox_name
 from container.cli import main
 from tests.conftest import require_root
 from vulcano.lab.cluster import kill_by_pid, pids_of, running_where

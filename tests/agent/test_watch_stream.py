@@ -1,4 +1,4 @@
-"""agent/watching.py against a real etcd: what a watch delivers, and how it ends."""
+"""agent/watch.py against a real etcd: what a watch delivers, and how it ends."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.watching import Change, PrefixWatch, Resync, current_revision, snapshot
+from agent.watch import Change, PrefixWatch, Resync, current_revision, snapshot
 from vulcano.etcd import connect
 from vulcano.lab import services
 from vulcano.lab.poll import wait_for

@@ -21,10 +21,10 @@ from vulcano.cloudconfig import (
     InvalidDocument,
     ProvisionerSpec,
     render_provisioner,
-    validate_with_tools,
 )
 from vulcano.lab.sshkeys import ed25519_line, rsa_line
 from vulcano.sshkeys import parse_keys
+from vulcano.validators import validate_with_tools
 
 IMAGE = "registry.example:5000/vulcano/provisioner:1.2"
 

@@ -17,7 +17,7 @@ from tests.appengine.discovery_helpers import (
     start_all,
 )
 from tests.conftest import require
-from vulcano import cloudconfig
+from vulcano import validators
 from vulcano.cloudconfig import InputError
 from vulcano.lab.wsgi import WsgiServer
 from vulcano.nodeconfig import ETCD_CONFIG_PATH, NodeSpec, render_node, written_file
@@ -37,7 +37,7 @@ def test_node_document_is_valid_cloud_config_that_runs_etcd_with_discovery() -> 
     require(shutil.which("cloud-init") is not None, "needs cloud-init for its schema check")
     document = render_node(NodeSpec(name="node-1", ip="10.1.2.3", discovery_url=URL))
     assert document.text.startswith("#cloud-config\n")
-    assert cloudconfig.validate_with_tools(document, required=True)
+    assert validators.validate_with_tools(document, required=True)
     data = document.data
     assert data["hostname"] == "node-1"
     assert "etcd-server" in data["packages"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vulcano import units
-from vulcano.units import FleetOptions, UnitFileError
+from vulcano import errors, unitnames, units
+from vulcano.errors import UnitFileError
+from vulcano.units import FleetOptions
 
 DOCKER_WEB = """\
 [Unit]
@@ -158,23 +159,23 @@ def test_metadata_values_of_one_key_are_ored_and_keys_anded() -> None:
 
 
 def test_template_and_instance_names() -> None:
-    t = units.parse_name("web@.service")
+    t = unitnames.parse_name("web@.service")
     assert t.is_template and t.instantiate("3") == "web@3.service"
-    i = units.parse_name("web@3.service")
+    i = unitnames.parse_name("web@3.service")
     assert i.is_instance and i.template == "web@.service" and i.instance == "3"
-    plain = units.parse_name("db.service")
+    plain = unitnames.parse_name("db.service")
     assert plain.instance is None and plain.template is None
 
 
 def test_specifiers_expand_for_the_builtin_runner() -> None:
-    got = units.expand_specifiers(
+    got = unitnames.expand_specifiers(
         "%n %N %p %i %H %m 100%%", "web@3.service", hostname="h1", machine_id="abc"
     )
     assert got == "web@3.service web@3 web 3 h1 abc 100%"
 
 
 def test_fleet_expands_only_its_specifiers_in_x_fleet() -> None:
-    assert units.expand_specifiers("%p-%i %H", "a@b.service", fleet_only=True) == "a-b %H"
+    assert unitnames.expand_specifiers("%p-%i %H", "a@b.service", fleet_only=True) == "a-b %H"
 
 
 def test_json_roundtrip_of_options() -> None:
@@ -240,8 +241,8 @@ def test_invalid_units_are_refused_naming_the_line(text: str, message: str) -> N
     ["", "web", "web.exe", "@.service", "we b.service", "a/b.service", "x" * 300 + ".service"],
 )
 def test_invalid_unit_names_are_refused(name: str) -> None:
-    with pytest.raises(units.UnitNameError):
-        units.parse_name(name)
+    with pytest.raises(errors.UnitNameError):
+        unitnames.parse_name(name)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
-"""Unit-engine test clusters: machines on real etcd leases, engines and unit agents.
+"""Unit-engine test clusters: machines on real etcd leases, engines and machine units.
 
 ``Member`` is a minimal machine presence (the record at keyspace.machine(id) on a lease,
-refreshed by a thread) that satisfies the unit agent's ``UnitHost``; tests and the
-benchmark use it to run many agents in one process. Whole agents in network namespaces
+refreshed by a thread) that satisfies ``agent.units.machine_units.Membership``; tests and
+the benchmark use it to run many machines in one process. Whole agents in network namespaces
 use the node agent's own membership instead.
 """
 
@@ -19,9 +19,10 @@ from typing import Any
 
 import etcd3
 
-from agent.engine import Engine
-from agent.runner import Runner
-from agent.unitagent import SandboxManager, UnitAgent
+from agent.units.engine import Engine
+from agent.units.machine_units import MachineUnits
+from agent.units.runners.base import Runner
+from agent.units.runners.builtin import BuiltinRunner
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine, UnitState
 from vulcano.registry import Registry
@@ -58,9 +59,8 @@ class Member:
         self.paused = threading.Event()
         self.closed = threading.Event()
         self._thread: threading.Thread | None = None
-        self.sandbox_manager: SandboxManager | None = None
 
-    # UnitHost
+    # Membership
     def etcd_client(self) -> Any:
         return self.client
 
@@ -73,9 +73,6 @@ class Member:
     @property
     def lease_ttl(self) -> int:
         return self.ttl
-
-    def sandboxes(self) -> SandboxManager | None:
-        return self.sandbox_manager
 
     def register(self) -> None:
         """Take a lease (reusing the one in state_dir if it is still alive) and the record."""
@@ -143,7 +140,7 @@ class Member:
 
 
 class Node:
-    """A member with an engine and a unit agent, all in this process."""
+    """A member with an engine and its machine units, all in this process."""
 
     def __init__(self, member: Member, runner: Runner | None = None, engine: bool = True) -> None:
         self.member = member
@@ -152,7 +149,7 @@ class Node:
             if engine
             else None
         )
-        self.units = UnitAgent(member, runner)
+        self.units = MachineUnits(member, runner or BuiltinRunner(member.state_dir))
 
     def start(self) -> Node:
         self.member.start()

@@ -78,6 +78,9 @@ class PortForward:
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
+        if self._closed.is_set():
+            client.close()
+            return
         try:
             with entered(self.netns):
                 upstream = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT)
@@ -113,6 +116,12 @@ class PortForward:
     def close(self) -> None:
         """Stop listening and cut every carried connection."""
         self._closed.set()
+        # Wake the accept thread before the descriptor is closed: a thread still in
+        # accept() on a closed (and reused) descriptor would take another listener's
+        # connections.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
         self._listener.close()
         with self._lock:
             open_sockets = list(self._sockets)
@@ -120,5 +129,3 @@ class PortForward:
         for sock in open_sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._thread.join(5)

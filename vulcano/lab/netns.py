@@ -16,8 +16,12 @@ gateway address, etcd); the root namespace gets no test-network address and reac
 etcd through a loopback forward (`etcd_local_endpoint`). `close()` (the context exit)
 kills every agent it started (by pid), deletes every namespace it made (their links go
 with them), and stops its etcd, even after a failure. Agents run in their host's
-namespace through `nsenter --net=...` (see the agent's sandboxes for why not
-`ip netns exec`).
+namespace through `nsenter --net=...` (see agent/overlay/sandboxes.py for why
+not `ip netns exec`).
+
+`Underlay` and `TestHost` are kept as one module, past 400 lines: they are two halves
+of one test network (a host plugs into its underlay's bridge and reaches its etcd; the
+underlay makes, tracks and removes its hosts).
 """
 
 from __future__ import annotations
@@ -226,12 +230,13 @@ class TestHost:
             return self.subnet_env.exists() and self.subnet_env.stat().st_mtime >= since
 
         wait_for(ready, timeout, f"overlay on {self.netns}", interval=0.1)
-        from agent.subnet_env import parse
+        from agent.overlay.subnet_env import parse
 
         return parse(self.subnet_env.read_text())
 
-    def node_state(self) -> dict[str, Any]:
-        return dict(json.loads((self.state_dir / "node.json").read_text()))
+    def overlay_state(self) -> dict[str, Any]:
+        """The overlay's state file (overlay.json: network, subnet, mtu)."""
+        return dict(json.loads((self.state_dir / "overlay.json").read_text()))
 
     # -- sandboxes -----------------------------------------------------------------------
     def sandbox_netns(self, name: str) -> str:

@@ -1,5 +1,7 @@
 """The overlay's executor: the VXLAN device, the bridge, and applying reconcile plans.
 
+It names the overlay's devices (BRIDGE, VXLAN_DEVICE); sandboxes plug into BRIDGE.
+
 Everything goes through pyroute2 in the calling thread's network namespace. Routes the
 agent adds carry their own protocol number (ROUTE_PROTO), so reading the kernel back
 finds exactly ours and never touches routes someone else made.
@@ -16,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.network import NetworkConfig, bridge_address, vtep_address
-from agent.reconcile import DataPathState, FdbEntry, Neighbour, Plan, Route
-from agent.sandbox import BRIDGE
+from agent.overlay.plan import DataPathState, FdbEntry, Neighbour, Plan, Route
 from vulcano.errors import VulcanoError
+from vulcano.network import NetworkConfig, bridge_address, vtep_address
 
 log = logging.getLogger(__name__)
 
+BRIDGE = "vulcano0"  # the node's bridge: sandboxes' gateway, routed to the VXLAN device
 VXLAN_DEVICE = "vulcano.vxlan"
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 ROUTE_PROTO = 77  # rtnetlink protocol number marking the agent's routes

@@ -1,15 +1,14 @@
-"""The unit agent: makes this machine run what the engine assigned to it, and says so.
+"""This machine's units: run what the engine assigned to this machine, and say so.
 
 It watches only ``schedule/<this machine>/`` (one snapshot, then a watch), drives the
 runner towards each assignment's desired state, stops and unloads whatever is no longer
-assigned, and publishes each unit's state (on the machine lease, and only while the
-assignment exists: a moved unit's old machine can never overwrite the new one's report).
+assigned, and publishes each unit's state (agent/units/reports.py).
 A restarted agent finds its units still running under their supervisors and adopts
 them: nothing is restarted.
 
-Fencing: the host tells us until when its machine lease is certainly held. The agent
-passes that deadline (minus FENCE_MARGIN) to the runner's supervisors and, once it
-passes, stops every unit itself: a partitioned or stalled machine has stopped its units
+Fencing: membership tells us until when the machine lease is certainly held. We pass
+that deadline (minus FENCE_MARGIN) to the runner's supervisors and, once it passes,
+stop every unit ourselves: a partitioned or stalled machine has stopped its units
 before its lease can expire, and only after the expiry does the engine place them again.
 """
 
@@ -17,41 +16,54 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from agent import policy
-from agent.runner import BuiltinRunner, RunContext, Runner, RunStatus
-from agent.watching import Change, PrefixWatch, Resync, snapshot
+from agent.units.reports import UnitReports
+from agent.units.runners.base import RunContext, Runner
+from agent.watch import Change, PrefixWatch, Resync, snapshot
 from vulcano.keyspace import Keyspace
-from vulcano.records import RUNNING_STATES, Assignment, DesiredState, UnitState
+from vulcano.records import RUNNING_STATES, Assignment, DesiredState
 
 log = logging.getLogger(__name__)
 
 
-class SandboxManager(Protocol):
-    def create(self, name: str) -> str: ...
+class Sandboxes(Protocol):
+    """Network namespaces on the overlay for units with Sandbox=true."""
+
+    def create(self, name: str) -> str:
+        """Make sandbox ``name``; its overlay address."""
+
     def delete(self, name: str) -> None: ...
 
+    def address_of(self, name: str) -> str | None:
+        """The address of sandbox ``name`` if it exists (made before a restart)."""
 
-class UnitHost(Protocol):
-    """What the unit agent needs from the machine's agent (membership)."""
 
-    machine_id: str
-    hostname: str
-    keyspace: Keyspace
-    state_dir: Path
+class Membership(Protocol):
+    """What this machine's units need from its membership: who it is, on which lease."""
+
+    @property
+    def machine_id(self) -> str: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def keyspace(self) -> Keyspace: ...
+    @property
+    def lease_ttl(self) -> float: ...
 
     def etcd_client(self) -> Any: ...
-    def lease_id(self) -> int: ...
-    def lease_deadline(self) -> float: ...
-    def sandboxes(self) -> SandboxManager | None: ...
+
+    def lease_id(self) -> int:
+        """The machine lease unit states are written on."""
+
+    def lease_deadline(self) -> float:
+        """Monotonic time until which the machine lease is certainly held."""
 
 
 def sandbox_name(machine_id: str, unit: str) -> str:
@@ -66,32 +78,32 @@ class _Fenced(Exception):
     why: str
 
 
-class UnitAgent:
-    """A component of the node agent: start(agent) / stop()."""
+class MachineUnits:
+    """Follows this machine's assignments with a runner; started and stopped by ``Units``."""
 
-    def __init__(self, host: UnitHost, runner: Runner | None = None) -> None:
+    def __init__(
+        self, host: Membership, runner: Runner, sandboxes: Sandboxes | None = None
+    ) -> None:
         self.host = host
-        self.runner: Runner = runner or BuiltinRunner(host.state_dir)
+        self.runner = runner
+        self.sandboxes = sandboxes
         self.ks = host.keyspace
         self.stop_event = threading.Event()
         self.assigned: dict[str, Assignment] = {}
-        self.published: dict[str, str] = {}
-        self._seen: dict[str, tuple[RunStatus, str, str | None]] = {}
         self._problems: dict[str, str] = {}  # why an assigned unit cannot even be loaded
         self._kick: set[str] = set()  # start these even if they failed before
-        self._journal_seq: dict[str, int] = {}
-        self._journal_at = 0.0
         self._texts: dict[str, str] = {}
         self._sandbox_ips: dict[str, str] = {}
+        self.reports = UnitReports(host, runner)
         self._thread: threading.Thread | None = None
         self._fence_thread: threading.Thread | None = None
-        self.requests = 0
+        self.requests = 0  # etcd requests made besides the reports', for the benchmark
         self.fenced = threading.Event()
 
-    # --- component protocol --------------------------------------------------------
+    # --- start and stop -----------------------------------------------------------
 
-    def start(self, agent: Any = None) -> None:
-        self._thread = threading.Thread(target=self.run, name="unit-agent", daemon=True)
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="machine-units", daemon=True)
         self._thread.start()
         self._fence_thread = threading.Thread(
             target=self._keep_fence, name="unit-fence", daemon=True
@@ -116,14 +128,11 @@ class UnitAgent:
     def stop(self) -> None:
         """Stop reconciling; units keep running briefly, for the next agent to adopt."""
         self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._fence_thread is not None:
-            self._fence_thread.join(timeout=10)
-        reap = getattr(self.runner, "reap", None)
-        if reap is not None:
-            reap(policy.SHIM_SPAWN_TIMEOUT)
-        log.info("unit agent: stopping; units stay up for a new agent to adopt")
+        for thread in (self._thread, self._fence_thread):
+            if thread is not None:
+                thread.join(timeout=policy.UNIT_THREAD_JOIN_TIMEOUT)
+        self.runner.reap(policy.SUPERVISOR_SPAWN_TIMEOUT)
+        log.info("machine units: stopping; units stay up for a new agent to adopt")
         # The machine record may be removed right after this (deregistration). Announce
         # a restart first: the engine then waits ENGINE_RESTART_GRACE before moving our
         # units, so they may run on (for a new agent to adopt) until shortly before that.
@@ -137,7 +146,7 @@ class UnitAgent:
                 )
                 deadline = time.monotonic() + policy.STOPPED_AGENT_FENCE
             except Exception as exc:
-                log.warning("unit agent: cannot announce the restart (%s): units fenced", exc)
+                log.warning("machine units: cannot announce the restart (%s): fenced", exc)
         with contextlib.suppress(Exception):
             self.runner.fence(deadline)
 
@@ -148,9 +157,9 @@ class UnitAgent:
         return self.host.etcd_client()
 
     def _fence_deadline(self) -> float:
-        ttl = getattr(self.host, "lease_ttl", None)
+        ttl = self.host.lease_ttl
         margin = policy.FENCE_MARGIN
-        if isinstance(ttl, int | float) and ttl > 0:
+        if ttl > 0:
             margin = min(margin, ttl * policy.FENCE_MARGIN_FRACTION)
         return self.host.lease_deadline() - margin
 
@@ -160,7 +169,7 @@ class UnitAgent:
             try:
                 if time.monotonic() >= self._fence_deadline():
                     self._fence("machine lease not confirmed")
-                    self.stop_event.wait(policy.UNIT_AGENT_TICK)
+                    self.stop_event.wait(policy.MACHINE_UNITS_TICK)
                     continue
                 self.fenced.clear()
                 self._session()
@@ -168,9 +177,9 @@ class UnitAgent:
             except _Fenced as f:
                 self._fence(f.why)
             except Resync as exc:
-                log.info("unit agent: resync (%s)", exc)
+                log.info("machine units: resync (%s)", exc)
             except Exception as exc:
-                log.warning("unit agent: %s; retrying", exc)
+                log.warning("machine units: %s; retrying", exc)
                 self.stop_event.wait(next(delays))
 
     def _session(self) -> None:
@@ -190,13 +199,13 @@ class UnitAgent:
                 if now >= deadline:
                     raise _Fenced("machine lease not confirmed in time")
                 self.runner.fence(deadline)  # before starting anything in this session
-                # a pass on every change, and a look at the runner every UNIT_AGENT_POLL
-                if dirty or now - last_pass >= policy.UNIT_AGENT_POLL:
+                # a pass on every change, and a look at the runner every MACHINE_UNITS_POLL
+                if dirty or now - last_pass >= policy.MACHINE_UNITS_POLL:
                     self._reconcile()
-                    self._publish()
+                    self.reports.publish(self.assigned, self._problems, self._sandbox_ips)
                     last_pass, dirty = now, False
                 try:
-                    item = watch.events.get(timeout=policy.UNIT_AGENT_TICK)
+                    item = watch.events.get(timeout=policy.MACHINE_UNITS_TICK)
                 except queue.Empty:
                     continue
                 items = [item]
@@ -221,7 +230,7 @@ class UnitAgent:
                 try:
                     new = Assignment.from_json(ch.value)
                 except (ValueError, KeyError, TypeError):
-                    log.warning("unit agent: unreadable assignment %s", ch.key)
+                    log.warning("machine units: unreadable assignment %s", ch.key)
                     continue
                 old = self.assigned.get(name)
                 if new.desired == DesiredState.LAUNCHED and (
@@ -232,13 +241,13 @@ class UnitAgent:
 
     def _fence(self, why: str) -> None:
         if not self.fenced.is_set():
-            log.warning("unit agent: %s: stopping every unit (fenced)", why)
+            log.warning("machine units: %s: stopping every unit (fenced)", why)
         self.fenced.set()
         self.runner.fence(0.0)
         for name in self.runner.loaded():
             self.runner.stop(name)
         self.assigned = {}
-        self.published = {}
+        self.reports.clear()
 
     # --- reconcile -------------------------------------------------------------------
 
@@ -258,7 +267,7 @@ class UnitAgent:
             running = st is not None and st.active in RUNNING_STATES
             if st is None or st.hash != a.hash:
                 if running:
-                    log.info("unit agent: stopping %s (new content %s)", name, a.hash[:7])
+                    log.info("machine units: stopping %s (new content %s)", name, a.hash[:7])
                     self.runner.stop(name)  # new content: stop first, load when stopped
                     continue
                 text = self._text(a.hash)
@@ -285,16 +294,16 @@ class UnitAgent:
                 and not running
                 and (st.active != "failed" or kicked)
             ):
-                log.info("unit agent: starting %s (was %s/%s)", name, st.active, st.sub)
+                log.info("machine units: starting %s (was %s/%s)", name, st.active, st.sub)
                 self.runner.start(name)
             elif a.desired != DesiredState.LAUNCHED and running and st.active != "deactivating":
-                log.info("unit agent: stopping %s (desired %s)", name, a.desired)
+                log.info("machine units: stopping %s (desired %s)", name, a.desired)
                 self.runner.stop(name)
         for name in sorted(loaded - set(self.assigned)):
             st = self.runner.status(name)
             if st.active in RUNNING_STATES:
                 if st.active != "deactivating":
-                    log.info("unit agent: stopping %s (no longer assigned here)", name)
+                    log.info("machine units: stopping %s (no longer assigned here)", name)
                     self.runner.stop(name)
                 continue
             self.runner.unload(name)
@@ -302,109 +311,29 @@ class UnitAgent:
                 self._forget(name)
 
     def _sandbox(self, name: str) -> str | None:
-        manager = self.host.sandboxes()
+        sandboxes = self.sandboxes
         sb = sandbox_name(self.host.machine_id, name)
-        if manager is None:
+        if sandboxes is None:
             self._problems[name] = "this machine has no overlay for Sandbox= units"
             return None
         if name not in self._sandbox_ips:
             try:
-                existing = getattr(manager, "get", None)
                 try:  # a sandbox this machine made before the agent restarted
-                    ip = existing(sb).ip if existing else None
+                    ip = sandboxes.address_of(sb)
                 except Exception:
                     ip = None
-                self._sandbox_ips[name] = ip or manager.create(sb)
+                self._sandbox_ips[name] = ip or sandboxes.create(sb)
             except Exception as exc:
-                log.warning("unit agent: sandbox for %s: %s", name, exc)
+                log.warning("machine units: sandbox for %s: %s", name, exc)
                 self._problems[name] = f"cannot make its sandbox: {exc}"
                 return None
         return sb
 
     def _forget(self, name: str) -> None:
         """A unit left this machine: drop its sandbox and the state we published."""
-        manager = self.host.sandboxes()
-        if manager is not None:
+        if self.sandboxes is not None:
             # also after a restart, when we no longer remember making it
             with contextlib.suppress(Exception):
-                manager.delete(sandbox_name(self.host.machine_id, name))
+                self.sandboxes.delete(sandbox_name(self.host.machine_id, name))
         self._sandbox_ips.pop(name, None)
-        self.published.pop(name, None)
-        self.requests += 1
-        self.client.delete(self.ks.unit_state(name, self.host.machine_id))
-        self._seen.pop(name, None)
-        self._journal_seq.pop(name, None)
-
-    # --- publish ---------------------------------------------------------------------
-
-    def _state(self, name: str, a: Assignment, st: RunStatus) -> str:
-        return UnitState(
-            name=name,
-            machine_id=self.host.machine_id,
-            load=st.load,
-            active=st.active,
-            sub=st.sub,
-            since=st.since,
-            reason=st.reason,
-            hash=a.hash,
-            sandbox_ip=self._sandbox_ips.get(name),
-        ).to_json()
-
-    def _publish(self) -> None:
-        lease = self.host.lease_id()
-        t = self.client.transactions
-        pending: list[tuple[str, str, str]] = []
-        for name, a in sorted(self.assigned.items()):
-            st = self.runner.status(name)
-            if st.load != "loaded":
-                if name not in self._problems:
-                    continue
-                st = RunStatus("error", "failed", "failed", 0.0, self._problems[name])
-            seen = (st, a.hash, self._sandbox_ips.get(name))
-            if self._seen.get(name) == seen and name in self.published:
-                continue  # nothing new: skip building the JSON
-            self._seen[name] = seen
-            value = self._state(name, a, st)
-            if self.published.get(name) != value:
-                pending.append((name, self.ks.unit_state(name, self.host.machine_id), value))
-        for i in range(0, len(pending), policy.UNIT_STATES_PER_TXN):
-            chunk = pending[i : i + policy.UNIT_STATES_PER_TXN]
-            self._publish_chunk(chunk, lease, t)
-        now = time.monotonic()
-        if now - self._journal_at >= policy.JOURNAL_PUBLISH_INTERVAL:
-            self._journal_at = now
-            for name in sorted(self.assigned):
-                seq, lines = self.runner.journal(name)
-                if seq != self._journal_seq.get(name, 0):
-                    key = self.ks.unit_journal(name)
-                    akey = self.ks.assignment(self.host.machine_id, name)
-                    self.requests += 1
-                    self.client.transaction(
-                        compare=[t.version(akey) > 0],
-                        success=[t.put(key, json.dumps({"seq": seq, "lines": lines}), lease=lease)],
-                        failure=[],
-                    )
-                    self._journal_seq[name] = seq
-
-    def _publish_chunk(self, chunk: list[tuple[str, str, str]], lease: int, t: Any) -> None:
-        me = self.host.machine_id
-        compares = [t.version(self.ks.assignment(me, n)) > 0 for n, _, _ in chunk]
-        self.requests += 1
-        ok, _ = self.client.transaction(
-            compare=compares,
-            success=[t.put(key, value, lease=lease) for _, key, value in chunk],
-            failure=[],
-        )
-        if ok:
-            for name, _, value in chunk:
-                self.published[name] = value
-            return
-        for name, key, value in chunk:  # some assignment is gone: one by one
-            self.requests += 1
-            ok, _ = self.client.transaction(
-                compare=[t.version(self.ks.assignment(me, name)) > 0],
-                success=[t.put(key, value, lease=lease)],
-                failure=[],
-            )
-            if ok:
-                self.published[name] = value
+        self.reports.forget(name)

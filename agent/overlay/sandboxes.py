@@ -31,16 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from agent import policy
-from agent.network import bridge_address, sandbox_addresses
-from agent.state import NodeState, read_json, write_json
+from agent.overlay.datapath import BRIDGE
+from agent.overlay.state import OverlayState
+from agent.statedir import NodeState, read_json, write_json
 from vulcano import etcd as vulcano_etcd
 from vulcano import policy as core_policy
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
+from vulcano.network import bridge_address, sandbox_addresses
 
 log = logging.getLogger(__name__)
 
-BRIDGE = "vulcano0"
 SANDBOX_IFNAME = "eth0"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -82,8 +83,13 @@ def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
-class SandboxManager:
-    """Creates, lists and deletes this node's sandboxes."""
+class NodeSandboxes:
+    """Creates, lists and deletes this node's sandboxes.
+
+    Reads the agent's node.json (cluster, machine id) and the overlay's overlay.json
+    (subnet, MTU), so the one-shot `vulcano-agent sandbox` commands and the running agent
+    work the same way.
+    """
 
     def __init__(self, state_dir: Path, client: Callable[[], Any] | None = None) -> None:
         self.state_dir = state_dir
@@ -95,19 +101,20 @@ class SandboxManager:
     def dir(self) -> Path:
         return self.state_dir / "sandboxes"
 
-    def _node(self) -> NodeState:
+    def _node(self) -> tuple[NodeState, OverlayState]:
         node = NodeState.load(self.state_dir)
         if node is None:
             raise SandboxError(
                 f"no agent state in {self.state_dir}: start `vulcano-agent run` first "
                 "(or pass the --state-dir it uses)"
             )
-        if not node.subnet:
+        overlay = OverlayState.load(self.state_dir)
+        if overlay is None or not overlay.subnet:
             raise SandboxError(
                 f"the agent using {self.state_dir} has no overlay subnet yet "
                 "(is it running with --overlay, and is the network initialised?)"
             )
-        return node
+        return node, overlay
 
     def _client(self, node: NodeState) -> Any:
         if self._client_fn is not None:
@@ -140,17 +147,24 @@ class SandboxManager:
             raise SandboxNotFound(f"no sandbox {name!r} on this node ({self.state_dir})")
         return Sandbox(**data)
 
+    def address_of(self, name: str) -> str | None:
+        """The overlay address of sandbox ``name`` if this node has it, else None."""
+        try:
+            return self.get(name).ip
+        except SandboxError:
+            return None
+
     # -- create ------------------------------------------------------------------------
     def create(self, name: str) -> str:
         """Make the sandbox; its overlay address (without prefix length)."""
         validate_name(name)
         with self._lock:
-            node = self._node()
+            node, overlay = self._node()
             if (self.dir / f"{name}.json").exists():
                 raise SandboxError(f"sandbox {name!r} already exists on this node")
             if netns_exists(name):
                 raise SandboxError(f"network namespace {name!r} already exists")
-            subnet = ipaddress.IPv4Network(node.subnet or "")
+            subnet = ipaddress.IPv4Network(overlay.subnet)
             from pyroute2 import IPRoute
 
             with IPRoute() as ipr:
@@ -161,7 +175,7 @@ class SandboxManager:
             ip = _claim_address(client, keyspace, subnet, node.machine_id, name)
             sandbox = Sandbox(name, f"{ip}/{subnet.prefixlen}", host_veth_name(name))
             try:
-                _plumb(sandbox, subnet, node.mtu or 1450)
+                _plumb(sandbox, subnet, overlay.mtu)
             except BaseException:
                 _unplumb(sandbox)
                 _release_address(client, keyspace, str(ip), node.machine_id, name)

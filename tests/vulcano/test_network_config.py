@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agent.network import (
+from vulcano.network import (
     NetworkConfig,
     NetworkConfigError,
     SubnetExhausted,

@@ -1,6 +1,8 @@
 """The overlay component: subnet lease, data path, nftables, subnet.env, peer watch.
 
-Started by the agent after it has joined. Its threads:
+Started by the agent after it has joined; it sees the node only through `OverlayNode`.
+It owns this node's sandboxes (they live on its bridge and take addresses from its
+subnet) and its state file, overlay.json. Its threads:
 
 - renew: refreshes the subnet lease well before it expires; re-acquires it (preferring
   the same subnet) when it was lost, e.g. after a long etcd outage.
@@ -20,21 +22,22 @@ import ipaddress
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
-from agent import nft, policy, subnet_env
-from agent.datapath import DataPath, Devices, vtep_mac_for
-from agent.network import NetworkConfig, check_overlap
-from agent.reconcile import desired_state, plan
-from agent.registration import refresh
-from agent.state import NodeState
-from agent.subnets import SubnetLease, acquire, list_leases
-from agent.watching import PrefixWatch, Resync, current_revision
+from agent import policy
+from agent.overlay import nft, subnet_env
+from agent.overlay.datapath import DataPath, Devices, vtep_mac_for
+from agent.overlay.leases import SubnetLease, acquire, list_leases
+from agent.overlay.plan import desired_state, plan
+from agent.overlay.sandboxes import NodeSandboxes
+from agent.overlay.state import OverlayState
+from agent.watch import PrefixWatch, Resync, current_revision
 from vulcano import policy as core_policy
-from vulcano.etcd import is_unreachable, retry_while_unreachable
-
-if TYPE_CHECKING:
-    from agent.daemon import Agent
+from vulcano.etcd import is_unreachable, refresh_lease, retry_while_unreachable
+from vulcano.keyspace import Keyspace
+from vulcano.network import NetworkConfig, check_overlap
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,29 @@ _RESYNC = "resync"
 _STOP = "stop"
 
 
-def load_network_config(client: Any, agent: Agent) -> NetworkConfig | None:
-    value, _ = client.get(agent.keyspace.network_config)
+class OverlayNode(Protocol):
+    """What the overlay uses of the node it runs on."""
+
+    @property
+    def machine_id(self) -> str: ...
+    @property
+    def public_ip(self) -> str: ...
+    @property
+    def keyspace(self) -> Keyspace: ...
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def stop_event(self) -> threading.Event: ...
+
+    def etcd(self) -> Any:
+        """The node's etcd client."""
+
+    def spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        """Start a thread that the node joins on shutdown."""
+
+
+def load_network_config(client: Any, keyspace: Keyspace) -> NetworkConfig | None:
+    value, _ = client.get(keyspace.network_config)
     if value is None:
         return None
     return NetworkConfig.from_json(value)
@@ -52,8 +76,11 @@ def load_network_config(client: Any, agent: Agent) -> NetworkConfig | None:
 class Overlay:
     """The VXLAN overlay of one node."""
 
-    def __init__(self) -> None:
-        self.agent: Agent | None = None
+    def __init__(self, node: OverlayNode, *, subnet_ttl: int, subnet_env_path: Path) -> None:
+        self.node = node
+        self.subnet_ttl = subnet_ttl
+        self.subnet_env_path = subnet_env_path
+        self.sandboxes = NodeSandboxes(node.state_dir, client=node.etcd)
         self.config: NetworkConfig | None = None
         self.lease: SubnetLease | None = None
         self.devices: Devices | None = None
@@ -65,17 +92,16 @@ class Overlay:
         self.ready = threading.Event()
 
     # -- component -------------------------------------------------------------------
-    def start(self, agent: Agent) -> None:
+    def start(self) -> None:
         """Lease a subnet and program the node; raises when that can never succeed."""
-        self.agent = agent
         self._datapath = DataPath()
         self.config = self._wait_for_config()
         if self.config is None:
             return
         self._setup()
-        agent.spawn("subnet-renew", self._renew_loop)
-        agent.spawn("peer-watch", self._watch_loop)
-        agent.spawn("reconcile", self._reconcile_loop)
+        self.node.spawn("subnet-renew", self._renew_loop)
+        self.node.spawn("peer-watch", self._watch_loop)
+        self.node.spawn("reconcile", self._reconcile_loop)
         self.ready.set()
 
     def stop(self) -> None:
@@ -89,53 +115,47 @@ class Overlay:
                 self._datapath = None
 
     # -- setup -----------------------------------------------------------------------
-    def _agent(self) -> Agent:
-        assert self.agent is not None
-        return self.agent
-
     def _retrying(self, what: str, call: Any) -> Any:
         """call() until it succeeds; etcd errors are waited out, ours propagate."""
-        return retry_while_unreachable(call, what, stop=self._agent().stop_event, log=log.warning)
+        return retry_while_unreachable(call, what, stop=self.node.stop_event, log=log.warning)
 
     def _wait_for_config(self) -> NetworkConfig | None:
-        agent = self._agent()
+        node = self.node
         announced = False
-        while not agent.stop_event.is_set():
+        while not node.stop_event.is_set():
             config: NetworkConfig | None = self._retrying(
-                "reading network config", lambda: load_network_config(agent.etcd(), agent)
+                "reading network config", lambda: load_network_config(node.etcd(), node.keyspace)
             )
             if config is not None:
-                check_overlap(config, [agent.public_ip])
+                check_overlap(config, [node.public_ip])
                 return config
             if not announced:
                 log.warning(
                     "no network config at %s yet: run `vulcano-agent network init`",
-                    agent.keyspace.network_config,
+                    node.keyspace.network_config,
                 )
                 announced = True
-            agent.stop_event.wait(policy.NETWORK_CONFIG_POLL)
+            node.stop_event.wait(policy.NETWORK_CONFIG_POLL)
         return None
 
     def _setup(self, preferred: ipaddress.IPv4Network | None = None) -> None:
-        agent = self._agent()
+        node = self.node
         assert self.config is not None and self._datapath is not None
         # Before touching etcd: the public IP must be ours, or nothing may be changed.
-        self._datapath.underlay(agent.public_ip)
-        node = NodeState.load(agent.state_dir)
-        if preferred is None and node is not None and node.subnet:
-            preferred = ipaddress.IPv4Network(node.subnet)
+        self._datapath.underlay(node.public_ip)
+        previous = OverlayState.load(node.state_dir)
+        if preferred is None and previous is not None and previous.subnet:
+            preferred = ipaddress.IPv4Network(previous.subnet)
         wanted = SubnetLease(
             subnet=ipaddress.IPv4Network("0.0.0.0/32"),
-            machine_id=agent.machine_id,
-            public_ip=agent.public_ip,
-            vtep_mac=vtep_mac_for(agent.machine_id),
+            machine_id=node.machine_id,
+            public_ip=node.public_ip,
+            vtep_mac=vtep_mac_for(node.machine_id),
         )
         config = self.config
         acquired: tuple[SubnetLease, bool] | None = self._retrying(
             "leasing a subnet",
-            lambda: acquire(
-                agent.etcd(), agent.keyspace, config, wanted, agent.config.subnet_ttl, preferred
-            ),
+            lambda: acquire(node.etcd(), node.keyspace, config, wanted, self.subnet_ttl, preferred),
         )
         if acquired is None:
             return
@@ -149,45 +169,41 @@ class Overlay:
         try:
             with self._dp_lock:
                 self.devices = self._datapath.ensure_devices(
-                    config, lease.subnet, agent.public_ip, lease.vtep_mac
+                    config, lease.subnet, node.public_ip, lease.vtep_mac
                 )
             nft.apply(config.network)
         except BaseException:
             if created:  # leave nothing behind that this failed attempt made
-                agent.etcd().revoke_lease(lease.lease_id)
+                node.etcd().revoke_lease(lease.lease_id)
             raise
+        # Our own state first: subnet.env is what others wait for (Docker, the sandbox
+        # commands' callers), and the sandbox commands read overlay.json.
+        OverlayState(
+            network=str(config.network), subnet=str(lease.subnet), mtu=self.devices.mtu
+        ).save(node.state_dir)
         subnet_env.write(
-            agent.config.subnet_env_path, subnet_env.render(config, lease.subnet, self.devices.mtu)
+            self.subnet_env_path, subnet_env.render(config, lease.subnet, self.devices.mtu)
         )
-        NodeState(
-            machine_id=agent.machine_id,
-            public_ip=agent.public_ip,
-            etcd_endpoints=agent.config.etcd_endpoints,
-            prefix=agent.config.prefix,
-            network=str(config.network),
-            subnet=str(lease.subnet),
-            mtu=self.devices.mtu,
-        ).save(agent.state_dir)
         self.lease = lease
         self._retrying(
             "re-claiming sandbox addresses",
-            lambda: agent.sandboxes.reclaim(
-                agent.etcd(), agent.keyspace, agent.machine_id, lease.lease_id
+            lambda: self.sandboxes.reclaim(
+                node.etcd(), node.keyspace, node.machine_id, lease.lease_id
             ),
         )
         log.info("overlay up: subnet %s, mtu %s", lease.subnet, self.devices.mtu)
 
     # -- renew -----------------------------------------------------------------------
     def _renew_loop(self) -> None:
-        agent = self._agent()
-        interval = agent.config.subnet_ttl / policy.SUBNET_RENEW_DIVISOR
+        node = self.node
+        interval = self.subnet_ttl / policy.SUBNET_RENEW_DIVISOR
         delays = policy.DAEMON_RETRY.delays()
         wait = interval
-        while not agent.stop_event.wait(wait):
+        while not node.stop_event.wait(wait):
             lease = self.lease
             assert lease is not None
             try:
-                if refresh(agent.etcd(), lease.lease_id) > 0:
+                if refresh_lease(node.etcd(), lease.lease_id) > 0:
                     wait = interval
                     delays = policy.DAEMON_RETRY.delays()
                     continue
@@ -202,13 +218,13 @@ class Overlay:
     # -- peers -----------------------------------------------------------------------
     def _watch_loop(self) -> None:
         """Keep a watch on the subnet leases; every event or new watch asks for a resync."""
-        agent = self._agent()
+        stop = self.node.stop_event
         delays = core_policy.ETCD_RECONNECT.delays()
-        while not agent.stop_event.is_set():
+        while not stop.is_set():
             try:
                 self._follow_leases()
             except Resync as exc:
-                if agent.stop_event.is_set():
+                if stop.is_set():
                     return
                 log.warning("peer watch lost (%s): keeping the data path as it is", exc)
                 delays = core_policy.ETCD_RECONNECT.delays()
@@ -217,16 +233,16 @@ class Overlay:
                     log.exception("watching peers failed")
                 else:
                     log.warning("cannot watch peers (%s): keeping the data path as it is", exc)
-            agent.stop_event.wait(next(delays))
+            stop.wait(next(delays))
 
     def _follow_leases(self) -> None:
         """Watch from now, resync once, then once per event batch; raises Resync."""
-        agent = self._agent()
-        client = agent.etcd()
-        watch = PrefixWatch(client, [agent.keyspace.subnets], current_revision(client) + 1)
+        node = self.node
+        client = node.etcd()
+        watch = PrefixWatch(client, [node.keyspace.subnets], current_revision(client) + 1)
         self._watch = watch
         try:
-            if agent.stop_event.is_set():  # stop() may have missed this watch
+            if node.stop_event.is_set():  # stop() may have missed this watch
                 return
             # The kernel catches up with every lease up to the watch's start; the watch
             # brings every change after it.
@@ -242,17 +258,17 @@ class Overlay:
 
     def _reconcile_loop(self) -> None:
         """Resync after each burst of watch events, every RESYNC_INTERVAL, and after errors."""
-        agent = self._agent()
+        stop = self.node.stop_event
         delays = core_policy.ETCD_RECONNECT.delays()
         timeout = policy.RESYNC_INTERVAL
-        while not agent.stop_event.is_set():
+        while not stop.is_set():
             try:
                 item = self._events.get(timeout=timeout)
             except queue.Empty:
                 item = _RESYNC
             if item is _STOP:
                 return
-            agent.stop_event.wait(policy.WATCH_COALESCE)
+            stop.wait(policy.WATCH_COALESCE)
             while True:
                 try:
                     if self._events.get_nowait() is _STOP:
@@ -275,10 +291,10 @@ class Overlay:
 
     def resync(self) -> None:
         """List every subnet lease and make the kernel match (etcd errors propagate)."""
-        agent = self._agent()
-        leases = list_leases(agent.etcd(), agent.keyspace)
+        node = self.node
+        leases = list_leases(node.etcd(), node.keyspace)
         assert self.config is not None
-        desired = desired_state(leases, agent.machine_id, self.config)
+        desired = desired_state(leases, node.machine_id, self.config)
         with self._dp_lock:
             if self._datapath is None or self.devices is None:
                 return
@@ -287,7 +303,7 @@ class Overlay:
                 log.warning("VXLAN device vanished: recreating it")
                 assert self.lease is not None
                 self.devices = self._datapath.ensure_devices(
-                    self.config, self.lease.subnet, agent.public_ip, self.lease.vtep_mac
+                    self.config, self.lease.subnet, node.public_ip, self.lease.vtep_mac
                 )
                 vx = self.devices.vxlan_index
             actions = plan(desired, self._datapath.read_state(vx))

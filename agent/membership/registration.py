@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from agent import policy
-from agent.state import read_json, write_json
+from agent.statedir import read_json, write_json
 from vulcano.errors import VulcanoError
+from vulcano.etcd import refresh_lease
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine
 
@@ -34,13 +35,6 @@ def lease_remaining(client: Any, lease_id: int) -> int:
     """Seconds the lease has left; <= 0 when it is gone."""
     info = client.get_lease_info(lease_id)
     return int(info.TTL)
-
-
-def refresh(client: Any, lease_id: int) -> int:
-    """Refresh a lease once; its new TTL, or 0 when etcd no longer knows it."""
-    for response in client.refresh_lease(lease_id):
-        return int(response.TTL)
-    return 0
 
 
 class Registration:
@@ -187,7 +181,7 @@ class Registration:
                 self._set_held(None, 0.0)
             try:
                 sent = time.monotonic()
-                ttl = refresh(self._client(), self.lease_id) if self.lease_id else 0
+                ttl = refresh_lease(self._client(), self.lease_id) if self.lease_id else 0
                 if ttl > 0:
                     self._set_held(self.lease_id, sent + ttl)
                 else:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.network import parse
-from agent.reconcile import DataPathState, FdbEntry, Neighbour, Plan, Route, desired_state, plan
-from agent.subnets import SubnetLease
+from agent.overlay.leases import SubnetLease
+from agent.overlay.plan import DataPathState, FdbEntry, Neighbour, Plan, Route, desired_state, plan
+from vulcano.network import parse
 
 CONFIG = parse({"network": "10.244.0.0/16", "subnet_len": 24})
 MAC_A = "02:00:00:00:00:0a"

@@ -6,7 +6,8 @@ For every remote node's subnet lease, flannel's three entries on the VXLAN devic
 - fdb: remote VTEP MAC → remote public IP
 - route: remote subnet via its .0, onlink
 
-`plan(desired, actual)` is a pure function; datapath.apply() executes the result.
+`plan(desired, actual)` is a pure function; `DataPath.apply` (agent/overlay/datapath.py)
+executes the result.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agent.network import BACKEND_TYPE, NetworkConfig, vtep_address
-from agent.subnets import SubnetLease
+from agent.overlay.leases import SubnetLease
+from vulcano.network import BACKEND_TYPE, NetworkConfig, vtep_address
 
 
 @dataclass(frozen=True, order=True)

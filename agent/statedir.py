@@ -4,9 +4,11 @@
 <state-dir>/machine-id          generated machine id (when /etc/machine-id is missing)
 <state-dir>/agent.lock          flock held by the running agent
 <state-dir>/registration.json   {"lease": id} of the machine record, to recognise our own
-                                record after a crash
-<state-dir>/node.json           NodeState: what `sandbox` and `network down` need
+                                record after a crash (agent/membership/registration.py)
+<state-dir>/node.json           NodeState: which cluster and machine the agent is
+<state-dir>/overlay.json        OverlayState: this node's subnet (agent/overlay/state.py)
 <state-dir>/sandboxes/<name>.json   one per sandbox this node made
+<state-dir>/units/<name>/       the built-in runner's units (agent/units/runners/builtin.py)
 <state-dir>/subnet.env          flannel-compatible environment (when --state-dir is given)
 ```
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +71,13 @@ class StateLock:
 
 @dataclass
 class NodeState:
-    """What the running agent tells the one-shot commands (sandbox, network down)."""
+    """Which cluster and machine the running agent is: what one-shot commands (sandbox)
+    need to reach the same etcd, keyspace and machine id."""
 
     machine_id: str
     public_ip: str
     etcd_endpoints: str
     prefix: str
-    network: str | None = None
-    subnet: str | None = None
-    mtu: int | None = None
 
     @classmethod
     def path(cls, state_dir: Path) -> Path:
@@ -91,7 +91,8 @@ class NodeState:
         data = read_json(cls.path(state_dir))
         if not isinstance(data, dict):
             return None
-        try:
-            return cls(**data)
+        known = {f.name for f in fields(cls)}
+        try:  # keys of older layouts (the overlay's, before overlay.json) are ignored
+            return cls(**{k: v for k, v in data.items() if k in known})
         except TypeError:
             return None

@@ -4,16 +4,17 @@ Leadership is an etcd key on the leader's lease (created only if absent); every 
 the leader makes compares that key's create revision, so a deposed leader's late
 writes fail instead of fighting the new one. The leader keeps an in-memory copy of
 machines, units and placements, fed by one snapshot and then watches (never re-reading
-everything on every change), plans with the pure scheduler, and writes only the
-difference, batched into transactions. A placement onto a machine compares that
-machine record's lease, so it is never written for a machine that is gone.
+everything on every change), plans with a pure function (agent/units/plan.py: the
+scheduler's placements, diffed against what is placed, batched) and executes that plan.
+A placement onto a machine compares that machine record's lease, so it is never written
+for a machine that is gone.
 
 When a machine record disappears the engine waits a grace period before moving its
 units: ENGINE_MACHINE_GRACE (a crashed agent started again replaces its record at once),
 or ENGINE_RESTART_GRACE when the agent announced a restart (engine/restarting/<id>).
 An agent that comes back in time keeps its units running. One that does not has had its
 units stopped before its lease could expire, or before the restart grace ends (fencing,
-agent/unitagent.py), so the new copies never overlap the old.
+agent/units/machine_units.py), so the new copies never overlap the old.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from typing import Any
 
 from etcd3 import etcdrpc, transactions
 
-from agent import policy, scheduler
-from agent.watching import Change, PrefixWatch, Resync, snapshot
-from vulcano import units
+from agent import policy
+from agent.units import plan
+from agent.watch import Change, PrefixWatch, Resync, snapshot
 from vulcano.keyspace import Keyspace
-from vulcano.records import Assignment, DesiredState, Machine, UnitSpec
+from vulcano.records import Machine, UnitSpec
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,9 @@ class Engine:
         self._lease: Any = None
         self._lost = threading.Event()
 
-    # --- component protocol (agent.add_component) --------------------------------
+    # --- start and stop -----------------------------------------------------------
 
-    def start(self, agent: Any = None) -> None:
+    def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="unit-engine", daemon=True)
         self._thread.start()
 
@@ -234,14 +235,15 @@ class Engine:
         """Apply watch events and re-plan; ``owed``: a plan deferred by a grace period."""
         last_plan = time.monotonic()
         while not self.stop_event.is_set() and not self._lost.is_set():
-            wait = self._grace_left(world) if owed else 0.5
+            wait = self._grace_left(world) if owed else policy.ENGINE_IDLE_TICK
             if owed and wait <= 0:
                 owed = False
                 self._reconcile(world)
                 last_plan = time.monotonic()
                 continue
             try:
-                item = events.get(timeout=min(0.5, wait) if owed else 0.5)
+                tick = policy.ENGINE_IDLE_TICK
+                item = events.get(timeout=min(tick, wait) if owed else tick)
             except queue.Empty:
                 if time.monotonic() - last_plan > policy.ENGINE_RESYNC_INTERVAL:
                     raise Resync("periodic") from None
@@ -308,75 +310,30 @@ class Engine:
 
     def _reconcile(self, world: _World) -> None:
         started = time.monotonic()
-        wanted = {
-            n: s
-            for n, s in world.specs.items()
-            if s.desired != DesiredState.INACTIVE and not units.is_template(n)
-        }
-        current: dict[str, str] = {}
-        for machine, name in world.placed:
-            spec = wanted.get(name)
-            if spec is not None and not spec.options.global_:
-                current[name] = machine
-        machines = [m for m in world.machines.values() if m.lease_id]
-        plan = scheduler.plan(
-            [scheduler.UnitRequest(n, s.options) for n, s in wanted.items()], machines, current
-        )
+        placed = {key: value for key, (value, _) in world.placed.items()}
+        actions = plan.plan(world.specs, world.machines, placed, world.reasons)
         self.stats.plans += 1
         self.stats.plan_seconds += time.monotonic() - started
-        desired: dict[tuple[str, str], str] = {}
-        for name, machine in plan.targets.items():
-            desired[(machine, name)] = _assignment(wanted[name])
-        for name, targets in plan.global_targets.items():
-            for machine in targets:
-                desired[(machine, name)] = _assignment(wanted[name])
-        self._write(world, desired)
-        self._explain(world, plan.reasons)
+        for batch in actions.assignments:
+            self._commit(world, batch)
+        for reasons in actions.reasons:
+            if not self._explain(world, reasons):
+                return
 
-    def _write(self, world: _World, desired: dict[tuple[str, str], str]) -> None:
-        t = self.client.transactions
-        by_machine: dict[str, list[tuple[str, Any, tuple[str, int] | None]]] = {}
-        for (machine, name), value in sorted(desired.items()):
-            have = world.placed.get((machine, name))
-            if have is not None and have[0] == value:
-                continue
-            key = self.ks.assignment(machine, name)
-            by_machine.setdefault(machine, []).append((key, t.put(key, value), (value, 0)))
-        for machine, name in sorted(set(world.placed) - set(desired)):
-            key = self.ks.assignment(machine, name)
-            by_machine.setdefault(machine, []).append((key, t.delete(key), None))
-        # Deletes first: a unit that moves is gone from its old machine before it
-        # appears on the new one. Whole machines go together, so few lease compares.
-        for deleting in (True, False):
-            batch: list[tuple[str, Any, tuple[str, int] | None]] = []
-            batch_machines: list[str] = []
-            for machine, ops in by_machine.items():
-                for op in ops:
-                    if (op[2] is None) != deleting:
-                        continue
-                    batch.append(op)
-                    if machine not in batch_machines:
-                        batch_machines.append(machine)
-                    if len(batch) >= policy.ENGINE_OPS_PER_TXN:
-                        self._commit(world, batch, batch_machines)
-                        batch, batch_machines = [], []
-            if batch:
-                self._commit(world, batch, batch_machines)
-
-    def _commit(
-        self,
-        world: _World,
-        batch: list[tuple[str, Any, tuple[str, int] | None]],
-        machines: list[str],
-    ) -> None:
+    def _commit(self, world: _World, batch: plan.AssignmentBatch) -> None:
+        """One transaction of placement writes, while we lead and the machines live."""
         t = self.client.transactions
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
-        for m in machines:
-            rec = world.machines.get(m)
-            if rec is not None:  # placing onto a machine: only while its record lives
-                compares.append(_LeaseCompare(self.ks.machine(m)) == rec.lease_id)
+        for machine, lease_id in batch.machine_leases:
+            compares.append(_LeaseCompare(self.ks.machine(machine)) == lease_id)
+        ops = [
+            t.delete(self.ks.assignment(w.machine, w.unit))
+            if w.value is None
+            else t.put(self.ks.assignment(w.machine, w.unit), w.value)
+            for w in batch.writes
+        ]
         self.stats.txns += 1
-        ok, _ = self.client.transaction(compare=compares, success=[b[1] for b in batch], failure=[])
+        ok, _ = self.client.transaction(compare=compares, success=ops, failure=[])
         if not ok:
             # A machine left meanwhile or we are no longer the leader; the watch will tell.
             self.stats.failed_txns += 1
@@ -384,39 +341,31 @@ class Engine:
             if meta is None or meta.create_revision != self._leader_rev:
                 self._lost.set()
             return
-        schedule_prefix = len(self.ks.schedule)
-        for key, _, placed in batch:
-            machine, _, name = key[schedule_prefix:].partition("/")
-            if placed is None:
-                world.placed.pop((machine, name), None)
+        for w in batch.writes:
+            if w.value is None:
+                world.placed.pop((w.machine, w.unit), None)
             else:
-                world.placed[(machine, name)] = placed
+                world.placed[(w.machine, w.unit)] = (w.value, 0)
 
-    def _explain(self, world: _World, reasons: dict[str, str]) -> None:
-        """Write why a unit has no machine (unit-reasons/<name>); clear it once it has one."""
+    def _explain(self, world: _World, reasons: tuple[plan.ReasonWrite, ...]) -> bool:
+        """Write why units have no machine (unit-reasons/<name>); False: no longer leader."""
         t = self.client.transactions
-        leader = t.create(self.ks.engine_leader) == self._leader_rev
-        ops: list[tuple[str, Any]] = []
-        for name, reason in sorted(reasons.items()):
-            if world.reasons.get(name) != reason:
-                ops.append((name, t.put(self.ks.unit_reason(name), reason)))
-        for name in sorted(set(world.reasons) - set(reasons)):
-            ops.append((name, t.delete(self.ks.unit_reason(name))))
-        for i in range(0, len(ops), policy.ENGINE_OPS_PER_TXN):
-            chunk = ops[i : i + policy.ENGINE_OPS_PER_TXN]
-            self.stats.txns += 1
-            ok, _ = self.client.transaction(
-                compare=[leader], success=[op for _, op in chunk], failure=[]
-            )
-            if not ok:
-                self._lost.set()
-                return
-            for name, _ in chunk:
-                if name in reasons:
-                    world.reasons[name] = reasons[name]
-                else:
-                    world.reasons.pop(name, None)
-
-
-def _assignment(spec: UnitSpec) -> str:
-    return Assignment.of(spec).to_json()
+        ops = [
+            t.delete(self.ks.unit_reason(r.unit))
+            if r.reason is None
+            else t.put(self.ks.unit_reason(r.unit), r.reason)
+            for r in reasons
+        ]
+        self.stats.txns += 1
+        ok, _ = self.client.transaction(
+            compare=[t.create(self.ks.engine_leader) == self._leader_rev], success=ops, failure=[]
+        )
+        if not ok:
+            self._lost.set()
+            return False
+        for r in reasons:
+            if r.reason is None:
+                world.reasons.pop(r.unit, None)
+            else:
+                world.reasons[r.unit] = r.reason
+        return True

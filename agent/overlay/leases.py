@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from agent.network import BACKEND_TYPE, NetworkConfig, pick_subnet
 from vulcano import policy as core_policy
 from vulcano.keyspace import Keyspace, segment_to_cidr
+from vulcano.network import BACKEND_TYPE, NetworkConfig, pick_subnet
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""The overlay's network config and subnet arithmetic (pure: no I/O).
+"""The cluster network config and its subnet arithmetic (pure: no I/O).
+
+Written once per cluster by `vulcano-agent network init`, read by every node's overlay;
+in the shared core because the provisioning container is to write it as well.
 
 Stored at keyspace.network_config as JSON::
 

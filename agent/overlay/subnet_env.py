@@ -9,7 +9,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from agent.network import NetworkConfig, bridge_address
+from vulcano.network import NetworkConfig, bridge_address
 
 
 def render(

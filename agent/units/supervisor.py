@@ -1,17 +1,17 @@
-"""One unit's supervisor when there is no systemd: ``python -m agent.unitshim UNIT_DIR``.
+"""One unit's supervisor when there is no systemd: ``python -m agent.units.supervisor DIR``.
 
-The built-in runner starts one shim per running unit, in its own session, so units
-survive an agent restart and are adopted by the next agent. The shim does what systemd
-would for one service: ExecStartPre/ExecStart/ExecStartPost/ExecStop/ExecStopPost,
-Environment=/EnvironmentFile=, WorkingDirectory=, Type=simple|oneshot with
-RemainAfterExit=, Restart=/RestartSec=, TimeoutStopSec=, specifiers, output to the
-unit's journal file. Each command runs in its own process group (killed as a group on
-stop) and dies with the shim (PR_SET_PDEATHSIG), so stopping leaves nothing behind.
+The built-in runner starts one supervisor per running unit, in its own session, so
+units survive an agent restart and are adopted by the next agent. It does what systemd
+would for one service (the [Service] settings agent/units/service_config.py reads):
+ExecStartPre/ExecStart/ExecStartPost/ExecStop/ExecStopPost, Type=simple|oneshot with
+RemainAfterExit=, Restart=/RestartSec=, TimeoutStopSec=, output to the unit's journal
+file. Each command runs in its own process group (killed as a group on stop) and dies
+with the supervisor (PR_SET_PDEATHSIG), so stopping leaves nothing behind.
 
 Fencing: the agent writes a deadline (CLOCK_MONOTONIC, shared by every process) into the
 fence file while its machine lease is certainly held. If the agent dies or is cut off,
-the deadline passes and the shim stops the unit by itself, before the lease can expire
-and the engine can start the unit elsewhere.
+the deadline passes and the supervisor stops the unit by itself, before the lease can
+expire and the engine can start the unit elsewhere.
 """
 
 from __future__ import annotations
@@ -20,153 +20,19 @@ import contextlib
 import ctypes
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent import policy
-from vulcano import units
+from agent.units.service_config import Command, ServiceConfig, expand_env, service_config
+from vulcano import errors
 
 PR_SET_PDEATHSIG = 1
-_PREFIX_CHARS = "-@:+!"
-
-
-@dataclass
-class Command:
-    argv: list[str]
-    ignore_failure: bool = False
-
-
-@dataclass
-class ServiceConfig:
-    type: str = "simple"
-    remain_after_exit: bool = False
-    start_pre: list[Command] = field(default_factory=list)
-    start: list[Command] = field(default_factory=list)
-    start_post: list[Command] = field(default_factory=list)
-    stop: list[Command] = field(default_factory=list)
-    stop_post: list[Command] = field(default_factory=list)
-    environment: dict[str, str] = field(default_factory=dict)
-    working_directory: str | None = None
-    working_directory_optional: bool = False
-    restart: str = "no"
-    restart_sec: float = policy.UNIT_RESTART_SEC
-    timeout_stop: float = policy.UNIT_STOP_TIMEOUT
-
-
-def parse_seconds(value: str, default: float) -> float:
-    """systemd time spans: "5", "5s", "500ms", "1min", "1min 30s", "infinity"."""
-    v = value.strip().lower()
-    if not v:
-        return default
-    if v == "infinity":
-        return 365 * 86400.0
-    total = 0.0
-    units_ = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "": 1}
-    for num, unit in re.findall(r"([0-9.]+)\s*([a-z]*)", v):
-        if unit not in units_:
-            return default
-        total += float(num) * units_[unit]
-    return total
-
-
-def _expand_env(argv: list[str], env: dict[str, str]) -> list[str]:
-    """systemd's Exec variable rules: ${VAR} inline, $VAR alone splits, $$ is a '$'."""
-    out: list[str] = []
-    for word in argv:
-        m = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
-        if m:
-            out.extend(env.get(m.group(1), "").split())
-            continue
-
-        def sub(g: re.Match[str]) -> str:
-            return "$" if g.group(0) == "$$" else env.get(g.group(1), "")
-
-        out.append(re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, word))
-    return out
-
-
-def _command(value: str, name: str, ctx: dict[str, Any]) -> Command | None:
-    ignore = False
-    while value and value[0] in _PREFIX_CHARS:
-        ignore = ignore or value[0] == "-"
-        value = value[1:]
-    value = units.expand_specifiers(
-        value, name, hostname=ctx.get("hostname", ""), machine_id=ctx.get("machine_id", "")
-    )
-    try:
-        argv = shlex.split(value)
-    except ValueError:
-        return None
-    return Command(argv, ignore) if argv else None
-
-
-def _env_file(path: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")) or "=" not in line:
-            continue
-        k, v = line.split("=", 1)
-        v = v.strip()
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
-            v = v[1:-1]
-        out[k.strip().removeprefix("export ").strip()] = v
-    return out
-
-
-def service_config(text: str, name: str, ctx: dict[str, Any]) -> ServiceConfig:
-    unit = units.parse(text, name)
-    cfg = ServiceConfig()
-    cfg.type = (unit.value("Service", "Type") or "simple").strip()
-    cfg.remain_after_exit = (
-        units.parse_bool(unit.value("Service", "RemainAfterExit") or "no") or False
-    )
-    for attr, key in [
-        ("start_pre", "ExecStartPre"),
-        ("start", "ExecStart"),
-        ("start_post", "ExecStartPost"),
-        ("stop", "ExecStop"),
-        ("stop_post", "ExecStopPost"),
-    ]:
-        cmds = [_command(v, name, ctx) for v in unit.values("Service", key)]
-        setattr(cfg, attr, [c for c in cmds if c is not None])
-    env: dict[str, str] = {}
-    for path in unit.values("Service", "EnvironmentFile"):
-        optional = path.startswith("-")
-        path = units.expand_specifiers(path.lstrip("-"), name, ctx.get("hostname", ""))
-        try:
-            env.update(_env_file(path))
-        except OSError:
-            if not optional:
-                raise
-    for value in unit.values("Service", "Environment"):
-        value = units.expand_specifiers(
-            value, name, ctx.get("hostname", ""), ctx.get("machine_id", "")
-        )
-        for item in shlex.split(value):
-            if "=" in item:
-                k, v = item.split("=", 1)
-                env[k] = v
-    cfg.environment = env
-    wd = unit.value("Service", "WorkingDirectory")
-    if wd:
-        cfg.working_directory_optional = wd.startswith("-")
-        wd = units.expand_specifiers(wd.lstrip("-"), name, ctx.get("hostname", ""))
-        cfg.working_directory = os.path.expanduser(wd)
-    cfg.restart = (unit.value("Service", "Restart") or "no").strip()
-    cfg.restart_sec = parse_seconds(unit.value("Service", "RestartSec") or "", cfg.restart_sec)
-    cfg.timeout_stop = parse_seconds(
-        unit.value("Service", "TimeoutStopSec") or unit.value("Service", "TimeoutSec") or "",
-        cfg.timeout_stop,
-    )
-    return cfg
 
 
 def _die_with_parent() -> None:
@@ -174,7 +40,9 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class Shim:
+class Supervisor:
+    """Runs one unit's commands until stopped or fenced, writing its status."""
+
     def __init__(self, unit_dir: Path) -> None:
         self.dir = unit_dir
         self.ctx: dict[str, Any] = json.loads((unit_dir / "context.json").read_text())
@@ -191,7 +59,7 @@ class Shim:
             "active": active,
             "sub": sub,
             "since": time.time(),
-            "shim_pid": os.getpid(),
+            "supervisor_pid": os.getpid(),
             "main_pid": self.main.pid if self.main and self.main.poll() is None else None,
             "reason": reason,
         }
@@ -234,7 +102,7 @@ class Shim:
             "INVOCATION_ID": os.urandom(16).hex(),
             **cfg.environment,
         }
-        argv = _expand_env(cmd.argv, env)
+        argv = expand_env(cmd.argv, env)
         netns = self.ctx.get("netns")
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]
@@ -251,7 +119,7 @@ class Shim:
             stdout=self.journal,
             stderr=self.journal,
             start_new_session=True,  # its own process group: stopped as a group
-            preexec_fn=_die_with_parent,  # safe: the shim is single-threaded
+            preexec_fn=_die_with_parent,  # safe: the supervisor is single-threaded
         )
 
     def kill_group(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -265,7 +133,7 @@ class Shim:
             os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(policy.SUPERVISOR_EXIT_POLL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -281,7 +149,7 @@ class Shim:
             if self.should_stop():
                 self.kill_group(proc, cfg.timeout_stop)
                 return False
-            time.sleep(policy.SHIM_FENCE_CHECK)
+            time.sleep(policy.SUPERVISOR_FENCE_CHECK)
         self.kill_group(proc, 0)
         if proc.returncode != 0 and not cmd.ignore_failure:
             self.note(f"{shlex.join(cmd.argv)} exited with status {proc.returncode}")
@@ -295,7 +163,7 @@ class Shim:
         signal.signal(signal.SIGINT, self._on_term)
         try:
             cfg = service_config((self.dir / "unit").read_text(), self.name, self.ctx)
-        except (units.UnitFileError, OSError) as exc:
+        except (errors.UnitFileError, OSError) as exc:
             self.note(f"cannot start: {exc}")
             self.status("failed", "failed", str(exc))
             return 1
@@ -311,7 +179,7 @@ class Shim:
             self.status("activating", "auto-restart")
             deadline = time.monotonic() + cfg.restart_sec
             while time.monotonic() < deadline and not self.should_stop():
-                time.sleep(min(policy.SHIM_FENCE_CHECK, cfg.restart_sec))
+                time.sleep(min(policy.SUPERVISOR_FENCE_CHECK, cfg.restart_sec))
             if self.stopping:
                 break
         for cmd in cfg.stop_post:
@@ -350,7 +218,7 @@ class Shim:
                 return "success"
             self.status("active", "exited")
             while not self.should_stop():
-                time.sleep(policy.SHIM_FENCE_CHECK)
+                time.sleep(policy.SUPERVISOR_FENCE_CHECK)
             self._stop_commands(cfg)
             return "success"
         try:
@@ -366,13 +234,13 @@ class Shim:
                 self._stop_commands(cfg)
                 self.kill_group(self.main, cfg.timeout_stop)
                 return "success"
-            time.sleep(policy.SHIM_FENCE_CHECK)
+            time.sleep(policy.SUPERVISOR_FENCE_CHECK)
         code = self.main.returncode
         self.kill_group(self.main, 0)
         if code == 0 and cfg.remain_after_exit:
             self.status("active", "exited")
             while not self.should_stop():
-                time.sleep(policy.SHIM_FENCE_CHECK)
+                time.sleep(policy.SUPERVISOR_FENCE_CHECK)
             self._stop_commands(cfg)
             return "success"
         if code == 0:
@@ -396,17 +264,17 @@ def main(argv: list[str]) -> int:
     if detach:
         argv = argv[1:]
     if len(argv) != 1:
-        print("usage: python -m agent.unitshim [--detach] UNIT_DIR", file=sys.stderr)
+        print("usage: python -m agent.units.supervisor [--detach] UNIT_DIR", file=sys.stderr)
         return 2
     unit_dir = Path(argv[0])
     if detach:
-        # Fork away from the agent: the shim is nobody's child to reap, and outlives it.
+        # Fork away from the agent: the supervisor is nobody's child to reap, and outlives it.
         pid = os.fork()
         if pid:
-            (unit_dir / "shim.pid").write_text(str(pid))
+            (unit_dir / "supervisor.pid").write_text(str(pid))
             os._exit(0)
         os.setsid()
-    return Shim(unit_dir).run()
+    return Supervisor(unit_dir).run()
 
 
 if __name__ == "__main__":

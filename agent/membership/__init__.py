@@ -1,0 +1,1 @@
+"""Cluster membership: this host's machine id, and its machine record on an etcd lease."""

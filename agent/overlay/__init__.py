@@ -1,0 +1,1 @@
+"""The overlay network: subnet leases, the VXLAN data path, nftables, subnet.env, sandboxes."""
