@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from vulcano import image
 from vulcano.errors import VulcanoError
 from vulcano.sshkeys import PublicKey
 
@@ -332,7 +333,9 @@ def _placeholder(spec: ProvisionerSpec) -> ProvisionerSpec:
 
 def _render_text(spec: ProvisionerSpec) -> str:
     env = _env()
-    unit = env.get_template("provisioner.service.j2").render(spec=spec)
+    unit = env.get_template("provisioner.service.j2").render(
+        spec=spec, user_id=image.USER_ID, state_dir=image.STATE_DIR
+    )
     template = env.get_template(check_flavour(spec.flavour).template)
     return template.render(spec=spec, unit=unit)
 

@@ -248,12 +248,16 @@ def start_machine(
     netns: str | None = None,
     hostname: str | None = None,
     read_only: Sequence[tuple[Path, str]] = (),
+    cgroupns: str | None = None,
 ) -> Machine:
     """Start a machine booting ``user_data``; returns as soon as its container runs.
 
     ``netns`` is a name under /run/netns (the machine gets exactly its interfaces);
     None gives the machine a loopback interface only. ``read_only`` mounts host
-    directories into the machine: (host path, path inside).
+    directories into the machine: (host path, path inside). ``cgroupns="private"``
+    gives the machine a cgroup namespace of its own, as a VM's cgroup root is its own
+    (podman's default on this cgroup v1 host is the host's): a container engine inside
+    needs it (vulcano/lab/provisioning.py).
     """
     if not _NAME_RE.fullmatch(name):
         raise ValueError(f"machine name {name!r}: use lowercase letters, digits and '-'")
@@ -275,6 +279,7 @@ def start_machine(
             "--systemd=always",
             "--network",
             network,
+            *(["--cgroupns", cgroupns] if cgroupns else []),
             "--volume",
             f"{seed}:{SEED_DIR}:ro",
             *(flag for src, dst in read_only for flag in ("--volume", f"{src}:{dst}:ro")),
