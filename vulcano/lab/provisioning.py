@@ -25,9 +25,12 @@ the image local; its `docker pull` fails (the machine has no way out) and is all
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
+import shlex
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,7 +70,7 @@ Before=cloud-final.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for a in {IMAGE_ARCHIVE_DIR}/*.tar; do /usr/bin/docker load --input "$a"; done'
+ExecStart=/bin/sh -c 'for a in {IMAGE_ARCHIVE_DIR}/*.tar; do /usr/bin/docker load -i "$a"; done'
 
 [Install]
 WantedBy=multi-user.target
@@ -94,18 +97,22 @@ def image_archive(podman: Podman, built: ImageBuild) -> Path:
     """A directory holding ARCHIVE_NAME: ``built`` saved under its public name, cached.
 
     `docker load` of it gives the machine the image the installer's unit names
-    (vulcano/image.py's REFERENCE) with the id the lab built.
+    (vulcano/image.py's REFERENCE) with the id the lab built. The public tag is shared
+    with every other build on this machine, so the archive is checked to hold ``built``.
     """
     root = cache.cache_dir() / "image-archives"
     directory = root / built.key
-    if (directory / ARCHIVE_NAME).is_file():
+    archive = directory / ARCHIVE_NAME
+    wanted = podman.image_id(built.reference)
+    if archive.is_file() and archive_image_id(archive) == wanted:
         return directory
     with cache.locked("image-archive"):
-        if (directory / ARCHIVE_NAME).is_file():
+        if archive.is_file() and archive_image_id(archive) == wanted:
             return directory
         directory.mkdir(parents=True, exist_ok=True)
         partial = directory / f".{ARCHIVE_NAME}.partial"
         partial.unlink(missing_ok=True)
+        podman.run("tag", built.reference, built.public)
         podman.run(
             "save",
             "--format",
@@ -115,9 +122,29 @@ def image_archive(podman: Podman, built: ImageBuild) -> Path:
             built.public,
             timeout=policy.IMPORT_TIMEOUT,
         )
-        os.replace(partial, directory / ARCHIVE_NAME)
+        saved = archive_image_id(partial)
+        if saved != wanted:
+            partial.unlink(missing_ok=True)
+            raise LabError(
+                f"{built.public} was retagged while it was saved ({saved[:12]}, not "
+                f"{wanted[:12]}): another build ran; try again"
+            )
+        os.replace(partial, archive)
         _drop_old_archives(root, keep=directory)
     return directory
+
+
+def archive_image_id(archive: Path) -> str:
+    """The image id a docker-archive holds (its config's digest), "" when unreadable."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("manifest.json")
+            manifest = json.loads(member.read()) if member else []
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return ""
+    if len(manifest) != 1:
+        return ""
+    return str(manifest[0].get("Config", "")).removesuffix(".json")
 
 
 def _drop_old_archives(root: Path, keep: Path) -> None:
@@ -182,12 +209,54 @@ def create_install(
         location = created.headers.get("Location", "")
         found = _INSTALL_PATH_RE.search(location)
         if created.status_code != 303 or found is None:
-            raise LabError(f"the installer refused the install ({created.status_code}):\n"
-                           f"{created.text[:2000]}")
+            raise LabError(
+                f"the installer refused the install ({created.status_code}):\n{created.text[:2000]}"
+            )
         token = found.group(1)
         permalink = session.get(f"{installer.url}/cloud-config/{token}", timeout=10)
         permalink.raise_for_status()
     return InstallDocument(token, permalink.text, permalink.headers.get("Content-Type", ""))
+
+
+# --- the unit's own command line --------------------------------------------------------
+
+_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def unit_command(unit_text: str, key: str = "ExecStart") -> list[str]:
+    """The argv systemd runs for ``key`` of a unit: continuation lines joined, the
+    prefixes (``-@:+!``) dropped, words split, ``${NAME}``/``$NAME`` from Environment=.
+
+    Enough of systemd's rules for the installer's unit (one command per key, values
+    without spaces or quotes, which the unit's renderer guarantees).
+    """
+    joined = re.sub(r"\\\n[ \t]*", " ", unit_text)
+    environment: dict[str, str] = {}
+    command = None
+    for line in joined.splitlines():
+        name, sep, value = line.partition("=")
+        if not sep:
+            continue
+        if name == "Environment":
+            variable, _, setting = value.partition("=")
+            environment[variable] = setting
+        elif name == key and command is None:
+            command = value.lstrip("-@:+!")
+    if command is None:
+        raise LabError(f"the unit has no {key}=")
+    return [
+        _VARIABLE_RE.sub(lambda m: environment.get(m.group(1) or m.group(2), ""), word)
+        for word in shlex.split(command)
+    ]
+
+
+def main_process_argv(machine: machines.Machine, unit: str = PROVISIONER_UNIT) -> list[str]:
+    """The command line of the unit's main process, as the machine's kernel has it."""
+    pid = machine.systemctl("show", "--property", "MainPID", "--value", unit).stdout.strip()
+    if pid in ("", "0"):
+        return []
+    raw = machine.exec(["cat", f"/proc/{pid}/cmdline"], check=False).stdout
+    return [word for word in raw.split("\0") if word]
 
 
 # --- inside the machine ---------------------------------------------------------------
