@@ -69,12 +69,16 @@ def installer_server(
     port = port or reserve_port()
     binds = ["--bind", f"127.0.0.1:{port}"]
     underlay_url = None
-    inside: socket.socket | None = None
+    handed: list[socket.socket] = []
     if underlay is not None:
+        # gunicorn binds no address once it is handed a socket (fd://), so the loopback
+        # socket is made here too and both are handed over.
         with underlay.entered():
-            inside = socket.create_server((underlay.gateway, UNDERLAY_PORT), backlog=128)
-        inside.set_inheritable(True)
-        binds += ["--bind", f"fd://{inside.fileno()}"]
+            handed.append(socket.create_server((underlay.gateway, UNDERLAY_PORT), backlog=128))
+        handed.append(socket.create_server(("127.0.0.1", port), backlog=128))
+        binds = [flag for s in handed for flag in ("--bind", f"fd://{s.fileno()}")]
+        for s in handed:
+            s.set_inheritable(True)
         underlay_url = f"http://{underlay.gateway}:{UNDERLAY_PORT}"
     env = {
         **os.environ,
@@ -108,10 +112,10 @@ def installer_server(
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
-            pass_fds=(inside.fileno(),) if inside is not None else (),
+            pass_fds=tuple(s.fileno() for s in handed),
         )
-    if inside is not None:
-        inside.close()  # gunicorn has its own copy
+    for s in handed:
+        s.close()  # gunicorn has its own copies
     server = InstallerServer(
         url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc, underlay_url=underlay_url
     )
