@@ -4,8 +4,11 @@ Builds the Vulcano image twice (cold: the image itself rebuilt, its base and whe
 cached; then cached: a lookup), reads both images' sizes, then boots single-node
 machines from Vulcano's node user-data (cloud-init flavour) in a network namespace, with
 the hosted installer's discovery service on the underlay's bridge address, and times
-machine start → cloud-init done and → etcd healthy. Run with `python -m bench.machines`
-(or `nox -s bench -- machines`); root, podman, runc and mmdebstrap needed.
+machine start → cloud-init done and → etcd healthy; then boots provisioning machines from
+the installer's stored provisioning user-data and times machine start → the provisioning
+container's /healthz answering (Docker in the machine loads and starts the image). Run
+with `python -m bench.machines` (or `nox -s bench -- machines`); root, podman, runc and
+mmdebstrap needed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vulcano.lab import images, machines, rootfs, services
+import requests
+
+from vulcano.lab import images, machines, provisioning, rootfs, services
 from vulcano.lab.installer import installer_server
 from vulcano.lab.netns import Underlay
 from vulcano.lab.podman import Podman, available
@@ -26,6 +31,8 @@ from vulcano.lab.poll import wait_for
 from vulcano.nodeconfig import NodeSpec, render_node
 
 ETCD_TIMEOUT = 120.0
+PANEL_TIMEOUT = 300.0
+PANEL_PORT = 8080
 
 
 def _etcd_healthy(machine: machines.Machine) -> bool:
@@ -57,7 +64,42 @@ def boot_round(
     return cloud_init, etcd
 
 
+def provisioning_round(
+    podman: Podman,
+    image: str,
+    archive: Path,
+    base: Path,
+    emulator: services.DatastoreEmulator,
+) -> float:
+    """One provisioning machine booted from the installer's document: seconds to /healthz."""
+    with Underlay(base, with_etcd=False) as net:
+        host = net.add_host()
+        with installer_server(emulator, base / "installer.log", underlay=net) as installer:
+            document = provisioning.create_install(installer, cluster_name="bench", size=3)
+        started = time.monotonic()
+        machine = machines.start_machine(
+            podman,
+            image,
+            document.text,
+            name=f"bench-p{net.token}",
+            netns=host.netns,
+            read_only=[(archive, provisioning.IMAGE_ARCHIVE_DIR)],
+            cgroupns="private",
+        )
+        with machine, host.forward(PANEL_PORT) as forward:
+            url = f"http://127.0.0.1:{forward.port}/healthz"
+            wait_for(
+                lambda: requests.get(url, timeout=2).status_code == 200,
+                PANEL_TIMEOUT,
+                "the provisioning panel",
+                0.2,
+            )
+            return time.monotonic() - started
+
+
 def _spread(values: list[float]) -> str:
+    if not values:
+        return "not run"
     if len(values) == 1:
         return f"{values[0]:.1f} s"
     return (
@@ -77,6 +119,9 @@ def _mb(size: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.machines", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="machines to boot, one by one")
+    parser.add_argument(
+        "--provisioning-rounds", type=int, default=2, help="provisioning machines to boot"
+    )
     parser.add_argument(
         "--cold-images",
         action="store_true",
@@ -118,9 +163,30 @@ def main(argv: list[str] | None = None) -> int:
             )
             to_cloud_init.append(done)
             to_etcd.append(healthy)
+        log("building the provisioning machine image and the Vulcano image's archive")
+        provisioning_image = provisioning.build_provisioning_machine_image(podman)
+        archive = provisioning.image_archive(podman, cached)
+        to_panel: list[float] = []
+        for i in range(args.provisioning_rounds):
+            log(f"booting provisioning machine {i + 1}/{args.provisioning_rounds}")
+            emulator.reset()
+            to_panel.append(
+                provisioning_round(
+                    podman,
+                    provisioning_image.reference,
+                    archive,
+                    Path(tmp) / f"p{i}",
+                    emulator,
+                )
+            )
     rows += [
         ("machine start → cloud-init done", _spread(to_cloud_init)),
         ("machine start → etcd healthy", _spread(to_etcd)),
+        (
+            _built("provisioning machine image", provisioning_image),
+            f"{provisioning_image.seconds:.1f} s",
+        ),
+        ("provisioning machine start → container /healthz answers", _spread(to_panel)),
     ]
     width = max(len(what) for what, _ in rows)
     print()
