@@ -8,14 +8,13 @@ import click
 
 from container.panel import create_app
 from container.panel.server import ServerOptions, serve
+from container.services.errors import SettingsError, StateDirError
 from container.services.provisioning import (
     CLUSTER_NAME_VAR,
     CLUSTER_SIZE_VAR,
     DEFAULT_STATE_DIR,
     STATE_DIR_VAR,
     ProvisioningSettings,
-    SettingsError,
-    StateDirError,
     prepare_state_dir,
 )
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from container.services.errors import ServiceError
+from container.services.errors import SettingsError, StateDirError
 from vulcano import cloudconfig, image
 
 CLUSTER_NAME_VAR = "VULCANO_CLUSTER_NAME"
@@ -22,19 +22,6 @@ CLUSTER_SIZE_VAR = "VULCANO_CLUSTER_SIZE"
 STATE_DIR_VAR = "VULCANO_STATE_DIR"
 DEFAULT_STATE_DIR = Path(image.STATE_DIR)
 STATE_DIR_MODE = 0o700
-
-
-class SettingsError(ServiceError, ValueError):
-    """A provisioning setting we cannot use; ``setting`` names it (a variable or a flag)."""
-
-    def __init__(self, setting: str, value: object, message: str) -> None:
-        super().__init__(f"{setting}={str(value)!r}: {message}")
-        self.setting = setting
-        self.message = message
-
-
-class StateDirError(ServiceError, OSError):
-    """The state directory is missing, not a directory, or not writable by this user."""
 
 
 @dataclass(frozen=True)

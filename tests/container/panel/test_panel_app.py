@@ -9,11 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from container.panel import create_app
-from container.services.provisioning import (
-    ProvisioningSettings,
-    SettingsError,
-    StateDirError,
-)
+from container.services.errors import SettingsError, StateDirError
+from container.services.provisioning import ProvisioningSettings
 
 UNIT_ENV = {
     "VULCANO_CLUSTER_NAME": "prod",
