@@ -28,3 +28,5 @@ STOP_GRACE_SECONDS = 10
 POLL_INTERVAL = 0.5
 # Waiting for another process that builds the same cached thing (a file lock).
 CACHE_LOCK_TIMEOUT = 1800.0
+# One request to the lab's installer (its form, an install, a permalink) on loopback.
+INSTALLER_REQUEST_TIMEOUT = 10.0

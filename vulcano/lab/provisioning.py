@@ -195,7 +195,7 @@ def create_install(
         "size": str(size),
     }
     with requests.Session() as session:
-        form = session.get(f"{installer.url}/", timeout=policy.PODMAN_TIMEOUT)
+        form = session.get(f"{installer.url}/", timeout=policy.INSTALLER_REQUEST_TIMEOUT)
         form.raise_for_status()
         match = _CSRF_RE.search(form.text)
         if match is None:
@@ -204,7 +204,7 @@ def create_install(
             f"{installer.url}/installs",
             data={**answers, "csrf_token": match.group(1)},
             allow_redirects=False,
-            timeout=policy.PODMAN_TIMEOUT,
+            timeout=policy.INSTALLER_REQUEST_TIMEOUT,
         )
         location = created.headers.get("Location", "")
         found = _INSTALL_PATH_RE.search(location)
@@ -213,7 +213,9 @@ def create_install(
                 f"the installer refused the install ({created.status_code}):\n{created.text[:2000]}"
             )
         token = found.group(1)
-        permalink = session.get(f"{installer.url}/cloud-config/{token}", timeout=10)
+        permalink = session.get(
+            f"{installer.url}/cloud-config/{token}", timeout=policy.INSTALLER_REQUEST_TIMEOUT
+        )
         permalink.raise_for_status()
     return InstallDocument(token, permalink.text, permalink.headers.get("Content-Type", ""))
 
