@@ -4,7 +4,9 @@ Builds the Vulcano image twice (cold: the image itself rebuilt, its base and whe
 cached; then cached: a lookup), reads both images' sizes, then boots single-node
 machines from Vulcano's node user-data (cloud-init flavour) in a network namespace, with
 the hosted installer's discovery service on the underlay's bridge address, and times
-machine start → cloud-init done and → etcd healthy. Run with `python -m bench.machines`
+machine start → cloud-init done, → etcd healthy, → its agent (the user-data's systemd
+unit) registered, and → a first unit (started with the `vulcano` CLI) active under the
+machine's systemd. Run with `python -m bench.machines`
 (or `nox -s bench -- machines`); root, podman, runc and mmdebstrap needed.
 """
 
@@ -13,9 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from vulcano.lab import images, machines, rootfs, services
@@ -26,6 +30,30 @@ from vulcano.lab.poll import wait_for
 from vulcano.nodeconfig import NodeSpec, render_node
 
 ETCD_TIMEOUT = 120.0
+AGENT_TIMEOUT = 120.0
+UNIT = """\
+[Service]
+ExecStart=/bin/sleep infinity
+"""
+
+
+@dataclass(frozen=True)
+class Boot:
+    """Seconds from machine start to each milestone."""
+
+    cloud_init: float
+    etcd: float
+    agent: float
+    unit: float
+
+
+def _vulcano(endpoint: str, *args: str) -> str:
+    argv = [sys.executable, "-m", "container", "--etcd-endpoints", endpoint, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def _registered(endpoint: str) -> bool:
+    return bool(json.loads(_vulcano(endpoint, "list-machines", "--json")))
 
 
 def _etcd_healthy(machine: machines.Machine) -> bool:
@@ -37,8 +65,8 @@ def _etcd_healthy(machine: machines.Machine) -> bool:
 
 def boot_round(
     podman: Podman, image: str, base: Path, emulator: services.DatastoreEmulator
-) -> tuple[float, float]:
-    """One node booted from its user-data: (seconds to cloud-init done, to etcd healthy)."""
+) -> Boot:
+    """One node booted from its user-data; seconds to each milestone."""
     with Underlay(base, with_etcd=False) as net:
         host = net.add_host()
         with installer_server(
@@ -54,7 +82,24 @@ def boot_round(
                 cloud_init = time.monotonic() - started
                 wait_for(lambda: _etcd_healthy(machine), ETCD_TIMEOUT, "etcd", 0.1)
                 etcd = time.monotonic() - started
-    return cloud_init, etcd
+                with host.forward(2379) as forward:
+                    endpoint = f"http://127.0.0.1:{forward.port}"
+                    wait_for(lambda: _registered(endpoint), AGENT_TIMEOUT, "the agent", 0.1)
+                    agent = time.monotonic() - started
+                    unit_file = base / "bench.service"
+                    unit_file.write_text(UNIT)
+                    _vulcano(endpoint, "start", "--no-block", str(unit_file))
+                    wait_for(
+                        lambda: (
+                            machine.systemctl("is-active", "bench.service").stdout.strip()
+                            == "active"
+                        ),
+                        AGENT_TIMEOUT,
+                        "the first unit",
+                        0.1,
+                    )
+                    unit = time.monotonic() - started
+    return Boot(cloud_init, etcd, agent, unit)
 
 
 def _spread(values: list[float]) -> str:
@@ -99,13 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         ("Vulcano image build, cached", f"{cached.seconds:.2f} s"),
         ("Vulcano image size", _mb(podman.image_size(cold.reference))),
         (
-            _built("machine image (mmdebstrap + import)", machine_image),
+            _built("machine image (rootfs + agent layer)", machine_image),
             f"{machine_image.seconds:.1f} s",
         ),
         ("machine image size", _mb(podman.image_size(machine_image.reference))),
     ]
-    to_cloud_init: list[float] = []
-    to_etcd: list[float] = []
+    boots: list[Boot] = []
     with (
         tempfile.TemporaryDirectory(prefix="vulcano-bench-machines-") as tmp,
         services.datastore_emulator() as emulator,
@@ -113,14 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.rounds):
             log(f"booting machine {i + 1}/{args.rounds}")
             emulator.reset()
-            done, healthy = boot_round(
-                podman, machine_image.reference, Path(tmp) / str(i), emulator
-            )
-            to_cloud_init.append(done)
-            to_etcd.append(healthy)
+            boots.append(boot_round(podman, machine_image.reference, Path(tmp) / str(i), emulator))
     rows += [
-        ("machine start → cloud-init done", _spread(to_cloud_init)),
-        ("machine start → etcd healthy", _spread(to_etcd)),
+        ("machine start → cloud-init done", _spread([b.cloud_init for b in boots])),
+        ("machine start → etcd healthy", _spread([b.etcd for b in boots])),
+        ("machine start → agent registered", _spread([b.agent for b in boots])),
+        ("machine start → first unit active (systemd)", _spread([b.unit for b in boots])),
     ]
     width = max(len(what) for what, _ in rows)
     print()

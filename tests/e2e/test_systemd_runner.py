@@ -90,13 +90,19 @@ def unit(exec_start: str, *service: str) -> str:
 
 def test_a_loaded_unit_starts_and_stops_and_its_files_go_on_unload(machine: Machine) -> None:
     name = "rt-basic.service"
-    loaded = call(machine, "load", name, "h1", text=unit("/bin/sh -c 'echo hello-%n; exec sleep infinity'"))
+    loaded = call(
+        machine, "load", name, "h1", text=unit("/bin/sh -c 'echo hello-%n; exec sleep infinity'")
+    )
     assert loaded["load"] == "loaded" and loaded["hash"] == "h1"
     assert name in loaded["loaded"]
     call(machine, "start", name)
     running = wait_state(machine, name, "active", "running")
     assert machine.systemctl("is-active", name).stdout.strip() == "active"
-    wait_for(lambda: "hello-rt-basic.service" in call(machine, "status", name)["journal"], WAIT, "journal")
+    wait_for(
+        lambda: "hello-rt-basic.service" in call(machine, "status", name)["journal"],
+        WAIT,
+        "journal",
+    )
     assert running["reason"] == ""
     call(machine, "stop", name)
     wait_state(machine, name, "inactive", "dead")
@@ -109,14 +115,22 @@ def test_a_loaded_unit_starts_and_stops_and_its_files_go_on_unload(machine: Mach
 
 def test_restart_always_brings_a_killed_main_process_back(machine: Machine) -> None:
     name = "rt-restart.service"
-    call(machine, "load", name, "h1", text=unit("/bin/sleep infinity", "Restart=always", "RestartSec=0.2"))
+    call(
+        machine,
+        "load",
+        name,
+        "h1",
+        text=unit("/bin/sleep infinity", "Restart=always", "RestartSec=0.2"),
+    )
     call(machine, "start", name)
     wait_state(machine, name, "active", "running")
     first = systemd_says(machine, name, "MainPID")
     machine.exec(["kill", "-9", first])
     wait_for(
-        lambda: systemd_says(machine, name, "MainPID") not in ("0", first)
-        and call(machine, "status", name)["active"] == "active",
+        lambda: (
+            systemd_says(machine, name, "MainPID") not in ("0", first)
+            and call(machine, "status", name)["active"] == "active"
+        ),
         WAIT,
         "a new main process",
         0.2,
@@ -160,9 +174,12 @@ def test_the_journal_tail_moves_on_past_its_last_hundred_lines(machine: Machine)
     )
     second = call(machine, "status", name)
     assert len(second["journal"]) == 100
-    assert second["journal"] == machine.exec(
-        ["journalctl", "--unit", name, "--lines", "100", "--output", "cat", "--no-pager"]
-    ).stdout.splitlines()
+    assert (
+        second["journal"]
+        == machine.exec(
+            ["journalctl", "--unit", name, "--lines", "100", "--output", "cat", "--no-pager"]
+        ).stdout.splitlines()
+    )
     call(machine, "unload", name)
 
 
@@ -196,7 +213,13 @@ def test_the_fence_stops_units_at_its_deadline_with_no_agent_left(machine: Machi
     """Armed by a process that then exits (a killed agent), the fence still fires, and it
     wins over Restart=: the unit stays down. A later confirmation moves it on."""
     name = "rt-fenced.service"
-    call(machine, "load", name, "h1", text=unit("/bin/sleep infinity", "Restart=always", "RestartSec=0.2"))
+    call(
+        machine,
+        "load",
+        name,
+        "h1",
+        text=unit("/bin/sleep infinity", "Restart=always", "RestartSec=0.2"),
+    )
     call(machine, "start", name)
     wait_state(machine, name, "active", "running")
     call(machine, "fence", name, "2")

@@ -69,12 +69,17 @@ def installer_server(
     port = port or reserve_port()
     binds = ["--bind", f"127.0.0.1:{port}"]
     underlay_url = None
-    inside: socket.socket | None = None
+    handed: list[socket.socket] = []
     if underlay is not None:
         with underlay.entered():
             inside = socket.create_server((underlay.gateway, UNDERLAY_PORT), backlog=128)
-        inside.set_inheritable(True)
-        binds += ["--bind", f"fd://{inside.fileno()}"]
+        # gunicorn 27 ignores address binds once an fd:// bind is given: hand it both.
+        loopback = socket.create_server(("127.0.0.1", port), backlog=128)
+        handed = [loopback, inside]
+        binds = []
+        for sock in handed:
+            sock.set_inheritable(True)
+            binds += ["--bind", f"fd://{sock.fileno()}"]
         underlay_url = f"http://{underlay.gateway}:{UNDERLAY_PORT}"
     env = {
         **os.environ,
@@ -108,10 +113,10 @@ def installer_server(
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
-            pass_fds=(inside.fileno(),) if inside is not None else (),
+            pass_fds=tuple(sock.fileno() for sock in handed),
         )
-    if inside is not None:
-        inside.close()  # gunicorn has its own copy
+    for sock in handed:
+        sock.close()  # gunicorn has its own copies
     server = InstallerServer(
         url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc, underlay_url=underlay_url
     )
