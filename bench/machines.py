@@ -86,6 +86,10 @@ def boot_round(
                     endpoint = f"http://127.0.0.1:{forward.port}"
                     wait_for(lambda: _registered(endpoint), AGENT_TIMEOUT, "the agent", 0.1)
                     agent = time.monotonic() - started
+                    # The agent starts its units once its overlay has a network config.
+                    init = [sys.executable, "-m", "agent", "network", "init"]
+                    init += ["--etcd-endpoints", endpoint, "--network", "10.244.0.0/16"]
+                    subprocess.run(init, capture_output=True, timeout=60, check=True)
                     unit_file = base / "bench.service"
                     unit_file.write_text(UNIT)
                     _vulcano(endpoint, "start", "--no-block", str(unit_file))
