@@ -4,10 +4,12 @@ Builds the Vulcano image twice (cold: the image itself rebuilt, its base and whe
 cached; then cached: a lookup), reads both images' sizes, then boots single-node
 machines from Vulcano's node user-data (cloud-init flavour) in a network namespace, with
 the hosted installer's discovery service on the underlay's bridge address, and times
-machine start → cloud-init done and → etcd healthy; then boots provisioning machines from
-the installer's stored provisioning user-data and times machine start → the provisioning
-container's /healthz answering (Docker in the machine loads and starts the image). Run
-with `python -m bench.machines` (or `nox -s bench -- machines`); root, podman, runc and
+machine start → cloud-init done, → etcd healthy, → its agent (the user-data's systemd
+unit) registered, and → a first unit (started with the `vulcano` CLI) active under the
+machine's systemd; then boots provisioning machines from the installer's stored
+provisioning user-data and times machine start → the provisioning container's /healthz
+answering (Docker in the machine loads and starts the image). Run with
+`python -m bench.machines` (or `nox -s bench -- machines`); root, podman, runc and
 mmdebstrap needed.
 """
 
@@ -16,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -33,6 +37,30 @@ from vulcano.nodeconfig import NodeSpec, render_node
 ETCD_TIMEOUT = 120.0
 PANEL_TIMEOUT = 300.0
 PANEL_PORT = 8080
+AGENT_TIMEOUT = 120.0
+UNIT = """\
+[Service]
+ExecStart=/bin/sleep infinity
+"""
+
+
+@dataclass(frozen=True)
+class Boot:
+    """Seconds from machine start to each milestone."""
+
+    cloud_init: float
+    etcd: float
+    agent: float
+    unit: float
+
+
+def _vulcano(endpoint: str, *args: str) -> str:
+    argv = [sys.executable, "-m", "container", "--etcd-endpoints", endpoint, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def _registered(endpoint: str) -> bool:
+    return bool(json.loads(_vulcano(endpoint, "list-machines", "--json")))
 
 
 def _etcd_healthy(machine: machines.Machine) -> bool:
@@ -44,8 +72,8 @@ def _etcd_healthy(machine: machines.Machine) -> bool:
 
 def boot_round(
     podman: Podman, image: str, base: Path, emulator: services.DatastoreEmulator
-) -> tuple[float, float]:
-    """One node booted from its user-data: (seconds to cloud-init done, to etcd healthy)."""
+) -> Boot:
+    """One node booted from its user-data; seconds to each milestone."""
     with Underlay(base, with_etcd=False) as net:
         host = net.add_host()
         with installer_server(
@@ -61,7 +89,28 @@ def boot_round(
                 cloud_init = time.monotonic() - started
                 wait_for(lambda: _etcd_healthy(machine), ETCD_TIMEOUT, "etcd", 0.1)
                 etcd = time.monotonic() - started
-    return cloud_init, etcd
+                with host.forward(2379) as forward:
+                    endpoint = f"http://127.0.0.1:{forward.port}"
+                    wait_for(lambda: _registered(endpoint), AGENT_TIMEOUT, "the agent", 0.1)
+                    agent = time.monotonic() - started
+                    # The agent starts its units once its overlay has a network config.
+                    init = [sys.executable, "-m", "agent", "network", "init"]
+                    init += ["--etcd-endpoints", endpoint, "--network", "10.244.0.0/16"]
+                    subprocess.run(init, capture_output=True, timeout=60, check=True)
+                    unit_file = base / "bench.service"
+                    unit_file.write_text(UNIT)
+                    _vulcano(endpoint, "start", "--no-block", str(unit_file))
+                    wait_for(
+                        lambda: (
+                            machine.systemctl("is-active", "bench.service").stdout.strip()
+                            == "active"
+                        ),
+                        AGENT_TIMEOUT,
+                        "the first unit",
+                        0.1,
+                    )
+                    unit = time.monotonic() - started
+    return Boot(cloud_init, etcd, agent, unit)
 
 
 def provisioning_round(
@@ -144,13 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         ("Vulcano image build, cached", f"{cached.seconds:.2f} s"),
         ("Vulcano image size", _mb(podman.image_size(cold.reference))),
         (
-            _built("machine image (mmdebstrap + import)", machine_image),
+            _built("machine image (rootfs + agent layer)", machine_image),
             f"{machine_image.seconds:.1f} s",
         ),
         ("machine image size", _mb(podman.image_size(machine_image.reference))),
     ]
-    to_cloud_init: list[float] = []
-    to_etcd: list[float] = []
+    boots: list[Boot] = []
     with (
         tempfile.TemporaryDirectory(prefix="vulcano-bench-machines-") as tmp,
         services.datastore_emulator() as emulator,
@@ -158,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.rounds):
             log(f"booting machine {i + 1}/{args.rounds}")
             emulator.reset()
-            done, healthy = boot_round(
-                podman, machine_image.reference, Path(tmp) / str(i), emulator
-            )
-            to_cloud_init.append(done)
-            to_etcd.append(healthy)
+            boots.append(boot_round(podman, machine_image.reference, Path(tmp) / str(i), emulator))
         log("building the provisioning machine image and the Vulcano image's archive")
         provisioning_image = provisioning.build_provisioning_machine_image(podman)
         archive = provisioning.image_archive(podman, cached)
@@ -180,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     rows += [
-        ("machine start → cloud-init done", _spread(to_cloud_init)),
-        ("machine start → etcd healthy", _spread(to_etcd)),
+        ("machine start → cloud-init done", _spread([b.cloud_init for b in boots])),
+        ("machine start → etcd healthy", _spread([b.etcd for b in boots])),
+        ("machine start → agent registered", _spread([b.agent for b in boots])),
+        ("machine start → first unit active (systemd)", _spread([b.unit for b in boots])),
         (
             _built("provisioning machine image", provisioning_image),
             f"{provisioning_image.seconds:.1f} s",

@@ -21,6 +21,13 @@ Three settings make it a cloud instance *offline* (all in the image, none in use
     and `packages: [etcd-server]` finds it installed and does nothing. cloud-init keeps
     that sources list (`apt: preserve_sources_list`), as Debian's own images configure.
 
+The agent is baked in as the node user-data's install-agent would leave it: the image
+is the Debian rootfs (mmdebstrap, cached by its recipe) plus one layer in which that very
+script installs /opt/vulcano from the agent bundle (agentbundle.py) through a file: URL.
+The layer's tag is a digest of the rootfs, the bundle and the script, so the image is
+made again when the product's source changes (a new bundle), and only then; the slow
+rootfs stays cached. A node's unit then finds the agent installed and fetches nothing.
+
 Baked in, etcd-server is enabled as its package leaves it, so it starts once at boot with
 Debian's default configuration (loopback only, /var/lib/etcd/default), where on a real
 image apt's postinst would start it the same way during `packages:`. Either way it runs
@@ -46,7 +53,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from vulcano.lab import policy, rootfs
+from vulcano import nodeconfig
+from vulcano.lab import cache, policy, rootfs
+from vulcano.lab.agentbundle import build_agent_bundle
 from vulcano.lab.errors import CloudInitFailed, MachineError, PodmanError
 from vulcano.lab.podman import Podman, ulimit_flags
 
@@ -83,7 +92,8 @@ CLOUD_IMAGE_PACKAGES = (
     "ca-certificates",
     "procps",
 )
-USER_DATA_PACKAGES = ("etcd-server",)  # templates/cloud-config/node-cloud-init.yaml.j2
+# templates/cloud-config/node-cloud-init.yaml.j2's packages (the others are above).
+USER_DATA_PACKAGES = ("etcd-server", "python3-venv")
 
 MACHINE_IMAGE = rootfs.Rootfs(
     name="vulcano-machine",
@@ -108,9 +118,75 @@ MACHINE_IMAGE = rootfs.Rootfs(
 )
 
 
+NODE_REPOSITORY = "localhost/vulcano-node"
+BUNDLE_DIR = "/var/lib/vulcano-lab/agent-bundle"
+# Bumped when the agent layer's recipe changes meaning.
+AGENT_LAYER_FORMAT = "1"
+_AGENT_LAYER = """\
+FROM {base}
+COPY {bundle} {bundle_dir}/{bundle}
+COPY install-agent {install_agent}
+RUN mkdir -p /etc/vulcano \\
+ && echo file://{bundle_dir} > {url_file} \\
+ && {install_agent} \\
+ && {venv}/bin/vulcano-agent --help >/dev/null \\
+ && rm -rf /etc/vulcano {bundle_dir} $(dirname {install_agent})
+CMD ["/lib/systemd/systemd"]
+"""
+
+
 def build_machine_image(podman: Podman, *, force: bool = False) -> rootfs.Built:
-    """The machine image, built once per recipe (its digest is the tag)."""
-    return rootfs.build(MACHINE_IMAGE, podman, force=force)
+    """The machine image: the rootfs (once per recipe) plus the agent layer (once per
+    bundle); ``force`` rebuilds both."""
+    started = time.monotonic()
+    base = rootfs.build(MACHINE_IMAGE, podman, force=force)
+    bundle = build_agent_bundle(podman)
+    script = nodeconfig.install_agent_script()
+    recipe = _AGENT_LAYER.format(
+        base=base.reference,
+        bundle=bundle.path.name,
+        bundle_dir=BUNDLE_DIR,
+        install_agent=nodeconfig.INSTALL_AGENT_PATH,
+        url_file=nodeconfig.AGENT_BUNDLE_URL_PATH,
+        venv=nodeconfig.AGENT_VENV,
+    )
+    key = cache.digest([AGENT_LAYER_FORMAT, base.reference, bundle.key, script, recipe])
+    reference = f"{NODE_REPOSITORY}:{key}"
+
+    def built(cached: bool) -> rootfs.Built:
+        return rootfs.Built(reference, cached, time.monotonic() - started)
+
+    if not force and podman.image_exists(reference):
+        return built(cached=True)
+    with cache.locked("node-image"):
+        if not force and podman.image_exists(reference):
+            return built(cached=True)
+        previous = podman.image_id(reference)
+        with tempfile.TemporaryDirectory(prefix="node-image-", dir=cache.cache_dir()) as tmp:
+            context = Path(tmp)
+            shutil.copyfile(bundle.path, context / bundle.path.name)
+            (context / "install-agent").write_text(script)
+            (context / "install-agent").chmod(0o755)
+            (context / "Containerfile").write_text(recipe)
+            log.info("building %s (the agent layer)", reference)
+            podman.run(
+                "build",
+                "--file",
+                str(context / "Containerfile"),
+                "--tag",
+                reference,
+                "--label",
+                f"{rootfs.INPUTS_LABEL}={key}",
+                "--pull=never",
+                "--network=none",
+                "--layers=false",
+                *ulimit_flags(),
+                str(context),
+                timeout=policy.IMAGE_BUILD_TIMEOUT,
+            )
+        if previous and previous != podman.image_id(reference):
+            podman.run("image", "rm", previous, check=False)
+    return built(cached=False)
 
 
 class Machine:
