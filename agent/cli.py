@@ -6,6 +6,7 @@ usage (click's own).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import signal
@@ -24,7 +25,7 @@ from agent.statedir import StateDirBusy, StateLock
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
 from vulcano.errors import VulcanoError
-from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
+from vulcano.keyspace import DEFAULT_PREFIX, Keyspace, segment_to_cidr
 from vulcano.network import NetworkConfig, NetworkConfigError, check_overlap, parse
 from vulcano.records import Machine
 
@@ -122,7 +123,11 @@ def network_init(
     prefix: str,
     replace: bool,
 ) -> None:
-    """Write the cluster's network config to etcd (refusing invalid or overlapping ones)."""
+    """Write the cluster's network config to etcd (refusing invalid or overlapping ones).
+
+    With --replace, running agents re-program their node for the new config (VXLAN
+    VNI/port, nftables, subnet.env) without a restart.
+    """
     data: dict[str, Any] = {"network": cidr, "subnet_len": subnet_len, "vni": vni, "port": port}
     if subnet_min:
         data["subnet_min"] = subnet_min
@@ -178,15 +183,24 @@ def _write_network_config(
         current = None
     if current == config:
         return "unchanged"
-    leased = list(client.get_prefix(keyspace.subnets, keys_only=True))
     if not replace:
         raise click.ClickException(
             f"the network is already initialised with {value.decode(errors='replace')}; "
-            "use --replace to change it (only while no subnet is leased)"
+            "use --replace to change it (running agents pick the change up; every leased "
+            "subnet must stay valid under the new config)"
         )
-    if leased:
+    # from the keys, so a record nobody can read still counts as leased
+    plen = len(keyspace.subnets)
+    leased = [
+        ipaddress.IPv4Network(segment_to_cidr(meta.key.decode()[plen:]))
+        for _, meta in client.get_prefix(keyspace.subnets, keys_only=True)
+    ]
+    outside = [str(subnet) for subnet in leased if not config.contains_subnet(subnet)]
+    if outside:
         raise click.ClickException(
-            f"cannot replace the network config: {len(leased)} subnet(s) are leased"
+            f"cannot replace the network config: leased subnet(s) {', '.join(outside[:5])} "
+            "would fall outside it (same subnet length, inside the network and the "
+            "subnet range); run `vulcano-agent network down` on those nodes first"
         )
     ok, _ = client.transaction(
         compare=[client.transactions.mod(key) == meta.mod_revision],
@@ -218,7 +232,8 @@ def _state_dir(value: str | None) -> tuple[Path, bool]:
 @network.command("down")
 @click.option("--state-dir", envvar="VULCANO_STATE_DIR", help="The agent's state directory.")
 def network_down(state_dir: str | None) -> None:
-    """Remove this node's overlay: nftables rules, VXLAN device, bridge, subnet.env."""
+    """Remove this node's overlay: nftables rules, VXLAN device, bridge, subnet.env, and
+    give its subnet lease back to the cluster."""
     from agent.overlay.datapath import DataPath
 
     directory, given = _state_dir(state_dir)
@@ -241,12 +256,37 @@ def network_down(state_dir: str | None) -> None:
             dp.close()
         env = (directory if given else DEFAULT_RUN_DIR) / "subnet.env"
         env.unlink(missing_ok=True)
+        released, why_not = _release_subnets(directory)
     except VulcanoError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         lock.release()
     what = removed + (["nftables table " + nft.TABLE] if removed_nft else [])
+    what += [f"subnet lease {s}" for s in released]
     click.echo("removed: " + (", ".join(what) if what else "nothing (the overlay was down)"))
+    if why_not:
+        click.echo(f"warning: {why_not}", err=True)
+
+
+def _release_subnets(directory: Path) -> tuple[list[str], str]:
+    """This node's subnet leases given back, or why they could not be (they then expire)."""
+    from agent.overlay.leases import release
+    from agent.statedir import NodeState
+
+    node = NodeState.load(directory)
+    if node is None:
+        return [], ""  # no agent ever ran here: nothing of ours is leased
+    client = vulcano_etcd.connect(node.etcd_endpoints)
+    try:
+        leases = release(client, Keyspace(node.prefix), node.machine_id)
+    except Exception as exc:
+        why = vulcano_etcd.client_error_message(exc)
+        if why is None:
+            raise
+        return [], f"subnet lease not given back ({why}); it expires after its TTL"
+    finally:
+        client.close()
+    return [str(lease.subnet) for lease in leases], ""
 
 
 # --- sandbox --------------------------------------------------------------------------

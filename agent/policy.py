@@ -30,9 +30,6 @@ CONFLICT_PROBE_INTERVAL = 0.25
 RESYNC_INTERVAL = 30.0
 # Coalesce watch events arriving this close together into one reconcile.
 WATCH_COALESCE = 0.05
-# A cancelled etcd watch (agent/watch.py) waits this long for its threads to end;
-# gRPC ends them at once, so this only bounds a bug.
-WATCH_CANCEL_TIMEOUT = 5.0
 
 # Waiting for the network config to appear in etcd.
 NETWORK_CONFIG_POLL = 1.0

@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, cast
 
 from vulcano.errors import VulcanoError
 
@@ -69,30 +69,40 @@ class StateLock:
             self._fd = None
 
 
+class StateFile:
+    """A dataclass kept as one JSON file in the state directory, named by ``FILE``."""
+
+    FILE: ClassVar[str]
+
+    @classmethod
+    def path(cls, state_dir: Path) -> Path:
+        return state_dir / cls.FILE
+
+    def save(self, state_dir: Path) -> None:
+        write_json(self.path(state_dir), asdict(cast(Any, self)))
+
+    @classmethod
+    def load(cls, state_dir: Path) -> Self | None:
+        """The file's record; None when it is missing or not one (keys it lacks a field
+        for, such as an older layout's, are ignored)."""
+        data = read_json(cls.path(state_dir))
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(cast(Any, cls))}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None
+
+
 @dataclass
-class NodeState:
+class NodeState(StateFile):
     """Which cluster and machine the running agent is: what one-shot commands (sandbox)
     need to reach the same etcd, keyspace and machine id."""
+
+    FILE: ClassVar[str] = "node.json"
 
     machine_id: str
     public_ip: str
     etcd_endpoints: str
     prefix: str
-
-    @classmethod
-    def path(cls, state_dir: Path) -> Path:
-        return state_dir / "node.json"
-
-    def save(self, state_dir: Path) -> None:
-        write_json(self.path(state_dir), asdict(self))
-
-    @classmethod
-    def load(cls, state_dir: Path) -> NodeState | None:
-        data = read_json(cls.path(state_dir))
-        if not isinstance(data, dict):
-            return None
-        known = {f.name for f in fields(cls)}
-        try:  # keys of older layouts (the overlay's, before overlay.json) are ignored
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError:
-            return None

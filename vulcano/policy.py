@@ -56,3 +56,11 @@ UNIT_COMMAND_RETRY_SECONDS = 10.0
 UNIT_COMMAND_WAIT_SECONDS = 60.0
 # and look at the unit states this often while waiting.
 UNIT_COMMAND_POLL_INTERVAL = 0.25
+# journal -f: how often a follower looks at its stop flag (lines arrive by watch, at
+# once), and the pause before a lost watch is opened again from the last revision seen
+JOURNAL_STOP_CHECK = 0.1
+JOURNAL_REWATCH_DELAY = 0.5
+
+# A cancelled etcd watch (vulcano/watch.py) waits this long for its threads to end;
+# gRPC ends them at once, so this only bounds a bug.
+WATCH_CANCEL_TIMEOUT = 5.0

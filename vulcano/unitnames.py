@@ -25,7 +25,15 @@ UNIT_SUFFIXES = (
     "slice",
     "scope",
 )
-_NAME_RE = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.([a-z]+)$")
+# systemd's and fleet's name rules: the prefix has no '@'; the instance may hold more
+_NAME_RE = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\@-]*)?\.([a-z]+)$")
+# the unit types systemd (unit_type_may_template) and fleet (validTemplateTypes) template
+TEMPLATE_SUFFIXES = ("service", "socket", "timer", "path", "target")
+# types fleet still named but today's systemd no longer has
+_REMOVED_SUFFIXES = {
+    "snapshot": "systemd dropped snapshot units (v228); there is nothing to run",
+    "busname": "systemd dropped busname units with kdbus; use a .service with BusName=",
+}
 # systemd's specifier letters; the ones we expand ourselves are in expand_specifiers.
 _SYSTEMD_SPECIFIERS = frozenset("aAbBCdEfgGhHiIjJlLmMnNopPqsStTuUvVwWyY%")
 
@@ -82,10 +90,12 @@ def parse_name(name: str) -> UnitName:
     m = _NAME_RE.match(name)
     if not m:
         raise UnitNameError(
-            f"{name!r} is not a valid unit name (letters, digits, ':_.\\-', "
-            "one optional '@instance', then '.service' or another unit type)"
+            f"{name!r} is not a valid unit name (letters, digits, ':_.\\-', then an "
+            "optional '@instance' that may hold more '@', then '.service' or another type)"
         )
     suffix = m.group(2)
+    if suffix in _REMOVED_SUFFIXES:
+        raise UnitNameError(f"{name!r}: fleet knew '.{suffix}' but {_REMOVED_SUFFIXES[suffix]}")
     if suffix not in UNIT_SUFFIXES:
         raise UnitNameError(f"{name!r}: unknown unit type '.{suffix}'")
     base = name[: -len(suffix) - 1]
@@ -93,8 +103,28 @@ def parse_name(name: str) -> UnitName:
         prefix, instance = base.split("@", 1)
         if not prefix:
             raise UnitNameError(f"{name!r}: nothing before '@'")
+        if suffix not in TEMPLATE_SUFFIXES:
+            raise UnitNameError(
+                f"{name!r}: a .{suffix} unit cannot be a template or an instance (systemd "
+                f"and fleet template only {', '.join('.' + t for t in TEMPLATE_SUFFIXES)}); "
+                f"name it without '@'"
+            )
         return UnitName(name, prefix, instance, suffix)
     return UnitName(name, base, None, suffix)
+
+
+def mangle(arg: str) -> str:
+    """fleetctl's reading of a unit argument: ``foo`` means ``foo.service``.
+
+    As fleetctl's unitNameMangle: the last path component, with ``.service`` appended
+    unless it already ends in a unit type. Unlike fleetctl (which knew only service,
+    socket, timer, path, device, mount and automount, so ``foo.target`` became
+    ``foo.target.service``), every type in UNIT_SUFFIXES is kept as given.
+    """
+    base = arg.rstrip("/").rsplit("/", 1)[-1]
+    if any(base.endswith("." + t) for t in (*UNIT_SUFFIXES, *_REMOVED_SUFFIXES)):
+        return base
+    return f"{base}.service"
 
 
 def _unescape(s: str) -> str:

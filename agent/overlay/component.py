@@ -9,11 +9,14 @@ subnet) and its state file, overlay.json. Its threads:
 - peers: watches the subnet leases; on every change (and every RESYNC_INTERVAL, and
   after a lost watch) lists them all, computes the plan against the kernel (pure) and
   applies it. While etcd is unreachable nothing is removed: the kernel keeps the last
-  programmed data path.
+  programmed data path. The same watch covers the network config: a config replaced
+  with `network init --replace` (which keeps every leased subnet valid) is applied
+  without a restart — VXLAN device, nftables, overlay.json and subnet.env.
 
 Stopping the agent leaves the data path and the lease alone, so a restarted agent keeps
 its subnet and its sandboxes never lose connectivity; `vulcano-agent network down`
-removes the data path.
+removes the data path and gives the subnet back. After a reboot (or a `network down`)
+the sandboxes recorded in the state directory are plumbed again with their addresses.
 """
 
 from __future__ import annotations
@@ -33,15 +36,17 @@ from agent.overlay.leases import SubnetLease, acquire, list_leases
 from agent.overlay.plan import desired_state, plan
 from agent.overlay.sandboxes import NodeSandboxes
 from agent.overlay.state import OverlayState
-from agent.watch import PrefixWatch, Resync, current_revision
 from vulcano import policy as core_policy
+from vulcano.errors import VulcanoError
 from vulcano.etcd import is_unreachable, refresh_lease, retry_while_unreachable
 from vulcano.keyspace import Keyspace
 from vulcano.network import NetworkConfig, check_overlap
+from vulcano.watch import PrefixWatch, Resync, current_revision
 
 log = logging.getLogger(__name__)
 
 _RESYNC = "resync"
+_CONFIG = "config"
 _STOP = "stop"
 
 
@@ -89,6 +94,7 @@ class Overlay:
         self._events: queue.Queue[object] = queue.Queue()
         self._watch: PrefixWatch | None = None
         self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
+        self._legacy_warned = False
         self.ready = threading.Event()
 
     # -- component -------------------------------------------------------------------
@@ -191,6 +197,10 @@ class Overlay:
                 node.etcd(), node.keyspace, node.machine_id, lease.lease_id
             ),
         )
+        try:
+            self.sandboxes.rebuild(lease.subnet, self.devices.mtu)
+        except Exception:  # one broken sandbox must not keep the overlay down
+            log.exception("rebuilding this node's sandboxes failed")
         log.info("overlay up: subnet %s, mtu %s", lease.subnet, self.devices.mtu)
 
     # -- renew -----------------------------------------------------------------------
@@ -239,18 +249,24 @@ class Overlay:
         """Watch from now, resync once, then once per event batch; raises Resync."""
         node = self.node
         client = node.etcd()
-        watch = PrefixWatch(client, [node.keyspace.subnets], current_revision(client) + 1)
+        revision = current_revision(client)
+        watch = PrefixWatch(
+            client, [node.keyspace.subnets, node.keyspace.network_config], revision + 1
+        )
         self._watch = watch
         try:
             if node.stop_event.is_set():  # stop() may have missed this watch
                 return
-            # The kernel catches up with every lease up to the watch's start; the watch
-            # brings every change after it.
+            # The kernel catches up with every lease (and the config) up to the watch's
+            # start; the watch brings every change after it.
+            self._events.put(_CONFIG)
             self._events.put(_RESYNC)
             while True:
                 item = watch.events.get()
                 if isinstance(item, Resync):
                     raise item
+                if any(c.key == node.keyspace.network_config for c in item):
+                    self._events.put(_CONFIG)
                 self._events.put(_RESYNC)
         finally:
             self._watch = None
@@ -268,14 +284,19 @@ class Overlay:
                 item = _RESYNC
             if item is _STOP:
                 return
+            reload_config = item is _CONFIG
             stop.wait(policy.WATCH_COALESCE)
             while True:
                 try:
-                    if self._events.get_nowait() is _STOP:
-                        return
+                    item = self._events.get_nowait()
                 except queue.Empty:
                     break
+                if item is _STOP:
+                    return
+                reload_config = reload_config or item is _CONFIG
             try:
+                if reload_config:
+                    self._reload_config()
                 self.resync()
                 delays = core_policy.ETCD_RECONNECT.delays()
                 timeout = policy.RESYNC_INTERVAL
@@ -288,6 +309,28 @@ class Overlay:
                     if watch is not None:
                         watch.cancel()  # a silently dead stream is replaced too
                 timeout = next(delays)
+
+    def _reload_config(self) -> None:
+        """Apply a replaced network config to this node, keeping its subnet."""
+        node = self.node
+        new = load_network_config(node.etcd(), node.keyspace)
+        if new is None or new == self.config or self.lease is None:
+            return
+        try:
+            check_overlap(new, [node.public_ip])
+        except VulcanoError as exc:
+            log.error("not applying the new network config: %s", exc)
+            return
+        if not new.contains_subnet(self.lease.subnet):
+            log.error(
+                "not applying the new network config: this node's subnet %s is outside it "
+                "(run `vulcano-agent network down` here, then restart the agent)",
+                self.lease.subnet,
+            )
+            return
+        log.info("network config changed: re-programming this node for %s", new.to_json())
+        self.config = new
+        self._setup(preferred=self.lease.subnet)
 
     def resync(self) -> None:
         """List every subnet lease and make the kernel match (etcd errors propagate)."""
@@ -318,4 +361,19 @@ class Overlay:
                     len(actions.remove_fdb),
                 )
                 self._datapath.apply(vx, actions)
+            # Docker (or anyone) may have set a FORWARD policy of DROP since: win over it
+            nft.ensure_forward_accepts(self.config.network)
+            self._warn_legacy_drop()
             self.reconciles += 1
+
+    def _warn_legacy_drop(self) -> None:
+        if not self._legacy_warned and nft.legacy_forward_drop():
+            log.warning(
+                "iptables-legacy's FORWARD policy is DROP (Docker on a legacy iptables host): "
+                "traffic of the cluster network %s is dropped there, out of nftables' reach; "
+                "run `iptables-legacy -I FORWARD -s %s -j ACCEPT` and the same with -d, "
+                "or switch the host to iptables-nft",
+                self.config.network if self.config else "-",
+                self.config.network if self.config else "-",
+            )
+            self._legacy_warned = True

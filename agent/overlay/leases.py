@@ -145,3 +145,26 @@ def still_ours(client: Any, keyspace: Keyspace, lease: SubnetLease) -> bool:
         return SubnetLease.from_record(str(lease.subnet), value, meta.lease_id) == lease
     except (ValueError, KeyError, TypeError):
         return False
+
+
+def release(client: Any, keyspace: Keyspace, machine_id: str) -> list[SubnetLease]:
+    """Give back every subnet ``machine_id`` holds (``network down``); returns them.
+
+    Revoking the etcd lease removes the subnet record and whatever lives on that lease
+    (the node's sandbox address claims) in one step; a record on no lease is deleted only
+    if it is still the one read, so a subnet another node took meanwhile is left alone.
+    """
+    released = []
+    for lease in list_leases(client, keyspace):
+        if lease.machine_id != machine_id:
+            continue
+        if lease.lease_id:
+            client.revoke_lease(lease.lease_id)
+        else:
+            key = keyspace.subnet(str(lease.subnet))
+            t = client.transactions
+            client.transaction(
+                compare=[t.value(key) == lease.to_json()], success=[t.delete(key)], failure=[]
+            )
+        released.append(lease)
+    return released

@@ -2,20 +2,28 @@
 forwarding inside it. One table of our own, replaced atomically, so applying is idempotent
 and removal never touches anybody else's rules.
 
-Note: nftables drops a packet when any base chain drops it, so a FORWARD policy of DROP
-in another table (Docker's) still wins over our accept; hosts running Docker need its
-`--iptables` rules or an explicit accept there.
+nftables drops a packet when any base chain drops it, so a FORWARD policy of DROP in
+another table (Docker's `ip filter FORWARD`, through iptables-nft) would still drop the
+cluster's traffic despite our accept. So `apply` also inserts two accept rules, marked
+with FORWARD_COMMENT, at the top of every other forward-hook base chain whose policy is
+drop, where they win; `remove` takes them out again. The overlay checks them on every
+resync (`ensure_forward_accepts`), so a Docker started after the agent is caught up with. A drop in
+iptables-legacy is outside nftables' reach: `legacy_forward_drop` says so plainly.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import shutil
 import subprocess
+from typing import Any
 
 from agent import policy
 from vulcano.errors import VulcanoError
 
 TABLE = "vulcano"
+FORWARD_COMMENT = "vulcano: accept the cluster network"
 
 
 class NftError(VulcanoError):
@@ -58,17 +66,114 @@ def _nft(script: str) -> subprocess.CompletedProcess[str]:
 
 
 def apply(network: ipaddress.IPv4Network) -> None:
+    """Our table, and our accepts in other tables' dropping forward chains (idempotent)."""
     result = _nft(ruleset(network))
     if result.returncode != 0:
         raise NftError(f"nft refused the overlay rules: {result.stderr.strip()}")
+    ensure_forward_accepts(network)
+
+
+def ensure_forward_accepts(network: ipaddress.IPv4Network) -> None:
+    """Our accepts at the top of every other forward chain whose policy is drop."""
+    for family, table, chain in _dropping_forward_chains():
+        mine = _our_rules(family, table, chain)
+        wanted = [f"ip saddr {network}", f"ip daddr {network}"]
+        if sorted(m for m, _ in mine) == sorted(wanted):
+            continue
+        script = [f"delete rule {family} {table} {chain} handle {h}" for _, h in mine]
+        accept = f'counter accept comment "{FORWARD_COMMENT}"'
+        script += [f"insert rule {family} {table} {chain} {match} {accept}" for match in wanted]
+        result = _nft("\n".join(script) + "\n")
+        if result.returncode != 0:
+            raise NftError(
+                f"nft refused our accept rules in {family} {table} {chain} (its policy drops "
+                f"forwarded traffic, so the cluster's would be dropped): {result.stderr.strip()}"
+            )
 
 
 def remove() -> bool:
-    """Delete our table; False when there was none."""
-    result = _nft(f"table ip {TABLE}\ndelete table ip {TABLE}\n")
+    """Delete our table and our accepts elsewhere; False when there was no table."""
+    script = [
+        f"delete rule {family} {table} {chain} handle {h}"
+        for family, table, chain in _forward_chains()
+        for _, h in _our_rules(family, table, chain)
+    ]
+    result = _nft("\n".join([*script, f"table ip {TABLE}", f"delete table ip {TABLE}"]) + "\n")
     if result.returncode != 0:
         raise NftError(f"nft could not remove table {TABLE}: {result.stderr.strip()}")
     return True
+
+
+def _json(args: list[str]) -> list[dict[str, Any]]:
+    result = _nft_args(["-j", *args])
+    if result.returncode != 0:
+        return []
+    items: list[dict[str, Any]] = json.loads(result.stdout or "{}").get("nftables", [])
+    return items
+
+
+def _forward_chains(drop_only: bool = False) -> list[tuple[str, str, str]]:
+    """(family, table, chain) of the ip/inet forward base chains not in our table."""
+    out = []
+    for item in _json(["list", "chains"]):
+        c = item.get("chain")
+        if not c or c.get("hook") != "forward" or c.get("family") not in ("ip", "inet"):
+            continue
+        if c.get("table") == TABLE and c.get("family") == "ip":
+            continue
+        if drop_only and c.get("policy") != "drop":
+            continue
+        out.append((str(c["family"]), str(c["table"]), str(c["name"])))
+    return out
+
+
+def _dropping_forward_chains() -> list[tuple[str, str, str]]:
+    return _forward_chains(drop_only=True)
+
+
+def _our_rules(family: str, table: str, chain: str) -> list[tuple[str, int]]:
+    """Our accept rules in a chain: (their match, as `ip saddr|daddr NET`, handle)."""
+    found = []
+    for item in _json(["-a", "list", "chain", family, table, chain]):
+        r = item.get("rule")
+        if not r or r.get("comment") != FORWARD_COMMENT:
+            continue
+        match = ""
+        for expr in r.get("expr", []):
+            m = expr.get("match")
+            if m and isinstance(m.get("right"), dict) and "prefix" in m["right"]:
+                field = m["left"]["payload"]["field"]
+                p = m["right"]["prefix"]
+                match = f"ip {field} {p['addr']}/{p['len']}"
+        found.append((match, int(r["handle"])))
+    return found
+
+
+def legacy_forward_drop() -> bool:
+    """iptables-legacy's FORWARD policy is DROP (Docker on a legacy host): we cannot win."""
+    if shutil.which("iptables-legacy") is None:
+        return False
+    result = subprocess.run(
+        ["iptables-legacy", "-S", "FORWARD"],
+        capture_output=True,
+        text=True,
+        timeout=policy.SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    return result.returncode == 0 and "-P FORWARD DROP" in result.stdout
+
+
+def _nft_args(args: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["nft", *args],
+            capture_output=True,
+            text=True,
+            timeout=policy.SUBPROCESS_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise NftError("nft not found: install nftables") from None
 
 
 def present() -> bool:

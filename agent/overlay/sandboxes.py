@@ -196,6 +196,38 @@ class NodeSandboxes:
             _unplumb(sandbox)
             (self.dir / f"{name}.json").unlink(missing_ok=True)
 
+    def rebuild(self, subnet: ipaddress.IPv4Network, mtu: int) -> tuple[str, ...]:
+        """Plumb again the recorded sandboxes the kernel lost (a reboot); their names.
+
+        The records (state directory) outlive a reboot, the namespaces and veths do not.
+        A sandbox whose namespace and veth are there is only put back on the bridge.
+        """
+        from pyroute2 import IPRoute
+
+        rebuilt: tuple[str, ...] = ()
+        with self._lock:
+            for sandbox in self.list():
+                if ipaddress.IPv4Address(sandbox.ip) not in subnet:
+                    log.warning(
+                        "sandbox %s (%s) is outside this node's subnet %s: delete it and "
+                        "create it again",
+                        sandbox.name,
+                        sandbox.ip,
+                        subnet,
+                    )
+                    continue
+                with IPRoute() as ipr:
+                    veth = ipr.link_lookup(ifname=sandbox.host_veth)
+                    if veth and netns_exists(sandbox.name):
+                        bridge = ipr.link_lookup(ifname=BRIDGE)[0]
+                        ipr.link("set", index=veth[0], master=bridge, state="up")
+                        continue
+                _unplumb(sandbox)  # whatever half of it is left
+                _plumb(sandbox, subnet, mtu)
+                log.info("rebuilt sandbox %s at %s", sandbox.name, sandbox.address)
+                rebuilt += (sandbox.name,)
+        return rebuilt
+
     def reclaim(self, client: Any, keyspace: Keyspace, machine_id: str, lease_id: int) -> None:
         """Re-claim our sandboxes' addresses on a (new) subnet lease."""
         for sandbox in self.list():

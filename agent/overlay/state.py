@@ -7,34 +7,18 @@ address sandboxes from it, with the MTU of its bridge).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
+from typing import ClassVar
 
-from agent.statedir import read_json, write_json
+from agent.statedir import StateFile
 
 
 @dataclass(frozen=True)
-class OverlayState:
+class OverlayState(StateFile):
     """This node's part of the cluster network, as the overlay last programmed it."""
+
+    FILE: ClassVar[str] = "overlay.json"
 
     network: str
     subnet: str
     mtu: int
-
-    @classmethod
-    def path(cls, state_dir: Path) -> Path:
-        return state_dir / "overlay.json"
-
-    def save(self, state_dir: Path) -> None:
-        write_json(self.path(state_dir), asdict(self))
-
-    @classmethod
-    def load(cls, state_dir: Path) -> OverlayState | None:
-        data = read_json(cls.path(state_dir))
-        if not isinstance(data, dict):
-            return None
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError:
-            return None

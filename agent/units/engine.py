@@ -31,9 +31,9 @@ from etcd3 import etcdrpc, transactions
 
 from agent import policy
 from agent.units import plan
-from agent.watch import Change, PrefixWatch, Resync, snapshot
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine, UnitSpec
+from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from agent import policy
 from agent.units.reports import UnitReports
 from agent.units.runners.base import RunContext, Runner
-from agent.watch import Change, PrefixWatch, Resync, snapshot
 from vulcano.keyspace import Keyspace
 from vulcano.records import RUNNING_STATES, Assignment, DesiredState
+from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
 

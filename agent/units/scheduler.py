@@ -5,6 +5,13 @@ MachineMetadata filters (values of one key OR'd, keys AND'd), Conflicts globs ch
 both ways, Replaces moves the replaced unit elsewhere, Global runs on every matching
 machine. Among the machines left, the least loaded wins, ties to the lowest machine id.
 A placement that still fits is kept, so units do not move when nothing forces them to.
+
+Where fleet left it open: two Global units that conflict never share a machine (the
+first by name keeps it; fleet's agents ran both), and a plain unit avoids machines where
+a Global unit conflicts with it. Two units that replace each other are placed as if
+neither replaced the other, as fleet's agent did (it ignored circular replaces). A unit
+whose MachineOf= peer conflicts with it or replaces it stays unplaced, with a reason
+naming both.
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ class _Planner:
         # Only units that declare Conflicts/Replaces need the slow both-ways glob checks.
         self.with_conflicts = {n for n, u in self.requests.items() if u.options.conflicts}
         self.with_replaces = {n for n, u in self.requests.items() if u.options.replaces}
+        self.globals_on: dict[str, set[str]] = {m: set() for m in self.board.machines}
 
     # --- checks -----------------------------------------------------------------
 
@@ -88,7 +96,7 @@ class _Planner:
     ) -> str | None:
         """The unit on ``machine`` that conflicts with ``name`` (either way), if any."""
         mine = self.requests[name].options.conflicts
-        here = self.board.units[machine]
+        here = self.board.units[machine] | self.globals_on[machine]
         if mine:
             for other in sorted(here):
                 if (
@@ -107,23 +115,35 @@ class _Planner:
                 return other
         return None
 
+    def _replaces(self, a: str, b: str) -> bool:
+        """``a`` replaces ``b``; not when they replace each other (fleet ignored that)."""
+        if a == b or not any(glob_matches(p, b) for p in self.requests[a].options.replaces):
+            return False
+        return not any(glob_matches(p, a) for p in self.requests[b].options.replaces)
+
     def _replaced_by_someone_on(self, name: str, machine: str) -> str | None:
         for other in sorted(self.board.units[machine] & self.with_replaces):
-            if other != name and any(
-                glob_matches(p, name) for p in self.requests[other].options.replaces
-            ):
+            if self._replaces(other, name):
                 return other
         return None
 
     def _replaceable_on(self, name: str, machine: str) -> set[str]:
-        pats = self.requests[name].options.replaces
-        if not pats:
+        if not self.requests[name].options.replaces:
             return set()
-        return {
-            o
-            for o in self.board.units[machine]
-            if o != name and any(glob_matches(p, o) for p in pats)
-        }
+        return {o for o in self.board.units[machine] if self._replaces(name, o)}
+
+    def _peer_objection(self, name: str) -> str | None:
+        """Why ``name`` can never sit beside its MachineOf= peers, naming both, if so."""
+        for peer in self.requests[name].options.machine_of:
+            theirs = self.requests.get(peer)
+            if theirs is None:
+                continue
+            hit = next((p for p in theirs.options.conflicts if glob_matches(p, name)), None)
+            if hit is not None:
+                return f"MachineOf={peer}, but {peer} conflicts with {name} (Conflicts={hit})"
+            if self._replaces(peer, name):
+                return f"MachineOf={peer}, but {peer} replaces {name}: they cannot share a machine"
+        return None
 
     def _static_fit(self, req: UnitRequest, machine: Machine) -> bool:
         o = req.options
@@ -243,6 +263,7 @@ class _Planner:
                 )
                 return []
         allowed, why = self._peer_machines(req)
+        why = why or self._peer_objection(name)
         if why:
             self.plan.reasons[name] = why
             return []
@@ -285,13 +306,28 @@ class _Planner:
         return evicted
 
     def _place_globals(self) -> None:
+        """Every Global unit on every matching machine, by name; conflicting ones apart."""
         machines = sorted(self.board.machines.values(), key=lambda m: m.id)
         for name, req in sorted(self.requests.items()):
             if not req.options.global_:
                 continue
-            chosen = [m.id for m in machines if self._static_fit(req, m)]
+            matching = [m.id for m in machines if self._static_fit(req, m)]
+            chosen: list[str] = []
+            blockers: set[str] = set()
+            for m in matching:
+                other = self._conflict_on(name, m)
+                if other is None:
+                    chosen.append(m)
+                    self.globals_on[m].add(name)
+                else:
+                    blockers.add(other)
             self.plan.global_targets[name] = chosen
-            if not chosen:
+            if chosen:
+                continue
+            if blockers:
+                shown = ", ".join(sorted(blockers)[:3])
+                self.plan.reasons[name] = f"conflicts with {shown} on every matching machine"
+            else:
                 req_md = req.options.metadata_requirements()
                 self.plan.reasons[name] = (
                     f"no machine matches MachineMetadata {describe_metadata(req_md)}"

@@ -6,6 +6,7 @@ import click
 
 from container.cli.context import cluster_of, service_errors
 from container.services import journal as journals
+from vulcano import unitnames
 
 
 @click.command("journal")
@@ -16,12 +17,15 @@ from container.services import journal as journals
 def journal(ctx: click.Context, unit: str, lines: int, follow: bool) -> None:
     """Print a unit's recent output (stdout and stderr of its processes)."""
     cluster = cluster_of(ctx)
+    unit = unitnames.mangle(unit)
     with service_errors():
         tail = journals.read_journal(cluster, unit, lines)
         for line in tail.lines:
             click.echo(line)
         if follow:
-            for line in journals.follow_journal(cluster, unit, tail.seq):
+            for line in journals.follow_journal(
+                cluster, unit, tail.seq, from_revision=tail.revision
+            ):
                 click.echo(line)
 
 

@@ -20,7 +20,7 @@ from container.cli.output import (
 from container.services import listings, sources, units, waiting
 from container.services import status as statuses
 from container.services.cluster import Cluster
-from vulcano import policy
+from vulcano import policy, unitnames
 from vulcano.records import DesiredState, UnitSpec
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -56,10 +56,22 @@ def _print_progress(p: waiting.Progress) -> None:
 
 
 def _wait(
-    cluster: Cluster, names: list[str], desired: DesiredState, no_block: bool, timeout: float
+    cluster: Cluster,
+    names: list[str],
+    desired: DesiredState,
+    no_block: bool,
+    timeout: float,
+    retried: waiting.Failures | None = None,
 ) -> None:
     if not no_block:
-        waiting.wait_until(cluster, names, desired, timeout=timeout, on_progress=_print_progress)
+        waiting.wait_until(
+            cluster,
+            names,
+            desired,
+            timeout=timeout,
+            on_progress=_print_progress,
+            retried=retried,
+        )
 
 
 @click.command("submit")
@@ -104,8 +116,10 @@ def start(
         given = sources.from_arguments(unit)
     cluster = cluster_of(ctx)
     with service_errors():
+        # failures from before this start are retried, so they do not end the wait
+        retried = waiting.failures_now(cluster, [s.name for s in given])
         names = units.start(cluster, given, replace=replace)
-        _wait(cluster, names, DesiredState.LAUNCHED, no_block, block_timeout)
+        _wait(cluster, names, DesiredState.LAUNCHED, no_block, block_timeout, retried)
 
 
 @click.command("stop")
@@ -222,7 +236,7 @@ def list_unit_files(
 def cat(ctx: click.Context, unit: str) -> None:
     """Print a submitted unit file."""
     with service_errors():
-        text = units.unit_file(cluster_of(ctx), unit)
+        text = units.unit_file(cluster_of(ctx), unitnames.mangle(unit))
     click.echo(text, nl=not text.endswith("\n"))
 
 
@@ -235,7 +249,8 @@ def status(ctx: click.Context, unit: tuple[str, ...], lines: int) -> None:
     all_active = True
     first = True
     with service_errors():
-        for found in statuses.unit_statuses(cluster_of(ctx), unit, lines):
+        names = [unitnames.mangle(u) for u in unit]
+        for found in statuses.unit_statuses(cluster_of(ctx), names, lines):
             all_active = all_active and found.active
             for i in found.instances:
                 if not first:

@@ -16,7 +16,10 @@ from vulcano.records import UnitSource
 
 
 def from_arguments(args: Iterable[str]) -> list[UnitSource]:
-    """Arguments are unit files (a path that exists or has a '/') or unit names."""
+    """Arguments are unit files (a path that exists or has a '/') or unit names.
+
+    Names are fleetctl's: ``foo`` and ``units/foo`` both mean ``foo.service``.
+    """
     out: list[UnitSource] = []
     for arg in args:
         if os.path.isfile(arg) or "/" in arg:
@@ -25,9 +28,9 @@ def from_arguments(args: Iterable[str]) -> list[UnitSource]:
                 data = path.read_bytes()
             except OSError as exc:
                 raise UnitSourceError(f"{arg}: {exc.strerror}") from None
-            out.append(_decoded(path.name, data, shown_as=arg))
+            out.append(_decoded(unitnames.mangle(path.name), data, shown_as=arg))
         else:
-            out.append(UnitSource(arg))
+            out.append(UnitSource(unitnames.mangle(arg)))
     _check_names(out)
     return out
 

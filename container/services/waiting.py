@@ -5,6 +5,9 @@ fleetctl's `start` polls until its units are launched; so do `load`, `stop` and
 print it and the panel can show it: a note each time a unit's standing changes, and one
 when it gets there. A unit that fails stops the wait (UnitFailed), and so does the
 timeout (WaitTimedOut); the cluster keeps trying either way.
+
+`start` tries a failed unit again (unlike fleet, where it stayed failed): the failure
+reports seen before the start (``failures_now``) do not end its wait, a new one does.
 """
 
 from __future__ import annotations
@@ -40,14 +43,33 @@ def _ignore(_: Progress) -> None:
     pass
 
 
-def standings(cluster: Cluster, names: Iterable[str], desired: DesiredState) -> dict[str, Standing]:
-    """Where each unit stands against ``desired`` right now (one look, no waiting)."""
+Failures = dict[str, set[UnitState]]
+
+
+def _reports(cluster: Cluster) -> dict[str, list[UnitState]]:
     with cluster.registry() as registry:
         states = registry.machine_states()
     reports: dict[str, list[UnitState]] = {}
     for report in states:
         reports.setdefault(report.name, []).append(report)
+    return reports
+
+
+def standings(cluster: Cluster, names: Iterable[str], desired: DesiredState) -> dict[str, Standing]:
+    """Where each unit stands against ``desired`` right now (one look, no waiting)."""
+    reports = _reports(cluster)
     return {name: unit_standing(desired, reports.get(name, [])) for name in names}
+
+
+def failures_now(cluster: Cluster, names: Iterable[str]) -> Failures:
+    """The failed reports of ``names`` as they stand: the ones a new start will retry."""
+    reports = _reports(cluster)
+    return {n: {r for r in reports.get(n, []) if r.active == "failed"} for n in names}
+
+
+def _only_old_failures(reports: list[UnitState], old: set[UnitState]) -> bool:
+    failed = [r for r in reports if r.active == "failed"]
+    return bool(failed) and all(r in old for r in failed)
 
 
 def wait_until(
@@ -58,17 +80,24 @@ def wait_until(
     timeout: float = policy.UNIT_COMMAND_WAIT_SECONDS,
     on_progress: OnProgress = _ignore,
     poll_interval: float = policy.UNIT_COMMAND_POLL_INTERVAL,
+    retried: Failures | None = None,
 ) -> None:
-    """Return once every unit has reached ``desired``, calling ``on_progress`` on the way."""
+    """Return once every unit has reached ``desired``, calling ``on_progress`` on the way.
+
+    ``retried``: failures from before the command (failures_now), which do not count.
+    """
+    retried = retried or {}
     deadline = time.monotonic() + timeout
     pending = list(names)
     last_note: dict[str, str] = {}
     machines: dict[str, Machine] | None = None
     while True:
-        now = standings(cluster, pending, desired)
+        reports = _reports(cluster)
         still = []
         for name in pending:
-            where = now[name]
+            where = unit_standing(desired, reports.get(name, []))
+            if where.failed and _only_old_failures(reports.get(name, []), retried.get(name, set())):
+                where = Standing(False, f"starting again ({where.note})", where.machine_id)
             if where.reached:
                 if machines is None:
                     with cluster.registry() as registry:

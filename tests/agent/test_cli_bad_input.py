@@ -150,9 +150,14 @@ def test_network_init_is_idempotent_and_refuses_silent_changes(
     try:
         client.put("/vulcano/network/subnets/10.244.1.0-24", "{}")
         leased = invoke(runner, *base, "--network", "10.245.0.0/16", "--replace")
-        assert leased.exit_code == 1 and "1 subnet(s) are leased" in leased.output
+        assert leased.exit_code == 1
+        assert "leased subnet(s) 10.244.1.0/24 would fall outside it" in leased.output
         config = json.loads(client.get("/vulcano/network/config")[0])
         assert config["network"] == "10.244.0.0/16"
+        # a change every leased subnet survives is made while they are leased
+        vni = invoke(runner, *base, "--network", "10.244.0.0/16", "--vni", "7", "--replace")
+        assert vni.exit_code == 0 and vni.output.startswith("replaced"), vni.output
+        assert json.loads(client.get("/vulcano/network/config")[0])["vni"] == 7
         client.delete("/vulcano/network/subnets/10.244.1.0-24")
         replaced = invoke(runner, *base, "--network", "10.245.0.0/16", "--replace")
         assert replaced.exit_code == 0 and replaced.output.startswith("replaced")

@@ -27,6 +27,18 @@ CONNECT = (
 )
 
 
+def subnet_leases(underlay: Underlay) -> list[str]:
+    """The subnets leased in etcd right now."""
+    client = underlay.etcd_client()
+    try:
+        return sorted(
+            meta.key.decode().rsplit("/", 1)[1].replace("-", "/")
+            for _, meta in client.get_prefix("/vulcano/network/subnets/")
+        )
+    finally:
+        client.close()
+
+
 def stateless_table(host_exec: object) -> str:
     out: str = host_exec(["nft", "-s", "list", "table", "ip", "vulcano"]).stdout  # type: ignore[operator]
     return out
@@ -108,9 +120,14 @@ def test_rules_are_idempotent_and_removed_by_network_down(underlay: Underlay) ->
     assert "vulcano.vxlan" in host.exec(["ip", "-br", "link"]).stdout
 
     assert host.stop_agent() == 0
+    subnet = host.overlay_state()["subnet"]
+    assert subnet_leases(underlay) == [subnet]
     down = host.cli("network", "down")
     assert down.returncode == 0, down.stderr
     assert "vulcano.vxlan" in down.stdout and "nftables" in down.stdout
+    # the subnet goes back to the cluster at once, not when its lease would expire
+    assert f"subnet lease {subnet}" in down.stdout
+    assert subnet_leases(underlay) == []
     links = host.exec(["ip", "-br", "link"]).stdout
     assert "vulcano" not in links
     assert "vulcano" not in host.exec(["nft", "list", "tables"]).stdout

@@ -116,3 +116,98 @@ def test_no_machines_is_explained() -> None:
 def test_placement_is_a_pure_function_of_its_inputs() -> None:
     units = [u(f"s{i}.service", conflicts=("s1*",) if i % 7 == 0 else ()) for i in range(60)]
     assert plan(units, M).targets == plan(list(reversed(units)), list(reversed(M))).targets
+
+
+# --- where fleet's rules meet: Global and Conflicts, mutual Replaces, MachineOf peers ---
+
+
+def test_two_conflicting_global_units_never_share_a_machine() -> None:
+    p = plan(
+        [
+            u("a-log.service", global_=True, conflicts=("b-log.service",)),
+            u("b-log.service", global_=True, machine_metadata=(("region", "eu"),)),
+        ],
+        M,
+    )
+    # the first by name keeps every machine it matches; the other is explained
+    assert p.global_targets["a-log.service"] == [m.id for m in M]
+    assert p.global_targets["b-log.service"] == []
+    assert p.reasons["b-log.service"] == "conflicts with a-log.service on every matching machine"
+
+
+def test_conflicting_globals_split_the_machines_they_do_not_share() -> None:
+    p = plan(
+        [
+            u("a.service", global_=True, machine_metadata=(("disk", "ssd"),)),
+            u("b.service", global_=True, conflicts=("a.service",)),
+        ],
+        M,
+    )
+    assert p.global_targets == {
+        "a.service": ["aaaaaaaa11", "cccccccc33"],
+        "b.service": ["bbbbbbbb22"],
+    }
+    assert "b.service" not in p.reasons
+    for m in M:
+        here = [g for g, ms in p.global_targets.items() if m.id in ms]
+        assert len(here) == 1
+
+
+def test_a_plain_unit_avoids_machines_where_a_global_conflicts_with_it() -> None:
+    units = [
+        u("g.service", global_=True, machine_metadata=(("region", "eu"),), conflicts=("x*",)),
+        u("x.service"),
+        u("y.service", conflicts=("g.service",)),
+    ]
+    p = plan(units, M)
+    assert p.targets == {"x.service": "aaaaaaaa11", "y.service": "aaaaaaaa11"}
+    # a kept placement that a global now conflicts with moves
+    p = plan(units, M, {"x.service": "bbbbbbbb22"})
+    assert p.targets["x.service"] == "aaaaaaaa11"
+
+
+def test_units_that_replace_each_other_are_placed_as_if_neither_did() -> None:
+    # fleet ignored a circular replace: neither evicts the other
+    a = u("a.service", replaces=("b.service",))
+    b = u("b.service", replaces=("a.service",))
+    current = {"a.service": "cccccccc33", "b.service": "cccccccc33"}
+    p = plan([a, b], M, current)
+    assert p.targets == current
+    p = plan([a, b], M[:1])
+    assert p.targets == {"a.service": M[0].id, "b.service": M[0].id}
+
+
+def test_a_one_way_replace_beside_a_circular_one_still_moves_its_victim() -> None:
+    units = [
+        u("a.service", replaces=("b.service", "c.service")),
+        u("b.service", replaces=("a.service",)),
+        u("c.service"),
+    ]
+    current = {"a.service": "bbbbbbbb22", "b.service": "bbbbbbbb22", "c.service": "bbbbbbbb22"}
+    p = plan(units, M, current)
+    assert p.targets["a.service"] == p.targets["b.service"] == "bbbbbbbb22"
+    assert p.targets["c.service"] != "bbbbbbbb22"
+
+
+def test_a_machine_of_peer_that_conflicts_with_the_unit_is_named() -> None:
+    p = plan(
+        [u("db.service", conflicts=("side*",)), u("side.service", machine_of=("db.service",))], M
+    )
+    assert "side.service" not in p.targets
+    assert p.reasons["side.service"] == (
+        "MachineOf=db.service, but db.service conflicts with side.service (Conflicts=side*)"
+    )
+
+
+def test_a_machine_of_peer_that_replaces_the_unit_is_named() -> None:
+    p = plan(
+        [
+            u("db.service", replaces=("side.service",)),
+            u("side.service", machine_of=("db.service",)),
+        ],
+        M,
+    )
+    assert "side.service" not in p.targets
+    assert p.reasons["side.service"] == (
+        "MachineOf=db.service, but db.service replaces side.service: they cannot share a machine"
+    )

@@ -4,6 +4,7 @@ waiting with progress, status."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import etcd3
@@ -178,8 +179,13 @@ def test_start_waits_until_launched_and_names_the_machine(
 def test_start_reports_a_failed_unit_and_stops_waiting(
     vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
 ) -> None:
-    report(client, UnitState("db.service", MACHINE.id, "loaded", "failed", "failed", 1.0, "exit 1"))
-    r = vulcano("start", str(files / "db.service"))
+    failed = UnitState("db.service", MACHINE.id, "loaded", "failed", "failed", 1.0, "exit 1")
+    timer = threading.Timer(0.5, report, (client, failed))  # the runner, while start waits
+    timer.start()
+    try:
+        r = vulcano("start", "--block-timeout", "20", str(files / "db.service"))
+    finally:
+        timer.join()
     assert r.exit_code == 1 and "unit db.service failed (failed) exit 1" in r.output
 
 
@@ -238,3 +244,29 @@ def test_list_units_shows_units_not_placed_yet(
     vulcano("start", "--no-block", "db.service")
     r = vulcano("list-units", "--no-legend", "--fields", "unit,machine,active,sub,dstate")
     assert r.output == "db.service\t-\tinactive\tdead\tlaunched\n"
+
+
+def test_start_of_a_unit_that_had_failed_waits_for_the_new_try(
+    vulcano: Invoke, files: Path, client: etcd3.Etcd3Client
+) -> None:
+    # fleet left a failed unit failed on `start`; Vulcano tries it again (docs/fleet.md),
+    # so the old failure report must not end the wait, only a new outcome does
+    vulcano("start", "--no-block", str(files / "db.service"))
+    starts = json.loads(client.get(KS.unit_spec("db.service"))[0])["starts"]
+    announce(client)
+    old = UnitState("db.service", MACHINE.id, "loaded", "failed", "failed", 1.0, "exit 1")
+    report(client, old)
+    r = vulcano("start", "--block-timeout", "0", "db")
+    assert r.exit_code == 1
+    assert "db.service: starting again (failed (failed) exit 1)" in r.output
+    assert "timed out after 0s" in r.output
+    assert json.loads(client.get(KS.unit_spec("db.service"))[0])["starts"] == starts + 1
+    # while a start waits, the runner's new report (a new failure) ends it at once
+    new = UnitState("db.service", MACHINE.id, "loaded", "failed", "failed", 2.0, "exit 2")
+    timer = threading.Timer(0.5, report, (client, new))
+    timer.start()
+    try:
+        r = vulcano("start", "--block-timeout", "20", "db")
+    finally:
+        timer.join()
+    assert r.exit_code == 1 and "unit db.service failed (failed) exit 2" in r.output

@@ -139,10 +139,11 @@ def test_real_world_units_parse_to_fleet_options(
     assert unit.hash == units.content_hash(text)
 
 
-def test_continuation_lines_join_with_a_space_and_keep_the_first_line_number() -> None:
+def test_continuation_lines_read_as_systemd_and_keep_the_first_line_number() -> None:
     unit = units.parse(DOCKER_WEB, "web@.service")
     [start] = unit.find("Service", "ExecStart")
-    assert start.value == "/usr/bin/docker run --rm --name web-%i -p 80:80 nginx:1.25"
+    # systemd turns each final backslash into a space and keeps the next line as written
+    assert start.value == "/usr/bin/docker run --rm --name web-%i      -p 80:80      nginx:1.25"
     assert start.line == 12
 
 
@@ -213,7 +214,7 @@ REFUSED = [
         "[X-Fleet]\nConflicts=a*\nReplaces=b\n",
         "line 3: Replaces= cannot be combined with Conflicts=",
     ),
-    ("[X-Fleet]\nGlobal=maybe\n", "line 2: Global= wants true/false"),
+    ("[X-Fleet]\nGlobal=maybe\n", "line 2: Global= wants true/yes/1/on/t or false"),
     ("[X-Fleet]\nMachineMetadata=region\n", "line 2: MachineMetadata= wants key=value"),
     ("[X-Fleet]\nMachineOf=not a unit\n", "line 2: MachineOf="),
     ("[X-Fleet]\nMachinID=abc\n", "line 2: unknown [X-Fleet] option MachinID="),

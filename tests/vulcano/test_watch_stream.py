@@ -1,4 +1,4 @@
-"""agent/watch.py against a real etcd: what a watch delivers, and how it ends."""
+"""vulcano/watch.py against a real etcd: what a watch delivers, and how it ends."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from agent.watch import Change, PrefixWatch, Resync, current_revision, snapshot
 from vulcano.etcd import connect
 from vulcano.lab import services
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
+from vulcano.watch import Change, PrefixWatch, Resync, current_revision, snapshot
 
 A = "/watchtest/a/"
 B = "/watchtest/b/"

@@ -1,4 +1,4 @@
-"""Snapshot-then-watch over etcd prefixes: the one way the agent learns changes.
+"""Snapshot-then-watch over etcd prefixes: the one way the agent and the CLI learn changes.
 
 A reader takes one consistent snapshot (a transaction of range reads, so every prefix is
 seen at the same revision), then watches every prefix from the next revision. Events go
@@ -20,7 +20,7 @@ from typing import Any
 
 from etcd3 import etcdrpc, utils
 
-from agent import policy
+from vulcano import policy
 
 log = logging.getLogger(__name__)
 
