@@ -16,6 +16,9 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
+# What building the Vulcano image and booting test machines needs (vulcano/lab/).
+IMAGE_DEBIAN_PACKAGES = ["podman", "runc", "mmdebstrap"]
+
 DEBIAN_PACKAGES = [
     "etcd-server",
     "etcd-client",
@@ -28,6 +31,7 @@ DEBIAN_PACKAGES = [
     "iperf3",
     "iproute2",
     "default-jre-headless",  # the Cloud Datastore emulator is a Java program
+    *IMAGE_DEBIAN_PACKAGES,
 ]
 
 
@@ -112,6 +116,17 @@ def bench(session: nox.Session) -> None:
     )
     for name in names:
         session.run("python", "-m", f"bench.{name}")
+
+
+@nox.session(venv_backend="none")
+def image(session: nox.Session) -> None:
+    """Build the Vulcano image with podman (cached by its inputs); print its references.
+
+    Runs on the host's Python (vulcano.lab.images needs only the standard library), so a
+    second run with nothing changed is a digest and one `podman image exists`.
+    """
+    ensure_debian_packages(session, IMAGE_DEBIAN_PACKAGES)
+    session.run("python3", "-m", "vulcano.lab.images", *session.posargs, external=True)
 
 
 @nox.session

@@ -111,3 +111,6 @@ SUPERVISOR_SPAWN_TIMEOUT = 30.0
 SUPERVISOR_EXIT_POLL = 0.05
 # systemctl calls made by the systemd runner.
 SYSTEMCTL_TIMEOUT = 30.0
+# The systemd runner's fence timer fires this close to its deadline (AccuracySec=;
+# systemd's default of 1 min would let units outlive the lease).
+SYSTEMD_FENCE_ACCURACY = "10ms"

@@ -16,7 +16,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-DEFAULT_IMAGE = "ghcr.io/vulcano/provisioner:latest"
+from vulcano.image import REFERENCE as PUBLISHED_IMAGE
+
+# The image `nox -s image` builds and publishes (vulcano/image.py).
+DEFAULT_IMAGE = PUBLISHED_IMAGE
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 

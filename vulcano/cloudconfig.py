@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from vulcano import image
 from vulcano.errors import VulcanoError
 from vulcano.sshkeys import PublicKey
 
@@ -213,6 +214,31 @@ def _json_str(value: object) -> Quoted:
     return Quoted(json.dumps(str(value)))
 
 
+def _toml_str(value: object) -> Quoted:
+    """A TOML basic string, pure ASCII, whatever ``value`` holds (a lone surrogate aside)."""
+    out = ['"']
+    for ch in str(value):
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            raise InvalidDocument("a TOML string cannot hold a lone surrogate")
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return Quoted("".join(out))
+
+
+def _toml_int(value: object) -> Quoted:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidDocument(f"{str(value)[:40]!r} is not a whole number")
+    return Quoted(str(value))
+
+
 def _json_bool(value: object) -> Quoted:
     return Quoted(json.dumps(bool(value)))
 
@@ -264,6 +290,8 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
         yaml_block=_yaml_block,
         json_str=_json_str,
         json_bool=_json_bool,
+        toml_str=_toml_str,
+        toml_int=_toml_int,
         unit_word=_unit_word,
     )
     return env
@@ -332,7 +360,9 @@ def _placeholder(spec: ProvisionerSpec) -> ProvisionerSpec:
 
 def _render_text(spec: ProvisionerSpec) -> str:
     env = _env()
-    unit = env.get_template("provisioner.service.j2").render(spec=spec)
+    unit = env.get_template("provisioner.service.j2").render(
+        spec=spec, user_id=image.USER_ID, state_dir=image.STATE_DIR
+    )
     template = env.get_template(check_flavour(spec.flavour).template)
     return template.render(spec=spec, unit=unit)
 

@@ -2,14 +2,15 @@
 
 The group names the cluster (`--etcd-endpoints`, `--prefix`) and hands a `Cluster` to
 the commands, grouped by concept: machines, units, journal. Each command parses its
-flags, calls one function of the service layer (`container.services`) and prints.
+flags, calls one function of the service layer (`container.services`) and prints;
+`serve` runs the admin panel (`container.panel`) under gunicorn.
 """
 
 from __future__ import annotations
 
 import click
 
-from container.cli import journal, machines, units
+from container.cli import journal, machines, serve, units
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
 from vulcano.keyspace import DEFAULT_PREFIX
 
@@ -42,5 +43,5 @@ def main(ctx: click.Context, etcd_endpoints: str, prefix: str) -> None:
     ctx.call_on_close(cluster.close)
 
 
-for _command in (*machines.commands, *units.commands, *journal.commands):
+for _command in (*machines.commands, *units.commands, *journal.commands, *serve.commands):
     main.add_command(_command)

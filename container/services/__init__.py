@@ -14,5 +14,6 @@ function and renders.
     listings     the rows of list-units and list-unit-files
     status       where each unit stands, with its latest output (status)
     journal      a unit's output, and following it (journal, journal -f)
+    provisioning the settings the installer's unit passes, and the state directory
     errors       every error the service layer raises on purpose
 """

@@ -16,6 +16,8 @@ __all__ = [
     "ClusterUnavailable",
     "RegistryError",
     "ServiceError",
+    "SettingsError",
+    "StateDirError",
     "UnitContentConflict",
     "UnitContentMissing",
     "UnitFailed",
@@ -52,3 +54,16 @@ class UnitFailed(ServiceError):
 
 class WaitTimedOut(ServiceError, TimeoutError):
     """Units did not reach their desired state in time (the cluster keeps trying)."""
+
+
+class SettingsError(ServiceError, ValueError):
+    """A provisioning setting we cannot use; ``setting`` names it (a variable or a flag)."""
+
+    def __init__(self, setting: str, value: object, message: str) -> None:
+        super().__init__(f"{setting}={str(value)!r}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+class StateDirError(ServiceError, OSError):
+    """The state directory is missing, not a directory, or not writable by this user."""

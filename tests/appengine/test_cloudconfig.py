@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import require
-from vulcano import cloudconfig
+from vulcano import cloudconfig, image
 from vulcano.cloudconfig import (
     Document,
     DocumentTooLarge,
@@ -76,6 +76,25 @@ def test_each_flavour_runs_the_container_as_a_restarting_unit_with_host_state(
     assert "WantedBy=multi-user.target" in unit.splitlines()
     assert keys_of(document) == [k.line for k in s.ssh_keys]
     assert document.size <= cloudconfig.MAX_DOCUMENT_BYTES
+
+
+@pytest.mark.parametrize("flavour", list(cloudconfig.FLAVOURS))
+def test_each_flavours_unit_gives_the_state_dir_to_the_images_user(flavour: str) -> None:
+    lines = unit_of(render_provisioner(spec(flavour))).splitlines()
+    uid = image.USER_ID
+    make = f"ExecStartPre=/usr/bin/install -d -o {uid} -g {uid} -m 0700 {image.STATE_DIR}"
+    assert make in lines
+    # Before the container starts, and no StateDirectory= to chown it back to root.
+    assert lines.index(make) < next(i for i, x in enumerate(lines) if x.startswith("ExecStart="))
+    assert not [x for x in lines if x.startswith("StateDirectory")]
+    assert f"Environment=VULCANO_STATE_DIR={image.STATE_DIR}" in lines
+    assert "--env VULCANO_STATE_DIR" in unit_of(render_provisioner(spec(flavour)))
+
+
+@pytest.mark.parametrize("flavour", list(cloudconfig.FLAVOURS))
+def test_each_flavours_unit_starts_the_image_it_has_when_the_pull_fails(flavour: str) -> None:
+    lines = unit_of(render_provisioner(spec(flavour))).splitlines()
+    assert "ExecStartPre=-/usr/bin/docker pull ${VULCANO_IMAGE}" in lines
 
 
 def test_cloud_init_installs_docker_and_starts_the_unit() -> None:

@@ -63,6 +63,12 @@ class PortForward:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def __enter__(self) -> PortForward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 
@@ -17,16 +20,30 @@ from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 from vulcano.lab.services import DatastoreEmulator, stop_process
 
+if TYPE_CHECKING:
+    from vulcano.lab.netns import Underlay
+
 ROOT = Path(__file__).resolve().parents[2]
+# The installer's port on a test underlay (a namespace of its own: any port is free).
+UNDERLAY_PORT = 8080
 
 
 @dataclass
 class InstallerServer:
-    url: str
+    url: str  # on loopback, for the test process
     log_path: Path | None
     proc: subprocess.Popen[bytes]
     # What `requests` should verify the server's certificate with (its PEM, over TLS).
     verify: str | bool = True
+    underlay_url: str | None = None  # on the underlay, for test hosts and machines
+
+    def new_discovery_url(self, size: int) -> str:
+        """``GET /new?size=N``, asked as the underlay's hosts ask it (the answer names the
+        host that was asked, so it points at ``underlay_url`` when there is one)."""
+        headers = {"Host": urlsplit(self.underlay_url).netloc} if self.underlay_url else {}
+        answer = requests.get(f"{self.url}/new", params={"size": size}, headers=headers, timeout=10)
+        answer.raise_for_status()
+        return answer.text.strip()
 
     def log(self) -> str:
         assert self.log_path is not None, "this server logs to the terminal"
@@ -44,14 +61,32 @@ def installer_server(
     validate: str = "required",
     tls: tuple[Path, Path] | None = None,
     env_extra: dict[str, str] | None = None,
+    underlay: Underlay | None = None,
 ) -> Iterator[InstallerServer]:
     """gunicorn serving ``appengine:create_app()`` on 127.0.0.1, with its access log on.
 
     The log goes to ``log_path``, or to this process's terminal when it is None. With
     ``tls`` (certificate, key) gunicorn serves HTTPS with that self-signed certificate.
+    With an ``underlay`` it also listens on that underlay's gateway address
+    (``underlay_url``), where test machines reach it: gunicorn itself stays in the root
+    namespace, beside the Datastore emulator on loopback, and is handed a socket made
+    inside the underlay's.
     """
     port = port or reserve_port()
     tls_args = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls else []
+    binds = ["--bind", f"127.0.0.1:{port}"]
+    underlay_url = None
+    handed: list[socket.socket] = []
+    if underlay is not None:
+        # gunicorn binds no address once it is handed a socket (fd://), so the loopback
+        # socket is made here too and both are handed over.
+        with underlay.entered():
+            handed.append(socket.create_server((underlay.gateway, UNDERLAY_PORT), backlog=128))
+        handed.append(socket.create_server(("127.0.0.1", port), backlog=128))
+        binds = [flag for s in handed for flag in ("--bind", f"fd://{s.fileno()}")]
+        for s in handed:
+            s.set_inheritable(True)
+        underlay_url = f"http://{underlay.gateway}:{UNDERLAY_PORT}"
     env = {
         **os.environ,
         **emulator.env(),
@@ -59,6 +94,9 @@ def installer_server(
         "VULCANO_VALIDATE_WITH_TOOLS": validate,
         **(env_extra or {}),
     }
+    if underlay is not None and "VULCANO_TRUSTED_HOSTS" not in env:
+        # the hosts the installer answers for: loopback, and the underlay's gateway
+        env["VULCANO_TRUSTED_HOSTS"] = f"127.0.0.1,localhost,[::1],{underlay.gateway}"
     with contextlib.ExitStack() as files:
         log = files.enter_context(open(log_path, "ab")) if log_path else None
         proc = subprocess.Popen(
@@ -66,8 +104,7 @@ def installer_server(
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
+                *binds,
                 "--workers",
                 str(workers),
                 "--threads",
@@ -87,13 +124,17 @@ def installer_server(
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
+            pass_fds=tuple(s.fileno() for s in handed),
         )
+    for s in handed:
+        s.close()  # gunicorn has its own copies
     scheme = "https" if tls else "http"
     server = InstallerServer(
         url=f"{scheme}://127.0.0.1:{port}",
         log_path=log_path,
         proc=proc,
         verify=str(tls[0]) if tls else True,
+        underlay_url=underlay_url,
     )
     try:
         wait_for(

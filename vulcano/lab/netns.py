@@ -145,6 +145,10 @@ class TestHost:
         self.exec(["ip", "link", "set", "eth0", "up"])
         self.exec(["ip", "link", "set", "lo", "up"])
 
+    def forward(self, port: int) -> PortForward:
+        """127.0.0.1:<some port> in the root namespace → this host's ``ip:port``."""
+        return PortForward(NETNS_DIR / self.netns, self.ip, port)
+
     def nsenter(self, argv: Sequence[str]) -> list[str]:
         return ["nsenter", f"--net={NETNS_DIR / self.netns}", *argv]
 
