@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,25 @@ def test_sigterm_removes_the_record_at_once(
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(20) == 0
         # a 120 s lease cannot have expired: the agent removed its record itself
+        assert record(client, "m1")[0] is None
+    finally:
+        services.stop_process(proc)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.1, 0.2, 0.4])
+def test_sigterm_at_any_moment_of_startup_stops_the_agent(
+    etcd: services.Etcd, client: Any, tmp_path: Path, delay: float
+) -> None:
+    """SIGTERM as the agent comes up (into its stop event's wait) still stops it.
+
+    A Python signal handler that set the stop event could deadlock on the event's own
+    lock when the signal came while the main thread was entering Event.wait()."""
+    proc = start_agent(etcd.endpoint, tmp_path / "s", ttl=120)
+    try:
+        wait_for(lambda: record(client, "m1")[0] is not None, 20, "registration")
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0
         assert record(client, "m1")[0] is None
     finally:
         services.stop_process(proc)

@@ -171,6 +171,7 @@ class InstallDocument:
 
 _CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 _INSTALL_PATH_RE = re.compile(r"/installs/([^/?#]+)$")
+_PERMALINK_RE = re.compile(r'id="permalink" href="(/cloud-config/[^"?#]+)"')
 
 
 def create_install(
@@ -212,9 +213,16 @@ def create_install(
             raise LabError(
                 f"the installer refused the install ({created.status_code}):\n{created.text[:2000]}"
             )
-        token = found.group(1)
+        token = found.group(1)  # the manage token; the page names the permalink's own
+        page = session.get(
+            f"{installer.url}/installs/{token}", timeout=policy.INSTALLER_REQUEST_TIMEOUT
+        )
+        page.raise_for_status()
+        link = _PERMALINK_RE.search(page.text)
+        if link is None:
+            raise LabError("the install page shows no permalink")
         permalink = session.get(
-            f"{installer.url}/cloud-config/{token}", timeout=policy.INSTALLER_REQUEST_TIMEOUT
+            f"{installer.url}{link.group(1)}", timeout=policy.INSTALLER_REQUEST_TIMEOUT
         )
         permalink.raise_for_status()
     return InstallDocument(token, permalink.text, permalink.headers.get("Content-Type", ""))
