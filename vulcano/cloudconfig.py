@@ -191,8 +191,10 @@ class Quoted(str):
     __slots__ = ()
 
 
-def _yaml_str(value: object) -> Quoted:
-    """A YAML double-quoted scalar, pure ASCII, whatever ``value`` holds."""
+def _ascii_quoted(value: object, byte_escapes: bool) -> str:
+    """``value`` in double quotes, pure ASCII: ``"`` and ``\\`` escaped, every other
+    character outside printable ASCII as ``\\xNN`` (when ``byte_escapes``), ``\\uNNNN`` or
+    ``\\UNNNNNNNN`` — the escapes YAML's and TOML's double-quoted strings share."""
     out = ['"']
     for ch in str(value):
         code = ord(ch)
@@ -200,14 +202,19 @@ def _yaml_str(value: object) -> Quoted:
             out.append("\\" + ch)
         elif 0x20 <= code < 0x7F:
             out.append(ch)
-        elif code <= 0xFF:
+        elif byte_escapes and code <= 0xFF:
             out.append(f"\\x{code:02x}")
         elif code <= 0xFFFF:
             out.append(f"\\u{code:04x}")
         else:
             out.append(f"\\U{code:08x}")
     out.append('"')
-    return Quoted("".join(out))
+    return "".join(out)
+
+
+def _yaml_str(value: object) -> Quoted:
+    """A YAML double-quoted scalar, pure ASCII, whatever ``value`` holds."""
+    return Quoted(_ascii_quoted(value, byte_escapes=True))
 
 
 def _json_str(value: object) -> Quoted:
@@ -216,21 +223,9 @@ def _json_str(value: object) -> Quoted:
 
 def _toml_str(value: object) -> Quoted:
     """A TOML basic string, pure ASCII, whatever ``value`` holds (a lone surrogate aside)."""
-    out = ['"']
-    for ch in str(value):
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            raise InvalidDocument("a TOML string cannot hold a lone surrogate")
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return Quoted("".join(out))
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in str(value)):
+        raise InvalidDocument("a TOML string cannot hold a lone surrogate")
+    return Quoted(_ascii_quoted(value, byte_escapes=False))
 
 
 def _toml_int(value: object) -> Quoted:
