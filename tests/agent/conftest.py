@@ -26,10 +26,7 @@ def mesh3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Underlay]:
     with Underlay(tmp_path_factory.mktemp("mesh3")) as net:
         hosts = net.add_hosts(3)
         net.init_network("10.244.0.0/16", 24)
-        for host in hosts:
-            host.start_agent()
-        for host in hosts:
-            host.wait_overlay()
+        net.start_agents(hosts)
         for host in hosts:
             host.create_sandbox("a")
         yield net

@@ -47,10 +47,7 @@ def stateless_table(host_exec: object) -> str:
 def test_traffic_leaving_the_cluster_is_masqueraded_and_inside_is_not(underlay: Underlay) -> None:
     hosts = underlay.add_hosts(2)
     underlay.init_network("10.244.0.0/16", 24)
-    for host in hosts:
-        host.start_agent()
-    for host in hosts:
-        host.wait_overlay()
+    underlay.start_agents(hosts)
     a = hosts[0].create_sandbox("a", echo=False)
     b = hosts[1].create_sandbox("b", echo=False)
 

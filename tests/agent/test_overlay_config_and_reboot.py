@@ -23,10 +23,7 @@ def test_running_agents_apply_a_replaced_config_and_keep_their_subnets(
 ) -> None:
     hosts = underlay.add_hosts(2)
     underlay.init_network("10.244.0.0/16", 24)
-    for host in hosts:
-        host.start_agent()
-    for host in hosts:
-        host.wait_overlay()
+    underlay.start_agents(hosts)
     for host in hosts:
         host.create_sandbox("a")
     assert mesh_ok(wait_mesh(hosts, "a", timeout=20))
@@ -55,10 +52,7 @@ def test_running_agents_apply_a_replaced_config_and_keep_their_subnets(
 def test_sandboxes_are_rebuilt_after_the_node_reboots(underlay: Underlay) -> None:
     hosts = underlay.add_hosts(2)
     underlay.init_network("10.244.0.0/16", 24)
-    for host in hosts:
-        host.start_agent()
-    for host in hosts:
-        host.wait_overlay()
+    underlay.start_agents(hosts)
     for host in hosts:
         host.create_sandbox("a")
     assert mesh_ok(wait_mesh(hosts, "a", timeout=20))

@@ -37,10 +37,7 @@ def test_cluster_traffic_crosses_a_docker_forward_drop(underlay: Underlay) -> No
     for host in hosts:
         docker_forward_drop(host)
     underlay.init_network("10.244.0.0/16", 24)
-    for host in hosts:
-        host.start_agent()
-    for host in hosts:
-        host.wait_overlay()
+    underlay.start_agents(hosts)
     for host in hosts:
         host.create_sandbox("a")
     results = wait_mesh(hosts, "a", timeout=20)

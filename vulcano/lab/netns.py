@@ -405,6 +405,13 @@ class Underlay:
     def add_hosts(self, n: int) -> list[TestHost]:
         return [self.add_host() for _ in range(n)]
 
+    def start_agents(self, hosts: Sequence[TestHost], *extra: str) -> None:
+        """Start every host's agent at once, then wait until each has its overlay up."""
+        for host in hosts:
+            host.start_agent(*extra)
+        for host in hosts:
+            host.wait_overlay()
+
     def init_network(
         self, network: str = "10.244.0.0/16", subnet_len: int = 24, *extra: str
     ) -> None:
