@@ -13,6 +13,7 @@ from vulcano.registry import RegistryError, UnitContentConflict, UnitNotFound
 
 __all__ = [
     "ClusterAddressError",
+    "ClusterNotFound",
     "ClusterUnavailable",
     "RegistryError",
     "ServiceError",
@@ -34,6 +35,10 @@ class ServiceError(VulcanoError):
 
 class ClusterAddressError(ServiceError, ValueError):
     """Endpoints or a key prefix that cannot name a cluster; says which part."""
+
+
+class ClusterNotFound(ServiceError, LookupError):
+    """No cluster of that name in the container's database (or not reachable yet)."""
 
 
 class ClusterUnavailable(ServiceError, EtcdUnavailable):

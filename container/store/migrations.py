@@ -1,0 +1,41 @@
+"""The database's schema, as numbered migrations applied in order, each exactly once.
+
+A migration is never edited once it has shipped: a change to the schema is a new one at
+the end. `PRAGMA user_version` holds the number of the last one applied, so a database
+made by an older container is brought forward on open, and one made by a newer
+container (a version we do not know) is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+# Migration N is MIGRATIONS[N - 1]. Each runs in one transaction with the version bump.
+MIGRATIONS: list[str] = [
+    # 1: settings (the admin password hash, the panel's session key), clusters, the audit log.
+    """
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE clusters (
+        name           TEXT PRIMARY KEY,
+        size           INTEGER NOT NULL,
+        flavour        TEXT NOT NULL,
+        network        TEXT NOT NULL,
+        discovery_url  TEXT NOT NULL DEFAULT '',
+        endpoints      TEXT NOT NULL DEFAULT '',
+        prefix         TEXT NOT NULL DEFAULT '/vulcano/',
+        created_at     REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      REAL NOT NULL,
+        actor   TEXT NOT NULL,
+        face    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT '',
+        diff    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_at ON audit (at);
+    """,
+]
