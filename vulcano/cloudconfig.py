@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import jinja2
 import yaml
@@ -47,6 +48,15 @@ _IMAGE_RE = re.compile(
     r"(?:@sha256:[0-9a-f]{64})?"
 )
 IMAGE_MAX_CHARS = 255
+# The installer's URL stands on a unit's Environment= line: one word of these characters.
+_INSTALLER_URL_RE = re.compile(r"[A-Za-z0-9._:/@+=-]{1,512}")
+# The install's provisioner token (appengine.models.provisioner_token: URL-safe base64).
+INSTALLER_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# Where the provisioning machine keeps the token (root's, 0600), and where the unit copies
+# it for the container (the state dir, the image user's, 0600); the container reads the
+# path from VULCANO_INSTALLER_TOKEN_FILE.
+INSTALLER_TOKEN_HOST_PATH = "/etc/vulcano/installer-token"
+INSTALLER_TOKEN_NAME = "installer-token"
 
 
 class CloudConfigError(VulcanoError):
@@ -118,6 +128,11 @@ class ProvisionerSpec:
     flavour: str
     image: str
     size: int
+    # Where the provisioning container reaches the installer that made this document, and
+    # the install's provisioner token it proves itself with (a secret: written as a 0600
+    # file, never on a unit line). Both or neither.
+    installer_url: str = ""
+    installer_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,6 +187,26 @@ def check_flavour(value: str) -> Flavour:
         raise InputError("flavour", f"choose one of {', '.join(FLAVOURS)}") from None
 
 
+def check_installer_url(value: str) -> str:
+    """An http(s) URL with a host and nothing a unit line could misread."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or not _INSTALLER_URL_RE.fullmatch(value)
+    ):
+        raise InputError("installer_url", "must be an http(s) URL with a host, no query")
+    return value
+
+
+def check_installer_token(value: str) -> str:
+    if not INSTALLER_TOKEN_RE.fullmatch(value):
+        raise InputError("installer_token", "must be 16-128 URL-safe characters")
+    return value
+
+
 def check_spec(spec: ProvisionerSpec) -> None:
     """Raise InputError naming the first field the renderer cannot take."""
     check_cluster_name(spec.cluster_name)
@@ -180,6 +215,11 @@ def check_spec(spec: ProvisionerSpec) -> None:
     check_flavour(spec.flavour)
     check_image(spec.image)
     check_size(spec.size)
+    if bool(spec.installer_url) != bool(spec.installer_token):
+        raise InputError("installer_token", "give the installer's URL and token together")
+    if spec.installer_url:
+        check_installer_url(spec.installer_url)
+        check_installer_token(spec.installer_token)
 
 
 # --- quoting filters ------------------------------------------------------------------
@@ -349,17 +389,33 @@ def check_size_limit(text: str) -> None:
 def _placeholder(spec: ProvisionerSpec) -> ProvisionerSpec:
     key = PublicKey(type="ssh-ed25519", blob=b"", comment="", bits=256)
     return replace(
-        spec, cluster_name="x", image="x", size=1, ssh_keys=tuple(key for _ in spec.ssh_keys)
+        spec,
+        cluster_name="x",
+        image="x",
+        size=1,
+        ssh_keys=tuple(key for _ in spec.ssh_keys),
+        installer_url="http://x" if spec.installer_url else "",
+        installer_token="x" if spec.installer_token else "",
     )
 
 
 def _render_text(spec: ProvisionerSpec) -> str:
     env = _env()
+    token_file = f"{image.STATE_DIR}/{INSTALLER_TOKEN_NAME}"
     unit = env.get_template("provisioner.service.j2").render(
-        spec=spec, user_id=image.USER_ID, state_dir=image.STATE_DIR
+        spec=spec,
+        user_id=image.USER_ID,
+        state_dir=image.STATE_DIR,
+        token_host_path=INSTALLER_TOKEN_HOST_PATH,
+        token_file=token_file,
     )
     template = env.get_template(check_flavour(spec.flavour).template)
-    return template.render(spec=spec, unit=unit)
+    return template.render(
+        spec=spec,
+        unit=unit,
+        token_host_path=INSTALLER_TOKEN_HOST_PATH,
+        token_data_url="data:," + quote(spec.installer_token, safe=""),
+    )
 
 
 def render_provisioner(spec: ProvisionerSpec) -> Document:
