@@ -102,8 +102,11 @@ def vulcano(state_dir: Path, install: Install) -> Invoke:
 
 
 def rows(state_dir: Path) -> list[dict[str, Any]]:
-    """Every cluster row, read straight from the database file."""
-    conn = sqlite3.connect(state_dir / DATABASE_NAME)
+    """Every cluster row, read straight from the database file (none without one)."""
+    path = state_dir / DATABASE_NAME
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in conn.execute("SELECT * FROM clusters ORDER BY name")]
