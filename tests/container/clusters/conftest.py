@@ -42,7 +42,10 @@ def installer(
     datastore_emulator: DatastoreEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InstallerServer]:
     log = tmp_path_factory.mktemp("installer") / "gunicorn.log"
-    with installer_server(datastore_emulator, log, threads=4) as server:
+    # One install serves the module's tests, each making clusters: past the default ten
+    # discovery URLs an install may have (that bound is the installer's own tests').
+    limits = {"VULCANO_DISCOVERY_TOKENS_PER_INSTALL": "1000"}
+    with installer_server(datastore_emulator, log, threads=4, env_extra=limits) as server:
         yield server
 
 
