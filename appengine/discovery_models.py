@@ -150,7 +150,8 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         """A new token with 128 random (or derived) bits; returns the entity and the token.
 
         With ``install`` the token is derived from ``manage_token`` or, for the install's
-        provisioning container, from ``provisioner_token`` (one must be given), and counted on the install in the same transaction: past ``max_per_install`` it
+        provisioning container, from ``provisioner_token`` (one must be given), and
+        counted on the install in the same transaction: past ``max_per_install`` it
         raises LimitReached (409) and stores nothing.
         """
         if not MIN_SIZE <= size <= MAX_SIZE:

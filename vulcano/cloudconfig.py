@@ -55,8 +55,8 @@ INSTALLER_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # Where the provisioning machine keeps the token (root's, 0600), and where the unit copies
 # it for the container (the state dir, the image user's, 0600); the container reads the
 # path from VULCANO_INSTALLER_TOKEN_FILE.
-INSTALLER_TOKEN_HOST_PATH = "/etc/vulcano/installer-token"
-INSTALLER_TOKEN_NAME = "installer-token"
+INSTALLER_TOKEN_HOST_PATH = "/etc/vulcano/installer-token"  # noqa: S105 - a path, not a secret
+INSTALLER_TOKEN_NAME = "installer-token"  # noqa: S105 - a path, not a secret
 
 
 class CloudConfigError(VulcanoError):

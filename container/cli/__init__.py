@@ -8,9 +8,9 @@ flags, calls one function of the service layer (`container.services`) and prints
 
 from __future__ import annotations
 
-import click
-
 from pathlib import Path
+
+import click
 
 from container.cli import clusters, journal, machines, serve, units
 from container.cli.context import set_state_dir

@@ -181,7 +181,9 @@ def create(
 
     config = check_fields(name, size, flavour, network_cidr, node_ips)
     if _exists(store, name):
-        raise ClusterExists(f"a cluster named {name!r} exists already (vulcano cluster show {name})")
+        raise ClusterExists(
+            f"a cluster named {name!r} exists already (vulcano cluster show {name})"
+        )
     members = etcd_size(size)
     record = ClusterRecord(
         name=name,

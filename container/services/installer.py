@@ -24,7 +24,7 @@ from container.services.errors import InstallerError, SettingsError
 from vulcano import cloudconfig
 
 INSTALLER_URL_VAR = "VULCANO_INSTALLER_URL"
-INSTALLER_TOKEN_FILE_VAR = "VULCANO_INSTALLER_TOKEN_FILE"
+INSTALLER_TOKEN_FILE_VAR = "VULCANO_INSTALLER_TOKEN_FILE"  # noqa: S105 - a variable's name
 # Where the installer's unit puts the token (vulcano.cloudconfig), in the state dir.
 TOKEN_FILE_NAME = cloudconfig.INSTALLER_TOKEN_NAME
 # An answer longer than this is not a discovery URL.

@@ -56,7 +56,9 @@ def test_an_unreachable_installer_is_named_and_nothing_is_stored(
 
 
 def test_no_installer_at_all_says_how_to_name_one(vulcano: Invoke, state_dir: Path) -> None:
-    result = vulcano("cluster", "create", "ok", "--size", "3", env_extra={"VULCANO_INSTALLER_URL": ""})
+    result = vulcano(
+        "cluster", "create", "ok", "--size", "3", env_extra={"VULCANO_INSTALLER_URL": ""}
+    )
     assert result.exit_code == 1
     assert "VULCANO_INSTALLER_URL" in result.output and "--installer-url" in result.output
     assert rows(state_dir) == []
@@ -114,7 +116,9 @@ def test_a_node_the_cluster_does_not_have_is_refused(vulcano: Invoke, node: str)
 
 
 @pytest.mark.parametrize("ttl", ["0", "59", "99999999"])
-def test_a_join_token_ttl_out_of_range_is_refused(vulcano: Invoke, state_dir: Path, ttl: str) -> None:
+def test_a_join_token_ttl_out_of_range_is_refused(
+    vulcano: Invoke, state_dir: Path, ttl: str
+) -> None:
     assert vulcano("cluster", "create", "prod", "--size", "1").exit_code == 0
     result = vulcano("cluster", "join-token", "prod", "--ttl", ttl)
     assert result.exit_code == 2 and "--ttl" in result.output

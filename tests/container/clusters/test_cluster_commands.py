@@ -38,7 +38,9 @@ def test_create_gets_the_installs_own_discovery_url(
 
 
 def test_list_prints_fleetctls_table_and_its_flags(vulcano: Invoke) -> None:
-    assert vulcano("cluster", "create", "b", "--size", "1", "--network", "10.50.0.0/16").exit_code == 0
+    assert (
+        vulcano("cluster", "create", "b", "--size", "1", "--network", "10.50.0.0/16").exit_code == 0
+    )
     assert vulcano("cluster", "create", "a", "--size", "3", "--flavour", "flatcar").exit_code == 0
     lines = vulcano("cluster", "list").output.splitlines()
     assert lines == [

@@ -30,7 +30,10 @@ def etcd_client(etcd: Etcd) -> etcd3.Etcd3Client:
 def test_the_network_waits_in_the_store_then_reaches_etcd(
     vulcano: Invoke, store: Store, state_dir: Path, etcd: Etcd, etcd_client: etcd3.Etcd3Client
 ) -> None:
-    assert vulcano("cluster", "create", "prod", "--size", "3", "--network", "10.60.0.0/16").exit_code == 0
+    assert (
+        vulcano("cluster", "create", "prod", "--size", "3", "--network", "10.60.0.0/16").exit_code
+        == 0
+    )
     assert clusternetwork.write_network(store, "prod") == clusternetwork.PENDING
     [row] = rows(state_dir)
     assert json.loads(row["network_config"])["network"] == "10.60.0.0/16"

@@ -75,7 +75,9 @@ def test_a_document_carries_the_key_the_agent_and_the_cluster(
             units = {u["name"]: u for u in document.data["coreos"]["units"]}
         else:
             path = nodeconfig.AGENT_UNIT_PATH
-            units = {nodeconfig.AGENT_UNIT: {"content": nodeconfig.written_file(document.data, path)}}
+            units = {
+                nodeconfig.AGENT_UNIT: {"content": nodeconfig.written_file(document.data, path)}
+            }
     agent_unit = units[nodeconfig.AGENT_UNIT]
     text = agent_unit.get("contents") or agent_unit.get("content")
     assert "vulcano-agent" in text and "run --config /etc/vulcano/agent.toml" in text
@@ -150,4 +152,3 @@ def test_flatcar_files_are_data_urls_ignition_decodes(make: Any, store: Store) -
     assert modes[nodeconfig.AGENT_CONFIG_PATH] == 0o600
     hostname = next(f for f in data["storage"]["files"] if f["path"] == "/etc/hostname")
     assert hostname["contents"]["source"] == "data:,f-1%0A"
-
