@@ -94,9 +94,10 @@ def create(
     agent_bundle_url: str,
 ) -> None:
     """Make a cluster: a discovery URL from the installer, its network, its user-data."""
-    store = store_of(ctx)
     with service_errors():
         clusters.check_fields(name, size, flavour, network_cidr, node_ips)
+    store = store_of(ctx)
+    with service_errors():
         installer = Installer.configured(state_dir_of(ctx), installer_url)
         record = clusters.create(
             store,
@@ -203,10 +204,16 @@ def join_token(ctx: click.Context, name: str, ttl: int, revoke: bool, panel_url:
             click.echo(f"cluster {name}: join token revoked")
             return
         token, expires = jointokens.issue(store, name, ttl)
+        record = clusters.get_cluster(store, name)
+    url = f"{panel_url.rstrip('/')}/join/{name}/N?token={token}"
     click.echo(f"token {token}")
     click.echo(f"expires {timestamp(expires)}")
-    base = panel_url.rstrip("/")
-    click.echo(f"include #include {base}/join/{name}/N?token={token}")
+    click.echo(f"url {url}")
+    if record.flavour == "flatcar":
+        include = {"ignition": {"version": "3.3.0", "config": {"replace": {"source": url}}}}
+        click.echo(f"include {json.dumps(include, separators=(',', ':'))}")
+    else:
+        click.echo(f"include #include {url}")
 
 
 @cluster.command("endpoints")

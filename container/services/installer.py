@@ -54,10 +54,13 @@ class Installer:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise SettingsError(INSTALLER_URL_VAR, url, "must be an http(s) URL with a host")
-        path = Path(environ.get(INSTALLER_TOKEN_FILE_VAR) or state_dir / TOKEN_FILE_NAME)
+        named = environ.get(INSTALLER_TOKEN_FILE_VAR)
+        path = Path(named or state_dir / TOKEN_FILE_NAME)
         try:
             token = path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
+            if named:  # the installer's unit said it is there
+                raise SettingsError(INSTALLER_TOKEN_FILE_VAR, path, "no such file") from None
             token = ""
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(INSTALLER_TOKEN_FILE_VAR, path, f"cannot be read: {exc}") from None

@@ -149,3 +149,18 @@ def test_an_unwritable_state_dir_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--state-dir", str(blocker / "state"), "cluster", "list"])
     assert result.exit_code == 1
     assert f"state directory {blocker / 'state'}" in result.output
+
+
+def test_a_token_file_the_unit_named_but_missing_is_refused(
+    vulcano: Invoke, state_dir: Path
+) -> None:
+    (state_dir / "installer-token").unlink()
+    result = vulcano("cluster", "create", "ok", "--size", "3")
+    assert result.exit_code == 1
+    assert "VULCANO_INSTALLER_TOKEN_FILE=" in result.output and "no such file" in result.output
+    assert rows(state_dir) == []
+
+
+def test_bad_flags_open_no_database(vulcano: Invoke, state_dir: Path) -> None:
+    assert vulcano("cluster", "create", "Bad_Name", "--size", "3").exit_code == 2
+    assert not (state_dir / "vulcano.db").exists()

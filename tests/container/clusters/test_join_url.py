@@ -3,6 +3,7 @@ cluster's join token (hashed in the database, expiring, revocable), with no logi
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -125,3 +126,12 @@ def test_what_the_join_url_serves_is_valid_cloud_config(
     document = Document("cloud-init", text, "text/cloud-config", parse(text, "cloud-init"))
     if validators.validator_available("cloud-init"):
         assert validators.validate_with_tools(document, required=True)
+
+
+def test_a_flatcar_cluster_gets_an_ignition_include(vulcano: Invoke) -> None:
+    assert vulcano("cluster", "create", "fc", "--size", "1", "--flavour", "flatcar").exit_code == 0
+    result = vulcano("cluster", "join-token", "fc", "--panel-url", "http://p:8080")
+    include = next(line for line in result.output.splitlines() if line.startswith("include "))
+    config = json.loads(include.split(" ", 1)[1])
+    source = config["ignition"]["config"]["replace"]["source"]
+    assert source.startswith("http://p:8080/join/fc/N?token=")
