@@ -15,7 +15,7 @@ import click
 from container import policy
 from container.cli.context import service_errors, state_dir_of, store_of
 from container.cli.output import list_options, or_dash, print_table, timestamp
-from container.services import clusternetwork, clusters, jointokens, nodes
+from container.services import clusternetwork, clusters, discovery, jointokens, nodes
 from container.services.clusters import ClusterRecord
 from container.services.installer import INSTALLER_URL_VAR, Installer
 from vulcano import nodeconfig
@@ -218,12 +218,22 @@ def join_token(ctx: click.Context, name: str, ttl: int, revoke: bool, panel_url:
 
 @cluster.command("endpoints")
 @click.argument("name")
-@click.argument("endpoints")
+@click.argument("endpoints", required=False)
 @click.pass_context
-def endpoints(ctx: click.Context, name: str, endpoints: str) -> None:
-    """Record where the cluster's etcd answers, and write its network config there."""
+def endpoints(ctx: click.Context, name: str, endpoints: str | None) -> None:
+    """Record where the cluster's etcd answers, and write its network config there.
+
+    Without ENDPOINTS they are learned from the members registered under the cluster's
+    discovery URL; with none registered yet the network config stays in the store.
+    """
     store = store_of(ctx)
     with service_errors():
+        if endpoints is None:
+            learned = discovery.member_client_urls(clusters.get_cluster(store, name))
+            if not learned:
+                click.echo(f"cluster {name}: no member has come up yet; network config kept")
+                return
+            endpoints = ",".join(learned)
         clusternetwork.set_endpoints(store, name, endpoints)
         outcome = clusternetwork.write_network(store, name)
     click.echo(f"cluster {name}: endpoints {endpoints}; network config {outcome}")
