@@ -57,6 +57,7 @@ ETCD_MEMBER_UNIT_TEMPLATE = "node-etcd-member.service.j2"
 # etcd's own release image, for nodes whose OS ships none (Flatcar, CoreOS).
 ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.4.34"
 _DATA_URL = "data:,"
+_URL_WORD = re.compile(r"[A-Za-z0-9.:/\[\]-]+\Z")
 ETCD_TEMPLATE = "node-etcd.conf.yml.j2"
 AGENT_CONFIG_TEMPLATE = "node-agent.toml.j2"
 AGENT_UNIT_TEMPLATE = "node-agent.service.j2"
@@ -106,6 +107,10 @@ class NodeSpec:
     # Flatcar and CoreOS: the images the agent and etcd run from.
     image: str = vulcano_image.REFERENCE
     etcd_image: str = ETCD_IMAGE
+    # The agent's etcd: "" for its own member over loopback; the members' client URLs
+    # for a node past the discovery size (its etcd finds the cluster full and is only a
+    # v2 proxy, which the agent's v3 client cannot use).
+    etcd_endpoints: str = ""
 
     @property
     def auto_ip(self) -> bool:
@@ -171,6 +176,10 @@ def _check_agent(spec: NodeSpec) -> None:
             sshkeys.parse_key(line)
         except (sshkeys.SSHKeyError, TypeError) as exc:
             raise InputError("ssh_keys", str(exc)) from None
+    for url in spec.etcd_endpoints.split(",") if spec.etcd_endpoints else ():
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.path or not _URL_WORD.match(url):
+            raise InputError("etcd_endpoints", f"{url!r} is not an http://host:port URL")
     if spec.flavour != "cloud-init":
         cloudconfig.check_image(spec.image)
         cloudconfig.check_image(spec.etcd_image)
@@ -201,7 +210,10 @@ def etcd_config(spec: NodeSpec) -> str:
 
 
 def agent_endpoint(spec: NodeSpec) -> str:
-    """The etcd endpoint the node's agent uses: its own member, over loopback."""
+    """The etcd endpoint the node's agent uses: its own member, over loopback (or the
+    members' client URLs it was given)."""
+    if spec.etcd_endpoints:
+        return spec.etcd_endpoints
     if not spec.auto_ip and ipaddress.ip_address(spec.ip).is_loopback:
         return _urls(spec).client
     return f"http://127.0.0.1:{spec.client_port}"
@@ -310,6 +322,7 @@ def _placeholder(spec: NodeSpec) -> NodeSpec:
         ip=AUTO_IP if spec.auto_ip else "10.0.0.1",
         metadata=tuple((f"k{i}", "v") for i, _ in enumerate(spec.metadata)),
         agent_bundle_url="http://x/b" if spec.agent_bundle_url else "",
+        etcd_endpoints="http://x:1" if spec.etcd_endpoints else "",
     )
 
 

@@ -3,7 +3,8 @@
 Reachable without logging in to the panel — the node has no session, only the cluster's
 join token (`container.services.jointokens`) in the URL. A wrong, revoked or expired
 token, or an unknown cluster, is a 403 and serves nothing; a node the cluster does not
-have is a 404. The answer is never cached.
+have is a 404; an agent-only node asked for before the etcd members came up is a 409
+(its user-data needs their addresses). The answer is never cached.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from container.services import jointokens, nodes
-from container.services.errors import ClusterInputError, JoinTokenError
+from container.services.errors import (
+    ClusterInputError,
+    InstallerError,
+    JoinTokenError,
+    NodeNotReady,
+)
 from container.store import Store, open_store
 
 bp = Blueprint("join", __name__)
@@ -43,6 +49,8 @@ def user_data(cluster: str, node: int) -> Response:
         return _refused(f"token: {exc}", 403)
     except ClusterInputError as exc:
         return _refused(f"node: {exc.message}", 404)
+    except (NodeNotReady, InstallerError) as exc:
+        return _refused(f"node: {exc}", 409)
     response = Response(document.text, content_type=document.content_type)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,6 +19,7 @@ __all__ = [
     "ClusterUnavailable",
     "InstallerError",
     "JoinTokenError",
+    "NodeNotReady",
     "RegistryError",
     "ServiceError",
     "SettingsError",
@@ -97,3 +98,7 @@ class ClusterInputError(ServiceError, ValueError):
 
 class JoinTokenError(ServiceError, PermissionError):
     """A join token that is wrong, revoked or expired: nothing is served."""
+
+
+class NodeNotReady(ServiceError):
+    """A node whose user-data needs something the cluster does not have yet."""

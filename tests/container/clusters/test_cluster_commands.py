@@ -77,7 +77,7 @@ def test_delete_forgets_the_cluster(vulcano: Invoke, state_dir: Path) -> None:
 
 
 def test_user_data_prints_each_nodes_document(vulcano: Invoke, state_dir: Path) -> None:
-    assert vulcano("cluster", "create", "edge", "--size", "2").exit_code == 0
+    assert vulcano("cluster", "create", "edge", "--size", "3").exit_code == 0
     first = vulcano("cluster", "user-data", "edge").output
     second = vulcano("cluster", "user-data", "edge", "--node", "2").output
     assert first.startswith("#cloud-config\n") and 'hostname: "edge-1"' in first

@@ -98,7 +98,7 @@ def test_the_endpoints_are_learned_from_a_real_member_that_joined_through_discov
     with the installer's discovery; the container learns its client URL from there and
     writes the network config into it."""
     require(shutil.which("etcd") is not None, "needs Debian's etcd-server")
-    created = vulcano("cluster", "create", "lab", "--size", "1", "--ip", node_address)
+    created = vulcano("cluster", "create", "lab", "--size", "2", "--ip", node_address)
     assert created.exit_code == 0, created.output
     waiting = vulcano("cluster", "endpoints", "lab")
     assert waiting.exit_code == 0 and "no member has come up yet" in waiting.output
@@ -133,6 +133,10 @@ def test_the_endpoints_are_learned_from_a_real_member_that_joined_through_discov
         assert json.loads(value) == json.loads(rows(state_dir)[0]["network_config"])
         # the container reaches the cluster from now on
         assert clusters.connect(store, "lab").endpoints == endpoint
+        # and node 2, past the one member, is an agent-only node that uses it
+        agent_only = nodes.user_data(store, "lab", 2)
+        agent = nodeconfig.written_file(agent_only.data, nodeconfig.AGENT_CONFIG_PATH)
+        assert f'etcd-endpoints = "{endpoint}"' in agent
     finally:
         stop_process(member)
         log.close()

@@ -135,3 +135,13 @@ def test_a_flatcar_cluster_gets_an_ignition_include(vulcano: Invoke) -> None:
     config = json.loads(include.split(" ", 1)[1])
     source = config["ignition"]["config"]["replace"]["source"]
     assert source.startswith("http://p:8080/join/fc/N?token=")
+
+
+def test_an_agent_only_node_before_its_members_is_a_409(
+    vulcano: Invoke, panel: FlaskClient
+) -> None:
+    assert vulcano("cluster", "create", "prod", "--size", "2").exit_code == 0
+    token = issue(vulcano)
+    answer = panel.get(f"/join/prod/2?token={token}")
+    assert answer.status_code == 409
+    assert "joins as an agent-only node" in answer.text

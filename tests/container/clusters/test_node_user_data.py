@@ -152,3 +152,26 @@ def test_flatcar_files_are_data_urls_ignition_decodes(make: Any, store: Store) -
     assert modes[nodeconfig.AGENT_CONFIG_PATH] == 0o600
     hostname = next(f for f in data["storage"]["files"] if f["path"] == "/etc/hostname")
     assert hostname["contents"]["source"] == "data:,f-1%0A"
+
+
+def test_nodes_past_the_members_give_their_agent_the_members(make: Any, store: Store) -> None:
+    ips = ("10.20.0.1", "10.20.0.2", "10.20.0.3")
+    record = make("big", "cloud-init", size=4, node_ips=ips)
+    assert record.etcd_size == 3
+    for node in (4,):
+        document = nodes.user_data(store, "big", node)
+        agent = nodeconfig.written_file(document.data, nodeconfig.AGENT_CONFIG_PATH)
+        members = ",".join(f"http://{ip}:2379" for ip in ips)
+        assert f'etcd-endpoints = "{members}"' in agent
+        assert etcd_of(document)["discovery-fallback"] == "proxy"
+    member = nodes.user_data(store, "big", 3)
+    agent = nodeconfig.written_file(member.data, nodeconfig.AGENT_CONFIG_PATH)
+    assert 'etcd-endpoints = "http://127.0.0.1:2379"' in agent
+
+
+def test_an_agent_only_node_waits_for_its_members(vulcano: Any, state_dir: Path) -> None:
+    assert vulcano("cluster", "create", "two", "--size", "2").exit_code == 0
+    result = vulcano("cluster", "user-data", "two", "--node", "2")
+    assert result.exit_code == 1
+    assert "joins as an agent-only node" in result.output
+    assert "once the 1 etcd member(s) (nodes 1-1) have come up" in result.output
