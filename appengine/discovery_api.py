@@ -27,6 +27,7 @@ from appengine.discovery_errors import (
     KeyNotFound,
     MethodNotAllowed,
     NodeExists,
+    Unauthorized,
 )
 from appengine.discovery_models import (
     CONFIG_INDEX,
@@ -40,6 +41,7 @@ from appengine.discovery_models import (
 from appengine.discovery_request import BOOL_ARGS, MAX_BODY, bool_arg, form_value, wait_index
 from appengine.discovery_watch import member_registered, next_member, watch_slots
 from appengine.limits import LimitReached
+from appengine.models import Install
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +147,45 @@ def new() -> Response:
     if request.method != "GET":  # not even HEAD: it would make a token nobody sees
         raise MethodNotAllowed(f"method {request.method} is not allowed")
     size = parse_size(request.args.get("size"))
+    install = _bearer_install()
+    if install is not None:
+        # A provisioning container: the token is the install's (on its page, in its quota).
+        _, token = DiscoveryToken.create(
+            size,
+            install=install.key,
+            provisioner_token=_bearer(),
+            max_per_install=limits.limit("DISCOVERY_TOKENS_PER_INSTALL"),
+        )
+        log.info("made a discovery token of size %d for an install's provisioner", size)
+        return _text(discovery_url(token))
     limits.NEW_TOKENS.take()  # a GET that stores: bounded per client, counted if stored
     _, token = DiscoveryToken.create(size)
-    response = Response(discovery_url(token), mimetype="text/plain")
+    return _text(discovery_url(token))
+
+
+def _text(url: str) -> Response:
+    response = Response(url, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _bearer() -> str:
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else ""
+
+
+def _bearer_install() -> Install | None:
+    """The install an ``Authorization: Bearer <provisioner token>`` names; None without one.
+
+    A credential that names no live install is refused (401), never served anonymously:
+    the container asked for its install's token and must hear that it did not get one.
+    """
+    if "Authorization" not in request.headers:
+        return None
+    install = Install.get_by_provisioner_token(_bearer())
+    if install is None or install.expired:
+        raise Unauthorized("Authorization: no live install has this provisioner token")
+    return install
 
 
 # --- the keys under a token -------------------------------------------------------------

@@ -77,6 +77,14 @@ class InternalError(DiscoveryError):
     message = "Raft Internal Error"
 
 
+class Unauthorized(DiscoveryError):
+    """A credential that names no live install."""
+
+    status = 401
+    error_code = 110
+    message = "The request requires user authentication"
+
+
 class MethodNotAllowed(DiscoveryError):
     """A method other than GET, HEAD and PUT on a discovery key."""
 

@@ -29,7 +29,7 @@ from appengine.discovery_errors import (
     TokenFull,
 )
 from appengine.limits import LimitReached
-from appengine.models import Install, derived_secret
+from appengine.models import Install, derived_secret, provisioner_token, read_token
 
 # `_config/size` is created with the directory, at index 1.
 CONFIG_INDEX = 1
@@ -113,6 +113,11 @@ def _derived_token(manage_token: str, nonce: str) -> str:
     return derived_secret(manage_token, f"discovery token {nonce}", TOKEN_BYTES).hex()
 
 
+# A nonce starting so marks a token its install's provisioning container asked for: it
+# is derived from the provisioner token, which the manage token derives again.
+_PROVISIONER_NONCE = "p:"
+
+
 def token_key(token: str) -> ndb.Key:
     """The Datastore key of a discovery token: its hex SHA-256, never the token itself."""
     return ndb.Key(DiscoveryToken, hashlib.sha256(token.encode("ascii")).hexdigest())
@@ -140,11 +145,13 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         install: ndb.Key | None = None,
         manage_token: str | None = None,
         max_per_install: int | None = None,
+        provisioner_token: str | None = None,
     ) -> tuple[DiscoveryToken, str]:
         """A new token with 128 random (or derived) bits; returns the entity and the token.
 
-        With ``install`` the token is derived from ``manage_token``, which must be given,
-        and counted on the install in the same transaction: past ``max_per_install`` it
+        With ``install`` the token is derived from ``manage_token`` or, for the install's
+        provisioning container, from ``provisioner_token`` (one must be given), and
+        counted on the install in the same transaction: past ``max_per_install`` it
         raises LimitReached (409) and stores nothing.
         """
         if not MIN_SIZE <= size <= MAX_SIZE:
@@ -152,6 +159,9 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         nonce = None
         if install is None:
             token = secrets.token_hex(TOKEN_BYTES)
+        elif provisioner_token is not None:
+            nonce = _PROVISIONER_NONCE + secrets.token_hex(TOKEN_BYTES)
+            token = _derived_token(provisioner_token, nonce)
         else:
             assert manage_token is not None, "an install's token is derived from its manage token"
             nonce = secrets.token_hex(TOKEN_BYTES)
@@ -211,6 +221,8 @@ class DiscoveryToken(ndb.Model):  # type: ignore[misc]  # ndb is untyped
     def token_for(self, manage_token: str) -> str:
         """This install token's discovery token, derived again from the manage token."""
         assert self.nonce is not None, "only an install's tokens can be derived again"
+        if self.nonce.startswith(_PROVISIONER_NONCE):
+            return _derived_token(provisioner_token(read_token(manage_token)), self.nonce)
         return _derived_token(manage_token, self.nonce)
 
     @property

@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from appengine import clouds, images, limits
 from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
-from appengine.models import Install, read_token
+from appengine.models import Install, new_token, provisioner_token, read_token
 from vulcano import cloudconfig, validators
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,16 @@ def index() -> Any:
 @bp.post("/installs")
 def create() -> Any:
     """Generate the document, check it, store the install, show it."""
+    # The token first: the document carries the provisioner token derived from it.
+    token = new_token()
     try:
         spec = read_install_form(request.form)
-        spec = dataclasses.replace(spec, image=images.pinned(spec.image, current_app.config))
+        spec = dataclasses.replace(
+            spec,
+            image=images.pinned(spec.image, current_app.config),
+            installer_url=installer_url(),
+            installer_token=provisioner_token(read_token(token)),
+        )
         document = cloudconfig.render_provisioner(spec)
     except FormError as exc:
         return _form_page(request.form, exc, exc.status)
@@ -75,8 +82,9 @@ def create() -> Any:
     required = current_app.config["VALIDATE_WITH_TOOLS"]
     if required:
         validators.validate_with_tools(document, required=required is True)
-    _, token = Install.create(
+    Install.create(
         max_age=timedelta(days=limits.limit("INSTALL_MAX_AGE_DAYS")),
+        token=token,
         cluster_name=spec.cluster_name,
         ssh_keys=[key.line for key in spec.ssh_keys],
         flavour=spec.flavour,
@@ -87,6 +95,11 @@ def create() -> Any:
     )
     log.info("stored a %s install for cluster %s", spec.flavour, spec.cluster_name)
     return redirect(url_for("installs.show", token=token), code=303)
+
+
+def installer_url() -> str:
+    """This installer's root URL as the request reached it (the container calls it back)."""
+    return url_for("installs.index", _external=True).rstrip("/")
 
 
 def usable(install: Install | None) -> Install:

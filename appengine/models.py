@@ -65,6 +65,21 @@ def read_token(manage_token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+_PROVISIONER_TOKEN_INFO = b"vulcano install provisioner token v1"
+
+
+def provisioner_token(read_token: str) -> str:
+    """The install's provisioner token: the provisioning machine's proof of its install.
+
+    Derived from the read token (whoever holds the permalink can read the document that
+    carries it anyway), it lets the provisioning container make discovery URLs tied to the
+    install (`GET /new` with ``Authorization: Bearer``) and nothing else.
+    """
+    key = read_token.encode("ascii")
+    digest = hmac.new(key, _PROVISIONER_TOKEN_INFO, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def derived_secret(manage_token: str, purpose: str, nbytes: int) -> bytes:
     """``nbytes`` secret bytes for ``purpose``, derived from the manage token alone."""
     message = f"vulcano install {purpose}".encode()
@@ -87,23 +102,31 @@ class Install(ndb.Model):  # type: ignore[misc]
     expires = ndb.DateTimeProperty(tzinfo=UTC)
     # How many discovery tokens were made for it, counted in their creating transaction.
     discovery_tokens = ndb.IntegerProperty(default=0, indexed=False)
+    # SHA-256 of its provisioner token, to find the install by it (never the token).
+    provisioner_key = ndb.StringProperty()
 
     @property
     def expired(self) -> bool:
         return self.expires is not None and self.expires <= datetime.now(UTC)
 
     @classmethod
-    def create(cls, max_age: timedelta | None = None, **fields: Any) -> tuple[Install, str]:
+    def create(
+        cls, max_age: timedelta | None = None, token: str | None = None, **fields: Any
+    ) -> tuple[Install, str]:
         """Store a new install under a fresh token; return it and its manage token.
 
-        With ``max_age`` the install expires that long from now.
+        With ``max_age`` the install expires that long from now. With ``token`` (drawn by
+        :func:`new_token` first, because the document carries a secret derived from it)
+        the install is stored under that one, or TokenCollision.
 
         The insert is a transaction that refuses to overwrite an existing install, so two
         creates can never end up sharing one entity.
         """
-        for _ in range(_CREATE_ATTEMPTS):
-            token = new_token()
+        given = token
+        for _ in range(1 if given else _CREATE_ATTEMPTS):
+            token = given or new_token()
             key = cls.key_for_read_token(read_token(token))
+            fields["provisioner_key"] = token_key_name(provisioner_token(read_token(token)))
 
             def insert(key: ndb.Key = key) -> Install | None:
                 if key.get(**_TXN_RPC) is not None:
@@ -139,6 +162,15 @@ class Install(ndb.Model):  # type: ignore[misc]
         if not isinstance(token, str) or not is_well_formed(token):
             return None
         return cls.get_by_read_token(read_token(token))
+
+    @classmethod
+    def get_by_provisioner_token(cls, token: str) -> Install | None:
+        """The install whose provisioning machine holds ``token``; None when unknown."""
+        if not isinstance(token, str) or not is_well_formed(token):
+            return None
+        query = cls.query(cls.provisioner_key == token_key_name(token))
+        install: Install | None = query.get(**_RPC)
+        return install
 
     @classmethod
     def delete_by_token(cls, token: str) -> bool:

@@ -12,3 +12,11 @@ PANEL_WORKER_TIMEOUT = 30
 PANEL_GRACEFUL_TIMEOUT = 8
 # An idle keep-alive connection is closed after this long.
 PANEL_KEEPALIVE = 5
+
+# The hosted installer, asked for a cluster's discovery URL: each attempt's deadline,
+# how many attempts, and the pause between them (doubled each time).
+INSTALLER_TIMEOUT = 10.0
+INSTALLER_ATTEMPTS = 3
+INSTALLER_RETRY_DELAY = 0.5
+# A cluster's join token (the URL a node #includes) lasts this long unless told.
+JOIN_TOKEN_TTL = 24 * 3600

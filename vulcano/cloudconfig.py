@@ -7,31 +7,45 @@ so a template cannot forget. After rendering, the document is parsed again and i
 shape compared with a rendering of placeholder values: a user value that managed to add
 a key, a list item or a unit-file line would make the shapes differ.
 
-The provisioning container reuses this module for cluster nodes' user-data.
+The provisioning container reuses this module for cluster nodes' user-data. The
+quoting filters and the errors live in `vulcano.cloudquote` (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import jinja2
 import yaml
 
 from vulcano import image
-from vulcano.errors import VulcanoError
+from vulcano.cloudquote import (
+    TEMPLATES,
+    CloudConfigError,
+    DocumentTooLarge,
+    InputError,
+    InvalidDocument,
+    Quoted,
+    _yaml_str,
+    environment,
+)
 from vulcano.sshkeys import PublicKey
 
-TEMPLATES = Path(
-    os.environ.get(
-        "VULCANO_CLOUD_CONFIG_TEMPLATES",
-        Path(__file__).resolve().parent.parent / "templates" / "cloud-config",
-    )
-)
+__all__ = [
+    "TEMPLATES",
+    "CloudConfigError",
+    "DocumentTooLarge",
+    "InputError",
+    "InvalidDocument",
+    "Quoted",
+    "_yaml_str",
+    "environment",
+]
+
 # Azure custom data and DigitalOcean user data both stop at 64 KiB.
 MAX_DOCUMENT_BYTES = 64 * 1024
 
@@ -47,27 +61,15 @@ _IMAGE_RE = re.compile(
     r"(?:@sha256:[0-9a-f]{64})?"
 )
 IMAGE_MAX_CHARS = 255
-
-
-class CloudConfigError(VulcanoError):
-    """Base of the cloud-config errors."""
-
-
-class InputError(CloudConfigError, ValueError):
-    """A user value we cannot put in a document; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class DocumentTooLarge(CloudConfigError, ValueError):
-    """The rendered document is over the 64 KiB user-data limit."""
-
-
-class InvalidDocument(CloudConfigError):
-    """The rendered document failed a check; a bug in a template, never the user's."""
+# The installer's URL stands on a unit's Environment= line: one word of these characters.
+_INSTALLER_URL_RE = re.compile(r"[A-Za-z0-9._:/@+=-]{1,512}")
+# The install's provisioner token (appengine.models.provisioner_token: URL-safe base64).
+INSTALLER_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# Where the provisioning machine keeps the token (root's, 0600), and where the unit copies
+# it for the container (the state dir, the image user's, 0600); the container reads the
+# path from VULCANO_INSTALLER_TOKEN_FILE.
+INSTALLER_TOKEN_HOST_PATH = "/etc/vulcano/installer-token"  # noqa: S105 - a path, not a secret
+INSTALLER_TOKEN_NAME = "installer-token"  # noqa: S105 - a path, not a secret
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,11 @@ class ProvisionerSpec:
     flavour: str
     image: str
     size: int
+    # Where the provisioning container reaches the installer that made this document, and
+    # the install's provisioner token it proves itself with (a secret: written as a 0600
+    # file, never on a unit line). Both or neither.
+    installer_url: str = ""
+    installer_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,26 @@ def check_flavour(value: str) -> Flavour:
         raise InputError("flavour", f"choose one of {', '.join(FLAVOURS)}") from None
 
 
+def check_installer_url(value: str) -> str:
+    """An http(s) URL with a host and nothing a unit line could misread."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or not _INSTALLER_URL_RE.fullmatch(value)
+    ):
+        raise InputError("installer_url", "must be an http(s) URL with a host, no query")
+    return value
+
+
+def check_installer_token(value: str) -> str:
+    if not INSTALLER_TOKEN_RE.fullmatch(value):
+        raise InputError("installer_token", "must be 16-128 URL-safe characters")
+    return value
+
+
 def check_spec(spec: ProvisionerSpec) -> None:
     """Raise InputError naming the first field the renderer cannot take."""
     check_cluster_name(spec.cluster_name)
@@ -180,116 +207,11 @@ def check_spec(spec: ProvisionerSpec) -> None:
     check_flavour(spec.flavour)
     check_image(spec.image)
     check_size(spec.size)
-
-
-# --- quoting filters ------------------------------------------------------------------
-
-
-class Quoted(str):
-    """Text a quoting filter produced; the only thing a template may output."""
-
-    __slots__ = ()
-
-
-def _ascii_quoted(value: object, byte_escapes: bool) -> str:
-    """``value`` in double quotes, pure ASCII: ``"`` and ``\\`` escaped, every other
-    character outside printable ASCII as ``\\xNN`` (when ``byte_escapes``), ``\\uNNNN`` or
-    ``\\UNNNNNNNN`` — the escapes YAML's and TOML's double-quoted strings share."""
-    out = ['"']
-    for ch in str(value):
-        code = ord(ch)
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif byte_escapes and code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _yaml_str(value: object) -> Quoted:
-    """A YAML double-quoted scalar, pure ASCII, whatever ``value`` holds."""
-    return Quoted(_ascii_quoted(value, byte_escapes=True))
-
-
-def _json_str(value: object) -> Quoted:
-    return Quoted(json.dumps(str(value)))
-
-
-def _toml_str(value: object) -> Quoted:
-    """A TOML basic string, pure ASCII, whatever ``value`` holds (a lone surrogate aside)."""
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in str(value)):
-        raise InvalidDocument("a TOML string cannot hold a lone surrogate")
-    return Quoted(_ascii_quoted(value, byte_escapes=False))
-
-
-def _toml_int(value: object) -> Quoted:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidDocument(f"{str(value)[:40]!r} is not a whole number")
-    return Quoted(str(value))
-
-
-def _json_bool(value: object) -> Quoted:
-    return Quoted(json.dumps(bool(value)))
-
-
-_UNIT_WORD_RE = re.compile(r"[A-Za-z0-9._:/@+=-]+")
-
-
-def _unit_word(value: object) -> Quoted:
-    """One word of a systemd unit line: no spaces, quotes, specifiers or line breaks."""
-    text = str(value)
-    if not _UNIT_WORD_RE.fullmatch(text):
-        raise InvalidDocument(f"{text[:40]!r} cannot stand in a unit file")
-    return Quoted(text)
-
-
-def _yaml_block(value: object, indent: int) -> Quoted:
-    """A YAML literal block scalar of trusted multi-line text (a rendered unit file)."""
-    lines = str(value).rstrip("\n").split("\n")
-    for line in lines:
-        if not line.isprintable():
-            raise InvalidDocument("a literal block line holds a non-printable character")
-    if lines[0][:1].isspace():
-        raise InvalidDocument("a literal block may not start with whitespace")
-    pad = " " * indent
-    return Quoted("|\n" + "\n".join(pad + line if line else "" for line in lines))
-
-
-def _finalize(value: object) -> object:
-    if isinstance(value, Quoted):
-        return value
-    raise InvalidDocument(
-        f"template outputs an unquoted value {str(value)[:40]!r}: pass it through a filter"
-    )
-
-
-def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
-    """The Jinja2 environment over templates/cloud-config/, quoting enforced."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701 - not HTML; every value is quoted by finalize's rule
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=_finalize,
-    )
-    env.filters.update(
-        yaml_str=_yaml_str,
-        yaml_block=_yaml_block,
-        json_str=_json_str,
-        json_bool=_json_bool,
-        toml_str=_toml_str,
-        toml_int=_toml_int,
-        unit_word=_unit_word,
-    )
-    return env
+    if bool(spec.installer_url) != bool(spec.installer_token):
+        raise InputError("installer_token", "give the installer's URL and token together")
+    if spec.installer_url:
+        check_installer_url(spec.installer_url)
+        check_installer_token(spec.installer_token)
 
 
 _ENV: jinja2.Environment | None = None
@@ -349,17 +271,33 @@ def check_size_limit(text: str) -> None:
 def _placeholder(spec: ProvisionerSpec) -> ProvisionerSpec:
     key = PublicKey(type="ssh-ed25519", blob=b"", comment="", bits=256)
     return replace(
-        spec, cluster_name="x", image="x", size=1, ssh_keys=tuple(key for _ in spec.ssh_keys)
+        spec,
+        cluster_name="x",
+        image="x",
+        size=1,
+        ssh_keys=tuple(key for _ in spec.ssh_keys),
+        installer_url="http://x" if spec.installer_url else "",
+        installer_token="x" if spec.installer_token else "",
     )
 
 
 def _render_text(spec: ProvisionerSpec) -> str:
     env = _env()
+    token_file = f"{image.STATE_DIR}/{INSTALLER_TOKEN_NAME}"
     unit = env.get_template("provisioner.service.j2").render(
-        spec=spec, user_id=image.USER_ID, state_dir=image.STATE_DIR
+        spec=spec,
+        user_id=image.USER_ID,
+        state_dir=image.STATE_DIR,
+        token_host_path=INSTALLER_TOKEN_HOST_PATH,
+        token_file=token_file,
     )
     template = env.get_template(check_flavour(spec.flavour).template)
-    return template.render(spec=spec, unit=unit)
+    return template.render(
+        spec=spec,
+        unit=unit,
+        token_host_path=INSTALLER_TOKEN_HOST_PATH,
+        token_data_url="data:," + quote(spec.installer_token, safe=""),
+    )
 
 
 def render_provisioner(spec: ProvisionerSpec) -> Document:

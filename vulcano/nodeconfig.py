@@ -12,8 +12,13 @@ How the agent reaches a node: on Ubuntu/Debian (cloud-init) it is a Python venv 
 the venv is there (a machine image that ships it), else it fetches the agent bundle —
 the wheels of Vulcano and its dependencies for the node's Python — from the URL in
 /etc/vulcano/agent-bundle-url (the provisioning container serves it) and installs it
-offline from those wheels. On Flatcar (Docker, no Python) the same agent runs from the
-Vulcano image (`docker_agent_unit`).
+offline from those wheels. On Flatcar and legacy CoreOS (Docker, no Python, no etcd
+3.4) the same agent runs from the Vulcano image (`docker_agent_unit`) and etcd from
+etcd's image (`etcd_member_unit`), as units named as the OS names them.
+
+A node's address: given (``ip``), or ``AUTO_IP`` — found at boot, as clouds give it, by
+a small script (node-address.sh) that writes the default route's source address where
+the two configuration files hold `NODE_IP_MARK`, before etcd or the agent start.
 """
 
 from __future__ import annotations
@@ -24,14 +29,35 @@ import re
 import tomllib
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import yaml
 
-from vulcano import cloudconfig
+from vulcano import cloudconfig, sshkeys
+from vulcano import image as vulcano_image
 from vulcano.cloudconfig import Document, InputError, InvalidDocument
 
-FLAVOURS = {"cloud-init": "node-cloud-init.yaml.j2"}
+FLAVOURS = {
+    "cloud-init": "node-cloud-init.yaml.j2",
+    "flatcar": "node-flatcar.ign.j2",
+    "coreos-legacy": "node-coreos-legacy.yaml.j2",
+}
+# The address found at boot (see the module's docstring).
+AUTO_IP = "auto"
+NODE_IP_MARK = "@NODE_IP@"
+ADDRESS_SCRIPT = "node-address.sh"
+ADDRESS_UNIT_TEMPLATE = "node-address.service.j2"
+# Flatcar's /usr is read-only: its scripts live under /opt.
+ADDRESS_SCRIPT_PATHS = {
+    "cloud-init": "/usr/local/lib/vulcano/node-address",
+    "flatcar": "/opt/vulcano/lib/node-address",
+    "coreos-legacy": "/opt/vulcano/lib/node-address",
+}
+ETCD_MEMBER_UNIT_TEMPLATE = "node-etcd-member.service.j2"
+# etcd's own release image, for nodes whose OS ships none (Flatcar, CoreOS).
+ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.4.34"
+_DATA_URL = "data:,"
+_URL_WORD = re.compile(r"[A-Za-z0-9.:/\[\]-]+\Z")
 ETCD_TEMPLATE = "node-etcd.conf.yml.j2"
 AGENT_CONFIG_TEMPLATE = "node-agent.toml.j2"
 AGENT_UNIT_TEMPLATE = "node-agent.service.j2"
@@ -76,6 +102,19 @@ class NodeSpec:
     metadata: tuple[tuple[str, str], ...] = ()
     agent_ttl: int = AGENT_TTL
     agent_bundle_url: str = ""
+    # authorized_keys lines for the node's login user (the provisioning container's key).
+    ssh_keys: tuple[str, ...] = ()
+    # Flatcar and CoreOS: the images the agent and etcd run from.
+    image: str = vulcano_image.REFERENCE
+    etcd_image: str = ETCD_IMAGE
+    # The agent's etcd: "" for its own member over loopback; the members' client URLs
+    # for a node past the discovery size (its etcd finds the cluster full and is only a
+    # v2 proxy, which the agent's v3 client cannot use).
+    etcd_endpoints: str = ""
+
+    @property
+    def auto_ip(self) -> bool:
+        return self.ip == AUTO_IP
 
 
 @dataclass(frozen=True)
@@ -89,10 +128,11 @@ def check_node(spec: NodeSpec) -> None:
     """Raise InputError naming the first field a node document cannot take."""
     if not cloudconfig.DNS_LABEL.fullmatch(spec.name):
         raise InputError("name", "use 1-63 lowercase letters, digits and '-' (it is the hostname)")
-    try:
-        ipaddress.ip_address(spec.ip)
-    except ValueError:
-        raise InputError("ip", "not an IPv4 or IPv6 address") from None
+    if not spec.auto_ip:
+        try:
+            ipaddress.ip_address(spec.ip)
+        except ValueError:
+            raise InputError("ip", f"not an IPv4 or IPv6 address, nor {AUTO_IP!r}") from None
     parts = urlsplit(spec.discovery_url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise InputError("discovery_url", "must be an http(s) URL with a host")
@@ -131,14 +171,30 @@ def _check_agent(spec: NodeSpec) -> None:
             raise InputError("agent_bundle_url", "must be an http(s) URL with a host")
         if any(c.isspace() for c in spec.agent_bundle_url):
             raise InputError("agent_bundle_url", "may not hold spaces or line breaks")
+    for line in spec.ssh_keys:
+        try:
+            sshkeys.parse_key(line)
+        except (sshkeys.SSHKeyError, TypeError) as exc:
+            raise InputError("ssh_keys", str(exc)) from None
+    for url in spec.etcd_endpoints.split(",") if spec.etcd_endpoints else ():
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.path or not _URL_WORD.match(url):
+            raise InputError("etcd_endpoints", f"{url!r} is not an http://host:port URL")
+    if spec.flavour != "cloud-init":
+        cloudconfig.check_image(spec.image)
+        cloudconfig.check_image(spec.etcd_image)
 
 
 def _urls(spec: NodeSpec) -> _Urls:
-    address = ipaddress.ip_address(spec.ip)
-    host = f"[{address}]" if address.version == 6 else str(address)
+    if spec.auto_ip:
+        host, loopback = NODE_IP_MARK, False
+    else:
+        address = ipaddress.ip_address(spec.ip)
+        host = f"[{address}]" if address.version == 6 else str(address)
+        loopback = address.is_loopback
     client = f"http://{host}:{spec.client_port}"
     listen = [client]
-    if not address.is_loopback:
+    if not loopback:
         # The node's own agent talks to its member over loopback.
         listen.append(f"http://127.0.0.1:{spec.client_port}")
     return _Urls(
@@ -154,8 +210,11 @@ def etcd_config(spec: NodeSpec) -> str:
 
 
 def agent_endpoint(spec: NodeSpec) -> str:
-    """The etcd endpoint the node's agent uses: its own member, over loopback."""
-    if ipaddress.ip_address(spec.ip).is_loopback:
+    """The etcd endpoint the node's agent uses: its own member, over loopback (or the
+    members' client URLs it was given)."""
+    if spec.etcd_endpoints:
+        return spec.etcd_endpoints
+    if not spec.auto_ip and ipaddress.ip_address(spec.ip).is_loopback:
         return _urls(spec).client
     return f"http://127.0.0.1:{spec.client_port}"
 
@@ -164,8 +223,12 @@ def agent_config(spec: NodeSpec) -> str:
     """The agent's TOML configuration (`vulcano-agent run --config`)."""
     check_node(spec)
     template = cloudconfig.environment().get_template(AGENT_CONFIG_TEMPLATE)
+    public_ip = NODE_IP_MARK if spec.auto_ip else spec.ip
     return template.render(
-        spec=spec, etcd_endpoint=agent_endpoint(spec), agent_state_dir=AGENT_STATE_DIR
+        spec=spec,
+        public_ip=public_ip,
+        etcd_endpoint=agent_endpoint(spec),
+        agent_state_dir=AGENT_STATE_DIR,
     )
 
 
@@ -196,17 +259,57 @@ def install_agent_script() -> str:
     return (cloudconfig.TEMPLATES / INSTALL_AGENT_SCRIPT).read_text()
 
 
+def etcd_member_unit(spec: NodeSpec) -> str:
+    """etcd-member.service for a Flatcar or CoreOS node: etcd's image under Docker."""
+    template = cloudconfig.environment().get_template(ETCD_MEMBER_UNIT_TEMPLATE)
+    return template.render(
+        data_dir=spec.data_dir,
+        config_dir=ETCD_CONFIG_PATH.rsplit("/", 1)[0],
+        etcd_config=ETCD_CONFIG_PATH,
+        etcd_image=spec.etcd_image,
+    )
+
+
+def address_unit(flavour: str) -> str:
+    """vulcano-node-address.service: the node's address filled in before etcd starts."""
+    template = cloudconfig.environment().get_template(ADDRESS_UNIT_TEMPLATE)
+    return template.render(
+        script=ADDRESS_SCRIPT_PATHS[flavour],
+        etcd_config=ETCD_CONFIG_PATH,
+        agent_config=AGENT_CONFIG_PATH,
+    )
+
+
+def _data_url(text: str) -> cloudconfig.Quoted:
+    return cloudconfig.Quoted(_DATA_URL + quote(text, safe=""))
+
+
 def _render_text(spec: NodeSpec) -> str:
     env = cloudconfig.environment()
     template = env.get_template(FLAVOURS[spec.flavour])
+    etcd = etcd_config(spec)
+    agent = agent_config(spec)
+    address_script = (cloudconfig.TEMPLATES / ADDRESS_SCRIPT).read_text()
+    docker = spec.flavour != "cloud-init"
     return template.render(
         spec=spec,
-        etcd_config=etcd_config(spec),
+        auto_ip=spec.auto_ip,
+        etcd_config=etcd,
+        etcd_config_path=ETCD_CONFIG_PATH,
         etcd_defaults=cloudconfig.Quoted(ETCD_DEFAULTS),
-        agent_config=agent_config(spec),
+        agent_config=agent,
+        agent_config_path=AGENT_CONFIG_PATH,
         agent_bundle_url=spec.agent_bundle_url,
-        agent_unit=agent_unit(),
+        agent_unit=docker_agent_unit(spec.image) if docker else agent_unit(),
+        etcd_unit=etcd_member_unit(spec) if docker else "",
         install_agent=install_agent_script(),
+        address_script=address_script,
+        address_script_path=ADDRESS_SCRIPT_PATHS[spec.flavour],
+        address_unit=address_unit(spec.flavour),
+        hostname_url=_data_url(spec.name + "\n"),
+        etcd_config_url=_data_url(etcd),
+        agent_config_url=_data_url(agent),
+        address_script_url=_data_url(address_script),
     )
 
 
@@ -214,20 +317,35 @@ def _placeholder(spec: NodeSpec) -> NodeSpec:
     return replace(
         spec,
         name="x",
-        ip="10.0.0.1",
         discovery_url="http://x/y",
         data_dir="/x",
+        ip=AUTO_IP if spec.auto_ip else "10.0.0.1",
         metadata=tuple((f"k{i}", "v") for i, _ in enumerate(spec.metadata)),
         agent_bundle_url="http://x/b" if spec.agent_bundle_url else "",
+        etcd_endpoints="http://x:1" if spec.etcd_endpoints else "",
     )
 
 
+def _file_entries(data: Any) -> list[tuple[dict[str, Any], str]]:
+    """Every file a parsed node document writes, with the key holding its content."""
+    entries = [(e, "content") for e in data.get("write_files", [])]
+    storage = data.get("storage", {}) if isinstance(data, dict) else {}
+    entries += [(e, "contents") for e in storage.get("files", [])]
+    return entries
+
+
 def written_file(data: Any, path: str) -> str:
-    """The content cloud-init writes to `path`, from a parsed node document."""
-    for entry in data.get("write_files", []):
-        if entry.get("path") == path:
+    """The content the node's boot writes to `path`, from a parsed node document."""
+    for entry, key in _file_entries(data):
+        if entry.get("path") != path:
+            continue
+        if key == "content":
             content: str = entry["content"]
             return content
+        source: str = entry["contents"]["source"]
+        if not source.startswith(_DATA_URL):
+            raise InvalidDocument(f"{path} is not a plain data URL")
+        return unquote(source[len(_DATA_URL) :])
     raise InvalidDocument(f"the node document writes no {path}")
 
 
@@ -240,9 +358,9 @@ def _shapes(data: Any) -> tuple[Any, Any, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InvalidDocument(f"the agent's configuration does not parse: {exc}") from None
     outer = copy.deepcopy(data)
-    for entry in outer["write_files"]:
+    for entry, key in _file_entries(outer):
         if entry.get("path") in (ETCD_CONFIG_PATH, AGENT_CONFIG_PATH):
-            entry["content"] = "<configuration>"
+            entry[key] = "<configuration>"
     # Metadata keys are the user's; the table's shape is how many pairs it holds.
     metadata = agent.pop("metadata", None)
     agent_shape = (_structure(agent), type(metadata).__name__, len(metadata or {}))

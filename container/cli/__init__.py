@@ -8,10 +8,14 @@ flags, calls one function of the service layer (`container.services`) and prints
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from container.cli import journal, machines, serve, units
+from container.cli import clusters, journal, machines, serve, units
+from container.cli.context import set_state_dir
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
+from container.services.provisioning import DEFAULT_STATE_DIR, STATE_DIR_VAR
 from vulcano.keyspace import DEFAULT_PREFIX
 
 __all__ = ["main"]
@@ -35,13 +39,28 @@ __all__ = ["main"]
     show_default=True,
     help="The cluster's key prefix in etcd.",
 )
+@click.option(
+    "--state-dir",
+    envvar=STATE_DIR_VAR,
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the container keeps its database, SSH key and known_hosts.",
+)
 @click.pass_context
-def main(ctx: click.Context, etcd_endpoints: str, prefix: str) -> None:
+def main(ctx: click.Context, etcd_endpoints: str, prefix: str, state_dir: Path) -> None:
     """Operate a Vulcano cluster."""
+    set_state_dir(ctx, state_dir)
     cluster = Cluster(etcd_endpoints, prefix)
     ctx.obj = cluster
     ctx.call_on_close(cluster.close)
 
 
-for _command in (*machines.commands, *units.commands, *journal.commands, *serve.commands):
+for _command in (
+    *machines.commands,
+    *units.commands,
+    *journal.commands,
+    *serve.commands,
+    *clusters.commands,
+):
     main.add_command(_command)

@@ -9,12 +9,41 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
 from container.services.cluster import Cluster
-from container.services.errors import ClusterAddressError, UnitSourceError
+from container.services.errors import ClusterAddressError, ClusterInputError, UnitSourceError
+from container.services.provisioning import DEFAULT_STATE_DIR, prepare_state_dir
+from container.store import Store, open_store
 from vulcano.clierrors import reported
+
+# Where the group leaves the state dir, and the store once a command opened it.
+_STATE_DIR = "vulcano.state_dir"
+_STORE = "vulcano.store"
+
+
+def set_state_dir(ctx: click.Context, state_dir: Path) -> None:
+    """The group's --state-dir, for `state_dir_of` and `store_of` (nothing is opened)."""
+    ctx.meta[_STATE_DIR] = state_dir
+
+
+def state_dir_of(ctx: click.Context) -> Path:
+    """The state directory the command works in (--state-dir / VULCANO_STATE_DIR)."""
+    found = ctx.meta.get(_STATE_DIR)
+    return Path(found) if found is not None else DEFAULT_STATE_DIR
+
+
+def store_of(ctx: click.Context) -> Store:
+    """The state dir's database, opened (made and migrated) on the first command needing it."""
+    store = ctx.meta.get(_STORE)
+    if store is None:
+        with reported():
+            store = open_store(prepare_state_dir(state_dir_of(ctx)))
+        ctx.meta[_STORE] = store
+    assert isinstance(store, Store)
+    return store
 
 
 def cluster_of(ctx: click.Context) -> Cluster:
@@ -33,6 +62,8 @@ def service_errors() -> Iterator[None]:
             yield
         except ClusterAddressError as exc:
             raise click.UsageError(str(exc)) from None
+        except ClusterInputError as exc:
+            raise click.BadParameter(exc.message, param_hint=exc.field) from None
 
 
 @contextlib.contextmanager

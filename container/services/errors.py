@@ -13,8 +13,13 @@ from vulcano.registry import RegistryError, UnitContentConflict, UnitNotFound
 
 __all__ = [
     "ClusterAddressError",
+    "ClusterExists",
+    "ClusterInputError",
     "ClusterNotFound",
     "ClusterUnavailable",
+    "InstallerError",
+    "JoinTokenError",
+    "NodeNotReady",
     "RegistryError",
     "ServiceError",
     "SettingsError",
@@ -72,3 +77,28 @@ class SettingsError(ServiceError, ValueError):
 
 class StateDirError(ServiceError, OSError):
     """The state directory is missing, not a directory, or not writable by this user."""
+
+
+class InstallerError(ServiceError, ConnectionError):
+    """The hosted installer could not be reached, or refused; names it."""
+
+
+class ClusterExists(ServiceError, ValueError):
+    """A cluster of that name is in the database already."""
+
+
+class ClusterInputError(ServiceError, ValueError):
+    """A cluster's field we cannot accept; ``field`` names it (the CLI's flag)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class JoinTokenError(ServiceError, PermissionError):
+    """A join token that is wrong, revoked or expired: nothing is served."""
+
+
+class NodeNotReady(ServiceError):
+    """A node whose user-data needs something the cluster does not have yet."""

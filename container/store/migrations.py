@@ -17,14 +17,21 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     CREATE TABLE clusters (
-        name           TEXT PRIMARY KEY,
-        size           INTEGER NOT NULL,
-        flavour        TEXT NOT NULL,
-        network        TEXT NOT NULL,
-        discovery_url  TEXT NOT NULL DEFAULT '',
-        endpoints      TEXT NOT NULL DEFAULT '',
-        prefix         TEXT NOT NULL DEFAULT '/vulcano/',
-        created_at     REAL NOT NULL
+        name                TEXT PRIMARY KEY,
+        size                INTEGER NOT NULL,
+        flavour             TEXT NOT NULL,
+        network             TEXT NOT NULL,
+        discovery_url       TEXT NOT NULL DEFAULT '',
+        endpoints           TEXT NOT NULL DEFAULT '',
+        prefix              TEXT NOT NULL DEFAULT '/vulcano/',
+        created_at          REAL NOT NULL,
+        etcd_size           INTEGER NOT NULL DEFAULT 0,
+        network_config      TEXT NOT NULL DEFAULT '',
+        network_written_at  REAL NOT NULL DEFAULT 0,
+        node_ips            TEXT NOT NULL DEFAULT '',
+        agent_bundle_url    TEXT NOT NULL DEFAULT '',
+        join_token_hash     TEXT NOT NULL DEFAULT '',
+        join_token_expires  REAL NOT NULL DEFAULT 0
     );
     CREATE TABLE audit (
         id      INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -112,6 +112,9 @@ def baseline_shape(flavour: str) -> Any:
         flavour=flavour,
         image=GOOD["image"],
         size=3,
+        # as the app fills them in: its own URL and the install's provisioner token
+        installer_url="http://localhost",
+        installer_token="x" * 43,
     )
     return cloudconfig.shape(cloudconfig.render_provisioner(spec).data)
 

@@ -1,0 +1,117 @@
+"""Every node's user-data, in its cluster's flavour, made from what the database keeps.
+
+Node N (1-based) of cluster C is ``C-N``: its hostname and its etcd member name. Nodes 1
+to `etcd_size` are the etcd members, meeting through the discovery URL; a node past them
+joins as an agent-only node: its etcd finds the cluster full (and is only a v2 proxy),
+so its agent is given the members' client URLs — known once they came up (given
+addresses, the endpoints recorded, or the discovery directory), so its user-data is
+ready only then (NodeNotReady before). Every node runs vulcano-agent as a unit, lets the
+provisioning container log in with its SSH key (`identity.ensure_container_key`), and
+carries the cluster's name as machine metadata (``cluster=C``). Its address is the one
+given for it or, by default, found at boot (`vulcano.nodeconfig.AUTO_IP`).
+
+Documents are checked as the installer checks its own: the renderer's quoting, shape and
+64 KiB checks always, the real validators (`cloud-init schema`, `ignition-validate`)
+when they are installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from container.services import discovery
+from container.services.clusters import ClusterRecord, get_cluster
+from container.services.errors import ClusterInputError, NodeNotReady
+from container.services.identity import ensure_container_key
+from container.store import Store
+from vulcano import nodeconfig, validators
+from vulcano.cloudconfig import Document, InputError
+
+CLUSTER_METADATA_KEY = "cluster"
+# What an agent-only node's agent is given while its cluster is only being checked.
+_CHECK_ENDPOINTS = "http://127.0.0.1:2379"
+
+
+def state_dir_of(store: Store) -> Path:
+    """The state directory: the database lives in it, beside the container's key."""
+    return store.path.parent
+
+
+def is_member(record: ClusterRecord, node: int) -> bool:
+    """Whether the node is one of the cluster's etcd members (else agent-only)."""
+    return node <= record.etcd_size
+
+
+def member_endpoints(record: ClusterRecord) -> str:
+    """The members' client URLs, for agent-only nodes; "" while they are not known."""
+    given = [record.node_ip(i) for i in range(1, record.etcd_size + 1)]
+    if all(ip != nodeconfig.AUTO_IP for ip in given):
+        port = nodeconfig.NodeSpec.client_port
+        return ",".join(
+            f"http://{ip}:{port}" if ":" not in ip else f"http://[{ip}]:{port}" for ip in given
+        )
+    if record.endpoints:
+        return record.endpoints
+    return ",".join(discovery.member_client_urls(record))
+
+
+def node_spec(
+    record: ClusterRecord, node: int, ssh_key: str, endpoints: str = ""
+) -> nodeconfig.NodeSpec:
+    """What node ``node`` of the cluster boots with (``endpoints``: the members', for an
+    agent-only node)."""
+    if not 1 <= node <= record.size:
+        raise ClusterInputError(
+            "--node", f"cluster {record.name!r} has nodes 1 to {record.size}, not {node}"
+        )
+    if not is_member(record, node) and not endpoints:
+        raise NodeNotReady(
+            f"node {node} of cluster {record.name!r} joins as an agent-only node: its "
+            f"user-data is ready once the {record.etcd_size} etcd member(s) (nodes 1-"
+            f"{record.etcd_size}) have come up"
+        )
+    return nodeconfig.NodeSpec(
+        name=record.node_name(node),
+        ip=record.node_ip(node),
+        discovery_url=record.discovery_url,
+        flavour=record.flavour,
+        metadata=((CLUSTER_METADATA_KEY, record.name),),
+        agent_bundle_url=record.agent_bundle_url,
+        ssh_keys=(ssh_key,),
+        etcd_endpoints="" if is_member(record, node) else endpoints,
+    )
+
+
+def _render(record: ClusterRecord, node: int, ssh_key: str, endpoints: str) -> Document:
+    try:
+        return nodeconfig.render_node(node_spec(record, node, ssh_key, endpoints))
+    except InputError as exc:
+        raise ClusterInputError(exc.field, exc.message) from None
+
+
+def render(
+    record: ClusterRecord, node: int, ssh_key: str, endpoints: str = "", *, tools: bool = True
+) -> Document:
+    """Node ``node``'s user-data; with ``tools`` also checked by the real validator."""
+    document = _render(record, node, ssh_key, endpoints)
+    if tools:
+        validators.validate_with_tools(document)
+    return document
+
+
+def check_renders(store: Store, record: ClusterRecord) -> None:
+    """Render every node of a cluster not stored yet; the first member and the first
+    agent-only node are also given to the real validator (the others differ from them
+    only in quoted values, which the shape check covers)."""
+    key = ensure_container_key(state_dir_of(store))
+    for node in range(1, record.size + 1):
+        render(record, node, key, _CHECK_ENDPOINTS, tools=node in (1, record.etcd_size + 1))
+
+
+def user_data(store: Store, name: str, node: int = 1) -> Document:
+    """The user-data node ``node`` of the named cluster boots from."""
+    record = get_cluster(store, name)
+    key = ensure_container_key(state_dir_of(store))
+    if 1 <= node <= record.size and not is_member(record, node):
+        return render(record, node, key, member_endpoints(record))
+    return render(record, node, key)
