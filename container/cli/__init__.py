@@ -8,9 +8,11 @@ flags, calls one function of the service layer (`container.services`) and prints
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from container.cli import journal, machines, serve, units
+from container.cli import journal, machines, serve, ssh, units
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
 from vulcano.keyspace import DEFAULT_PREFIX
 
@@ -35,13 +37,21 @@ __all__ = ["main"]
     show_default=True,
     help="The cluster's key prefix in etcd.",
 )
+@ssh.global_options
 @click.pass_context
-def main(ctx: click.Context, etcd_endpoints: str, prefix: str) -> None:
+def main(ctx: click.Context, /, etcd_endpoints: str, prefix: str, **ssh_flags: Any) -> None:
     """Operate a Vulcano cluster."""
-    cluster = Cluster(etcd_endpoints, prefix)
+    tunnel, timeout, settings = ssh.settings_from(ssh_flags)
+    cluster = Cluster(etcd_endpoints, prefix, timeout=timeout, tunnel=tunnel, ssh=settings)
     ctx.obj = cluster
     ctx.call_on_close(cluster.close)
 
 
-for _command in (*machines.commands, *units.commands, *journal.commands, *serve.commands):
+for _command in (
+    *machines.commands,
+    *units.commands,
+    *journal.commands,
+    *serve.commands,
+    *ssh.commands,
+):
     main.add_command(_command)

@@ -149,9 +149,7 @@ class Sshd:
     def _listening(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"sshd exited ({self.proc.returncode}):\n{self.log()}")
-        if "Server listening" in self.log():
-            return True
-        return False
+        return "Server listening" in self.log()
 
     def stop(self) -> None:
         if self.proc is not None:
