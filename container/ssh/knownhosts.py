@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +30,14 @@ def host_label(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+def _glob(pattern: str, label: str) -> bool:
+    """OpenSSH's host patterns: only '*' and '?' are wildcards ('[' is literal)."""
+    regex = "".join(
+        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower()
+    )
+    return re.fullmatch(regex, label.lower()) is not None
+
+
 def _matches(patterns: str, label: str) -> bool:
     if patterns.startswith("|1|"):
         try:
@@ -41,9 +49,9 @@ def _matches(patterns: str, label: str) -> bool:
     matched = False
     for pattern in patterns.split(","):
         if pattern.startswith("!"):
-            if fnmatch.fnmatchcase(label, pattern[1:]):
+            if _glob(pattern[1:], label):
                 return False
-        elif fnmatch.fnmatchcase(label, pattern):
+        elif _glob(pattern, label):
             matched = True
     return matched
 
