@@ -71,6 +71,8 @@ class Sshd:
     port: int = 0
     launcher: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    extra: list[str] = field(default_factory=list)  # more sshd_config lines
+    _log_start: int = 0  # where this run's lines begin in the log
 
     @property
     def config_path(self) -> Path:
@@ -135,6 +137,7 @@ class Sshd:
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [*self.launcher, SSHD, "-D", "-e", "-f", str(self.config_path)],
@@ -149,7 +152,8 @@ class Sshd:
     def _listening(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"sshd exited ({self.proc.returncode}):\n{self.log()}")
-        return "Server listening" in self.log()
+        # bytes: sshd ends its lines with \r\n, which text mode would count as one
+        return b"Server listening" in self.log_path.read_bytes()[self._log_start :]
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -159,27 +163,40 @@ class Sshd:
         """New host keys under the same address, as a rebuilt machine comes back."""
         self.stop()
         self.make_host_keys()
+        self.write_config(self.extra)
         self.start()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def new_sshd(base: Path, authorized: Sequence[str] = (), host: str = "127.0.0.1") -> Sshd:
-    """An sshd (not started yet) with fresh host keys, on a free port of ``host``."""
+def new_sshd(
+    base: Path,
+    authorized: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    extra: Sequence[str] = (),
+) -> Sshd:
+    """An sshd (not started yet) with fresh host keys, on ``port`` or a free one of ``host``.
+
+    ``extra`` are more sshd_config lines (``SetEnv NAME=value``, say).
+    """
     base.mkdir(parents=True, exist_ok=True)
-    server = Sshd(base=base, host=host, port=reserve_port(host) if host == "127.0.0.1" else 22)
+    server = Sshd(base=base, host=host, port=port or reserve_port(host))
     server.make_host_keys()
     server.authorized_keys.write_text("")
     server.authorize(*authorized)
-    server.write_config()
+    server.write_config(extra)
+    server.extra = list(extra)
     return server
 
 
 @contextlib.contextmanager
-def sshd_server(base: Path, authorized: Sequence[str] = ()) -> Iterator[Sshd]:
-    """One sshd on a loopback port, stopped afterwards."""
-    server = new_sshd(base, authorized)
+def sshd_server(
+    base: Path, authorized: Sequence[str] = (), host: str = "127.0.0.1", extra: Sequence[str] = ()
+) -> Iterator[Sshd]:
+    """One sshd on a loopback address, stopped afterwards."""
+    server = new_sshd(base, authorized, host, extra=extra)
     try:
         server.start()
         yield server
@@ -188,12 +205,18 @@ def sshd_server(base: Path, authorized: Sequence[str] = ()) -> Iterator[Sshd]:
 
 
 @contextlib.contextmanager
-def sshd_servers(base: Path, count: int, authorized: Sequence[str] = ()) -> Iterator[list[Sshd]]:
-    """``count`` sshds on loopback ports, each with its own host keys; all stopped after."""
+def sshd_servers(
+    base: Path, hosts: Sequence[str], authorized: Sequence[str] = ()
+) -> Iterator[list[Sshd]]:
+    """One sshd per loopback address in ``hosts`` (repeats allowed: each gets its own
+    port), each with its own host keys and ``SetEnv VULCANO_TEST_HOST=<index>``; all
+    stopped afterwards."""
     servers: list[Sshd] = []
     try:
-        for i in range(count):
-            server = new_sshd(base / f"sshd{i}", authorized)
+        for i, host in enumerate(hosts):
+            server = new_sshd(
+                base / f"sshd{i}", authorized, host, extra=[f"SetEnv VULCANO_TEST_HOST={i}"]
+            )
             servers.append(server)
             server.start()
         yield servers
@@ -210,10 +233,8 @@ def sshd_in_namespace(
 
     ``nsenter`` is the host's launcher prefix (`TestHost.nsenter([])`).
     """
-    server = new_sshd(base, authorized, host=host)
-    server.port = port
+    server = new_sshd(base, authorized, host=host, port=port)
     server.launcher = list(nsenter)
-    server.write_config()
     try:
         server.start()
         yield server
@@ -221,9 +242,9 @@ def sshd_in_namespace(
         server.stop()
 
 
-def free_closed_port() -> int:
+def free_closed_port(host: str = "127.0.0.1") -> int:
     """A loopback port nothing listens on (for "unreachable host" tests)."""
-    port = reserve_port()
+    port = reserve_port(host)
     with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0
+        assert s.connect_ex((host, port)) != 0
     return port
