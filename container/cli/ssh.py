@@ -24,7 +24,7 @@ from container.ssh.destinations import parse_destination
 from container.ssh.errors import DestinationError
 from container.ssh.knownhosts import KnownHosts
 from container.ssh.settings import DEFAULT_STATE_DIR, STATE_DIR_VAR, SSHSettings
-from vulcano.records import short_id
+from vulcano.records import SHORT_ID_LENGTH
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 
@@ -194,7 +194,7 @@ def exec_(
         outcomes = fanout.run_everywhere(endpoints, " ".join(command), cluster.ssh)
     failed = []
     for machine, outcome in zip(chosen, outcomes, strict=True):
-        label = short_id(machine.id)
+        label = machine.id[:SHORT_ID_LENGTH]
         if outcome.result is None:
             failed.append(f"{label} (unreachable)")
         elif outcome.result.exit_status != 0:

@@ -108,7 +108,9 @@ class Sshd:
         }
 
     def write_config(self, extra: Sequence[str] = ()) -> None:
+        # sshd keeps a keyword's first value: ``extra`` comes first to override ours
         lines = [
+            *extra,
             f"ListenAddress {self.host}:{self.port}",
             *(f"HostKey {self.host_key_path(t)}" for t in HOST_KEY_TYPES),
             f"PidFile {self.base / 'sshd.pid'}",
@@ -125,7 +127,6 @@ class Sshd:
             "UseDNS no",
             "MaxStartups 200:30:300",
             "LogLevel VERBOSE",
-            *extra,
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
 

@@ -62,3 +62,10 @@ def cli(state_dir: Path, etcd: Etcd | None = None, *extra: str) -> Invoke:
         return runner.invoke(main, [*head, *args], catch_exceptions=False)
 
     return invoke
+
+
+def ssh_config_for(path: Path, servers: list[sshd.Sshd], *more: str) -> Path:
+    """An ssh config naming each server's port by its address, plus ``more`` lines."""
+    lines = [f"Host {s.host}\n    Port {s.port}\n" for s in servers]
+    path.write_text("".join(lines) + "".join(f"{line}\n" for line in more))
+    return path
