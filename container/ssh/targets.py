@@ -35,11 +35,16 @@ def find_machine(machines: Sequence[Machine], ident: str) -> Machine:
     raise UnknownTarget(f"no machine {ident!r} in the cluster (see `vulcano list-machines`)")
 
 
-def unit_machine(cluster: Cluster, machines: Sequence[Machine], name: str) -> Machine:
+def unit_machine(
+    cluster: Cluster, machines: Sequence[Machine], name: str, given: str | None = None
+) -> Machine:
     """The machine a unit is placed on (the first, for a global unit)."""
     with cluster.registry() as registry:
         if registry.spec(name) is None:
-            raise UnknownTarget(f"no machine {name!r} and no unit {name} in the cluster")
+            raise UnknownTarget(
+                f"no machine {given or name!r} and no unit {name} in the cluster "
+                "(see `vulcano list-machines`, `vulcano list-units`)"
+            )
         placed = sorted(
             r.machine_id for r in registry.machine_states() if r.name == name and r.machine_id
         )
@@ -61,7 +66,7 @@ def ssh_target(cluster: Cluster, name: str) -> Machine:
             unit = unitnames.mangle(name)
         except ValueError:
             raise not_machine from None
-        return unit_machine(cluster, machines, unit)
+        return unit_machine(cluster, machines, unit, name)
 
 
 def select_machines(

@@ -75,6 +75,10 @@ class Sshd:
     _log_start: int = 0  # where this run's lines begin in the log
 
     @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
     def config_path(self) -> Path:
         return self.base / "sshd_config"
 
