@@ -58,7 +58,7 @@ def fleet(
 def test_exec_all_reports_every_host_and_fails_naming_the_failed_and_unreachable(
     fleet: tuple[list[Machine], Path], etcd: Etcd, state_dir: Path
 ) -> None:
-    machines, config = fleet
+    _, config = fleet
     result = cli(state_dir, etcd, "--ssh-config", str(config))("exec", "--all", *COMMAND)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
