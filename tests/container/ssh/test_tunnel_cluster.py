@@ -5,7 +5,6 @@ host's sshd, and `exec --all` reaches the machine through it with its keys pinne
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-TICKER = "[Service]\nExecStart=/bin/sh -c 'while :; do echo tick-$$; sleep 0.3; done'\n"
+TICKER = "[Service]\nExecStart=/bin/sh -c 'while :; do echo tick; sleep 0.3; done'\n"
 
 
 @dataclass
@@ -80,7 +79,7 @@ def test_units_are_submitted_started_and_listed_through_the_tunnel(
     ]
     status = listed(remote, "status", "ticker")
     assert "active" in status and machine[:8] in status
-    wait_for(lambda: "tick-" in listed(remote, "journal", "ticker"), 30, "journal lines")
+    wait_for(lambda: "tick" in listed(remote, "journal", "ticker"), 30, "journal lines")
 
 
 def test_journal_follow_streams_through_the_tunnel_and_closes_it(
@@ -91,21 +90,22 @@ def test_journal_follow_streams_through_the_tunnel_and_closes_it(
     wait_for(lambda: remote.host.machine_id[:8] in listed(remote, "list-machines"), 30, "agent")
     listed(remote, "start", str(unit))
     cluster = Cluster(remote.net.etcd_endpoint, tunnel=remote.tunnel, ssh=settings)
-    stop = threading.Event()
     seen: list[str] = []
     try:
         tail = journal.read_journal(cluster, "ticker.service", 0)
-        for line in journal.follow_journal(
-            cluster, "ticker.service", tail.seq, from_revision=tail.revision, stop=stop
-        ):
+        follow = journal.follow_journal(
+            cluster, "ticker.service", tail.seq, from_revision=tail.revision
+        )
+        for line in follow:  # lines arrive as they are published
             seen.append(line)
             if len(seen) == 3:
-                stop.set()
+                break
+        follow.close()  # as on Ctrl-C: the watch is cancelled
         tunnel = cluster._tunnel
         assert tunnel is not None
     finally:
         cluster.close()
-    assert len(seen) == 3 and all(line.startswith("tick-") for line in seen)
+    assert seen == ["tick"] * 3
     assert not tunnel.connection.transport.is_active()
     assert not tunnel._open  # every forwarded connection was closed
 
