@@ -41,27 +41,28 @@ class Connection:
     """An open, authenticated connection to one endpoint."""
 
     def __init__(
-        self, endpoint: Endpoint, transport: paramiko.Transport, via: Connection | None
+        self,
+        endpoint: Endpoint,
+        transport: paramiko.Transport,
+        via: Connection | None = None,
+        timeout: float = policy.SSH_TIMEOUT,
     ) -> None:
         self.endpoint = endpoint
         self.transport = transport
+        self.timeout = timeout  # for opening a channel
         self._via = via
 
     def open_session(self) -> paramiko.Channel:
         try:
-            return self.transport.open_session(timeout=self._timeout)
+            return self.transport.open_session(timeout=self.timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise HostUnreachable(f"{self.endpoint.name}: cannot open a session: {exc}") from None
-
-    @property
-    def _timeout(self) -> float:
-        return float(self.transport.banner_timeout or policy.SSH_TIMEOUT)
 
     def open_forward(self, host: str, port: int, origin: tuple[str, int]) -> paramiko.Channel:
         """A direct-tcpip channel to ``host:port`` as the remote end reaches it."""
         try:
             return self.transport.open_channel(
-                "direct-tcpip", (host, port), origin, timeout=self._timeout
+                "direct-tcpip", (host, port), origin, timeout=self.timeout
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise HostUnreachable(
@@ -135,7 +136,7 @@ def connect(endpoint: Endpoint, settings: SSHSettings) -> Connection:
             transport.close()
             raise
         transport.set_keepalive(policy.SSH_KEEPALIVE_INTERVAL)
-        return Connection(endpoint, transport, via)
+        return Connection(endpoint, transport, via, settings.timeout)
     except BaseException:
         if via is not None:
             via.close()
