@@ -7,7 +7,8 @@ the cluster's machine records pin them), then runs each command on every host tw
 one run: one host after another, and all at once through `container.ssh.fanout` (at most
 `policy.EXEC_CONCURRENCY` at a time). Each run makes a fresh connection per host
 (handshake, key check, login, command), as `vulcano exec` does. Prints both times, the
-ratio (goal: at least 10x) and this process's RSS before and at its peak during the
+ratio (goal: at least 10x), this process's CPU per host (the rest of a host's time is
+its sshd's, on the same cores here) and its RSS before and at its peak during the
 concurrent runs. Commands: `true` (nothing but SSH's own cost) and `sleep 1` (a command
 that takes a second on the host, as a package install or a service restart does).
 Needs root (sshd logs in as root with the container's key).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -81,19 +83,27 @@ def _check(outcomes: list[fanout.HostOutcome]) -> None:
         raise SystemExit(f"{len(bad)} hosts failed: {bad[:3]}")
 
 
-def measure(endpoints: list[Endpoint], command: str, settings: SSHSettings) -> dict[str, float]:
-    started = time.monotonic()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(
+    endpoints: list[Endpoint], command: str, settings: SSHSettings, concurrency: int
+) -> dict[str, float]:
+    started, cpu = time.monotonic(), _cpu()
     _check([fanout.run_on(e, command, settings) for e in endpoints])
-    serial = time.monotonic() - started
+    serial, serial_cpu = time.monotonic() - started, _cpu() - cpu
     before = _rss_kib()
     with _peak_rss() as peak:
         started = time.monotonic()
-        _check(fanout.run_everywhere(endpoints, command, settings))
+        _check(fanout.run_everywhere(endpoints, command, settings, concurrency))
         parallel = time.monotonic() - started
     return {
         "serial": serial,
         "parallel": parallel,
         "ratio": serial / parallel,
+        "client_cpu_per_host_ms": 1000 * serial_cpu / len(endpoints),
         "rss_before_mib": before / 1024,
         "rss_peak_mib": peak[0] / 1024,
     }
@@ -102,6 +112,11 @@ def measure(endpoints: list[Endpoint], command: str, settings: SSHSettings) -> d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument(
+        "--concurrency",
+        default=str(policy.EXEC_CONCURRENCY),
+        help="comma-separated limits to try (default: policy.EXEC_CONCURRENCY)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or not sshd.available():
         print("bench.fanout needs root and /usr/sbin/sshd", file=sys.stderr)
@@ -115,20 +130,25 @@ def main(argv: list[str] | None = None) -> int:
             endpoints = _endpoints(servers, settings)
             fanout.run_on(endpoints[0], "true", settings)  # warm paramiko's imports
             results = {}
+            limits = [int(n) for n in args.concurrency.split(",")]
             for command in COMMANDS:
-                print(f"# running {command!r}", file=sys.stderr, flush=True)
-                results[command] = measure(endpoints, command, settings)
+                for limit in limits:
+                    print(f"# running {command!r} x{limit}", file=sys.stderr, flush=True)
+                    results[command, limit] = measure(endpoints, command, settings, limit)
     print(
-        f"\nexec fan-out: {args.hosts} sshd hosts on loopback, a new connection per host, "
-        f"concurrency {policy.EXEC_CONCURRENCY}, {os.cpu_count()} cores"
+        f"\nexec fan-out: {args.hosts} sshd hosts on loopback (sharing this machine's "
+        f"{os.cpu_count()} cores with the client), a new connection per host; "
+        f"policy.EXEC_CONCURRENCY = {policy.EXEC_CONCURRENCY}"
     )
     print(
-        f"{'command':<10} {'one by one (s)':>15} {'at once (s)':>12} {'ratio':>7} "
-        f"{'RSS before (MiB)':>17} {'RSS peak (MiB)':>15}"
+        f"{'command':<9} {'at once':>7} {'one by one (s)':>15} {'at once (s)':>12} "
+        f"{'ratio':>7} {'client CPU/host (ms)':>21} {'RSS before (MiB)':>17} "
+        f"{'RSS peak (MiB)':>15}"
     )
-    for command, r in results.items():
+    for (command, limit), r in results.items():
         print(
-            f"{command:<10} {r['serial']:>15.2f} {r['parallel']:>12.2f} {r['ratio']:>6.1f}x "
+            f"{command:<9} {limit:>7} {r['serial']:>15.2f} {r['parallel']:>12.2f} "
+            f"{r['ratio']:>6.1f}x {r['client_cpu_per_host_ms']:>21.0f} "
             f"{r['rss_before_mib']:>17.1f} {r['rss_peak_mib']:>15.1f}"
         )
     return 0

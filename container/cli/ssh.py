@@ -135,7 +135,7 @@ def ssh(ctx: click.Context, target: str, command: tuple[str, ...], ssh_port: int
     cluster = cluster_of(ctx)
     with service_errors():
         machine = targets.ssh_target(cluster, target)
-        endpoint = targets.machine_endpoint(machine, cluster.ssh, ssh_port)
+        endpoint = targets.machine_endpoint(machine, cluster.ssh, ssh_port, cluster.tunnel)
         with connect(endpoint, cluster.ssh) as connection:
             if command:
                 status = session.stream(
@@ -190,7 +190,9 @@ def exec_(
         )
         if not chosen:
             raise click.ClickException("no machine matches")
-        endpoints = [targets.machine_endpoint(m, cluster.ssh, ssh_port) for m in chosen]
+        endpoints = [
+            targets.machine_endpoint(m, cluster.ssh, ssh_port, cluster.tunnel) for m in chosen
+        ]
         outcomes = fanout.run_everywhere(endpoints, " ".join(command), cluster.ssh)
     failed = []
     for machine, outcome in zip(chosen, outcomes, strict=True):

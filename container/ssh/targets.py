@@ -6,11 +6,12 @@ it), its host keys pinned from its machine record.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
 from container.services.cluster import Cluster
-from container.ssh.destinations import Destination, Endpoint, resolve
+from container.ssh.destinations import Destination, Endpoint, parse_destination, resolve
 from container.ssh.errors import UnknownTarget
 from container.ssh.hostkeys import HostKey
 from container.ssh.settings import SSHSettings
@@ -105,11 +106,17 @@ def pinned_keys(machine: Machine) -> list[HostKey]:
     return keys
 
 
-def machine_endpoint(machine: Machine, settings: SSHSettings, port: int | None = None) -> Endpoint:
-    """Where to reach a machine: its public IP through the ssh config, its keys pinned."""
+def machine_endpoint(
+    machine: Machine, settings: SSHSettings, port: int | None = None, tunnel: str | None = None
+) -> Endpoint:
+    """Where to reach a machine: its public IP through the ssh config, its keys pinned.
+
+    With a ``tunnel`` host (``--tunnel``), a machine the ssh config gives no ProxyJump is
+    reached through the tunnel host, as fleetctl's ssh does.
+    """
     if not machine.public_ip:
         raise UnknownTarget(f"machine {machine.id} has no public IP in its record")
-    return resolve(
+    endpoint = resolve(
         Destination(machine.public_ip, None, port),
         settings.ssh_config,
         username=settings.username,
@@ -117,3 +124,14 @@ def machine_endpoint(machine: Machine, settings: SSHSettings, port: int | None =
         name=f"machine {short_id(machine.id)} ({machine.public_ip})",
         pinned=pinned_keys(machine),
     )
+    if tunnel and endpoint.jump is None:
+        destination = parse_destination(tunnel, "--tunnel")
+        jump = resolve(
+            destination,
+            settings.ssh_config,
+            username=settings.username,
+            default_user=settings.default_user,
+            name=f"tunnel host {destination}",
+        )
+        endpoint = dataclasses.replace(endpoint, jump=jump)
+    return endpoint

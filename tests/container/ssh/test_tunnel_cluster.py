@@ -124,6 +124,10 @@ def test_exec_reaches_the_machine_through_the_tunnel_host_with_its_keys_pinned(
     lines = result.output.splitlines()
     assert lines[0].startswith(prefix) and lines[0].endswith(f"{remote.host.ip} 22")
     assert lines[1] == f"{prefix} exit 0"
+    # without a config, --tunnel's host is the way to the machine, as in fleetctl
+    plain = remote.vulcano("ssh", remote.host.machine_id[:8], "--", "echo", "$SSH_CONNECTION")
+    assert plain.exit_code == 0, plain.output
+    assert plain.output.strip().endswith(f"{remote.host.ip} 22")
     # the machine's key came from its record: only the tunnel host was trusted on first use
     known = (state_dir / "known_hosts").read_text()
     assert remote.forward.address.split(":")[1] in known and remote.host.ip not in known
