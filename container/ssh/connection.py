@@ -19,7 +19,12 @@ import paramiko
 
 from container import policy
 from container.ssh.destinations import Endpoint
-from container.ssh.errors import AuthenticationFailed, HostUnreachable, IdentityError
+from container.ssh.errors import (
+    AuthenticationFailed,
+    HostKeyChanged,
+    HostUnreachable,
+    IdentityError,
+)
 from container.ssh.hostkeys import HostKey, algorithms_for
 from container.ssh.keys import load_key_file
 from container.ssh.settings import SSHSettings
@@ -172,18 +177,28 @@ def _handshake(transport: paramiko.Transport, endpoint: Endpoint, settings: SSHS
     try:
         transport.start_client(timeout=settings.timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        known = ", ".join(sorted({k.type for k in expected}))
-        hint = (
-            f" (it offers no host key of the known type: {known})"
-            if "host key" in str(exc) and known
-            else ""
-        )
+        if expected and "host key" in str(exc):
+            raise HostKeyChanged(_no_known_key_type(endpoint, expected, settings)) from None
         raise HostUnreachable(
-            f"{endpoint.name}: SSH handshake with {endpoint.address} failed: {exc}{hint}"
+            f"{endpoint.name}: SSH handshake with {endpoint.address} failed: {exc}"
         ) from None
     key = transport.get_remote_server_key()
     presented = HostKey(key.get_name(), key.asbytes())
     check.verify(endpoint.name, endpoint.host, endpoint.port, presented, endpoint.pinned)
+
+
+def _no_known_key_type(endpoint: Endpoint, expected: list[HostKey], settings: SSHSettings) -> str:
+    known = ", ".join(f"{k.type} {k.fingerprint}" for k in expected)
+    where = "its machine record" if endpoint.pinned else str(settings.known_hosts_path)
+    accept = (
+        "restart its vulcano-agent so it publishes its new host keys"
+        if endpoint.pinned
+        else f"`vulcano ssh-forget {endpoint.host}:{endpoint.port}` and connect again"
+    )
+    return (
+        f"HOST KEY CHANGED for {endpoint.name} ({endpoint.address}): it offers no host key "
+        f"of the types {where} has ({known}); refused. If it was rebuilt on purpose: {accept}."
+    )
 
 
 def _authenticate(transport: paramiko.Transport, endpoint: Endpoint, settings: SSHSettings) -> None:

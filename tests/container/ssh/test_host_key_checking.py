@@ -14,6 +14,7 @@ from container.ssh.hostkeys import HostKey
 from container.ssh.settings import SSHSettings
 from tests.container.ssh.conftest import cli
 from vulcano.lab.sshd import Sshd
+from vulcano.lab.sshkeys import keygen
 
 pytestmark = pytest.mark.root
 
@@ -124,3 +125,15 @@ def test_a_host_that_is_not_the_pinned_machine_is_refused(
     assert server.fingerprints()["ed25519"] in message
     assert "machine record" in message
     assert not settings.known_hosts_path.exists()
+
+
+def test_a_host_that_no_longer_has_a_key_of_the_pinned_type_is_refused(
+    server: Sshd, settings: SSHSettings
+) -> None:
+    rsa = HostKey.from_line(keygen("rsa", 3072, "old-rsa"))
+    with pytest.raises(HostKeyChanged) as refused:
+        hostname_over_ssh(server, settings, pinned=[rsa])
+    assert (
+        f"offers no host key of the types its machine record has (ssh-rsa {rsa.fingerprint})"
+        in str(refused.value)
+    )
