@@ -17,6 +17,7 @@ from typing import Any
 from agent import policy
 from agent.config import AgentConfig
 from agent.lifecycle import Agent, EtcdConnection, Threads
+from agent.membership.hostkeys import read_host_keys
 from agent.membership.identity import machine_id
 from agent.membership.registration import Registration
 from agent.overlay.component import Overlay
@@ -99,6 +100,7 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
         public_ip=config.public_ip,
         hostname=socket.gethostname(),
         metadata=dict(config.metadata),
+        ssh_host_keys=read_host_keys(config.ssh_host_key_dir),
     )
     stop_event = threading.Event()
     etcd = EtcdConnection(config.etcd_endpoints)

@@ -60,6 +60,10 @@ def main() -> None:
 @click.option("--overlay/--no-overlay", default=None, help="Build the overlay (default on).")
 @click.option("--prefix", help=f"Cluster keyspace prefix (default {DEFAULT_PREFIX}).")
 @click.option(
+    "--ssh-host-key-dir",
+    help="Where sshd's ssh_host_*_key.pub are, to publish them (default /etc/ssh).",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path),

@@ -51,6 +51,7 @@ FIELDS = (
     "subnet_ttl",
     "overlay",
     "prefix",
+    "ssh_host_key_dir",
 )
 
 
@@ -72,6 +73,7 @@ class AgentConfig:
     subnet_ttl: int = policy.SUBNET_TTL
     overlay: bool = True
     prefix: str = DEFAULT_PREFIX
+    ssh_host_key_dir: Path = Path("/etc/ssh")  # its ssh_host_*_key.pub go in the record
 
     @property
     def keyspace(self) -> Keyspace:
@@ -298,4 +300,9 @@ def resolve(
         except ValueError as exc:
             raise ConfigError(f"{source('prefix')}: {exc}") from None
         kwargs["prefix"] = text("prefix")
+    if "ssh_host_key_dir" in merged:
+        raw = text("ssh_host_key_dir")
+        if not raw.strip():
+            raise ConfigError(f"{source('ssh_host_key_dir')}: empty path")
+        kwargs["ssh_host_key_dir"] = Path(raw)
     return AgentConfig(**kwargs)

@@ -20,3 +20,21 @@ INSTALLER_ATTEMPTS = 3
 INSTALLER_RETRY_DELAY = 0.5
 # A cluster's join token (the URL a node #includes) lasts this long unless told.
 JOIN_TOKEN_TTL = 24 * 3600
+
+# SSH (container/ssh/): connecting, the key exchange and authentication each get this
+# long (fleetctl's --ssh-timeout); a failed connection is not retried: the operator
+# sees at once which host did not answer.
+SSH_TIMEOUT = 10.0
+# The CLI's etcd request timeout (fleetctl's --request-timeout): through a tunnel too.
+REQUEST_TIMEOUT = 3.0
+# A tunnel's SSH connection sends a keepalive this often, so idle NAT or firewalls do
+# not drop it under a long `journal -f`.
+SSH_KEEPALIVE_INTERVAL = 15
+# `vulcano exec`: how many machines are worked on at once.
+EXEC_CONCURRENCY = 32
+# and how much of one host's output is kept (the rest is cut, and says so).
+EXEC_OUTPUT_LIMIT = 1024 * 1024
+# ProxyJump chains longer than this are refused (they are a loop in the ssh config).
+SSH_MAX_JUMPS = 8
+# Closing a tunnel waits this long for its forwarding threads.
+TUNNEL_CLOSE_TIMEOUT = 5.0

@@ -46,18 +46,21 @@ class Machine:
     metadata: dict[str, str] = field(default_factory=dict)
     version: int = MACHINE_RECORD_VERSION
     lease_id: int = field(default=0, compare=False)  # the etcd lease it was read on
+    # The host's SSH host keys as ``type base64`` lines, published by its agent, so the
+    # provisioning container pins them by machine id (no trust prompt, no known_hosts).
+    ssh_host_keys: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "hostname": self.hostname,
-                "public_ip": self.public_ip,
-                "metadata": self.metadata,
-                "version": self.version,
-            },
-            sort_keys=True,
-        )
+        record: dict[str, Any] = {
+            "id": self.id,
+            "hostname": self.hostname,
+            "public_ip": self.public_ip,
+            "metadata": self.metadata,
+            "version": self.version,
+        }
+        if self.ssh_host_keys:
+            record["ssh_host_keys"] = list(self.ssh_host_keys)
+        return json.dumps(record, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: bytes | str, lease_id: int = 0) -> Machine:
@@ -71,6 +74,7 @@ class Machine:
             metadata={str(k): str(v) for k, v in dict(metadata).items()},
             version=int(data.get("version", MACHINE_RECORD_VERSION)),
             lease_id=lease_id,
+            ssh_host_keys=tuple(str(k) for k in data.get("ssh_host_keys") or ()),
         )
 
 

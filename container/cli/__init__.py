@@ -8,14 +8,13 @@ flags, calls one function of the service layer (`container.services`) and prints
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 
-from container.cli import clusters, journal, machines, serve, units
+from container.cli import clusters, journal, machines, serve, ssh, units
 from container.cli.context import set_state_dir
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
-from container.services.provisioning import DEFAULT_STATE_DIR, STATE_DIR_VAR
 from vulcano.keyspace import DEFAULT_PREFIX
 
 __all__ = ["main"]
@@ -39,19 +38,13 @@ __all__ = ["main"]
     show_default=True,
     help="The cluster's key prefix in etcd.",
 )
-@click.option(
-    "--state-dir",
-    envvar=STATE_DIR_VAR,
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the container keeps its database, SSH key and known_hosts.",
-)
+@ssh.global_options
 @click.pass_context
-def main(ctx: click.Context, etcd_endpoints: str, prefix: str, state_dir: Path) -> None:
+def main(ctx: click.Context, /, etcd_endpoints: str, prefix: str, **ssh_flags: Any) -> None:
     """Operate a Vulcano cluster."""
-    set_state_dir(ctx, state_dir)
-    cluster = Cluster(etcd_endpoints, prefix)
+    tunnel, timeout, settings = ssh.settings_from(ssh_flags)
+    set_state_dir(ctx, settings.state_dir)
+    cluster = Cluster(etcd_endpoints, prefix, timeout=timeout, tunnel=tunnel, ssh=settings)
     ctx.obj = cluster
     ctx.call_on_close(cluster.close)
 
@@ -62,5 +55,6 @@ for _command in (
     *journal.commands,
     *serve.commands,
     *clusters.commands,
+    *ssh.commands,
 ):
     main.add_command(_command)

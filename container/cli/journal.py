@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from container.cli.context import cluster_of, service_errors
@@ -23,10 +25,12 @@ def journal(ctx: click.Context, unit: str, lines: int, follow: bool) -> None:
         for line in tail.lines:
             click.echo(line)
         if follow:
-            for line in journals.follow_journal(
-                cluster, unit, tail.seq, from_revision=tail.revision
-            ):
-                click.echo(line)
+            # closed however the loop ends (Ctrl-C too): its etcd watch is cancelled
+            with contextlib.closing(
+                journals.follow_journal(cluster, unit, tail.seq, from_revision=tail.revision)
+            ) as followed:
+                for line in followed:
+                    click.echo(line)
 
 
 commands: list[click.Command] = [journal]

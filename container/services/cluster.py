@@ -4,6 +4,11 @@ The connection opens on first use and stays open until `close()`, so a face can 
 `Cluster` before it knows whether any command will need it (`vulcano --help` needs none).
 Every service function talks through `Cluster.registry()`, which also turns etcd's client
 errors into `ClusterUnavailable`, so callers see only the service layer's errors.
+
+With a tunnel (``user@host[:port]``, fleetctl's ``--tunnel``) the connection first opens
+an SSH connection to that host and forwards a loopback port to each etcd endpoint as the
+tunnel host sees it; the etcd client talks to those ports. The tunnel opens lazily with
+the rest and closes with ``close()``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from container.services.errors import ClusterAddressError, ClusterUnavailable
+from container.ssh.errors import DestinationError
+from container.ssh.settings import SSHSettings
+from container.ssh.tunnel import Tunnel, open_tunnel
 from vulcano import etcd, policy
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
@@ -30,21 +38,50 @@ class Cluster:
         prefix: str = DEFAULT_PREFIX,
         *,
         timeout: float = policy.ETCD_REQUEST_TIMEOUT,
+        tunnel: str | None = None,
+        ssh: SSHSettings | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.prefix = prefix
         self.timeout = timeout
+        self.tunnel = tunnel or None
+        self.ssh = ssh or SSHSettings()
         self._registry: Registry | None = None
+        self._tunnel: Tunnel | None = None
+        self._through: dict[str, str] = {}  # local URL -> the endpoint it is carried to
 
     def _connect(self) -> Registry:
         if self._registry is None:
             try:
                 keyspace = Keyspace(self.prefix)
-                client = etcd.connect(self.endpoints, timeout=self.timeout)
-            except (VulcanoError, ValueError) as exc:
+                endpoints = self._tunnelled(self.endpoints) if self.tunnel else self.endpoints
+                client = etcd.connect(endpoints, timeout=self.timeout)
+            except (DestinationError, etcd.EndpointError, ValueError) as exc:
+                self._close_tunnel()
                 raise ClusterAddressError(str(exc)) from None
+            except VulcanoError:
+                self._close_tunnel()
+                raise
             self._registry = Registry(client, keyspace)
         return self._registry
+
+    def _tunnelled(self, endpoints: str) -> str:
+        """The endpoints as loopback ports forwarded through the tunnel host."""
+        pairs = etcd.parse_endpoints(endpoints)
+        assert self.tunnel is not None
+        self._tunnel = open_tunnel(self.tunnel, self.ssh)
+        local = []
+        for host, port in pairs:
+            url = f"http://127.0.0.1:{self._tunnel.forward(host, port)}"
+            self._through[url] = f"http://{host}:{port} (through {self._tunnel.name})"
+            local.append(url)
+        return ",".join(local)
+
+    def _close_tunnel(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
+            self._through = {}
 
     @contextlib.contextmanager
     def registry(self) -> Iterator[Registry]:
@@ -53,14 +90,23 @@ class Cluster:
         Raises ClusterAddressError when the endpoints or the prefix are not usable.
         """
         registry = self._connect()
-        with etcd_errors():
-            yield registry
+        try:
+            with etcd_errors():
+                yield registry
+        except ClusterUnavailable as exc:
+            if not self._through:
+                raise
+            message = str(exc)
+            for url, carried in self._through.items():
+                message = message.replace(url, carried)
+            raise ClusterUnavailable(message) from None
 
     def close(self) -> None:
-        """Close the connection, if one was opened; the cluster can be used again after."""
+        """Close the connection (and its tunnel), if one was opened; it can be used again."""
         if self._registry is not None:
             self._registry.client.close()
             self._registry = None
+        self._close_tunnel()
 
     def __enter__(self) -> Cluster:
         return self
@@ -74,7 +120,8 @@ class Cluster:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Cluster({self.endpoints!r}, {self.prefix!r})"
+        through = f", tunnel={self.tunnel!r}" if self.tunnel else ""
+        return f"Cluster({self.endpoints!r}, {self.prefix!r}{through})"
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from container.services.cluster import Cluster
@@ -57,7 +57,7 @@ def follow_journal(
     *,
     from_revision: int = 0,
     stop: threading.Event | None = None,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Lines the unit prints after its ``after``-th, as they are published; until ``stop``.
 
     ``from_revision`` (a JournalTail's) makes the follow start exactly where the tail was
