@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import click
 
-from container.cli import journal, machines, serve, units
+from container.cli import audit, journal, machines, serve, units
+from container.cli.context import store_of
+from container.services.audit import Actor, AuditLog
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
 from vulcano.keyspace import DEFAULT_PREFIX
 
@@ -38,10 +40,18 @@ __all__ = ["main"]
 @click.pass_context
 def main(ctx: click.Context, etcd_endpoints: str, prefix: str) -> None:
     """Operate a Vulcano cluster."""
-    cluster = Cluster(etcd_endpoints, prefix)
+    # every change is audited as this OS user; the database opens only when one is made
+    audit_log = AuditLog(lambda: store_of(ctx))
+    cluster = Cluster(etcd_endpoints, prefix, audit=audit_log, actor=Actor.of_this_process())
     ctx.obj = cluster
     ctx.call_on_close(cluster.close)
 
 
-for _command in (*machines.commands, *units.commands, *journal.commands, *serve.commands):
+for _command in (
+    *machines.commands,
+    *units.commands,
+    *journal.commands,
+    *audit.commands,
+    *serve.commands,
+):
     main.add_command(_command)
