@@ -138,7 +138,8 @@ class AuditLog:
 
         A template's name as ``target`` (``web@.service``) also matches its instances.
         """
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if since is not None:
             where.append("at >= ?")
             args.append(since)
