@@ -15,6 +15,7 @@ __all__ = [
     "ClusterAddressError",
     "ClusterNotFound",
     "ClusterUnavailable",
+    "MachineNotFound",
     "RegistryError",
     "ServiceError",
     "SettingsError",
@@ -43,6 +44,10 @@ class ClusterNotFound(ServiceError, LookupError):
 
 class ClusterUnavailable(ServiceError, EtcdUnavailable):
     """The cluster's etcd refused or did not answer a request; carries etcd's words."""
+
+
+class MachineNotFound(ServiceError, LookupError):
+    """No machine of that id (or leading part of one) in the cluster."""
 
 
 class UnitSourceError(ServiceError, ValueError):
