@@ -155,8 +155,10 @@ def _standing(
         return Move(unit, False, f"leaving {machine_id}")
     if spec is None:
         return Move(unit, True, "destroyed meanwhile")
-    if spec.options.global_ or spec.desired == DesiredState.INACTIVE:
-        return Move(unit, True, "left it")
+    if spec.options.global_:
+        return Move(unit, True, f"left {machine_id} (global: it runs on the others)")
+    if spec.desired == DesiredState.INACTIVE:
+        return Move(unit, True, f"left {machine_id}")
     elsewhere = [m for m in placements.get(unit, []) if m != machine_id]
     if not elsewhere:
         reason = next((r.reason for r in mine if r.machine_id is None and r.reason), "")
