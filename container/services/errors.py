@@ -26,6 +26,7 @@ __all__ = [
     "UnitFileError",
     "UnitNotFound",
     "UnitSourceError",
+    "UnitUnplaceable",
     "WaitTimedOut",
 ]
 
@@ -60,6 +61,10 @@ class UnitContentMissing(ServiceError, LookupError):
 
 class UnitFailed(ServiceError):
     """A unit failed while we waited for it; says how, and the runner's reason."""
+
+
+class UnitUnplaceable(ServiceError):
+    """A unit no machine can take, as the engine says: waiting would not help."""
 
 
 class WaitTimedOut(ServiceError, TimeoutError):
