@@ -32,17 +32,19 @@ def submit(cluster: Cluster, sources: Iterable[UnitSource], *, replace: bool = F
     Sources without text name units already submitted (or instances of a submitted
     template) and change nothing; any other is UnitNotFound, before anything changes.
     """
-    return _submit(cluster, list(sources), replace, check_names=True)
+    return _submit(cluster, list(sources), replace)
 
 
-def _submit(
-    cluster: Cluster, sources: list[UnitSource], replace: bool, check_names: bool
-) -> list[str]:
+def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[str]:
     with_text = [s for s in sources if s.text is not None]
     cluster.audit_ready()
     with cluster.registry() as registry:
-        if check_names:  # load and start check them as they move them
-            _require_submitted(registry, [s.name for s in sources if s.text is None])
+        # a name alone must be a unit (or a template) submitted before, or given here
+        _require_submitted(
+            registry,
+            [s.name for s in sources if s.text is None],
+            given={s.name for s in with_text},
+        )
         before = _texts(registry, [s.name for s in with_text]) if cluster.audit else {}
         if with_text:
             registry.submit(with_text, replace=replace)
@@ -110,7 +112,7 @@ def _submit_and_move(
     cluster: Cluster, sources: Iterable[UnitSource], desired: DesiredState, replace: bool
 ) -> list[str]:
     """The units moved: `web@.service web@1.service` moves only the instance."""
-    names = _submit(cluster, list(sources), replace, check_names=False)
+    names = _submit(cluster, list(sources), replace)
     # the template file only brings the content for its instances
     instances = {unitnames.parse_name(n).template for n in names}
     names = [n for n in names if not (unitnames.is_template(n) and n in instances)]
@@ -144,12 +146,13 @@ def _move(
     return list(names)
 
 
-def _require_submitted(registry: Registry, names: Sequence[str]) -> None:
+def _require_submitted(registry: Registry, names: Sequence[str], given: set[str]) -> None:
+    """Refuse, before anything is written, a name that stands for no unit."""
     for name in names:
-        if registry.spec(name) is not None:
+        if name in given or registry.spec(name) is not None:
             continue
         template = unitnames.parse_name(name).template
-        if template and registry.spec(template) is not None:
+        if template and (template in given or registry.spec(template) is not None):
             continue
         hint = f" (nor its template {template})" if template else ""
         raise UnitNotFound(f"unit {name} is not submitted{hint}, and there is no such file")
