@@ -1,7 +1,9 @@
 """The `vulcano` command line: the operator's tool, with fleetctl's commands.
 
 The group names the cluster (`--etcd-endpoints`, `--prefix`) and hands a `Cluster` to
-the commands, grouped by concept: machines, units, journal. Each command parses its
+the commands, grouped by concept: machines, units, journal, audit. Every change a
+command makes is audited (as the OS user at this host) into the state directory's
+database, opened only when a change is made. Each command parses its
 flags, calls one function of the service layer (`container.services`) and prints;
 `serve` runs the admin panel (`container.panel`) under gunicorn.
 """
