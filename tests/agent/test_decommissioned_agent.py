@@ -5,6 +5,7 @@ units rather than leaving them for a successor; and it leases no subnet."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ def make_agent(etcd: Etcd, state: Path) -> Agent:
 
 
 def decommission(client: Any, machine_id: str) -> None:
-    client.put(KS.machine_decommissioned(machine_id), '{"machine_id": "%s"}' % machine_id)
+    client.put(KS.machine_decommissioned(machine_id), json.dumps({"machine_id": machine_id}))
 
 
 def test_a_running_agent_whose_record_is_taken_away_stops_instead_of_coming_back(
