@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ from typing import Any
 import pytest
 
 from agent.app import build
+from agent.cli import EXIT_DECOMMISSIONED
 from agent.config import resolve
 from agent.lifecycle import Agent
 from agent.overlay import leases
@@ -23,6 +28,7 @@ from vulcano.errors import MachineDecommissioned
 from vulcano.etcd import connect
 from vulcano.keyspace import Keyspace
 from vulcano.lab.cluster import Member, Node, kill_by_pid, pids_of
+from vulcano.lab.netns import REPO
 from vulcano.lab.poll import wait_for
 from vulcano.lab.services import Etcd
 from vulcano.records import Assignment, DesiredState, UnitSource
@@ -118,3 +124,58 @@ def test_a_decommissioned_machine_leases_no_subnet(client: Any) -> None:
     with pytest.raises(MachineDecommissioned, match="no subnet for it"):
         leases.acquire(client, KS, config, wanted, ttl=60)
     assert list(client.get_prefix(KS.subnets)) == []
+
+
+def agent_process(etcd: Etcd, state: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        "--no-overlay",
+        "--etcd-endpoints",
+        etcd.endpoint,
+        "--public-ip",
+        "198.51.100.1",
+        "--machine-id",
+        "m1",
+        "--state-dir",
+        str(state),
+        "--ttl",
+        "3",
+    ]
+
+
+def test_the_agent_process_exits_with_the_status_its_unit_does_not_restart(
+    etcd: Etcd, client: Any, tmp_path: Path
+) -> None:
+    log = tmp_path / "agent.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            agent_process(etcd, tmp_path / "s"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: client.get(KS.machine("m1"))[1], 20, "registration")
+        decommission(client, "m1")
+        client.revoke_lease(client.get(KS.machine("m1"))[1].lease_id)
+        assert proc.wait(20) == EXIT_DECOMMISSIONED
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    assert "this machine was decommissioned" in log.read_text()
+    again = subprocess.run(
+        agent_process(etcd, tmp_path / "s"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        check=False,
+    )
+    assert again.returncode == EXIT_DECOMMISSIONED
+    assert "m1 was removed from the cluster on purpose" in again.stderr
+    assert client.get(KS.machine("m1"))[0] is None
