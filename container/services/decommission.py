@@ -80,19 +80,26 @@ def remove_machine(
     cluster.audit_ready()
     machine_id = resolve(cluster, given)
     with cluster.registry() as registry:
-        specs = registry.specs()
         on_it = sorted(u for u, ms in registry.placements().items() if machine_id in ms)
         on_it += sorted(
             s.name
             for s in registry.machine_states()
             if s.machine_id == machine_id and s.name not in on_it
         )
-        _mark(registry, machine_id, cluster)
+        marked = _mark(registry, machine_id, cluster)
+    if marked:
+        shown = ", ".join(on_it[:20]) + (", ..." if len(on_it) > 20 else "")
+        cluster.record(
+            "machine-decommission",
+            machine_id,
+            detail=f"{len(on_it)} unit(s) to move" + (f": {shown}" if on_it else ""),
+        )
     removal = Removal(machine_id)
     deadline = time.monotonic() + timeout
     last: dict[str, Move] = {}
     while True:
         with cluster.registry() as registry:
+            specs = registry.specs()
             placements = registry.placements()
             reports = registry.machine_states()
         moves = {u: _standing(u, machine_id, specs.get(u), placements, reports) for u in on_it}
@@ -131,15 +138,17 @@ def _known_machines(registry: Registry) -> set[str]:
     return known
 
 
-def _mark(registry: Registry, machine_id: str, cluster: Cluster) -> None:
+def _mark(registry: Registry, machine_id: str, cluster: Cluster) -> bool:
+    """Write the decommissioned marker; False when an earlier run had written it."""
     by = str(cluster.actor) if cluster.actor is not None else ""
     value = json.dumps({"machine_id": machine_id, "at": time.time(), "by": by})
     key = registry.ks.machine_decommissioned(machine_id)
     t = registry.client.transactions
     # a second run keeps the first marker
-    registry.client.transaction(
+    ok, _ = registry.client.transaction(
         compare=[t.version(key) == 0], success=[t.put(key, value)], failure=[]
     )
+    return bool(ok)
 
 
 def _standing(

@@ -189,7 +189,7 @@ def test_an_ambiguous_leading_part_is_refused(vulcano: Invoke, client: etcd3.Etc
 
 
 def test_units_that_do_not_move_time_out_and_leave_the_machine_marked(
-    vulcano: Invoke, client: etcd3.Etcd3Client, store: Registry
+    vulcano: Invoke, client: etcd3.Etcd3Client, store: Registry, state_dir: Path
 ) -> None:
     machine = Machine(id="stuck1", public_ip="10.0.0.9")
     announce(client, machine)
@@ -206,6 +206,16 @@ def test_units_that_do_not_move_time_out_and_leave_the_machine_marked(
     keys = dump(client)
     assert KS.machine(machine.id) in keys  # still there
     assert json.loads(keys[KS.machine_decommissioned(machine.id)])["machine_id"] == "stuck1"
+    [marked] = AuditLog(open_store(state_dir)).entries()
+    assert (marked.action, marked.target) == ("machine-decommission", "stuck1")
+    assert marked.detail == "1 unit(s) to move: a.service"
+    store.destroy(["a.service"])  # the unit goes another way: a second run finishes
+    client.delete(KS.assignment(machine.id, "a.service"))  # as the engine would
+    r = vulcano("machine", "remove", "stuck1", "--block-timeout", "5")
+    assert r.exit_code == 0, r.output
+    assert KS.machine(machine.id) not in dump(client)
+    actions = [e.action for e in AuditLog(open_store(state_dir)).entries()]
+    assert actions == ["machine-decommission", "machine-remove"]  # marked once
 
 
 def test_a_machine_without_units_goes_at_once(
@@ -222,5 +232,7 @@ def test_a_machine_without_units_goes_at_once(
         done = decommission.remove_machine(audited, "0123456789abcdef", timeout=1)
     assert done.moves == {} and done.subnets == []
     assert client.get(KS.machine("0123456789abcdef"))[0] is None
-    [entry] = log.entries()
-    assert (entry.actor, entry.action, entry.detail) == ("alice", "machine-remove", "no units")
+    assert [(e.actor, e.action, e.detail) for e in log.entries()] == [
+        ("alice", "machine-decommission", "0 unit(s) to move"),
+        ("alice", "machine-remove", "no units"),
+    ]
