@@ -41,10 +41,11 @@ def create_app(
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from container.panel import health, overview
+    from container.panel import audit, health, overview
 
     app.register_blueprint(overview.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(audit.bp)
     _register_error_pages(app)
     log.info(
         "panel for cluster %s (size %d), state in %s",
