@@ -1,7 +1,9 @@
 """The `vulcano-agent` command line.
 
 Exit codes: 0 success, 1 a refused or failed operation (the message says why), 2 bad
-usage (click's own).
+usage (click's own), 4 (`run`) this machine was decommissioned (`vulcano machine
+remove`): the node's systemd unit does not restart the agent then
+(RestartPreventExitStatus).
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from agent.overlay.sandboxes import NodeSandboxes
 from agent.statedir import StateDirBusy, StateLock
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
-from vulcano.errors import VulcanoError
+from vulcano.errors import MachineDecommissioned, VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace, segment_to_cidr
 from vulcano.network import NetworkConfig, NetworkConfigError, check_overlap, parse
 from vulcano.records import Machine
 
 log = logging.getLogger("agent")
+
+# `run` exits with this when the machine was removed from the cluster on purpose.
+EXIT_DECOMMISSIONED = 4
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,8 +92,15 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
         config = resolve(flags, config_file)
     agent = build(config)
     _stop_on_signals(agent.stop)
+    refused: MachineDecommissioned | None = None
     with reported():
-        agent.run()
+        try:
+            agent.run()
+        except MachineDecommissioned as exc:
+            refused = exc
+    if refused is not None or agent.registration.decommissioned.is_set():
+        click.echo(f"vulcano-agent: {refused or 'this machine was decommissioned'}", err=True)
+        sys.exit(EXIT_DECOMMISSIONED)
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:

@@ -13,3 +13,7 @@ class UnitFileError(VulcanoError, ValueError):
 
 class UnitNameError(UnitFileError):
     """A unit name that is not a valid systemd unit name."""
+
+
+class MachineDecommissioned(VulcanoError):
+    """This machine was removed from its cluster on purpose (`vulcano machine remove`)."""

@@ -25,6 +25,11 @@
 <prefix>engine/leader                election key (lease)
 <prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a
                                      while longer (short lease of its own)
+<prefix>decommissioned/<machine-id>  JSON {machine_id, at, by}: the machine was removed on
+                                     purpose (`vulcano machine remove`); no lease, kept. The
+                                     engine places nothing there and moves its units at once
+                                     (no grace, no outage); its agent may not register again
+                                     nor lease a subnet
 ```
 
 Why units are laid out this way (not units/<name>/{spec,target,state}):
@@ -157,3 +162,10 @@ class Keyspace:
 
     def machine_restarting(self, machine_id: str) -> str:
         return f"{self.machines_restarting}{machine_id}"
+
+    @property
+    def decommissioned(self) -> str:
+        return f"{self.prefix}decommissioned/"
+
+    def machine_decommissioned(self, machine_id: str) -> str:
+        return f"{self.decommissioned}{machine_id}"

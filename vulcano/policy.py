@@ -62,6 +62,11 @@ UNIT_COMMAND_RETRY_SECONDS = 10.0
 UNIT_COMMAND_WAIT_SECONDS = 60.0
 # and look at the unit states this often while waiting.
 UNIT_COMMAND_POLL_INTERVAL = 0.25
+# A unit the engine explains it cannot place ends the wait once that stays so this long
+# (the engine re-plans within milliseconds of a change, so a reason left from before is gone).
+UNIT_UNPLACEABLE_SETTLE = 1.0
+# `vulcano machine remove` waits this long for the machine's units to move elsewhere.
+MACHINE_REMOVE_WAIT_SECONDS = 120.0
 # journal -f: how often a follower looks at its stop flag (lines arrive by watch, at
 # once), and the pause before a lost watch is opened again from the last revision seen
 JOURNAL_STOP_CHECK = 0.1

@@ -6,6 +6,12 @@ agents can never hold the same machine id or public IP. The lease id is remember
 state directory: a restarted agent that finds a record on *its own* previous lease knows
 the holder is its dead predecessor and replaces it at once; a record on any other lease
 is watched for a refresh (proof its holder is alive, so we refuse) or waited out.
+
+A machine decommissioned on purpose (keyspace.machine_decommissioned(id), written by
+`vulcano machine remove`) never registers again: the transaction requires that key
+absent, and `register` raises MachineDecommissioned. Once `machine remove` has taken the
+record away, keep_alive finds its lease gone, is refused, and stops the agent (the stop
+event it shares with it): it leaves instead of coming back.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from agent import policy
 from agent.statedir import read_json, write_json
-from vulcano.errors import VulcanoError
+from vulcano.errors import MachineDecommissioned, VulcanoError
 from vulcano.etcd import refresh_lease
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine
@@ -59,6 +65,7 @@ class Registration:
         self._deadline = 0.0  # monotonic time until which the lease is known to be held
         self._lock = threading.Lock()
         self.changed = threading.Event()  # set whenever alive() may have flipped
+        self.decommissioned = threading.Event()  # set once refused as decommissioned
 
     # -- state -----------------------------------------------------------------------
     def alive(self) -> bool:
@@ -95,6 +102,7 @@ class Registration:
         ks = self.keyspace
         machine_key = ks.machine(self.machine.id)
         ip_key = ks.machine_ip(self.machine.public_ip)
+        marker = ks.machine_decommissioned(self.machine.id)
         previous = self._previous_lease()
         while not self._stop.is_set():
             sent = time.monotonic()
@@ -106,6 +114,7 @@ class Registration:
                 compare=[
                     client.transactions.version(machine_key) == 0,
                     client.transactions.version(ip_key) == 0,
+                    client.transactions.version(marker) == 0,
                 ],
                 success=[
                     client.transactions.put(machine_key, self.machine.to_json(), lease=lease.id),
@@ -118,6 +127,11 @@ class Registration:
                 log.info("registered machine %s (%s)", self.machine.id, self.machine.public_ip)
                 return
             client.revoke_lease(lease.id)
+            if client.get(marker)[1] is not None:
+                raise MachineDecommissioned(
+                    f"machine {self.machine.id} was removed from the cluster on purpose "
+                    f"(key {marker}); it does not register again"
+                )
             self._resolve_conflict(client, machine_key, ip_key, previous)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("registration did not finish in time")
@@ -193,6 +207,11 @@ class Registration:
                 wait = interval
             # Back off, but never slower than the keep-alive rate: a lease (or the record
             # etcd restores after a restart) lives one TTL, so a longer wait loses it.
+            except MachineDecommissioned as exc:
+                log.warning("%s: stopping the agent", exc)
+                self.decommissioned.set()
+                self._stop.set()
+                return
             except MachineConflict as exc:
                 log.error("cannot re-register: %s", exc)
                 wait = min(next(delays), interval)

@@ -4,6 +4,10 @@ Record at keyspace.subnet(cidr), flannel's lease with our names::
 
     {"machine_id": "...", "public_ip": "192.0.2.5", "backend_type": "vxlan",
      "vtep_mac": "02:..."}
+
+A decommissioned machine (keyspace.machine_decommissioned) leases no new subnet: the
+claim's transaction requires that key absent (MachineDecommissioned otherwise), so an
+agent still running there cannot take back the subnet `vulcano machine remove` freed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from vulcano import policy as core_policy
-from vulcano.errors import VulcanoError
+from vulcano.errors import MachineDecommissioned, VulcanoError
 from vulcano.keyspace import Keyspace, segment_to_cidr
 from vulcano.network import BACKEND_TYPE, NetworkConfig, pick_subnet
 
@@ -156,8 +160,12 @@ def acquire(
             lease = client.lease(ttl)
             claim = replace(wanted, subnet=candidate, lease_id=lease.id)
             key = keyspace.subnet(str(candidate))
+            marker = keyspace.machine_decommissioned(wanted.machine_id)
             ok, _ = client.transaction(
-                compare=[client.transactions.version(key) == 0],
+                compare=[
+                    client.transactions.version(key) == 0,
+                    client.transactions.version(marker) == 0,
+                ],
                 success=[client.transactions.put(key, claim.to_json(), lease=lease.id)],
                 failure=[],
             )
@@ -165,6 +173,10 @@ def acquire(
                 log.info("leased subnet %s", candidate)
                 return claim, True
             client.revoke_lease(lease.id)
+            if client.get(marker)[1] is not None:
+                raise MachineDecommissioned(
+                    f"machine {wanted.machine_id} was removed from the cluster: no subnet for it"
+                )
         time.sleep(next(delays))
 
 

@@ -15,6 +15,10 @@ or ENGINE_RESTART_GRACE when the agent announced a restart (engine/restarting/<i
 An agent that comes back in time keeps its units running. One that does not has had its
 units stopped before its lease could expire, or before the restart grace ends (fencing,
 agent/units/machine_units.py), so the new copies never overlap the old.
+
+A machine decommissioned on purpose (decommissioned/<id>, `vulcano machine remove`) is
+no place for units any more, while its record lives too: its units are moved at once,
+and when its record goes there is no grace to wait out (nothing to come back).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class _World:
     reasons: dict[str, str] = field(default_factory=dict)  # reasons this leader wrote
     departed: dict[str, float] = field(default_factory=dict)  # machine → grace ends at
     restarting: set[str] = field(default_factory=set)  # machines announcing a restart
+    decommissioned: set[str] = field(default_factory=set)  # machines removed on purpose
 
 
 class Engine:
@@ -186,6 +191,7 @@ class Engine:
         while not self.stop_event.is_set() and not self._lost.is_set():
             world = _World()
             prefixes = [
+                self.ks.decommissioned,
                 self.ks.machines_restarting,
                 self.ks.machines,
                 self.ks.units,
@@ -202,7 +208,11 @@ class Engine:
             # give them their grace from now, as if we had seen them go.
             now = time.monotonic()
             for machine, _ in world.placed:
-                if machine not in world.machines and machine not in world.departed:
+                if (
+                    machine not in world.machines
+                    and machine not in world.departed
+                    and machine not in world.decommissioned
+                ):
                     grace = (
                         policy.ENGINE_RESTART_GRACE
                         if machine in world.restarting
@@ -271,7 +281,10 @@ class Engine:
             if ch.key.startswith(self.ks.machines):
                 mid = ch.key[len(self.ks.machines) :]
                 if ch.value is None:
-                    if world.machines.pop(mid, None) is not None:
+                    if (
+                        world.machines.pop(mid, None) is not None
+                        and mid not in world.decommissioned
+                    ):
                         grace = (
                             policy.ENGINE_RESTART_GRACE
                             if mid in world.restarting
@@ -284,6 +297,13 @@ class Engine:
                         world.machines[mid] = Machine.from_json(ch.value, ch.lease)
                     except (ValueError, KeyError, TypeError):
                         log.warning("engine: unreadable machine record %s", ch.key)
+            elif ch.key.startswith(self.ks.decommissioned):
+                mid = ch.key[len(self.ks.decommissioned) :]
+                if ch.value is None:
+                    world.decommissioned.discard(mid)
+                else:
+                    world.decommissioned.add(mid)
+                    world.departed.pop(mid, None)  # nothing to wait for
             elif ch.key.startswith(self.ks.machines_restarting):
                 mid = ch.key[len(self.ks.machines_restarting) :]
                 if ch.value is None:
@@ -311,7 +331,8 @@ class Engine:
     def _reconcile(self, world: _World) -> None:
         started = time.monotonic()
         placed = {key: value for key, (value, _) in world.placed.items()}
-        actions = plan.plan(world.specs, world.machines, placed, world.reasons)
+        machines = {m: r for m, r in world.machines.items() if m not in world.decommissioned}
+        actions = plan.plan(world.specs, machines, placed, world.reasons)
         self.stats.plans += 1
         self.stats.plan_seconds += time.monotonic() - started
         for batch in actions.assignments:

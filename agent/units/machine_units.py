@@ -138,6 +138,8 @@ class MachineUnits:
         # units, so they may run on (for a new agent to adopt) until shortly before that.
         # Without the announcement they are fenced as the lease would have them.
         deadline = self._fence_deadline()
+        if self.runner.loaded() and not self.fenced.is_set() and self._decommissioned():
+            self._fence("this machine was decommissioned")  # no new agent will adopt them
         if self.runner.loaded() and not self.fenced.is_set():
             try:
                 lease = self.client.lease(int(policy.ENGINE_RESTART_GRACE) + 1)
@@ -149,6 +151,14 @@ class MachineUnits:
                 log.warning("machine units: cannot announce the restart (%s): fenced", exc)
         with contextlib.suppress(Exception):
             self.runner.fence(deadline)
+
+    def _decommissioned(self) -> bool:
+        try:
+            return (
+                self.client.get(self.ks.machine_decommissioned(self.host.machine_id))[1] is not None
+            )
+        except Exception:  # etcd unreachable: stop as for a restart
+            return False
 
     # --- loop ------------------------------------------------------------------------
 

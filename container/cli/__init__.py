@@ -1,7 +1,9 @@
 """The `vulcano` command line: the operator's tool, with fleetctl's commands.
 
 The group names the cluster (`--etcd-endpoints`, `--prefix`) and hands a `Cluster` to
-the commands, grouped by concept: machines, units, journal. Each command parses its
+the commands, grouped by concept: machines, units, journal, audit. Every change a
+command makes is audited (as the OS user at this host) into the state directory's
+database, opened only when a change is made. Each command parses its
 flags, calls one function of the service layer (`container.services`) and prints;
 `serve` runs the admin panel (`container.panel`) under gunicorn.
 """
@@ -12,8 +14,9 @@ from typing import Any
 
 import click
 
-from container.cli import clusters, journal, machines, serve, ssh, units
-from container.cli.context import set_state_dir
+from container.cli import audit, clusters, journal, machines, serve, ssh, units
+from container.cli.context import set_state_dir, store_of
+from container.services.audit import Actor, AuditLog
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
 from vulcano.keyspace import DEFAULT_PREFIX
 
@@ -44,7 +47,17 @@ def main(ctx: click.Context, /, etcd_endpoints: str, prefix: str, **ssh_flags: A
     """Operate a Vulcano cluster."""
     tunnel, timeout, settings = ssh.settings_from(ssh_flags)
     set_state_dir(ctx, settings.state_dir)
-    cluster = Cluster(etcd_endpoints, prefix, timeout=timeout, tunnel=tunnel, ssh=settings)
+    # every change is audited as this OS user; the database opens only when one is made
+    audit_log = AuditLog(lambda: store_of(ctx))
+    cluster = Cluster(
+        etcd_endpoints,
+        prefix,
+        timeout=timeout,
+        tunnel=tunnel,
+        ssh=settings,
+        audit=audit_log,
+        actor=Actor.of_this_process(),
+    )
     ctx.obj = cluster
     ctx.call_on_close(cluster.close)
 
@@ -53,6 +66,7 @@ for _command in (
     *machines.commands,
     *units.commands,
     *journal.commands,
+    *audit.commands,
     *serve.commands,
     *clusters.commands,
     *ssh.commands,

@@ -3,11 +3,16 @@
 The `vulcano` group puts a `Cluster` on click's context; a command run on its own (in a
 test, say) gets one through ``obj=``. Errors: a cluster address that cannot be used is a
 usage error (exit 2), every other error Vulcano's message (exit 1, `vulcano.clierrors`).
+
+The container's database (the audit log, clusters) is opened on first use from the
+state directory: the group's ``--state-dir`` when it has one, else ``VULCANO_STATE_DIR``,
+else /var/lib/vulcano.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +57,33 @@ def cluster_of(ctx: click.Context) -> Cluster:
     if cluster is None:
         raise click.UsageError("no cluster: give --etcd-endpoints")
     return cluster
+
+
+def state_dir_of(ctx: click.Context) -> Path:
+    """The state directory: ``--state-dir`` (a parameter of any command up the chain),
+    else the environment, else the default."""
+    probe: click.Context | None = ctx
+    while probe is not None:
+        value = probe.params.get("state_dir")
+        if value:
+            return Path(value)
+        probe = probe.parent
+    return Path(os.environ.get(STATE_DIR_VAR) or DEFAULT_STATE_DIR)
+
+
+def store_of(ctx: click.Context) -> Store:
+    """The container's database in the state directory, made and opened once per run.
+
+    Raises StateDirError when the directory cannot be written, StoreError when the
+    database cannot be used.
+    """
+    root = ctx.find_root()
+    store = root.meta.get(_STORE)
+    if store is None:
+        state_dir = prepare_state_dir(state_dir_of(ctx))
+        store = root.meta[_STORE] = open_store(state_dir)
+    assert isinstance(store, Store)
+    return store
 
 
 @contextlib.contextmanager

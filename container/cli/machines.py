@@ -1,4 +1,4 @@
-"""The machine commands: list-machines."""
+"""The machine commands: list-machines, machine remove."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import click
 
 from container.cli.context import cluster_of, service_errors
 from container.cli.output import list_options, or_dash, print_table
-from container.services import machines
+from container.services import decommission, machines
+from vulcano import policy
 from vulcano.records import short_id
 
 
@@ -38,4 +39,39 @@ def list_machines(
     )
 
 
-commands: list[click.Command] = [list_machines]
+@click.group("machine")
+def machine() -> None:
+    """Manage the cluster's machines."""
+
+
+@machine.command("remove")
+@click.option(
+    "--block-timeout",
+    type=click.FloatRange(min=0),
+    default=policy.MACHINE_REMOVE_WAIT_SECONDS,
+    show_default=True,
+    help="Seconds to wait for the machine's units to move.",
+)
+@click.argument("machine_id", metavar="ID")
+@click.pass_context
+def remove(ctx: click.Context, machine_id: str, block_timeout: float) -> None:
+    """Decommission a machine: its units move first, then its record and subnet go.
+
+    ID is the machine's id or a unique leading part of it (list-machines shows them).
+    """
+    with service_errors():
+        done = decommission.remove_machine(
+            cluster_of(ctx), machine_id, timeout=block_timeout, on_move=_print_move
+        )
+    released = f", subnet {', '.join(done.subnets)} released" if done.subnets else ""
+    click.echo(f"Machine {done.machine_id} removed{released}")
+
+
+def _print_move(move: decommission.Move) -> None:
+    if move.done:
+        click.echo(f"Unit {move.unit} {move.note}")
+    else:
+        click.echo(f"{move.unit}: {move.note}", err=True)
+
+
+commands: list[click.Command] = [list_machines, machine]

@@ -41,10 +41,11 @@ def create_app(
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from container.panel import health, join, overview
+    from container.panel import audit, health, join, overview
 
     app.register_blueprint(overview.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(audit.bp)
     app.register_blueprint(join.bp)  # no login: a node holds only the cluster's join token
     _register_error_pages(app)
     log.info(

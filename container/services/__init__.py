@@ -11,6 +11,8 @@ function and renders.
     states       fleet's state rules: a unit's current state, has it reached its desired one
     waiting      waiting for units to reach a desired state, reporting progress
     machines     the machines in the cluster (list-machines)
+    decommission removing a machine on purpose: its units move first (machine remove)
+    audit        the audit log: who changed what, when, with the unit files' diffs
     listings     the rows of list-units and list-unit-files
     status       where each unit stands, with its latest output (status)
     journal      a unit's output, and following it (journal, journal -f)

@@ -9,6 +9,10 @@ With a tunnel (``user@host[:port]``, fleetctl's ``--tunnel``) the connection fir
 an SSH connection to that host and forwards a loopback port to each etcd endpoint as the
 tunnel host sees it; the etcd client talks to those ports. The tunnel opens lazily with
 the rest and closes with ``close()``.
+
+A face that changes things gives the connection an audit log and the actor: the
+service functions then record each change there (`record`), after etcd took it, and
+refuse to change anything while the log cannot be written (`audit_ready`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from container.services.errors import ClusterAddressError, ClusterUnavailable
 from container.ssh.errors import DestinationError
@@ -25,6 +30,9 @@ from vulcano import etcd, policy
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 from vulcano.registry import Registry
+
+if TYPE_CHECKING:
+    from container.services.audit import Actor, AuditLog
 
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
 
@@ -40,15 +48,40 @@ class Cluster:
         timeout: float = policy.ETCD_REQUEST_TIMEOUT,
         tunnel: str | None = None,
         ssh: SSHSettings | None = None,
+        audit: AuditLog | None = None,
+        actor: Actor | None = None,
+        name: str | None = None,
     ) -> None:
+        if audit is not None and actor is None:
+            raise TypeError("an audited Cluster needs the actor making the changes")
         self.endpoints = endpoints
         self.prefix = prefix
         self.timeout = timeout
         self.tunnel = tunnel or None
         self.ssh = ssh or SSHSettings()
+        self.audit = audit
+        self.actor = actor
+        self.name = name
         self._registry: Registry | None = None
         self._tunnel: Tunnel | None = None
         self._through: dict[str, str] = {}  # local URL -> the endpoint it is carried to
+
+    @property
+    def label(self) -> str:
+        """How the audit log names this cluster: its name, or its prefix at its endpoints."""
+        return self.name or f"{self.prefix} at {self.endpoints}"
+
+    def audit_ready(self) -> None:
+        """Raise (StateDirError, StoreError) if a change could not be audited: before it."""
+        if self.audit is not None:
+            self.audit.ready()
+
+    def record(self, action: str, target: str, *, detail: str = "", diff: str = "") -> None:
+        """Audit one change etcd has taken (nothing when this connection is not audited)."""
+        if self.audit is not None and self.actor is not None:
+            self.audit.record(
+                self.actor, action, target, cluster=self.label, detail=detail, diff=diff
+            )
 
     def _connect(self) -> Registry:
         if self._registry is None:

@@ -20,6 +20,7 @@ __all__ = [
     "InstallerError",
     "JoinTokenError",
     "NodeNotReady",
+    "MachineNotFound",
     "RegistryError",
     "ServiceError",
     "SettingsError",
@@ -30,6 +31,7 @@ __all__ = [
     "UnitFileError",
     "UnitNotFound",
     "UnitSourceError",
+    "UnitUnplaceable",
     "WaitTimedOut",
 ]
 
@@ -50,6 +52,10 @@ class ClusterUnavailable(ServiceError, EtcdUnavailable):
     """The cluster's etcd refused or did not answer a request; carries etcd's words."""
 
 
+class MachineNotFound(ServiceError, LookupError):
+    """No machine of that id (or leading part of one) in the cluster."""
+
+
 class UnitSourceError(ServiceError, ValueError):
     """A unit argument we cannot use: an unreadable file, not UTF-8, not a unit name."""
 
@@ -60,6 +66,10 @@ class UnitContentMissing(ServiceError, LookupError):
 
 class UnitFailed(ServiceError):
     """A unit failed while we waited for it; says how, and the runner's reason."""
+
+
+class UnitUnplaceable(ServiceError):
+    """A unit no machine can take, as the engine says: waiting would not help."""
 
 
 class WaitTimedOut(ServiceError, TimeoutError):

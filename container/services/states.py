@@ -30,6 +30,7 @@ class Standing:
     reached: bool
     note: str  # a word on where it stands: "waiting", "activating (start)", a reason
     machine_id: str | None = None  # the (first) machine that has it
+    unplaced: bool = False  # no machine has it, and the note is the engine's reason why
 
     @property
     def failed(self) -> bool:
@@ -71,6 +72,8 @@ def unit_standing(desired: DesiredState, reports: Sequence[UnitState]) -> Standi
         checks = [standing(desired, r) for r in placed]
     else:
         checks = [standing(desired, reports[0] if reports else None)]
+        if desired != DesiredState.INACTIVE and reports and reports[0].reason:
+            return Standing(False, reports[0].reason, None, unplaced=True)
     ok = all(c.reached for c in checks)
     note = next((c.note for c in checks if not c.reached), checks[0].note)
     return Standing(ok, note, placed[0].machine_id if placed else None)

@@ -4,28 +4,62 @@ fleet's lifecycle: a unit file is submitted once (its content is immutable; dest
 or `replace=True`), then moved between desired states one command at a time. `load` and
 `start` submit the files they are given first and create instances of submitted
 templates. None of these wait for the cluster; `container.services.waiting` does.
+
+Each change etcd took is recorded in the cluster's audit log (when it has one): a
+submit with the whole file as an added diff, a replace with the diff of old to new, a
+destroy with the file as removed; a move between desired states with what it was
+before. A write that changes nothing is not recorded (submitting the same content, a
+stop of a stopped unit), except `start`: every start is a write (it counts, and retries
+a failed unit), so every start is recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from container.services.audit import unit_diff
 from container.services.cluster import Cluster
 from container.services.errors import UnitContentMissing, UnitNotFound
 from vulcano import unitnames
-from vulcano.records import DesiredState, UnitSource
+from vulcano.records import DesiredState, UnitSource, UnitSpec
+from vulcano.registry import Registry
+from vulcano.units import content_hash
 
 
 def submit(cluster: Cluster, sources: Iterable[UnitSource], *, replace: bool = False) -> list[str]:
     """Store unit files in the cluster (desired state: inactive); the names given.
 
-    Sources without text name units already submitted and change nothing.
+    Sources without text name units already submitted (or instances of a submitted
+    template) and change nothing; any other is UnitNotFound, before anything changes.
     """
-    sources = list(sources)
+    return _submit(cluster, list(sources), replace)
+
+
+def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[str]:
     with_text = [s for s in sources if s.text is not None]
+    cluster.audit_ready()
     with cluster.registry() as registry:
+        # a name alone must be a unit (or a template) submitted before, or given here
+        _require_submitted(
+            registry,
+            [s.name for s in sources if s.text is None],
+            given={s.name for s in with_text},
+        )
+        before = _texts(registry, [s.name for s in with_text]) if cluster.audit else {}
         if with_text:
             registry.submit(with_text, replace=replace)
+    for source in with_text if cluster.audit else []:
+        assert source.text is not None
+        old = before.get(source.name)
+        if old is None:
+            cluster.record("submit", source.name, diff=unit_diff(source.name, None, source.text))
+        elif old[0] != content_hash(source.text):
+            cluster.record(
+                "replace",
+                source.name,
+                detail=f"hash {old[0][:7]} -> {content_hash(source.text)[:7]}",
+                diff=unit_diff(source.name, old[1], source.text),
+            )
     return [s.name for s in sources]
 
 
@@ -41,7 +75,7 @@ def start(cluster: Cluster, sources: Iterable[UnitSource], *, replace: bool = Fa
 
 def stop(cluster: Cluster, names: Iterable[str]) -> list[str]:
     """Stop units, keeping them loaded on their machine."""
-    return _move(cluster, list(names), DesiredState.LOADED)
+    return _move(cluster, list(names), DesiredState.LOADED, "stop")
 
 
 def unload(cluster: Cluster, names: Iterable[str]) -> list[str]:
@@ -52,8 +86,13 @@ def unload(cluster: Cluster, names: Iterable[str]) -> list[str]:
 def destroy(cluster: Cluster, names: Iterable[str]) -> list[str]:
     """Stop units and remove them from the cluster, with content no unit uses any more."""
     names = list(names)
+    cluster.audit_ready()
     with cluster.registry() as registry:
+        before = _texts(registry, names) if cluster.audit else {}
         registry.destroy(names)
+    for name in names if cluster.audit else []:
+        _, text = before.get(name, ("", None))
+        cluster.record("destroy", name, diff=unit_diff(name, text, None) if text else "")
     return names
 
 
@@ -73,14 +112,59 @@ def _submit_and_move(
     cluster: Cluster, sources: Iterable[UnitSource], desired: DesiredState, replace: bool
 ) -> list[str]:
     """The units moved: `web@.service web@1.service` moves only the instance."""
-    names = submit(cluster, sources, replace=replace)
+    names = _submit(cluster, list(sources), replace)
     # the template file only brings the content for its instances
     instances = {unitnames.parse_name(n).template for n in names}
     names = [n for n in names if not (unitnames.is_template(n) and n in instances)]
     return _move(cluster, names, desired)
 
 
-def _move(cluster: Cluster, names: Sequence[str], desired: DesiredState) -> list[str]:
+_ACTIONS = {
+    DesiredState.INACTIVE: "unload",
+    DesiredState.LOADED: "load",
+    DesiredState.LAUNCHED: "start",
+}
+
+
+def _move(
+    cluster: Cluster, names: Sequence[str], desired: DesiredState, action: str | None = None
+) -> list[str]:
+    cluster.audit_ready()
     with cluster.registry() as registry:
+        before = _specs(registry, names) if cluster.audit else {}
         registry.set_desired(names, desired)
+    for name in dict.fromkeys(names) if cluster.audit else []:
+        old = before.get(name)
+        if old is not None and old.desired == desired and desired != DesiredState.LAUNCHED:
+            continue  # nothing was written
+        if old is None:
+            template = unitnames.parse_name(name).template
+            detail = f"new instance of {template} -> {desired}"
+        else:
+            detail = f"{old.desired} -> {desired}"
+        cluster.record(action or _ACTIONS[desired], name, detail=detail)
     return list(names)
+
+
+def _require_submitted(registry: Registry, names: Sequence[str], given: set[str]) -> None:
+    """Refuse, before anything is written, a name that stands for no unit."""
+    for name in names:
+        if name in given or registry.spec(name) is not None:
+            continue
+        template = unitnames.parse_name(name).template
+        if template and (template in given or registry.spec(template) is not None):
+            continue
+        hint = f" (nor its template {template})" if template else ""
+        raise UnitNotFound(f"unit {name} is not submitted{hint}, and there is no such file")
+
+
+def _specs(registry: Registry, names: Iterable[str]) -> dict[str, UnitSpec]:
+    wanted = set(names)
+    if len(wanted) > 8:
+        return {n: s for n, s in registry.specs().items() if n in wanted}
+    return {n: s for n in wanted if (s := registry.spec(n)) is not None}
+
+
+def _texts(registry: Registry, names: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """The submitted units among ``names``: their content hash and text."""
+    return {n: (s.hash, registry.text(s.hash)) for n, s in _specs(registry, names).items()}

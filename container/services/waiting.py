@@ -3,8 +3,9 @@
 fleetctl's `start` polls until its units are launched; so do `load`, `stop` and
 `unload` here, unless told not to block. Progress goes to a callback, so the CLI can
 print it and the panel can show it: a note each time a unit's standing changes, and one
-when it gets there. A unit that fails stops the wait (UnitFailed), and so does the
-timeout (WaitTimedOut); the cluster keeps trying either way.
+when it gets there. A unit that fails stops the wait (UnitFailed), so does one the engine
+says no machine can take (UnitUnplaceable, with its reason: fleetctl's `start` hung on
+it forever), and so does the timeout (WaitTimedOut); the cluster keeps trying each time.
 
 `start` tries a failed unit again (unlike fleet, where it stayed failed): the failure
 reports seen before the start (``failures_now``) do not end its wait, a new one does.
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from container.services.cluster import Cluster
-from container.services.errors import UnitFailed, WaitTimedOut
+from container.services.errors import UnitFailed, UnitUnplaceable, WaitTimedOut
 from container.services.machines import by_id
 from container.services.states import Standing, unit_standing
 from vulcano import policy
@@ -90,6 +91,7 @@ def wait_until(
     deadline = time.monotonic() + timeout
     pending = list(names)
     last_note: dict[str, str] = {}
+    unplaced_since: dict[str, tuple[str, float]] = {}
     machines: dict[str, Machine] | None = None
     while True:
         reports = _reports(cluster)
@@ -106,7 +108,14 @@ def wait_until(
                 on_progress(Progress(name, desired, True, where.note, where.machine_id, machine))
             elif where.failed:
                 raise UnitFailed(f"unit {name} {where.note}")
+            elif where.unplaced and _settled(unplaced_since, name, where.note):
+                raise UnitUnplaceable(
+                    f"unit {name} cannot be placed: {where.note} (it stays {desired}; the "
+                    "engine places it once a machine fits)"
+                )
             else:
+                if not where.unplaced:
+                    unplaced_since.pop(name, None)
                 if last_note.get(name) != where.note:
                     on_progress(Progress(name, desired, False, where.note, where.machine_id))
                     last_note[name] = where.note
@@ -120,3 +129,12 @@ def wait_until(
                 f"to be {desired} (the cluster keeps trying; see `vulcano status`)"
             )
         time.sleep(poll_interval)
+
+
+def _settled(since: dict[str, tuple[str, float]], name: str, note: str) -> bool:
+    """The engine's reason ``note`` for ``name`` has stood UNIT_UNPLACEABLE_SETTLE."""
+    now = time.monotonic()
+    seen = since.get(name)
+    if seen is None or seen[0] != note:
+        since[name] = seen = (note, now)
+    return now - seen[1] >= policy.UNIT_UNPLACEABLE_SETTLE

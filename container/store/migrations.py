@@ -40,9 +40,11 @@ MIGRATIONS: list[str] = [
         face    TEXT NOT NULL,
         action  TEXT NOT NULL,
         target  TEXT NOT NULL,
+        cluster TEXT NOT NULL DEFAULT '',
         detail  TEXT NOT NULL DEFAULT '',
         diff    TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX audit_at ON audit (at);
+    CREATE INDEX audit_target ON audit (target);
     """,
 ]

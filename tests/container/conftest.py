@@ -41,8 +41,20 @@ def client(etcd: Etcd) -> Iterator[etcd3.Etcd3Client]:
 
 
 @pytest.fixture
-def vulcano(etcd: Etcd) -> Invoke:
-    runner = CliRunner()
+def state_dir(tmp_path: Path) -> Path:
+    """The container's state directory for the test (its database: the audit log)."""
+    return tmp_path / "state"
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
+    # every `vulcano` run audits into the state dir: never the machine's /var/lib/vulcano
+    monkeypatch.setenv("VULCANO_STATE_DIR", str(state_dir))
+
+
+@pytest.fixture
+def vulcano(etcd: Etcd, state_dir: Path) -> Invoke:
+    runner = CliRunner(env={"VULCANO_STATE_DIR": str(state_dir)})
 
     def invoke(*args: str) -> Result:
         return runner.invoke(main, ["--endpoint", etcd.endpoint, *args], catch_exceptions=False)

@@ -22,6 +22,7 @@ from agent.units.machine_units import MachineUnits
 from agent.units.runners.base import Runner
 from agent.units.runners.builtin import BuiltinRunner
 from vulcano import etcd as vulcano_etcd
+from vulcano.errors import MachineDecommissioned
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine, UnitState
 from vulcano.registry import Registry
@@ -73,7 +74,13 @@ class Member:
         return self.ttl
 
     def register(self) -> None:
-        """Take a lease (reusing the one in state_dir if it is still alive) and the record."""
+        """Take a lease (reusing the one in state_dir if it is still alive) and the record.
+
+        A machine decommissioned on purpose is refused, as the node agent is.
+        """
+        marker = self.keyspace.machine_decommissioned(self.machine_id)
+        if self.client.get(marker)[1] is not None:
+            raise MachineDecommissioned(f"machine {self.machine_id} was removed from the cluster")
         lease_file = self.state_dir / "machine-lease"
         sent = time.monotonic()
         lease_id = 0

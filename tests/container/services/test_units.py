@@ -86,6 +86,14 @@ def test_an_invalid_unit_file_changes_nothing(cluster: Cluster, client: etcd3.Et
     assert dump(client) == {}
 
 
-def test_names_alone_submit_nothing(cluster: Cluster, client: etcd3.Etcd3Client) -> None:
-    assert units.submit(cluster, [UnitSource("db.service")]) == ["db.service"]
+def test_a_name_alone_submits_nothing_and_must_name_a_submitted_unit(
+    cluster: Cluster, client: etcd3.Etcd3Client
+) -> None:
+    with pytest.raises(UnitNotFound, match=r"unit db.service is not submitted, and there is no"):
+        units.submit(cluster, [UnitSource("db.service")])
     assert dump(client) == {}
+    units.submit(cluster, [UnitSource("db.service", DB), UnitSource("web@.service", WEB)])
+    before = dump(client)
+    names = [UnitSource("db.service"), UnitSource("web@1.service")]
+    assert units.submit(cluster, names) == ["db.service", "web@1.service"]
+    assert dump(client) == before

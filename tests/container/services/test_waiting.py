@@ -11,8 +11,8 @@ import pytest
 
 from container.services import units, waiting
 from container.services.cluster import Cluster
-from container.services.errors import UnitFailed, WaitTimedOut
-from tests.container.conftest import DB, MACHINE, announce, report
+from container.services.errors import UnitFailed, UnitUnplaceable, WaitTimedOut
+from tests.container.conftest import DB, KS, MACHINE, announce, report
 from vulcano.records import DesiredState, UnitSource, UnitState
 
 L = DesiredState.LAUNCHED
@@ -90,3 +90,35 @@ def test_unload_is_reached_when_no_machine_has_the_unit(cluster: Cluster) -> Non
     seen: list[waiting.Progress] = []
     waiting.wait_until(cluster, ["db.service"], DesiredState.INACTIVE, on_progress=seen.append)
     assert [(p.reached, p.machine_id, p.machine) for p in seen] == [(True, None, None)]
+
+
+def test_a_unit_the_engine_cannot_place_stops_the_wait_with_the_reason(
+    cluster: Cluster, client: etcd3.Etcd3Client
+) -> None:
+    units.start(cluster, [UnitSource("db.service", DB)])
+    client.put(KS.unit_reason("db.service"), "no machine matches MachineMetadata region=eu")
+    seen: list[waiting.Progress] = []
+    with pytest.raises(
+        UnitUnplaceable, match=r"unit db.service cannot be placed: no machine match"
+    ):
+        waiting.wait_until(
+            cluster, ["db.service"], L, timeout=30, on_progress=seen.append, poll_interval=0.01
+        )
+    assert [p.note for p in seen] == ["no machine matches MachineMetadata region=eu"]
+
+
+def test_a_reason_the_engine_takes_back_at_once_does_not_stop_the_wait(
+    cluster: Cluster, client: etcd3.Etcd3Client
+) -> None:
+    announce(client)
+    units.start(cluster, [UnitSource("db.service", DB)])
+    client.put(KS.unit_reason("db.service"), "no machines in the cluster")
+
+    def on_progress(p: waiting.Progress) -> None:
+        if p.note == "no machines in the cluster":  # the engine placed it meanwhile
+            client.delete(KS.unit_reason("db.service"))
+            report(client, db("active", "running"))
+
+    waiting.wait_until(
+        cluster, ["db.service"], L, timeout=30, on_progress=on_progress, poll_interval=0.01
+    )
