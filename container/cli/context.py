@@ -20,7 +20,7 @@ import click
 
 from container.services.cluster import Cluster
 from container.services.errors import ClusterAddressError, ClusterInputError, UnitSourceError
-from container.services.provisioning import DEFAULT_STATE_DIR, prepare_state_dir
+from container.services.provisioning import DEFAULT_STATE_DIR, STATE_DIR_VAR, prepare_state_dir
 from container.store import Store, open_store
 from vulcano.clierrors import reported
 
@@ -35,9 +35,12 @@ def set_state_dir(ctx: click.Context, state_dir: Path) -> None:
 
 
 def state_dir_of(ctx: click.Context) -> Path:
-    """The state directory the command works in (--state-dir / VULCANO_STATE_DIR)."""
+    """The state directory the command works in: the group's ``--state-dir``, else the
+    environment's ``VULCANO_STATE_DIR`` (a command run on its own), else the default."""
     found = ctx.meta.get(_STATE_DIR)
-    return Path(found) if found is not None else DEFAULT_STATE_DIR
+    if found is not None:
+        return Path(found)
+    return Path(os.environ.get(STATE_DIR_VAR) or DEFAULT_STATE_DIR)
 
 
 def store_of(ctx: click.Context) -> Store:
@@ -57,33 +60,6 @@ def cluster_of(ctx: click.Context) -> Cluster:
     if cluster is None:
         raise click.UsageError("no cluster: give --etcd-endpoints")
     return cluster
-
-
-def state_dir_of(ctx: click.Context) -> Path:
-    """The state directory: ``--state-dir`` (a parameter of any command up the chain),
-    else the environment, else the default."""
-    probe: click.Context | None = ctx
-    while probe is not None:
-        value = probe.params.get("state_dir")
-        if value:
-            return Path(value)
-        probe = probe.parent
-    return Path(os.environ.get(STATE_DIR_VAR) or DEFAULT_STATE_DIR)
-
-
-def store_of(ctx: click.Context) -> Store:
-    """The container's database in the state directory, made and opened once per run.
-
-    Raises StateDirError when the directory cannot be written, StoreError when the
-    database cannot be used.
-    """
-    root = ctx.find_root()
-    store = root.meta.get(_STORE)
-    if store is None:
-        state_dir = prepare_state_dir(state_dir_of(ctx))
-        store = root.meta[_STORE] = open_store(state_dir)
-    assert isinstance(store, Store)
-    return store
 
 
 @contextlib.contextmanager
