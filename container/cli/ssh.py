@@ -97,7 +97,8 @@ def global_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--state-dir",
             envvar=STATE_DIR_VAR,
-            type=click.Path(file_okay=False, path_type=Path),
+            # checked when a command uses it: reading a cluster needs no state dir
+            type=click.Path(path_type=Path),
             default=DEFAULT_STATE_DIR,
             show_default=True,
             help="Where the container keeps its key (id_ed25519) and known_hosts.",
