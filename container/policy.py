@@ -12,3 +12,11 @@ PANEL_WORKER_TIMEOUT = 30
 PANEL_GRACEFUL_TIMEOUT = 8
 # An idle keep-alive connection is closed after this long.
 PANEL_KEEPALIVE = 5
+
+# Login rate limit, per client address: this many failed logins within the window, then
+# 429 (with Retry-After) until the oldest of them leaves the window. Counted in the
+# serving process (one gunicorn worker by default, so the whole panel).
+LOGIN_MAX_FAILURES = 5
+LOGIN_FAILURE_WINDOW = 60.0
+# A login lasts this long (seconds), then the panel asks for the password again.
+SESSION_LIFETIME = 8 * 3600
