@@ -33,12 +33,12 @@ def secret_key(store: Store) -> str:
     return store.setting_or_create(SECRET_KEY_SETTING, secrets.token_hex(SECRET_KEY_BYTES))
 
 
-def admin_password_hash(store: Store, from_environ: str | None, log: TextIO = sys.stderr) -> str:
+def admin_password_hash(store: Store, from_environ: str | None, log: TextIO | None = None) -> str:
     """The stored hash of the admin password, set from the environment or generated.
 
     ``from_environ`` (VULCANO_ADMIN_PASSWORD's value, or None) replaces the stored hash
     unless that already is its hash. A password generated here is printed to ``log``
-    only when this call stored it (two processes starting at once print one).
+    (stderr by default) only when this call stored it (two processes starting at once print one).
     """
     stored = store.setting(PASSWORD_HASH_SETTING)
     if from_environ:
@@ -55,7 +55,7 @@ def admin_password_hash(store: Store, from_environ: str | None, log: TextIO = sy
         print(
             f"vulcano panel: generated admin password (shown only now; set "
             f"{ADMIN_PASSWORD_VAR} to choose one): {password}",
-            file=log,
+            file=log or sys.stderr,
             flush=True,
         )
     return kept
