@@ -64,9 +64,6 @@ def cluster_form(form: Any) -> dict[str, Any]:
 def create() -> Response:
     """Create a cluster from the form (clusters.create makes its discovery and user-data)."""
     fields = cluster_form(request.form)
-    make = getattr(clusters, "create", None)
-    if make is None:
-        abort(501, "creating clusters is not available in this build yet")
     store = connection.store()
     try:
         clusters.get_cluster(store, fields["name"])
@@ -74,6 +71,9 @@ def create() -> Response:
         pass
     else:
         raise BadField("name", f"a cluster named {fields['name']!r} exists already")
+    make = getattr(clusters, "create", None)
+    if make is None:
+        abort(501, "creating clusters is not available in this build yet")
     try:
         make(store, **fields)
     except ValueError as exc:  # the service layer's own checks (each names its field)
