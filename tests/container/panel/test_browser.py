@@ -111,4 +111,3 @@ def test_browser_logs_in_starts_a_unit_sees_it_running_and_reads_its_log(
     page.goto(live_panel.url + "/clusters/lab/units")
     assert "/login?next=" in page.url
     assert PASSWORD not in live_panel.log()
-

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from container import policy
 from container.panel import create_app, credentials
+from container.panel.auth import current_actor
 from container.services.provisioning import ProvisioningSettings
 from container.store import open_store
 from tests.container.panel.conftest import PASSWORD, Browser
@@ -190,3 +191,16 @@ def test_the_login_never_redirects_off_the_panel(browser: Browser, target: str) 
     answer = browser.post("/login", {"password": PASSWORD, "next": target})
     assert answer.status_code == 302
     assert answer.headers["Location"] == "/clusters"
+
+
+def test_the_actor_names_the_admin_and_the_client_address(app: Flask) -> None:
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.8"}):
+        assert current_actor() == "admin@panel (192.0.2.8)"
+
+
+def test_pages_tell_the_browser_not_to_frame_cache_or_run_scripts(admin: Browser) -> None:
+    answer = admin.get("/clusters")
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "<script" not in answer.text
