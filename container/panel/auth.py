@@ -97,6 +97,8 @@ def login() -> Any:
     """The login form; a right password starts a session and goes where asked."""
     address = client_address()
     if request.method == "GET":
+        if logged_in():
+            return redirect(_safe_next(request.args.get("next")))
         return render_template("login.html", next=request.args.get("next", ""))
     wait = _limiter().retry_after(address)
     if wait:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,27 @@ def test_pages_tell_the_browser_not_to_frame_cache_or_run_scripts(admin: Browser
     assert answer.headers["X-Frame-Options"] == "DENY"
     assert answer.headers["Cache-Control"] == "no-store"
     assert "<script" not in answer.text
+
+
+def test_a_session_older_than_its_lifetime_is_refused(settings: ProvisioningSettings) -> None:
+    app = create_app(
+        {"TESTING": True, "PERMANENT_SESSION_LIFETIME": 1},
+        settings=settings,
+        environ={"VULCANO_ADMIN_PASSWORD": PASSWORD},
+    )
+    browser = Browser(app.test_client())
+    browser.login()
+    assert browser.get("/clusters").status_code == 200
+    cookie = browser.client.get_cookie("vulcano_panel")
+    assert cookie is not None
+    time.sleep(2.2)
+    # a browser that kept the cookie past its expiry: the signed value carries its time
+    kept = app.test_client()
+    kept.set_cookie("vulcano_panel", cookie.value)
+    assert kept.get("/clusters").status_code == 302
+
+
+def test_the_login_page_sends_the_logged_in_admin_on(admin: Browser) -> None:
+    answer = admin.get("/login?next=/clusters/lab")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/clusters/lab"
