@@ -78,7 +78,7 @@ def create_app(
     app.config["ADMIN_PASSWORD_HASH"] = credentials.admin_password_hash(
         store, environ.get(credentials.ADMIN_PASSWORD_VAR) or None
     )
-    app.extensions["vulcano_store"] = store
+    app.extensions["vulcano.store"] = store
     csrf.init_app(app)
 
     from container.panel import (
@@ -105,6 +105,7 @@ def create_app(
     _register_error_pages(app)
     app.after_request(_security_headers)
     app.add_template_filter(_ago, "ago")
+    app.add_template_filter(_when, "when")
     log.info(
         "panel for cluster %s (size %d), state in %s",
         settings.cluster_name,
@@ -139,6 +140,11 @@ def _ago(when: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min ago"
     return f"{seconds // 3600} h ago"
+
+
+def _when(at: float) -> str:
+    """A time (seconds since the epoch) in UTC, to the minute."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _register_error_pages(app: Flask) -> None:

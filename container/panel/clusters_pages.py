@@ -1,7 +1,15 @@
-"""The clusters pages: the list, the create form, one cluster, its nodes' user-data."""
+"""The clusters pages: the list, the create form, one cluster, its nodes' user-data.
+
+Creating a cluster and rendering node user-data are the clusters service's
+(`clusters.create`, `nodes.user_data`, `jointokens.issue`, `installer.Installer`); until
+that service is in this build (`_service`) the pages say so (501) instead of failing.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+from types import ModuleType
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -12,13 +20,28 @@ from container.panel.auth import current_actor
 from container.panel.connection import BadField
 from container.panel.settings import provisioning
 from container.services import clusters, machines
-from container.services.errors import ClusterNotFound, ClusterUnavailable
-from vulcano import cloudconfig, network
+from container.services.errors import ClusterNotFound, ClusterUnavailable, SettingsError
+from vulcano import cloudconfig, network, nodeconfig
 
 bp = Blueprint("clusters", __name__)
 
 DEFAULT_NETWORK = "10.244.0.0/16"
 DEFAULT_FLAVOUR = "cloud-init"
+# The panel's URL as nodes reach it, for their #include; else the one the browser used.
+PANEL_URL_VAR = "VULCANO_PANEL_URL"
+# The clusters service names fields as the CLI's flags; the form's names for them.
+_FORM_FIELDS = {"NAME": "name", "--size": "size", "--flavour": "flavour", "--network": "network"}
+
+
+def _service(name: str) -> ModuleType | None:
+    """A service module that may not be in this build yet (the clusters service's)."""
+    module = f"container.services.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
 
 
 @bp.get("/")
@@ -29,7 +52,7 @@ def index() -> str:
         "clusters.html",
         settings=provisioning(),
         clusters=clusters.list_clusters(connection.store()),
-        flavours=cloudconfig.FLAVOURS,
+        flavours=sorted(nodeconfig.FLAVOURS),
         default_network=DEFAULT_NETWORK,
         default_flavour=DEFAULT_FLAVOUR,
     )
@@ -48,10 +71,8 @@ def cluster_form(form: Any) -> dict[str, Any]:
         message = exc.message if isinstance(exc, cloudconfig.InputError) else "a whole number"
         raise BadField("size", message) from None
     flavour = form.get("flavour", DEFAULT_FLAVOUR)
-    try:
-        cloudconfig.check_flavour(flavour)
-    except cloudconfig.InputError as exc:
-        raise BadField("flavour", exc.message) from None
+    if flavour not in nodeconfig.FLAVOURS:
+        raise BadField("flavour", f"choose one of {', '.join(sorted(nodeconfig.FLAVOURS))}")
     cidr = form.get("network", "").strip() or DEFAULT_NETWORK
     try:
         network.parse({"network": cidr})
@@ -62,7 +83,7 @@ def cluster_form(form: Any) -> dict[str, Any]:
 
 @bp.post("/clusters")
 def create() -> Response:
-    """Create a cluster from the form (clusters.create makes its discovery and user-data)."""
+    """Create a cluster from the form: a discovery URL from the installer, its user-data."""
     fields = cluster_form(request.form)
     store = connection.store()
     try:
@@ -71,13 +92,28 @@ def create() -> Response:
         pass
     else:
         raise BadField("name", f"a cluster named {fields['name']!r} exists already")
+    installers = _service("installer")
     make = getattr(clusters, "create", None)
-    if make is None:
+    if installers is None or make is None:
         abort(501, "creating clusters is not available in this build yet")
     try:
-        make(store, **fields)
-    except ValueError as exc:  # the service layer's own checks (each names its field)
-        raise BadField(getattr(exc, "field", "name"), getattr(exc, "message", str(exc))) from None
+        installer = installers.Installer.configured(provisioning().state_dir)
+    except SettingsError as exc:
+        abort(503, f"no hosted installer to ask for a discovery URL: {exc}")
+    try:
+        make(
+            store,
+            fields["name"],
+            fields["size"],
+            fields["flavour"],
+            fields["network"],
+            installer=installer,
+        )
+    except ConnectionError as exc:  # the installer did not answer, or refused
+        abort(502, str(exc))
+    except ValueError as exc:  # the service's own checks, each naming its field
+        field = _FORM_FIELDS.get(getattr(exc, "field", ""), "name")
+        raise BadField(field, getattr(exc, "message", str(exc))) from None
     flash(f"Cluster {fields['name']} created by {current_actor()}.")
     return redirect(url_for("clusters.show", name=fields["name"]))
 
@@ -85,10 +121,7 @@ def create() -> Response:
 @bp.get("/clusters/<name>")
 def show(name: str) -> str:
     """One cluster: its settings, and how many machines it has now."""
-    try:
-        record = clusters.get_cluster(connection.store(), name)
-    except ClusterNotFound as exc:
-        abort(404, str(exc))
+    record = _record(name)
     found: int | None = None
     problem = ""
     if record.endpoints:
@@ -109,30 +142,44 @@ def show(name: str) -> str:
 
 @bp.get("/clusters/<name>/user-data")
 def user_data(name: str) -> str:
-    """Every node's user-data, ready to paste, and the URL a node can #include instead."""
+    """Every node's user-data, ready to paste."""
+    return _user_data_page(name, token="", expires=0.0)
+
+
+@bp.post("/clusters/<name>/join-url")
+def join_url(name: str) -> str:
+    """A new join token (the old one stops working), shown once as each node's #include URL."""
+    record = _record(name)
+    tokens = _service("jointokens")
+    if tokens is None:
+        abort(501, "join URLs are not available in this build yet")
+    token, expires = tokens.issue(connection.store(), record.name)
+    flash(f"New join URL for {record.name} made by {current_actor()}; the old one is void.")
+    return _user_data_page(name, token=token, expires=expires)
+
+
+def _record(name: str) -> Any:
     try:
-        record = clusters.get_cluster(connection.store(), name)
+        return clusters.get_cluster(connection.store(), name)
     except ClusterNotFound as exc:
         abort(404, str(exc))
-    render = getattr(clusters, "user_data", None)
-    nodes: list[dict[str, Any]] = []
-    if render is not None:
-        for node in range(record.size):
-            document = render(connection.store(), name, node)
-            nodes.append({"node": node, "text": _text(document), "include": _include(document)})
+
+
+def _user_data_page(name: str, token: str, expires: float) -> str:
+    record = _record(name)
+    renderer = _service("nodes")
+    base = (os.environ.get(PANEL_URL_VAR) or request.host_url).rstrip("/")
+    documents = []
+    if renderer is not None:
+        for node in range(1, record.size + 1):
+            document = renderer.user_data(connection.store(), name, node)
+            include = f"{base}/join/{name}/{node}?token={token}" if token else ""
+            documents.append({"node": node, "text": document.text, "include": include})
     return render_template(
         "user_data.html",
         cluster_name=name,
         cluster=record,
-        nodes=nodes,
-        available=render is not None,
+        nodes=documents,
+        available=renderer is not None,
+        expires=expires,
     )
-
-
-def _text(document: Any) -> str:
-    return document if isinstance(document, str) else str(getattr(document, "text", document))
-
-
-def _include(document: Any) -> str:
-    """The #include URL, when the service layer gives one with the document."""
-    return str(getattr(document, "include_url", "") or "")

@@ -34,7 +34,7 @@ class BadField(ValueError):
 
 
 def store() -> Store:
-    found = current_app.extensions["vulcano_store"]
+    found = current_app.extensions["vulcano.store"]
     assert isinstance(found, Store)
     return found
 

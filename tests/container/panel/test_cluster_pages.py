@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
+import importlib.util
+import re
 
 import pytest
+from flask import Flask
 
 from container.services import clusters
 from container.store import Store
@@ -13,7 +16,8 @@ from tests.container.panel.lab import Lab
 
 GOOD = {"name": "edge", "size": "3", "flavour": "cloud-init", "network": "10.250.0.0/16"}
 HAS_CREATE = hasattr(clusters, "create")
-HAS_USER_DATA = hasattr(clusters, "user_data")
+# The node user-data and join tokens come with the clusters service (issue 10's clusters part).
+HAS_NODES = importlib.util.find_spec("container.services.nodes") is not None
 
 
 def test_the_list_shows_every_cluster_in_the_store(admin: Browser, store: Store) -> None:
@@ -33,7 +37,7 @@ def test_the_list_shows_every_cluster_in_the_store(admin: Browser, store: Store)
         ({"name": ""}, "name", "lowercase letters"),
         ({"size": "three"}, "size", "a whole number"),
         ({"size": "0"}, "size", "between 1 and 100"),
-        ({"flavour": "windows"}, "flavour", "choose one of cloud-init"),
+        ({"flavour": "windows"}, "flavour", "choose one of"),
         ({"network": "10.250.0.1/16"}, "network", "host bits set"),
         ({"network": "banana"}, "network", "not an IPv4 CIDR"),
     ],
@@ -63,12 +67,14 @@ def test_without_the_service_function_creating_says_so(admin: Browser, store: St
 
 
 @pytest.mark.skipif(not HAS_CREATE, reason="needs clusters.create")
-def test_the_create_form_creates_the_cluster(admin: Browser, store: Store) -> None:
+def test_creating_without_an_installer_to_ask_says_so_and_creates_nothing(
+    admin: Browser, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VULCANO_INSTALLER_URL", raising=False)
     answer = admin.post("/clusters", GOOD)
-    assert answer.status_code == 302
-    assert answer.headers["Location"] == "/clusters/edge"
-    record = clusters.get_cluster(store, "edge")
-    assert (record.size, record.flavour, record.network) == (3, "cloud-init", "10.250.0.0/16")
+    assert answer.status_code == 503
+    assert "VULCANO_INSTALLER_URL" in answer.text
+    assert clusters.list_clusters(store) == []
 
 
 def test_a_clusters_page_shows_its_settings_and_machines(
@@ -93,18 +99,28 @@ def test_an_unknown_cluster_is_a_404(admin: Browser) -> None:
     assert admin.get("/clusters/nosuch/user-data").status_code == 404
 
 
-@pytest.mark.skipif(not HAS_USER_DATA, reason="needs clusters.user_data")
-def test_the_user_data_page_shows_every_nodes_document(admin: Browser, store: Store) -> None:
+@pytest.mark.skipif(not HAS_NODES, reason="needs the clusters service's node user-data")
+def test_the_user_data_page_shows_every_nodes_document_and_makes_join_urls(
+    app: Flask, admin: Browser, store: Store
+) -> None:
     add_cluster(store, "edge", "", size=2)
     page = admin.get("/clusters/edge/user-data").text
     assert page.count('class="user-data"') == 2
+    assert 'class="include"' not in page  # the token is not kept: there is no URL to show
+    made = admin.post("/clusters/edge/join-url")
+    assert made.status_code == 200
+    urls = re.findall(r'<pre class="include">#include\n(\S+)</pre>', made.text)
+    assert len(urls) == 2
+    assert urls[0].startswith("http://localhost/join/edge/1?token=")
+    node = app.test_client().get(html.unescape(urls[0]).removeprefix("http://localhost"))
+    assert node.status_code == 200  # a node, with no login, only the token
+    assert node.text.startswith("#cloud-config")
 
 
-@pytest.mark.skipif(HAS_USER_DATA, reason="clusters.user_data is wired in")
-def test_without_the_service_function_the_user_data_page_says_so(
-    admin: Browser, store: Store
-) -> None:
+@pytest.mark.skipif(HAS_NODES, reason="the clusters service's node user-data is in")
+def test_without_the_service_the_user_data_page_says_so(admin: Browser, store: Store) -> None:
     add_cluster(store, "edge", "", size=2)
     page = admin.get("/clusters/edge/user-data")
     assert page.status_code == 200
     assert "cannot make node user-data yet" in page.text
+    assert admin.post("/clusters/edge/join-url").status_code == 501
