@@ -20,6 +20,7 @@ from tests.container.panel.lab import Lab, running_lab
 from vulcano.lab.services import Etcd
 
 PASSWORD = "correct horse battery staple"
+DISCOVERY_URL = "https://installer.example/discovery/0123456789abcdef"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -98,9 +99,9 @@ def add_cluster(store: Store, name: str, endpoints: str, size: int = 3) -> None:
     """A cluster row as `vulcano cluster create` leaves it once its members are up."""
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO clusters (name, size, flavour, network, endpoints, created_at) "
-            "VALUES (?, ?, 'cloud-init', '10.244.0.0/16', ?, ?)",
-            (name, size, endpoints, time.time()),
+            "INSERT INTO clusters (name, size, flavour, network, discovery_url, endpoints, "
+            "created_at) VALUES (?, ?, 'cloud-init', '10.244.0.0/16', ?, ?, ?)",
+            (name, size, DISCOVERY_URL, endpoints, time.time()),
         )
 
 
