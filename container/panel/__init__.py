@@ -13,6 +13,7 @@ carries a CSRF token (Flask-WTF). Served by `vulcano serve` (gunicorn).
     machines_pages  a cluster's machines
     units_pages     a cluster's units and the changes made to them
     logs_pages      a unit's output, or every instance's of a template
+    audit_pages     the audit log of every change, through the CLI or the panel
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def create_app(
     csrf.init_app(app)
 
     from container.panel import (
+        audit_pages,
         auth,
         clusters_pages,
         connection,
@@ -100,6 +102,7 @@ def create_app(
         machines_pages.bp,
         units_pages.bp,
         logs_pages.bp,
+        audit_pages.bp,
     ):
         app.register_blueprint(blueprint)
     _register_error_pages(app)

@@ -42,9 +42,18 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+# The face the audit log names for changes made here (the CLI's is "cli").
+FACE = "panel"
+
+
+def actor_name() -> str:
+    """Who is making this request: the admin, at the client's address."""
+    return f"{ADMIN}@{client_address()}"
+
+
 def current_actor() -> str:
-    """Who is making this request, as the audit log names them."""
-    return f"{ADMIN}@panel ({client_address()})"
+    """Who is making this request, as the audit log shows them: ``admin@<addr> (panel)``."""
+    return f"{actor_name()} ({FACE})"
 
 
 def logged_in() -> bool:

@@ -2,14 +2,12 @@
 
 Creating a cluster and rendering node user-data are the clusters service's
 (`clusters.create`, `nodes.user_data`, `jointokens.issue`, `installer.Installer`); until
-that service is in this build (`_service`) the pages say so (501) instead of failing.
+that service is in this build (`connection.optional_service`) the pages say so (501).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from types import ModuleType
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -31,17 +29,6 @@ DEFAULT_FLAVOUR = "cloud-init"
 PANEL_URL_VAR = "VULCANO_PANEL_URL"
 # The clusters service names fields as the CLI's flags; the form's names for them.
 _FORM_FIELDS = {"NAME": "name", "--size": "size", "--flavour": "flavour", "--network": "network"}
-
-
-def _service(name: str) -> ModuleType | None:
-    """A service module that may not be in this build yet (the clusters service's)."""
-    module = f"container.services.{name}"
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
 
 
 @bp.get("/")
@@ -92,7 +79,7 @@ def create() -> Response:
         pass
     else:
         raise BadField("name", f"a cluster named {fields['name']!r} exists already")
-    installers = _service("installer")
+    installers = connection.optional_service("installer")
     make = getattr(clusters, "create", None)
     if installers is None or make is None:
         abort(501, "creating clusters is not available in this build yet")
@@ -150,7 +137,7 @@ def user_data(name: str) -> str:
 def join_url(name: str) -> str:
     """A new join token (the old one stops working), shown once as each node's #include URL."""
     record = _record(name)
-    tokens = _service("jointokens")
+    tokens = connection.optional_service("jointokens")
     if tokens is None:
         abort(501, "join URLs are not available in this build yet")
     token, expires = tokens.issue(connection.store(), record.name)
@@ -167,7 +154,7 @@ def _record(name: str) -> Any:
 
 def _user_data_page(name: str, token: str, expires: float) -> str:
     record = _record(name)
-    renderer = _service("nodes")
+    renderer = connection.optional_service("nodes")
     base = (os.environ.get(PANEL_URL_VAR) or request.host_url).rstrip("/")
     documents = []
     if renderer is not None:

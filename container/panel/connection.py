@@ -7,8 +7,13 @@ layer's errors become HTTP statuses here, each page showing the operator's messa
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+from typing import Any
+
 from flask import Flask, abort, current_app, g, render_template
 
+from container.panel import auth
 from container.services import clusters
 from container.services.cluster import Cluster
 from container.services.errors import (
@@ -39,15 +44,45 @@ def store() -> Store:
     return found
 
 
+def optional_service(name: str) -> ModuleType | None:
+    """A service module that may not be in this build yet; None when it is not.
+
+    The clusters service (installer, nodes, jointokens) and the audit log are issue 10's
+    other parts; the panel's pages for them answer 501 until they are in.
+    """
+    module = f"container.services.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
 def cluster(name: str) -> Cluster:
-    """The named cluster, connected for this request (404 when there is none)."""
+    """The named cluster, connected for this request (404 when there is none).
+
+    Its changes are audited as the admin at the client's address (`auth.actor_name`).
+    """
     connected: dict[str, Cluster] = g.setdefault("clusters", {})
     if name not in connected:
         try:
-            connected[name] = clusters.connect(store(), name)
+            connected[name] = _audited(clusters.connect(store(), name), name)
         except ClusterNotFound as exc:
             abort(404, str(exc))
     return connected[name]
+
+
+def _audited(plain: Cluster, name: str) -> Cluster:
+    audit = optional_service("audit")
+    if audit is None:
+        return plain
+    options: dict[str, Any] = {
+        "audit": audit.AuditLog(store()),
+        "actor": audit.Actor(auth.actor_name(), auth.FACE),
+        "name": name,
+    }
+    return Cluster(plain.endpoints, plain.prefix, timeout=plain.timeout, **options)
 
 
 def init_app(app: Flask) -> None:

@@ -86,7 +86,7 @@ def test_browser_logs_in_starts_a_unit_sees_it_running_and_reads_its_log(
     )  # fmt: skip
     assert page.is_checked("#start")
     page.click("#submit-unit")
-    assert "submit and start hello.service: asked by admin@panel (127.0.0.1)" in page.inner_text(
+    assert "submit and start hello.service: asked by admin@127.0.0.1 (panel)" in page.inner_text(
         ".flash"
     )
     active = '#unit-states tr[data-unit="hello.service"] .state.active'

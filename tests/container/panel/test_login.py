@@ -196,7 +196,7 @@ def test_the_login_never_redirects_off_the_panel(browser: Browser, target: str) 
 
 def test_the_actor_names_the_admin_and_the_client_address(app: Flask) -> None:
     with app.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.8"}):
-        assert current_actor() == "admin@panel (192.0.2.8)"
+        assert current_actor() == "admin@192.0.2.8 (panel)"
 
 
 def test_pages_tell_the_browser_not_to_frame_cache_or_run_scripts(admin: Browser) -> None:
