@@ -80,7 +80,8 @@ def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("clusters.index")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # browsers read "/\host" as "//host": another site
+    if parts.scheme or parts.netloc or not target.startswith("/") or target[1:2] in ("/", "\\"):
         return url_for("clusters.index")
     return target
 
