@@ -8,10 +8,11 @@ layer's errors become HTTP statuses here, each page showing the operator's messa
 from __future__ import annotations
 
 import importlib
+import logging
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, abort, current_app, g, render_template
+from flask import Flask, abort, current_app, g, render_template, request
 
 from container.panel import auth
 from container.services import clusters
@@ -27,6 +28,9 @@ from container.services.errors import (
     UnitSourceError,
 )
 from container.store import Store
+from vulcano.errors import VulcanoError
+
+log = logging.getLogger(__name__)
 
 
 class BadField(ValueError):
@@ -115,6 +119,15 @@ def init_app(app: Flask) -> None:
         return page(404, str(exc))
 
     @app.errorhandler(ClusterUnavailable)
-    @app.errorhandler(ClusterAddressError)
-    def unavailable(exc: Exception) -> tuple[str, int]:
+    def unavailable(exc: ClusterUnavailable) -> tuple[str, int]:
         return page(503, f"the cluster's etcd did not answer: {exc}")
+
+    @app.errorhandler(ClusterAddressError)
+    def unusable(exc: ClusterAddressError) -> tuple[str, int]:
+        return page(503, f"the cluster's etcd endpoints cannot be used: {exc}")
+
+    @app.errorhandler(VulcanoError)
+    def failed(exc: VulcanoError) -> tuple[str, int]:
+        # any other error raised on purpose (the store, the audit log): its own words
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return page(500, str(exc))

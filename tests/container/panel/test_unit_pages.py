@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 
 from container.services.cluster import Cluster
-from tests.container.panel.conftest import Browser
+from container.store import Store
+from tests.container.panel.conftest import Browser, add_cluster
 from tests.container.panel.lab import Lab
 from vulcano.keyspace import Keyspace
 from vulcano.lab.poll import wait_for
@@ -252,3 +253,12 @@ def test_the_units_page_shows_the_machines_reports(
     page = admin.get("/clusters/lab/units").text
     assert '<span class="state failed">failed</span>' in page
     assert "exit 3" in page
+
+
+def test_endpoints_that_cannot_name_a_cluster_are_a_503_saying_so(
+    admin: Browser, store: Store
+) -> None:
+    add_cluster(store, "odd", "ftp://10.0.0.1:2379")
+    answer = admin.get("/clusters/odd/units")
+    assert answer.status_code == 503
+    assert "endpoints cannot be used" in answer.text
