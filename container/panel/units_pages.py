@@ -14,6 +14,7 @@ from container.panel import connection
 from container.panel.auth import current_actor
 from container.panel.connection import BadField
 from container.services import listings, sources, units, waiting
+from container.services import status as statuses
 from vulcano import unitnames
 from vulcano.errors import UnitNameError
 from vulcano.records import DesiredState, UnitSource
@@ -49,6 +50,21 @@ def index(name: str) -> str:
         on_machines=on_machines,
         why=why,
         is_template=unitnames.is_template,
+    )
+
+
+@bp.get("/clusters/<name>/units/<unit>")
+def show(name: str, unit: str) -> str:
+    """One unit: its file, where each machine has it, and its last lines of output."""
+    unit = _unit_name(unit)
+    cluster = connection.cluster(name)
+    [found] = list(statuses.unit_statuses(cluster, [unit], lines=20))
+    return render_template(
+        "unit.html",
+        cluster_name=name,
+        unit=found,
+        text=units.unit_file(cluster, unit),
+        is_template=unitnames.is_template(unit),
     )
 
 

@@ -262,3 +262,16 @@ def test_endpoints_that_cannot_name_a_cluster_are_a_503_saying_so(
     answer = admin.get("/clusters/odd/units")
     assert answer.status_code == 503
     assert "endpoints cannot be used" in answer.text
+
+
+def test_a_units_page_shows_its_file_and_where_it_stands(
+    admin: Browser, lab_cluster: str, lab: Lab
+) -> None:
+    upload(admin, "db.service", "[Service]\nExecStart=/bin/true\n")
+    page = admin.get("/clusters/lab/units/db.service")
+    assert page.status_code == 200
+    assert '<pre id="unit-file">[Service]\nExecStart=/bin/true\n</pre>' in page.text
+    assert "not placed" in page.text
+    assert 'href="/clusters/lab/units/db.service"' in admin.get("/clusters/lab/units").text
+    assert admin.get("/clusters/lab/units/nosuch.service").status_code == 404
+    assert admin.get("/clusters/lab/units/bad%20name").status_code == 400
