@@ -23,6 +23,10 @@ HELLO = (
     "ExecStart=/bin/sh -c 'echo hello from the browser test; exec sleep 1000' MARK\n"
     "TimeoutStopSec=3\n"
 )
+WEB = (
+    "[Service]\nExecStart=/bin/sh -c 'echo web %i says hello; exec sleep 1000' MARK-%n\n"
+    "TimeoutStopSec=3\n\n[X-Fleet]\nConflicts=web@*\n"
+)
 # Where the screenshots are kept for a person to look at (the test's tmp dir otherwise).
 SHOTS_VAR = "VULCANO_PANEL_SCREENSHOTS"
 
@@ -106,6 +110,34 @@ def test_browser_logs_in_starts_a_unit_sees_it_running_and_reads_its_log(
         time.sleep(0.5)
         page.click("#refresh")
     page.screenshot(path=str(shots / "log.png"), full_page=True)
+
+    # a template, two instances of it (one per machine), their logs on one page
+    page.click("text=Units")
+    page.set_input_files(
+        "#unit_file",
+        files=[{"name": "web@.service", "mimeType": "text/plain",
+                "buffer": lab.unit(WEB).encode()}],
+    )  # fmt: skip
+    page.click("#submit-unit")
+    page.fill('input[aria-label="instances of web@.service"]', "1 2")
+    page.click('#unit-files tr[data-unit="web@.service"] button:text("Start instances")')
+    assert "start web@1.service, web@2.service" in page.inner_text(".flash")
+    deadline = time.monotonic() + 30
+    running = '#unit-states tr[data-unit^="web@"] .state.active'
+    while page.locator(running).count() < 2:
+        assert time.monotonic() < deadline, "the two instances never both showed active"
+        time.sleep(0.5)
+        page.click("#refresh")
+    page.click('#unit-files tr[data-unit="web@.service"] a:text("logs of all")')
+    deadline = time.monotonic() + 20
+    while not all(
+        f"web {i} says hello" in page.inner_text(f'pre.journal[data-unit="web@{i}.service"]')
+        for i in (1, 2)
+    ):
+        assert time.monotonic() < deadline, "both instances' lines never showed"
+        time.sleep(0.5)
+        page.click("#refresh")
+    page.screenshot(path=str(shots / "instances-log.png"), full_page=True)
 
     page.click("#logout")
     page.goto(live_panel.url + "/clusters/lab/units")
