@@ -128,6 +128,7 @@ def test_browser_logs_in_starts_a_unit_sees_it_running_and_reads_its_log(
         assert time.monotonic() < deadline, "the two instances never both showed active"
         time.sleep(0.5)
         page.click("#refresh")
+    page.screenshot(path=str(shots / "units-instances.png"), full_page=True)
     page.click('#unit-files tr[data-unit="web@.service"] a:text("logs of all")')
     deadline = time.monotonic() + 20
     while not all(
