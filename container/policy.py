@@ -38,3 +38,11 @@ EXEC_OUTPUT_LIMIT = 1024 * 1024
 SSH_MAX_JUMPS = 8
 # Closing a tunnel waits this long for its forwarding threads.
 TUNNEL_CLOSE_TIMEOUT = 5.0
+
+# Login rate limit, per client address: this many failed logins within the window, then
+# 429 (with Retry-After) until the oldest of them leaves the window. Counted in the
+# serving process (one gunicorn worker by default, so the whole panel).
+LOGIN_MAX_FAILURES = 5
+LOGIN_FAILURE_WINDOW = 60.0
+# A login lasts this long (seconds), then the panel asks for the password again.
+SESSION_LIFETIME = 8 * 3600

@@ -67,7 +67,12 @@ def serve_command(
     workers: int,
     threads: int,
 ) -> None:
-    """Serve the admin panel (and its /healthz) with gunicorn until stopped."""
+    """Serve the admin panel (and its /healthz) with gunicorn until stopped.
+
+    The admin's password is VULCANO_ADMIN_PASSWORD when set (it replaces the stored
+    one); else the one stored in the state directory; on the first start without one, a
+    password is generated and printed once to stderr.
+    """
     flags = ("--cluster-name", "--cluster-size", "--state-dir")
     try:
         settings = ProvisioningSettings.checked(cluster_name, cluster_size, state_dir, names=flags)

@@ -127,9 +127,11 @@ def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
             "state_dir_writable": True,
             "version": image.VERSION,
         }
+        # every page but /healthz (and the nodes' join route) asks for the admin's login
         page = requests.get(f"http://127.0.0.1:{forward.port}/", timeout=5)
         assert page.status_code == 200
-        assert f"<h1>Cluster {CLUSTER}</h1>" in page.text
+        assert page.url.endswith("/login?next=/")
+        assert "<h1>Log in</h1>" in page.text
 
         # Started by that unit: its main process is the unit's own ExecStart, with the
         # unit's Environment= substituted, and the container runs the image built here.

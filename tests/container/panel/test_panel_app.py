@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from flask.testing import FlaskClient
 from container.panel import create_app
 from container.services.errors import SettingsError, StateDirError
 from container.services.provisioning import ProvisioningSettings
+from tests.container.panel.conftest import PASSWORD, Browser
 
 UNIT_ENV = {
     "VULCANO_CLUSTER_NAME": "prod",
@@ -88,7 +90,7 @@ def test_health_answers_with_the_cluster_while_the_state_dir_is_writable(
 def test_health_fails_once_the_state_dir_cannot_be_written(
     panel: FlaskClient, state_dir: Path
 ) -> None:
-    state_dir.rmdir()
+    shutil.rmtree(state_dir)
     state_dir.write_text("a file where the state directory was")
     answer = panel.get("/healthz")
     assert answer.status_code == 503
@@ -98,24 +100,30 @@ def test_health_fails_once_the_state_dir_cannot_be_written(
 
 
 def test_health_leaves_nothing_in_the_state_dir(panel: FlaskClient, state_dir: Path) -> None:
+    before = sorted(p.name for p in state_dir.iterdir())
     panel.get("/healthz")
-    assert list(state_dir.iterdir()) == []
+    assert sorted(p.name for p in state_dir.iterdir()) == before
+    assert not [name for name in before if name.startswith(".write-check-")]
 
 
-def test_the_front_page_shows_the_provisioning_settings(
-    panel: FlaskClient, state_dir: Path
-) -> None:
-    page = panel.get("/")
+def test_the_front_page_shows_the_provisioning_settings(admin: Browser, state_dir: Path) -> None:
+    page = admin.get("/")
     assert page.status_code == 200
     assert page.mimetype == "text/html"
-    assert "<h1>Cluster prod</h1>" in page.text
-    assert "<dd>3 machines</dd>" in page.text
+    assert "<h1>Clusters</h1>" in page.text
+    assert "cluster <strong>prod</strong>\n(3 machines)" in page.text
     assert f"<code>{state_dir}</code>" in page.text
 
 
 def test_a_one_machine_cluster_is_one_machine(state_dir: Path) -> None:
-    app = create_app({"TESTING": True}, settings=ProvisioningSettings("solo", 1, state_dir))
-    assert "<dd>1 machine</dd>" in app.test_client().get("/").text
+    app = create_app(
+        {"TESTING": True},
+        settings=ProvisioningSettings("solo", 1, state_dir),
+        environ={"VULCANO_ADMIN_PASSWORD": PASSWORD},
+    )
+    browser = Browser(app.test_client())
+    browser.login()
+    assert "(1 machine)" in browser.get("/").text
 
 
 def test_an_unknown_page_is_a_404_page(panel: FlaskClient) -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from container.cli import main
 from container.panel.server import ServerOptions, gunicorn_settings
+from tests.container.panel.served import login, served_panel
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 
@@ -99,3 +100,32 @@ def test_serve_answers_health_under_gunicorn_until_terminated(tmp_path: Path) ->
     text = log.read_text()
     assert "gunicorn" in text.lower()
     assert '"GET /healthz HTTP/1.1" 200' in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_generated_password_is_printed_once_and_kept_across_restarts(tmp_path: Path) -> None:
+    state, log = tmp_path / "state", tmp_path / "serve.log"
+    with served_panel(state, log) as panel:
+        lines = [line for line in panel.log().splitlines() if "generated admin password" in line]
+        assert len(lines) == 1
+        password = lines[0].rsplit(" ", 1)[-1]
+        login(panel.url, password)
+    with served_panel(state, log) as panel:
+        login(panel.url, password)  # the restarted container kept its hash
+    assert log.read_text().count(password) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_environment_password_is_never_logged(tmp_path: Path) -> None:
+    env = {"VULCANO_ADMIN_PASSWORD": "s3cret-from-the-unit"}
+    with served_panel(tmp_path / "state", tmp_path / "serve.log", env) as panel:
+        login(panel.url, "s3cret-from-the-unit")
+        assert requests.get(panel.url + "/clusters", timeout=10).url.endswith(
+            "/login?next=/clusters"
+        )
+        text = panel.log()
+    assert "s3cret-from-the-unit" not in text
+    assert "generated admin password" not in text
+    assert '"POST /login HTTP/1.1" 302' in text

@@ -1,0 +1,172 @@
+"""The clusters pages: the list, the create form, one cluster, its nodes' user-data.
+
+Creating a cluster and rendering node user-data are the clusters service's
+(`clusters.create`, `nodes.user_data`, `jointokens.issue`, `installer.Installer`); until
+that service is in this build (`connection.optional_service`) the pages say so (501).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from container.panel import connection
+from container.panel.auth import current_actor
+from container.panel.connection import BadField
+from container.panel.settings import provisioning
+from container.services import clusters, machines
+from container.services.errors import ClusterNotFound, ClusterUnavailable, SettingsError
+from vulcano import cloudconfig, network, nodeconfig
+
+bp = Blueprint("clusters", __name__)
+
+DEFAULT_NETWORK = "10.244.0.0/16"
+DEFAULT_FLAVOUR = "cloud-init"
+# The panel's URL as nodes reach it, for their #include; else the one the browser used.
+PANEL_URL_VAR = "VULCANO_PANEL_URL"
+# The clusters service names fields as the CLI's flags; the form's names for them.
+_FORM_FIELDS = {"NAME": "name", "--size": "size", "--flavour": "flavour", "--network": "network"}
+
+
+@bp.get("/")
+@bp.get("/clusters")
+def index() -> str:
+    """Every cluster this container manages, and the form to create one."""
+    return render_template(
+        "clusters.html",
+        settings=provisioning(),
+        clusters=clusters.list_clusters(connection.store()),
+        flavours=sorted(nodeconfig.FLAVOURS),
+        default_network=DEFAULT_NETWORK,
+        default_flavour=DEFAULT_FLAVOUR,
+    )
+
+
+def cluster_form(form: Any) -> dict[str, Any]:
+    """The create form's fields, checked as the installer checks its answers."""
+    try:
+        name = cloudconfig.check_cluster_name(form.get("name", "").strip())
+    except cloudconfig.InputError as exc:
+        raise BadField("name", exc.message) from None
+    raw_size = form.get("size", "").strip()
+    try:
+        size = cloudconfig.check_size(int(raw_size, 10))
+    except ValueError as exc:
+        message = exc.message if isinstance(exc, cloudconfig.InputError) else "a whole number"
+        raise BadField("size", message) from None
+    flavour = form.get("flavour", DEFAULT_FLAVOUR)
+    if flavour not in nodeconfig.FLAVOURS:
+        raise BadField("flavour", f"choose one of {', '.join(sorted(nodeconfig.FLAVOURS))}")
+    cidr = form.get("network", "").strip() or DEFAULT_NETWORK
+    try:
+        network.parse({"network": cidr})
+    except network.NetworkConfigError as exc:
+        raise BadField("network", str(exc).removeprefix("network: ")) from None
+    return {"name": name, "size": size, "flavour": flavour, "network": cidr}
+
+
+@bp.post("/clusters")
+def create() -> Response:
+    """Create a cluster from the form: a discovery URL from the installer, its user-data."""
+    fields = cluster_form(request.form)
+    store = connection.store()
+    try:
+        clusters.get_cluster(store, fields["name"])
+    except ClusterNotFound:
+        pass
+    else:
+        raise BadField("name", f"a cluster named {fields['name']!r} exists already")
+    installers = connection.optional_service("installer")
+    make = getattr(clusters, "create", None)
+    if installers is None or make is None:
+        abort(501, "creating clusters is not available in this build yet")
+    try:
+        installer = installers.Installer.configured(provisioning().state_dir)
+    except SettingsError as exc:
+        abort(503, f"no hosted installer to ask for a discovery URL: {exc}")
+    try:
+        make(
+            store,
+            fields["name"],
+            fields["size"],
+            fields["flavour"],
+            fields["network"],
+            installer=installer,
+        )
+    except ConnectionError as exc:  # the installer did not answer, or refused
+        abort(502, str(exc))
+    except ValueError as exc:  # the service's own checks, each naming its field
+        field = _FORM_FIELDS.get(getattr(exc, "field", ""), "name")
+        raise BadField(field, getattr(exc, "message", str(exc))) from None
+    flash(f"Cluster {fields['name']} created by {current_actor()}.")
+    return redirect(url_for("clusters.show", name=fields["name"]))
+
+
+@bp.get("/clusters/<name>")
+def show(name: str) -> str:
+    """One cluster: its settings, and how many machines it has now."""
+    record = _record(name)
+    found: int | None = None
+    problem = ""
+    if record.endpoints:
+        try:
+            found = len(machines.list_machines(connection.cluster(name)))
+        except ClusterUnavailable as exc:
+            problem = str(exc)
+    else:
+        problem = "no etcd endpoints yet: none of its members has come up"
+    return render_template(
+        "cluster.html",
+        cluster_name=name,
+        cluster=record,
+        machine_count=found,
+        problem=problem,
+    )
+
+
+@bp.get("/clusters/<name>/user-data")
+def user_data(name: str) -> str:
+    """Every node's user-data, ready to paste."""
+    return _user_data_page(name, token="", expires=0.0)
+
+
+@bp.post("/clusters/<name>/join-url")
+def join_url(name: str) -> str:
+    """A new join token (the old one stops working), shown once as each node's #include URL."""
+    record = _record(name)
+    tokens = connection.optional_service("jointokens")
+    if tokens is None:
+        abort(501, "join URLs are not available in this build yet")
+    token, expires = tokens.issue(connection.store(), record.name)
+    flash(f"New join URL for {record.name} made by {current_actor()}; the old one is void.")
+    return _user_data_page(name, token=token, expires=expires)
+
+
+def _record(name: str) -> Any:
+    try:
+        return clusters.get_cluster(connection.store(), name)
+    except ClusterNotFound as exc:
+        abort(404, str(exc))
+
+
+def _user_data_page(name: str, token: str, expires: float) -> str:
+    record = _record(name)
+    renderer = connection.optional_service("nodes")
+    base = (os.environ.get(PANEL_URL_VAR) or request.host_url).rstrip("/")
+    documents = []
+    if renderer is not None:
+        for node in range(1, record.size + 1):
+            document = renderer.user_data(connection.store(), name, node)
+            include = f"{base}/join/{name}/{node}?token={token}" if token else ""
+            documents.append({"node": node, "text": document.text, "include": include})
+    return render_template(
+        "user_data.html",
+        cluster_name=name,
+        cluster=record,
+        nodes=documents,
+        available=renderer is not None,
+        expires=expires,
+    )
