@@ -1,8 +1,7 @@
 """The clusters pages: the list, the create form, one cluster, its nodes' user-data.
 
 Creating a cluster and rendering node user-data are the clusters service's
-(`clusters.create`, `nodes.user_data`, `jointokens.issue`, `installer.Installer`); until
-that service is in this build (`connection.optional_service`) the pages say so (501).
+(`clusters.create`, `nodes.user_data`, `jointokens.issue`, `installer.Installer`).
 """
 
 from __future__ import annotations
@@ -17,8 +16,9 @@ from container.panel import connection
 from container.panel.auth import current_actor
 from container.panel.connection import BadField
 from container.panel.settings import provisioning
-from container.services import clusters, machines
+from container.services import clusters, jointokens, machines, nodes
 from container.services.errors import ClusterNotFound, ClusterUnavailable, SettingsError
+from container.services.installer import Installer
 from vulcano import cloudconfig, network, nodeconfig
 
 bp = Blueprint("clusters", __name__)
@@ -79,16 +79,12 @@ def create() -> Response:
         pass
     else:
         raise BadField("name", f"a cluster named {fields['name']!r} exists already")
-    installers = connection.optional_service("installer")
-    make = getattr(clusters, "create", None)
-    if installers is None or make is None:
-        abort(501, "creating clusters is not available in this build yet")
     try:
-        installer = installers.Installer.configured(provisioning().state_dir)
+        installer = Installer.configured(provisioning().state_dir)
     except SettingsError as exc:
         abort(503, f"no hosted installer to ask for a discovery URL: {exc}")
     try:
-        make(
+        clusters.create(
             store,
             fields["name"],
             fields["size"],
@@ -137,10 +133,7 @@ def user_data(name: str) -> str:
 def join_url(name: str) -> str:
     """A new join token (the old one stops working), shown once as each node's #include URL."""
     record = _record(name)
-    tokens = connection.optional_service("jointokens")
-    if tokens is None:
-        abort(501, "join URLs are not available in this build yet")
-    token, expires = tokens.issue(connection.store(), record.name)
+    token, expires = jointokens.issue(connection.store(), record.name)
     flash(f"New join URL for {record.name} made by {current_actor()}; the old one is void.")
     return _user_data_page(name, token=token, expires=expires)
 
@@ -154,19 +147,16 @@ def _record(name: str) -> Any:
 
 def _user_data_page(name: str, token: str, expires: float) -> str:
     record = _record(name)
-    renderer = connection.optional_service("nodes")
     base = (os.environ.get(PANEL_URL_VAR) or request.host_url).rstrip("/")
     documents = []
-    if renderer is not None:
-        for node in range(1, record.size + 1):
-            document = renderer.user_data(connection.store(), name, node)
-            include = f"{base}/join/{name}/{node}?token={token}" if token else ""
-            documents.append({"node": node, "text": document.text, "include": include})
+    for node in range(1, record.size + 1):
+        document = nodes.user_data(connection.store(), name, node)
+        include = f"{base}/join/{name}/{node}?token={token}" if token else ""
+        documents.append({"node": node, "text": document.text, "include": include})
     return render_template(
         "user_data.html",
         cluster_name=name,
         cluster=record,
         nodes=documents,
-        available=renderer is not None,
         expires=expires,
     )

@@ -7,15 +7,13 @@ layer's errors become HTTP statuses here, each page showing the operator's messa
 
 from __future__ import annotations
 
-import importlib
 import logging
-from types import ModuleType
-from typing import Any
 
 from flask import Flask, abort, current_app, g, render_template, request
 
 from container.panel import auth
 from container.services import clusters
+from container.services.audit import Actor, AuditLog
 from container.services.cluster import Cluster
 from container.services.errors import (
     ClusterAddressError,
@@ -48,21 +46,6 @@ def store() -> Store:
     return found
 
 
-def optional_service(name: str) -> ModuleType | None:
-    """A service module that may not be in this build yet; None when it is not.
-
-    The clusters service (installer, nodes, jointokens) and the audit log are issue 10's
-    other parts; the panel's pages for them answer 501 until they are in.
-    """
-    module = f"container.services.{name}"
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-
-
 def cluster(name: str) -> Cluster:
     """The named cluster, connected for this request (404 when there is none).
 
@@ -78,15 +61,14 @@ def cluster(name: str) -> Cluster:
 
 
 def _audited(plain: Cluster, name: str) -> Cluster:
-    audit = optional_service("audit")
-    if audit is None:
-        return plain
-    options: dict[str, Any] = {
-        "audit": audit.AuditLog(store()),
-        "actor": audit.Actor(auth.actor_name(), auth.FACE),
-        "name": name,
-    }
-    return Cluster(plain.endpoints, plain.prefix, timeout=plain.timeout, **options)
+    return Cluster(
+        plain.endpoints,
+        plain.prefix,
+        timeout=plain.timeout,
+        audit=AuditLog(store()),
+        actor=Actor(auth.actor_name(), auth.FACE),
+        name=name,
+    )
 
 
 def init_app(app: Flask) -> None:

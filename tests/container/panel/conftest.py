@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from container.panel import create_app
+from container.services import clusters
 from container.services.provisioning import ProvisioningSettings
 from container.store import Store, open_store
 from tests.container.panel.lab import Lab, running_lab
@@ -100,8 +101,8 @@ def add_cluster(store: Store, name: str, endpoints: str, size: int = 3) -> None:
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO clusters (name, size, flavour, network, discovery_url, endpoints, "
-            "created_at) VALUES (?, ?, 'cloud-init', '10.244.0.0/16', ?, ?, ?)",
-            (name, size, DISCOVERY_URL, endpoints, time.time()),
+            "created_at, etcd_size) VALUES (?, ?, 'cloud-init', '10.244.0.0/16', ?, ?, ?, ?)",
+            (name, size, DISCOVERY_URL, endpoints, time.time(), clusters.etcd_size(size)),
         )
 
 

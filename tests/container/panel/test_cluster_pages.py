@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
 
 import pytest
@@ -15,9 +14,6 @@ from tests.container.panel.conftest import Browser, add_cluster
 from tests.container.panel.lab import Lab
 
 GOOD = {"name": "edge", "size": "3", "flavour": "cloud-init", "network": "10.250.0.0/16"}
-HAS_CREATE = hasattr(clusters, "create")
-# The node user-data and join tokens come with the clusters service (issue 10's clusters part).
-HAS_NODES = importlib.util.find_spec("container.services.nodes") is not None
 
 
 def test_the_list_shows_every_cluster_in_the_store(admin: Browser, store: Store) -> None:
@@ -60,13 +56,6 @@ def test_a_name_taken_is_refused_and_the_cluster_kept(admin: Browser, store: Sto
     assert clusters.get_cluster(store, "edge").size == 5
 
 
-@pytest.mark.skipif(HAS_CREATE, reason="clusters.create is wired in")
-def test_without_the_service_function_creating_says_so(admin: Browser, store: Store) -> None:
-    assert admin.post("/clusters", GOOD).status_code == 501
-    assert clusters.list_clusters(store) == []
-
-
-@pytest.mark.skipif(not HAS_CREATE, reason="needs clusters.create")
 def test_creating_without_an_installer_to_ask_says_so_and_creates_nothing(
     admin: Browser, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +88,6 @@ def test_an_unknown_cluster_is_a_404(admin: Browser) -> None:
     assert admin.get("/clusters/nosuch/user-data").status_code == 404
 
 
-@pytest.mark.skipif(not HAS_NODES, reason="needs the clusters service's node user-data")
 def test_the_user_data_page_shows_every_nodes_document_and_makes_join_urls(
     app: Flask, admin: Browser, store: Store
 ) -> None:
@@ -115,12 +103,3 @@ def test_the_user_data_page_shows_every_nodes_document_and_makes_join_urls(
     node = app.test_client().get(html.unescape(urls[0]).removeprefix("http://localhost"))
     assert node.status_code == 200  # a node, with no login, only the token
     assert node.text.startswith("#cloud-config")
-
-
-@pytest.mark.skipif(HAS_NODES, reason="the clusters service's node user-data is in")
-def test_without_the_service_the_user_data_page_says_so(admin: Browser, store: Store) -> None:
-    add_cluster(store, "edge", "", size=2)
-    page = admin.get("/clusters/edge/user-data")
-    assert page.status_code == 200
-    assert "cannot make node user-data yet" in page.text
-    assert admin.post("/clusters/edge/join-url").status_code == 501
