@@ -205,7 +205,7 @@ def join_token(ctx: click.Context, name: str, ttl: int, revoke: bool, panel_url:
             return
         token, expires = jointokens.issue(store, name, ttl)
         record = clusters.get_cluster(store, name)
-    url = f"{panel_url.rstrip('/')}/join/{name}/N?token={token}"
+    url = panel_url.rstrip("/") + jointokens.join_path(name, "N", token)
     click.echo(f"token {token}")
     click.echo(f"expires {timestamp(expires)}")
     click.echo(f"url {url}")

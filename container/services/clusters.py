@@ -18,7 +18,7 @@ import ipaddress
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from container.services.cluster import Cluster
 from container.services.errors import ClusterExists, ClusterInputError, ClusterNotFound
@@ -29,6 +29,8 @@ from vulcano.keyspace import DEFAULT_PREFIX
 
 DEFAULT_FLAVOUR = "cloud-init"
 DEFAULT_NETWORK = "10.244.0.0/16"
+# Stands for the discovery URL while a new cluster's user-data is checked.
+_CHECK_DISCOVERY_URL = "https://discovery.invalid/00000000000000000000000000000000"
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,9 @@ def create(
     agent_bundle_url: str = "",
     prefix: str = DEFAULT_PREFIX,
 ) -> ClusterRecord:
-    """Make a cluster: checked, its discovery URL from the installer, every node's
-    user-data rendered once, then stored. Nothing is stored when any step fails."""
-    from container.services import nodes  # nodes renders ClusterRecords
+    """Make a cluster: checked, every node's user-data rendered, its discovery URL from
+    the installer, then stored. Nothing is stored when any step fails."""
+    from container.services import nodes  # here: nodes imports this module
 
     config = check_fields(name, size, flavour, network_cidr, node_ips)
     if _exists(store, name):
@@ -190,7 +192,7 @@ def create(
         size=size,
         flavour=flavour,
         network=str(config.network),
-        discovery_url=installer.new_discovery_url(members),
+        discovery_url=_CHECK_DISCOVERY_URL,
         prefix=prefix,
         created_at=time.time(),
         etcd_size=members,
@@ -198,7 +200,11 @@ def create(
         node_ips=node_ips,
         agent_bundle_url=agent_bundle_url,
     )
+    # Rendered before the installer is asked: each discovery URL counts in the install's
+    # quota, so none is spent on a cluster that could not be stored.
     nodes.check_renders(store, record)
+    record = replace(record, discovery_url=installer.new_discovery_url(members))
+    nodes.check_renders(store, record, tools=False)
     try:
         with store.transaction() as conn:
             conn.execute(

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from urllib.parse import quote
 
 from container import policy
 from container.services.clusters import ClusterRecord, get_cluster
@@ -20,6 +21,11 @@ from container.store import Store
 TOKEN_BYTES = 32
 # A join token lasts at least a minute and at most 30 days.
 TTL_RANGE = (60, 30 * 24 * 3600)
+
+
+def join_path(cluster: str, node: int | str, token: str) -> str:
+    """The panel's path serving the node's user-data (container.panel.join)."""
+    return f"/join/{quote(cluster, safe='')}/{node}?token={quote(token, safe='')}"
 
 
 def _digest(token: str) -> str:

@@ -28,6 +28,8 @@ from vulcano import nodeconfig, validators
 from vulcano.cloudconfig import Document, InputError
 
 CLUSTER_METADATA_KEY = "cluster"
+# The renderer's fields a user gives, as the CLI's flags name them.
+_FLAGS = {"agent_bundle_url": "--agent-bundle-url", "ip": "--ip", "flavour": "--flavour"}
 # What an agent-only node's agent is given while its cluster is only being checked.
 _CHECK_ENDPOINTS = "http://127.0.0.1:2379"
 
@@ -86,7 +88,7 @@ def _render(record: ClusterRecord, node: int, ssh_key: str, endpoints: str) -> D
     try:
         return nodeconfig.render_node(node_spec(record, node, ssh_key, endpoints))
     except InputError as exc:
-        raise ClusterInputError(exc.field, exc.message) from None
+        raise ClusterInputError(_FLAGS.get(exc.field, exc.field), exc.message) from None
 
 
 def render(
@@ -99,13 +101,14 @@ def render(
     return document
 
 
-def check_renders(store: Store, record: ClusterRecord) -> None:
+def check_renders(store: Store, record: ClusterRecord, *, tools: bool = True) -> None:
     """Render every node of a cluster not stored yet; the first member and the first
     agent-only node are also given to the real validator (the others differ from them
-    only in quoted values, which the shape check covers)."""
+    only in quoted values, which the shape check covers), unless not ``tools``."""
     key = ensure_container_key(state_dir_of(store))
     for node in range(1, record.size + 1):
-        render(record, node, key, _CHECK_ENDPOINTS, tools=node in (1, record.etcd_size + 1))
+        checked = tools and node in (1, record.etcd_size + 1)
+        render(record, node, key, _CHECK_ENDPOINTS, tools=checked)
 
 
 def user_data(store: Store, name: str, node: int = 1) -> Document:

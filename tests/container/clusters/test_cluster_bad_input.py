@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 
 from container.services import clusters
 from container.services.errors import InstallerError
 from container.services.installer import Installer
 from container.store import Store
-from tests.container.clusters.conftest import Invoke, rows
+from tests.container.clusters.conftest import Install, Invoke, rows
+from vulcano.lab.installer import InstallerServer
 from vulcano.lab.ports import reserve_port
 
 
@@ -164,3 +166,16 @@ def test_a_token_file_the_unit_named_but_missing_is_refused(
 def test_bad_flags_open_no_database(vulcano: Invoke, state_dir: Path) -> None:
     assert vulcano("cluster", "create", "Bad_Name", "--size", "3").exit_code == 2
     assert not (state_dir / "vulcano.db").exists()
+
+
+def test_a_bad_bundle_url_is_refused_before_the_installer_is_asked(
+    vulcano: Invoke, state_dir: Path, installer: InstallerServer, install: Install
+) -> None:
+    page = f"{installer.url}/installs/{install.manage_token}"
+    before = requests.get(page, timeout=10).text.count("/discovery/")
+    result = vulcano("cluster", "create", "ok", "--size", "3", "--agent-bundle-url", "ftp://x/a")
+    assert result.exit_code == 2
+    assert "--agent-bundle-url" in result.output and "http(s) URL" in result.output
+    assert rows(state_dir) == []
+    # no discovery URL of the install's quota was spent on it
+    assert requests.get(page, timeout=10).text.count("/discovery/") == before
