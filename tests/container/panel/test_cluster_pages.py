@@ -91,7 +91,8 @@ def test_an_unknown_cluster_is_a_404(admin: Browser) -> None:
 def test_the_user_data_page_shows_every_nodes_document_and_makes_join_urls(
     app: Flask, admin: Browser, store: Store
 ) -> None:
-    add_cluster(store, "edge", "", size=2)
+    # node 2 joins as an agent only, pointed at the member's endpoint
+    add_cluster(store, "edge", "http://10.0.0.1:2379", size=2)
     page = admin.get("/clusters/edge/user-data").text
     assert page.count('class="user-data"') == 2
     assert 'class="include"' not in page  # the token is not kept: there is no URL to show
