@@ -9,6 +9,7 @@ which also opens the tunnel when one is asked for.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,9 @@ def global_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 def settings_from(flags: dict[str, Any]) -> tuple[str | None, float, SSHSettings]:
     """The tunnel, the etcd request timeout and the SSH settings the flags ask for."""
+    # Every SSH failure is reported by our own message, naming the host; paramiko's
+    # transport thread would also print its traceback to stderr.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     config = flags["ssh_config"]
     if config is None and DEFAULT_SSH_CONFIG.expanduser().is_file():
         config = DEFAULT_SSH_CONFIG.expanduser()

@@ -176,13 +176,23 @@ def _handshake(transport: paramiko.Transport, endpoint: Endpoint, settings: SSHS
     transport.auth_timeout = settings.timeout
     try:
         transport.start_client(timeout=settings.timeout)
+        if transport.is_active() and not transport.initial_kex_done:
+            # start_client returns at its timeout even while the key exchange still waits
+            transport.close()
+            raise HostUnreachable(
+                f"{endpoint.name}: {endpoint.address} did not complete an SSH handshake "
+                f"within {settings.timeout:g}s (is it an SSH server?)"
+            )
+        key = transport.get_remote_server_key()
+    except HostUnreachable:
+        raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        if expected and "host key" in str(exc):
+        cause = transport.get_exception() or exc  # the transport thread's own error
+        if expected and "host key" in str(cause):
             raise HostKeyChanged(_no_known_key_type(endpoint, expected, settings)) from None
         raise HostUnreachable(
-            f"{endpoint.name}: SSH handshake with {endpoint.address} failed: {exc}"
+            f"{endpoint.name}: SSH handshake with {endpoint.address} failed: {cause}"
         ) from None
-    key = transport.get_remote_server_key()
     presented = HostKey(key.get_name(), key.asbytes())
     check.verify(endpoint.name, endpoint.host, endpoint.port, presented, endpoint.pinned)
 

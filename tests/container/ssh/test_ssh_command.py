@@ -3,6 +3,8 @@ units by where they run, host keys pinned from the machine record, bad names ref
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import etcd3
@@ -10,6 +12,7 @@ import pytest
 
 from tests.container.conftest import announce, report
 from tests.container.ssh.conftest import cli, ssh_config_for
+from vulcano.lab.netns import REPO
 from vulcano.lab.services import Etcd
 from vulcano.lab.sshd import Sshd
 from vulcano.records import Machine, UnitState
@@ -114,3 +117,20 @@ def test_a_machine_whose_sshd_is_down_is_named(
     assert f"machine abcdef01... ({server.host}): cannot connect to {server.address}" in (
         result.output
     )
+
+
+def test_without_a_command_a_shell_reads_stdin_and_its_exit_status_is_ours(
+    machine: Machine, config: Path, etcd: Etcd, state_dir: Path
+) -> None:
+    argv = [sys.executable, "-m", "container", "--state-dir", str(state_dir)]
+    argv += ["--endpoint", etcd.endpoint, "--ssh-config", str(config), "ssh", "abcdef01"]
+    done = subprocess.run(
+        argv,
+        input="echo from-the-shell\nexit 5\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 5, done.stderr
+    assert "from-the-shell" in done.stdout
