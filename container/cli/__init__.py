@@ -1,7 +1,8 @@
 """The `vulcano` command line: the operator's tool, with fleetctl's commands.
 
-The group names the cluster (`--etcd-endpoints`, `--prefix`) and hands a `Cluster` to
-the commands, grouped by concept: machines, units, journal. Each command parses its
+The group names the cluster (`--etcd-endpoints`, `--prefix`, and fleetctl's SSH flags,
+`--tunnel` among them: `container.cli.ssh`) and hands a `Cluster` to the commands,
+grouped by concept: machines, units, journal, ssh. Each command parses its
 flags, calls one function of the service layer (`container.services`) and prints;
 `serve` runs the admin panel (`container.panel`) under gunicorn.
 """

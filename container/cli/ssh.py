@@ -19,7 +19,7 @@ import click
 
 from container import policy
 from container.cli.context import cluster_of, service_errors
-from container.ssh import fanout, session, targets
+from container.ssh import fanout, keys, session, targets
 from container.ssh.connection import connect
 from container.ssh.destinations import parse_destination
 from container.ssh.errors import DestinationError
@@ -251,4 +251,12 @@ def ssh_forget(ctx: click.Context, host: str) -> None:
     click.echo(f"forgot {removed} key(s) of {host} in {known.path}")
 
 
-commands: list[click.Command] = [ssh, exec_, ssh_forget]
+@click.command("ssh-key")
+@click.pass_context
+def ssh_key(ctx: click.Context) -> None:
+    """Print the container's public SSH key (made on first use), for authorized_keys."""
+    with service_errors():
+        click.echo(keys.public_key_line(cluster_of(ctx).ssh.state_dir))
+
+
+commands: list[click.Command] = [ssh, exec_, ssh_forget, ssh_key]
