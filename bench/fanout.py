@@ -11,6 +11,12 @@ ratio (goal: at least 10x), this process's CPU per host (the rest of a host's ti
 its sshd's, on the same cores here) and its RSS before and at its peak during the
 concurrent runs. Commands: `true` (nothing but SSH's own cost) and `sleep 1` (a command
 that takes a second on the host, as a package install or a service restart does).
+
+The hosts share this machine's cores with the client, so their own per-session work
+counts against the concurrent run as it would not on real machines. Each command is
+run twice: with a clean login shell (the sessions' HOME an empty directory: "clean"),
+and with root's own ~/.bashrc, which bash reads for every SSH command ("bashrc"; on a
+developer's machine it may run pyenv or conda setup, a fifth of a second of CPU).
 Needs root (sshd logs in as root with the container's key).
 """
 
@@ -61,6 +67,16 @@ def _peak_rss() -> Iterator[list[int]]:
     finally:
         done.set()
         thread.join()
+
+
+def _login_home(servers: list[sshd.Sshd], home: Path | None) -> None:
+    """Restart every sshd (same host keys) with its sessions' HOME at ``home`` (an empty
+    directory: the login shell reads no rc file) or root's own (None)."""
+    for server in servers:
+        server.stop()
+        server.extra = [f"SetEnv HOME={home}"] if home else []
+        server.write_config(server.extra)
+        server.start()
 
 
 def _endpoints(servers: list[sshd.Sshd], settings: SSHSettings) -> list[Endpoint]:
@@ -131,23 +147,28 @@ def main(argv: list[str] | None = None) -> int:
             fanout.run_on(endpoints[0], "true", settings)  # warm paramiko's imports
             results = {}
             limits = [int(n) for n in args.concurrency.split(",")]
-            for command in COMMANDS:
-                for limit in limits:
-                    print(f"# running {command!r} x{limit}", file=sys.stderr, flush=True)
-                    results[command, limit] = measure(endpoints, command, settings, limit)
+            (base / "home").mkdir()
+            for shell in ("clean", "bashrc"):
+                _login_home(servers, base / "home" if shell == "clean" else None)
+                for command in COMMANDS:
+                    for limit in limits:
+                        print(f"# {shell}: {command!r} x{limit}", file=sys.stderr, flush=True)
+                        results[shell, command, limit] = measure(
+                            endpoints, command, settings, limit
+                        )
     print(
         f"\nexec fan-out: {args.hosts} sshd hosts on loopback (sharing this machine's "
         f"{os.cpu_count()} cores with the client), a new connection per host; "
         f"policy.EXEC_CONCURRENCY = {policy.EXEC_CONCURRENCY}"
     )
     print(
-        f"{'command':<9} {'at once':>7} {'one by one (s)':>15} {'at once (s)':>12} "
+        f"{'shell':<7} {'command':<9} {'at once':>7} {'one by one (s)':>15} {'at once (s)':>12} "
         f"{'ratio':>7} {'client CPU/host (ms)':>21} {'RSS before (MiB)':>17} "
         f"{'RSS peak (MiB)':>15}"
     )
-    for (command, limit), r in results.items():
+    for (shell, command, limit), r in results.items():
         print(
-            f"{command:<9} {limit:>7} {r['serial']:>15.2f} {r['parallel']:>12.2f} "
+            f"{shell:<7} {command:<9} {limit:>7} {r['serial']:>15.2f} {r['parallel']:>12.2f} "
             f"{r['ratio']:>6.1f}x {r['client_cpu_per_host_ms']:>21.0f} "
             f"{r['rss_before_mib']:>17.1f} {r['rss_peak_mib']:>15.1f}"
         )

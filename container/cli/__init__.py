@@ -1,7 +1,8 @@
 """The `vulcano` command line: the operator's tool, with fleetctl's commands.
 
-The group names the cluster (`--etcd-endpoints`, `--prefix`) and hands a `Cluster` to
-the commands, grouped by concept: machines, units, journal, audit. Every change a
+The group names the cluster (`--etcd-endpoints`, `--prefix`, and fleetctl's SSH flags,
+`--tunnel` among them: `container.cli.ssh`) and hands a `Cluster` to the commands,
+grouped by concept: clusters, machines, units, journal, ssh, audit. Every change a
 command makes is audited (as the OS user at this host) into the state directory's
 database, opened only when a change is made. Each command parses its
 flags, calls one function of the service layer (`container.services`) and prints;

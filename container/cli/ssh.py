@@ -9,6 +9,7 @@ which also opens the tunnel when one is asked for.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ import click
 
 from container import policy
 from container.cli.context import cluster_of, service_errors
-from container.ssh import fanout, session, targets
+from container.ssh import fanout, keys, session, targets
 from container.ssh.connection import connect
 from container.ssh.destinations import parse_destination
 from container.ssh.errors import DestinationError
@@ -111,6 +112,9 @@ def global_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 def settings_from(flags: dict[str, Any]) -> tuple[str | None, float, SSHSettings]:
     """The tunnel, the etcd request timeout and the SSH settings the flags ask for."""
+    # Every SSH failure is reported by our own message, naming the host; paramiko's
+    # transport thread would also print its traceback to stderr.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     config = flags["ssh_config"]
     if config is None and DEFAULT_SSH_CONFIG.expanduser().is_file():
         config = DEFAULT_SSH_CONFIG.expanduser()
@@ -248,4 +252,12 @@ def ssh_forget(ctx: click.Context, host: str) -> None:
     click.echo(f"forgot {removed} key(s) of {host} in {known.path}")
 
 
-commands: list[click.Command] = [ssh, exec_, ssh_forget]
+@click.command("ssh-key")
+@click.pass_context
+def ssh_key(ctx: click.Context) -> None:
+    """Print the container's public SSH key (made on first use), for authorized_keys."""
+    with service_errors():
+        click.echo(keys.public_key_line(cluster_of(ctx).ssh.state_dir))
+
+
+commands: list[click.Command] = [ssh, exec_, ssh_forget, ssh_key]

@@ -174,15 +174,28 @@ def _handshake(transport: paramiko.Transport, endpoint: Endpoint, settings: SSHS
     transport.banner_timeout = settings.timeout
     transport.handshake_timeout = settings.timeout
     transport.auth_timeout = settings.timeout
+    silent = (
+        f"{endpoint.name}: {endpoint.address} did not complete an SSH handshake within "
+        f"{settings.timeout:g}s (is it an SSH server?)"
+    )
     try:
         transport.start_client(timeout=settings.timeout)
+        if transport.is_active() and not transport.initial_kex_done:
+            # start_client returns at its timeout even while the key exchange still waits
+            transport.close()
+            raise HostUnreachable(silent)
+        key = transport.get_remote_server_key()
+    except HostUnreachable:
+        raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        if expected and "host key" in str(exc):
+        cause = transport.get_exception() or exc  # the transport thread's own error
+        if "banner" in str(cause):  # the same silence, seen by the transport thread first
+            raise HostUnreachable(silent) from None
+        if expected and "host key" in str(cause):
             raise HostKeyChanged(_no_known_key_type(endpoint, expected, settings)) from None
         raise HostUnreachable(
-            f"{endpoint.name}: SSH handshake with {endpoint.address} failed: {exc}"
+            f"{endpoint.name}: SSH handshake with {endpoint.address} failed: {cause}"
         ) from None
-    key = transport.get_remote_server_key()
     presented = HostKey(key.get_name(), key.asbytes())
     check.verify(endpoint.name, endpoint.host, endpoint.port, presented, endpoint.pinned)
 

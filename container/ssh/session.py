@@ -11,6 +11,7 @@ import contextlib
 import os
 import select
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -52,7 +53,7 @@ def interactive(connection: Connection) -> int:
             size = shutil.get_terminal_size()
             channel.get_pty(os.environ.get("TERM", "vt100"), size.columns, size.lines)
         channel.invoke_shell()
-        with _raw_terminal(tty):
+        with _raw_terminal(tty), _resized_with_terminal(channel, tty):
             _pump_terminal(channel)
         return channel.recv_exit_status()
     finally:
@@ -82,6 +83,24 @@ def _pump_terminal(channel: paramiko.Channel) -> None:
 
 
 @contextlib.contextmanager
+def _resized_with_terminal(channel: paramiko.Channel, tty: bool) -> Iterator[None]:
+    """The remote terminal follows the local one's size (SIGWINCH), while the shell runs."""
+    if not tty or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def resize(*_: object) -> None:
+        size = shutil.get_terminal_size()
+        channel.resize_pty(size.columns, size.lines)
+
+    previous = signal.signal(signal.SIGWINCH, resize)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+
+
+@contextlib.contextmanager
 def _raw_terminal(tty: bool) -> Iterator[None]:
     if not tty:
         yield
@@ -92,7 +111,7 @@ def _raw_terminal(tty: bool) -> Iterator[None]:
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     try:
-        ttymod.setraw(fd)
+        ttymod.setraw(fd, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)

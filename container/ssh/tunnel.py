@@ -11,6 +11,7 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import paramiko
@@ -49,10 +50,11 @@ class Tunnel:
         log.debug("tunnel %s: 127.0.0.1:%d -> %s:%d", self.name, local, host, port)
         return local
 
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, name="ssh-tunnel", daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name="ssh-tunnel", daemon=True)
         with self._lock:
-            self._threads.append(thread)
+            self._threads = [t for t in self._threads if t.is_alive()]  # a long-lived
+            self._threads.append(thread)  # tunnel carries many connections in turn
         thread.start()
 
     def _accept(self, listener: socket.socket, host: str, port: int) -> None:

@@ -7,6 +7,9 @@ import stat
 import subprocess
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from container.cli import main
 from container.ssh import keys
 from container.ssh.hostkeys import HostKey
 from vulcano.sshkeys import parse_key
@@ -61,3 +64,22 @@ def test_a_missing_public_half_is_made_again_from_the_private_key(tmp_path: Path
     line = keys.public_key_line(tmp_path)
     (tmp_path / "id_ed25519.pub").unlink()
     assert keys.public_key_line(tmp_path) == line
+
+
+def test_ssh_key_prints_the_public_key_and_makes_it_on_first_use(tmp_path: Path) -> None:
+    runner = CliRunner()
+    state = tmp_path / "fresh"
+    first = runner.invoke(main, ["--state-dir", str(state), "ssh-key"])
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == keys.public_key_line(state)
+    assert mode(state / "id_ed25519") == 0o600
+
+
+def test_ssh_key_names_a_state_dir_it_cannot_use(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    a_file = CliRunner().invoke(main, ["--state-dir", str(tmp_path / "file"), "ssh-key"])
+    assert a_file.exit_code == 2 and "--state-dir" in a_file.output
+    under = tmp_path / "file" / "state"
+    result = CliRunner().invoke(main, ["--state-dir", str(under), "ssh-key"])
+    assert result.exit_code == 1
+    assert f"SSH key {under / 'id_ed25519'}: Not a directory" in result.output

@@ -3,6 +3,7 @@ command fails and one that is unreachable included, and a non-zero exit naming t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,15 @@ def test_bad_exec_input_is_named_and_runs_nothing(
     result = cli(state_dir, etcd, "--ssh-config", str(config))(*args)
     assert result.exit_code == code, result.output
     assert says in result.output
+
+
+def test_a_machine_that_published_no_host_keys_is_trusted_on_first_use(
+    servers: list[sshd.Sshd], client: etcd3.Etcd3Client, etcd: Etcd, state_dir: Path, tmp_path: Path
+) -> None:
+    bare = dataclasses.replace(machine(0, servers[0]), ssh_host_keys=())  # an older agent
+    announce(client, bare)
+    config = ssh_config_for(tmp_path / "ssh_config", servers)
+    result = cli(state_dir, etcd, "--ssh-config", str(config))("exec", "--all", *COMMAND)
+    assert result.exit_code == 0, result.output
+    known = (state_dir / "known_hosts").read_text()
+    assert known.startswith(f"[{servers[0].host}]:{servers[0].port} ssh-ed25519 ")

@@ -3,6 +3,10 @@ units by where they run, host keys pinned from the machine record, bad names ref
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
+import sys
 from pathlib import Path
 
 import etcd3
@@ -10,6 +14,7 @@ import pytest
 
 from tests.container.conftest import announce, report
 from tests.container.ssh.conftest import cli, ssh_config_for
+from vulcano.lab.netns import REPO
 from vulcano.lab.services import Etcd
 from vulcano.lab.sshd import Sshd
 from vulcano.records import Machine, UnitState
@@ -114,3 +119,60 @@ def test_a_machine_whose_sshd_is_down_is_named(
     assert f"machine abcdef01... ({server.host}): cannot connect to {server.address}" in (
         result.output
     )
+
+
+def test_without_a_command_a_shell_reads_stdin_and_its_exit_status_is_ours(
+    machine: Machine, config: Path, etcd: Etcd, state_dir: Path
+) -> None:
+    argv = [sys.executable, "-m", "container", "--state-dir", str(state_dir)]
+    argv += ["--endpoint", etcd.endpoint, "--ssh-config", str(config), "ssh", "abcdef01"]
+    done = subprocess.run(
+        argv,
+        input="echo from-the-shell\nexit 5\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 5, done.stderr
+    assert "from-the-shell" in done.stdout
+
+
+def test_on_a_terminal_the_shell_gets_a_pty(
+    machine: Machine, config: Path, etcd: Etcd, state_dir: Path
+) -> None:
+    argv = [sys.executable, "-m", "container", "--state-dir", str(state_dir)]
+    argv += ["--endpoint", etcd.endpoint, "--ssh-config", str(config), "ssh", "abcdef01"]
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(
+        argv, stdin=follower, stdout=follower, stderr=follower, cwd=REPO, start_new_session=True
+    )
+    os.close(follower)
+    try:
+        seen = _read_until(leader, b"# ")  # root's prompt from the remote shell
+        os.write(leader, b"tty && echo on-a-$((6*7))-pty; exit 4\n")
+        seen += _read_until(leader, None)
+        assert proc.wait(30) == 4, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    assert b"on-a-42-pty" in seen and b"/dev/pts/" in seen
+
+
+def _read_until(leader: int, marker: bytes | None) -> bytes:
+    """What the terminal shows until ``marker`` (None: until the process closes it)."""
+    seen = b""
+    while marker is None or marker not in seen:
+        ready, _, _ = select.select([leader], [], [], 30)
+        if not ready:
+            raise AssertionError(f"terminal silent for 30s after {seen!r}")
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # every follower end closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen

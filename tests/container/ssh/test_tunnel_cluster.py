@@ -5,6 +5,9 @@ host's sshd, and `exec --all` reaches the machine through it with its keys pinne
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,7 @@ from tests.conftest import require_root
 from tests.container.ssh.conftest import Invoke, cli, require_sshd
 from vulcano.lab import sshd
 from vulcano.lab.forward import PortForward
-from vulcano.lab.netns import TestHost, Underlay
+from vulcano.lab.netns import REPO, TestHost, Underlay
 from vulcano.lab.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -131,3 +134,34 @@ def test_exec_reaches_the_machine_through_the_tunnel_host_with_its_keys_pinned(
     # the machine's key came from its record: only the tunnel host was trusted on first use
     known = (state_dir / "known_hosts").read_text()
     assert remote.forward.address.split(":")[1] in known and remote.host.ip not in known
+
+
+def test_journal_follow_in_the_cli_ends_on_ctrl_c_and_leaves_no_session(
+    remote: Remote, tmp_path: Path, state_dir: Path
+) -> None:
+    unit = tmp_path / "ticker.service"
+    unit.write_text(TICKER)
+    wait_for(lambda: remote.host.machine_id[:8] in listed(remote, "list-machines"), 30, "agent")
+    listed(remote, "start", str(unit))
+    sessions_before = remote.server.log().count("Connection closed by")
+    argv = [sys.executable, "-m", "container", "--state-dir", str(state_dir)]
+    argv += ["--endpoint", remote.net.etcd_endpoint, "--tunnel", remote.tunnel]
+    follow = subprocess.Popen(
+        [*argv, "journal", "-f", "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+    )
+    try:
+        assert follow.stdout is not None
+        lines = [follow.stdout.readline() for _ in range(15)]  # 10 of the tail, then new ones
+        assert lines[-1] == b"tick\n"
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(15) == 1  # click's "Aborted!"
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    # the tunnel's SSH connection was closed (sshd logs it), not left open behind us
+    wait_for(
+        lambda: remote.server.log().count("Connection closed by") > sessions_before,
+        15,
+        "sshd to see the tunnel close",
+    )
