@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from container.cli import audit, clusters, journal, machines, serve, ssh, units
-from container.cli.context import set_state_dir, store_of
+from container.cli.context import service_errors, set_state_dir, store_of
+from container.services import clusters as clusters_service
 from container.services.audit import Actor, AuditLog
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
 from vulcano.keyspace import DEFAULT_PREFIX
@@ -42,12 +43,30 @@ __all__ = ["main"]
     show_default=True,
     help="The cluster's key prefix in etcd.",
 )
+@click.option(
+    "--cluster",
+    "cluster_name",
+    envvar="VULCANO_CLUSTER",
+    help="A cluster this container made: its recorded etcd endpoints and prefix "
+    "(instead of --etcd-endpoints and --prefix).",
+)
 @ssh.global_options
 @click.pass_context
-def main(ctx: click.Context, /, etcd_endpoints: str, prefix: str, **ssh_flags: Any) -> None:
+def main(
+    ctx: click.Context,
+    /,
+    etcd_endpoints: str,
+    prefix: str,
+    cluster_name: str | None,
+    **ssh_flags: Any,
+) -> None:
     """Operate a Vulcano cluster."""
     tunnel, timeout, settings = ssh.settings_from(ssh_flags)
     set_state_dir(ctx, settings.state_dir)
+    if cluster_name:
+        with service_errors():
+            named = clusters_service.connect(store_of(ctx), cluster_name)
+        etcd_endpoints, prefix = named.endpoints, named.prefix
     # every change is audited as this OS user; the database opens only when one is made
     audit_log = AuditLog(lambda: store_of(ctx))
     cluster = Cluster(
@@ -58,6 +77,7 @@ def main(ctx: click.Context, /, etcd_endpoints: str, prefix: str, **ssh_flags: A
         ssh=settings,
         audit=audit_log,
         actor=Actor.of_this_process(),
+        name=cluster_name,
     )
     ctx.obj = cluster
     ctx.call_on_close(cluster.close)

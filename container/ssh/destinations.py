@@ -20,9 +20,9 @@ from container.ssh.errors import DestinationError
 from container.ssh.hostkeys import HostKey
 
 DEFAULT_PORT = 22
-# What our nodes' user-data authorizes the container's key for: root (the agent and
-# the units it runs are root's; node user-data sets no other login user).
-DEFAULT_USER = "root"
+# What our nodes' user-data authorizes the container's key for: core, as fleetctl's
+# --ssh-username default; Flatcar's own user, and made (with sudo) on cloud-init nodes.
+DEFAULT_USER = "core"
 _HOST = re.compile(r"[A-Za-z0-9_.:%-]+")
 _USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
 

@@ -34,6 +34,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 
@@ -196,6 +197,10 @@ def create_install(
         "size": str(size),
     }
     with requests.Session() as session:
+        if installer.underlay_url:
+            # Asked as a user on the underlay asks it: the document then names the
+            # installer's underlay URL, which the provisioning machine can call back.
+            session.headers["Host"] = urlsplit(installer.underlay_url).netloc
         form = session.get(f"{installer.url}/", timeout=policy.INSTALLER_REQUEST_TIMEOUT)
         form.raise_for_status()
         match = _CSRF_RE.search(form.text)

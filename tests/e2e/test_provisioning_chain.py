@@ -1,0 +1,369 @@
+"""The product's chain, whole: the hosted installer's provisioning user-data boots the
+provisioning machine; its container creates a cluster (a discovery URL from that
+installer, with the install's own token) and hands out every node's user-data; machines
+boot from it (one through the panel's `#include` join URL); the container reaches them
+over SSH: units go in through `--tunnel`, `exec --all` runs everywhere, a swapped host key
+is refused; a browser logs in to the panel, creates a cluster, starts a unit, sees it
+running and reads its log; and a restarted container keeps its clusters, keys and
+known_hosts.
+
+The tests share one chain and run in order, each building on what the one before left.
+Every `vulcano` command runs inside the real provisioning container (`docker exec` in
+the provisioning machine); the test process reaches the panel only through a loopback
+forward into the provisioning machine's namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.appengine.browser import chromium_page
+from tests.conftest import require_root
+from tests.e2e.test_machines_boot import wait_booted, wait_etcd_healthy
+from vulcano import image
+from vulcano.lab import machines as lab_machines
+from vulcano.lab import provisioning, services
+from vulcano.lab.errors import CloudInitFailed
+from vulcano.lab.forward import PortForward
+from vulcano.lab.images import ImageBuild
+from vulcano.lab.installer import installer_server
+from vulcano.lab.machines import Machine
+from vulcano.lab.netns import TestHost, Underlay
+from vulcano.lab.podman import Podman
+from vulcano.lab.poll import wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+CLUSTER = "prod"
+SIZE = 3
+PANEL_PORT = 8080
+CONTAINER = "vulcano-provisioner"
+# From cloud-init done to the panel answering: docker loads and starts the image.
+PANEL_UP_TIMEOUT = 300.0
+UNITS_TIMEOUT = 120.0
+WEB = """\
+[Unit]
+Description=web %i
+
+[Service]
+ExecStart=/bin/sh -c 'echo "web %i on %H"; exec sleep infinity'
+
+[X-Fleet]
+Conflicts=web@*
+"""
+HELLO = """\
+[Unit]
+Description=says hello
+
+[Service]
+ExecStart=/bin/sh -c 'echo hello from the panel on %H; exec sleep infinity'
+"""
+_PASSWORD = re.compile(r"generated admin password \([^)]*\): (\S+)")
+
+
+@dataclass
+class Chain:
+    underlay: Underlay
+    provisioner: Machine
+    provisioner_host: TestHost
+    panel: PortForward
+    password: str
+    tmp: Path
+    node_hosts: list[TestHost] = field(default_factory=list)
+    nodes: list[Machine] = field(default_factory=list)
+
+    def vulcano(self, *args: str, check: bool = True, stdin: str | None = None) -> tuple[int, str]:
+        """`vulcano ARGS` in the provisioning container: (exit status, stdout+stderr)."""
+        flags = ["-i"] if stdin is not None else []
+        done = self.provisioner.exec(
+            ["docker", "exec", *flags, CONTAINER, "vulcano", *args],
+            check=False,
+            input=stdin,
+            timeout=UNITS_TIMEOUT + 60,
+        )
+        output = done.stdout + done.stderr
+        if check and done.returncode != 0:
+            raise AssertionError(f"vulcano {shlex.join(args)}: exit {done.returncode}\n{output}")
+        return done.returncode, output
+
+    def in_container(self, script: str, stdin: str | None = None) -> str:
+        flags = ["-i"] if stdin is not None else []
+        done = self.provisioner.exec(
+            ["docker", "exec", *flags, CONTAINER, "sh", "-c", script], input=stdin
+        )
+        return done.stdout
+
+    def tunnel(self) -> list[str]:
+        return ["--tunnel", f"core@{self.node_hosts[0].ip}"]
+
+    def container_id(self) -> str:
+        return self.provisioner.exec(
+            ["docker", "inspect", "--format", "{{.Id}}", CONTAINER], check=False
+        ).stdout.strip()
+
+
+def _wait_panel(machine: Machine, forward: PortForward) -> None:
+    import requests
+
+    def answered() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{forward.port}/healthz", timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(answered, PANEL_UP_TIMEOUT, "the provisioning panel", 1.0)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{provisioning.diagnostics(machine)}") from None
+
+
+def _generated_password(machine: Machine) -> str:
+    """The admin password the panel made on its first start: printed once, to its log."""
+    log = provisioning.docker_logs(machine)
+    found = _PASSWORD.findall(log)
+    if len(found) == 1:
+        return str(found[0])
+    raise AssertionError(f"no generated admin password in the container's log:\n{log}")
+
+
+@pytest.fixture(scope="module")
+def chain(
+    podman: Podman,
+    vulcano_image: ImageBuild,
+    machine_image: str,
+    datastore_emulator: services.DatastoreEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Chain]:
+    require_root()
+    tmp = tmp_path_factory.mktemp("chain")
+    datastore_emulator.reset()
+    archive = provisioning.image_archive(podman, vulcano_image)
+    provisioning_image = provisioning.build_provisioning_machine_image(podman).reference
+    started: list[Machine] = []
+    with contextlib.ExitStack() as stack:
+        underlay = stack.enter_context(Underlay(tmp / "underlay", with_etcd=False))
+        installer = stack.enter_context(
+            installer_server(
+                datastore_emulator, tmp / "installer.log", underlay=underlay, workers=2, threads=8
+            )
+        )
+        document = provisioning.create_install(installer, cluster_name=CLUSTER, size=SIZE)
+        host = underlay.add_host()
+        machine = lab_machines.start_machine(
+            podman,
+            provisioning_image,
+            document.text,
+            name=f"{underlay.token}-p{host.index}",
+            netns=host.netns,
+            read_only=[(archive, provisioning.IMAGE_ARCHIVE_DIR)],
+            cgroupns="private",
+        )
+        started.append(machine)
+        stack.callback(lambda: [m.stop_and_remove() for m in started])
+        try:
+            machine.wait_cloud_init()
+        except CloudInitFailed as exc:
+            raise AssertionError(f"{exc}\n{provisioning.diagnostics(machine)}") from None
+        forward = stack.enter_context(host.forward(PANEL_PORT))
+        _wait_panel(machine, forward)
+        chain = Chain(underlay, machine, host, forward, _generated_password(machine), tmp)
+        chain.node_hosts = underlay.add_hosts(SIZE)
+        chain.nodes = started  # the machines list; nodes are appended after the first
+        yield chain
+
+
+def _nodes(chain: Chain) -> list[Machine]:
+    return chain.nodes[1:]
+
+
+def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
+    chain: Chain, podman: Podman, machine_image: str
+) -> None:
+    ips = [arg for h in chain.node_hosts for arg in ("--ip", h.ip)]
+    chain.vulcano("cluster", "create", CLUSTER, "--size", str(SIZE), *ips)
+    _, listed = chain.vulcano("cluster", "list", "--json")
+    [record] = json.loads(listed)
+    assert record["cluster"] == CLUSTER and record["size"] == str(SIZE)
+    # The discovery URL is the hosted installer's own, on the underlay.
+    assert record["discovery"].startswith("http://"), record
+
+    # Nodes 1 and 2 get their documents pasted; node 3 a two-line #include of the panel's
+    # join URL, fetched by its cloud-init at boot with the cluster's join token.
+    panel_url = f"http://{chain.provisioner_host.ip}:{PANEL_PORT}"
+    _, joined = chain.vulcano("cluster", "join-token", CLUSTER, "--panel-url", panel_url)
+    include = next(line for line in joined.splitlines() if line.startswith("include "))
+    include_doc = include.removeprefix("include ").replace(" ", "\n", 1).replace("/N?", "/3?")
+    documents = []
+    for node in (1, 2):
+        _, text = chain.vulcano("cluster", "user-data", CLUSTER, "--node", str(node))
+        assert text.startswith("#cloud-config")
+        documents.append(text)
+    documents.append(include_doc + "\n")
+    for node, (host, text) in enumerate(zip(chain.node_hosts, documents, strict=True), 1):
+        chain.nodes.append(
+            lab_machines.start_machine(
+                podman,
+                machine_image,
+                text,
+                name=f"{chain.underlay.token}-n{node}",
+                netns=host.netns,
+            )
+        )
+    for machine in _nodes(chain):
+        wait_booted(machine)
+    for machine in _nodes(chain):
+        wait_etcd_healthy(machine)
+    hostnames = [m.exec(["hostname"]).stdout.strip() for m in _nodes(chain)]
+    assert hostnames == [f"{CLUSTER}-{i}" for i in (1, 2, 3)]
+
+    # The container learns where etcd answers from the discovery registrations, and writes
+    # the overlay config there; then every agent comes up.
+    _, learned = chain.vulcano("cluster", "endpoints", CLUSTER)
+    for host in chain.node_hosts:
+        assert f"http://{host.ip}:2379" in learned, learned
+
+    def three_machines() -> bool:
+        code, out = chain.vulcano("--cluster", CLUSTER, "list-machines", "--no-legend", check=False)
+        return code == 0 and len(out.splitlines()) == SIZE
+
+    wait_for(three_machines, UNITS_TIMEOUT, "three machines in list-machines", 2.0)
+
+
+def test_units_go_in_through_the_tunnel_and_run_on_every_node(chain: Chain) -> None:
+    chain.in_container("cat > /tmp/web@.service", stdin=WEB)
+    webs = [f"web@{i}.service" for i in (1, 2, 3)]
+    chain.vulcano(*chain.tunnel(), "submit", "/tmp/web@.service")
+    chain.vulcano(*chain.tunnel(), "start", "--block-timeout", str(UNITS_TIMEOUT), *webs)
+    _, listed = chain.vulcano(
+        *chain.tunnel(), "list-units", "--no-legend", "--fields", "unit,active,sub"
+    )
+    assert listed.splitlines() == [f"{w}\tactive\trunning" for w in webs], listed
+    # Each on its own node (Conflicts=web@*), run by that node's systemd.
+    running = {
+        m.exec(["hostname"]).stdout.strip(): m.systemctl("is-active", w).stdout.strip()
+        for m in _nodes(chain)
+        for w in webs
+        if m.systemctl("is-active", w).stdout.strip() == "active"
+    }
+    assert sorted(running) == [f"{CLUSTER}-{i}" for i in (1, 2, 3)]
+    # status and journal through the tunnel too
+    _, status = chain.vulcano(*chain.tunnel(), "status", "web@1.service")
+    assert "web@1.service" in status
+    _, journal = chain.vulcano(*chain.tunnel(), "journal", "web@2.service")
+    assert "web 2 on" in journal, journal
+
+
+def test_exec_runs_everywhere_and_reports_every_host(chain: Chain) -> None:
+    code, out = chain.vulcano("--cluster", CLUSTER, "exec", "--all", "--", "hostname")
+    assert code == 0
+    for i in (1, 2, 3):
+        assert f"{CLUSTER}-{i}" in out, out
+    # One host's command fails, one host is unreachable: both said, and a non-zero exit.
+    failing, dark = _nodes(chain)[1], _nodes(chain)[2]
+    dark.systemctl("stop", "ssh.socket", "ssh.service")
+    try:
+        code, out = chain.vulcano(
+            "--cluster", CLUSTER, "exec", "--all", "--", "sh", "-c",
+            f"test $(hostname) != {CLUSTER}-2", check=False,
+        )  # fmt: skip
+    finally:
+        dark.systemctl("start", "ssh.service")
+    assert code != 0, out
+    assert re.search(r"exit(ed)? (status )?1", out), out
+    assert chain.node_hosts[2].ip in out or "unreachable" in out.lower(), out
+    assert failing is not dark
+
+
+def test_a_host_key_swapped_under_the_same_address_is_refused(chain: Chain) -> None:
+    node, host = _nodes(chain)[2], chain.node_hosts[2]  # not the tunnel's host
+    _, before = chain.vulcano("--cluster", CLUSTER, "list-machines", "--no-legend", "--full")
+    machine_id = next(line.split()[0] for line in before.splitlines() if host.ip in line)
+    code, out = chain.vulcano("--cluster", CLUSTER, "ssh", machine_id, "--", "hostname")
+    assert code == 0 and f"{CLUSTER}-3" in out
+    node.exec(["sh", "-c", "rm -f /etc/ssh/ssh_host_*; ssh-keygen -A"])
+    node.systemctl("restart", "ssh.service")
+    code, out = chain.vulcano(
+        "--cluster", CLUSTER, "ssh", machine_id, "--", "hostname", check=False
+    )
+    assert code != 0
+    assert len(re.findall(r"SHA256:[A-Za-z0-9+/]{43}", out)) >= 2, out
+
+
+def test_a_browser_logs_in_creates_a_cluster_starts_a_unit_and_reads_its_log(
+    chain: Chain,
+) -> None:
+    from playwright.sync_api import Page
+
+    url = f"http://127.0.0.1:{chain.panel.port}"
+    with chromium_page(chain.tmp / "chromium") as page:
+        assert isinstance(page, Page)
+        page.goto(url + "/clusters")
+        assert "/login" in page.url
+        page.fill("#password", chain.password)
+        page.click("#login")
+        page.wait_for_selector("#clusters")
+        # A second cluster, made from the form: a discovery URL from the installer.
+        page.fill("#name", "edge")
+        page.fill("#size", "1")
+        page.click("#create")
+        page.wait_for_url("**/clusters/edge")
+        assert "<h1>Cluster edge</h1>" in page.content()
+
+        page.goto(url + f"/clusters/{CLUSTER}/units")
+        page.set_input_files(
+            "#unit_file",
+            files=[{"name": "hello.service", "mimeType": "text/plain",
+                    "buffer": HELLO.encode()}],
+        )  # fmt: skip
+        page.click("#submit-unit")
+        active = '#unit-states tr[data-unit="hello.service"] .state.active'
+        deadline = time.monotonic() + UNITS_TIMEOUT
+        while not page.locator(active).count():
+            assert time.monotonic() < deadline, "hello.service never showed active"
+            time.sleep(1.0)
+            page.click("#refresh")
+        page.click('#unit-files tr[data-unit="hello.service"] a:text("log")')
+        journal = 'pre.journal[data-unit="hello.service"]'
+        deadline = time.monotonic() + 60
+        while "hello from the panel on" not in page.inner_text(journal):
+            assert time.monotonic() < deadline, "the unit's line never showed in its log"
+            time.sleep(1.0)
+            page.click("#refresh")
+        page.screenshot(path=str(chain.tmp / "panel-log.png"), full_page=True)
+    _, audit = chain.vulcano("audit", "--no-legend")
+    assert "hello.service" in audit and "panel" in audit, audit
+
+
+def test_a_restarted_container_keeps_its_clusters_keys_and_known_hosts(chain: Chain) -> None:
+    state = image.STATE_DIR
+
+    def digests() -> str:
+        return chain.in_container(
+            f"sha256sum {state}/id_ed25519 {state}/id_ed25519.pub {state}/known_hosts"
+        )
+
+    kept = digests()
+    _, clusters_before = chain.vulcano("cluster", "list", "--json")
+    first = chain.container_id()
+    chain.provisioner.exec(["docker", "kill", CONTAINER])
+    wait_for(
+        lambda: chain.container_id() not in ("", first), PANEL_UP_TIMEOUT, "a new container", 1.0
+    )
+    _wait_panel(chain.provisioner, chain.panel)
+    assert digests() == kept
+    _, clusters_after = chain.vulcano("cluster", "list", "--json")
+    assert json.loads(clusters_after) == json.loads(clusters_before)
+    assert {c["cluster"] for c in json.loads(clusters_after)} == {CLUSTER, "edge"}
+    # ... and it still reaches the cluster, with the host keys it had pinned.
+    _, listed = chain.vulcano(*chain.tunnel(), "list-units", "--no-legend")
+    assert len(listed.splitlines()) >= 4
+    assert kept.count("\n") == 3  # all three files are there to compare
