@@ -75,7 +75,30 @@ CASES: list[tuple[list[str], int, str]] = [
     (["machine", "remove"], 2, "Missing argument 'ID'"),
     (["machine", "remove", "--block-timeout", "-1", "0123"], 2, "--block-timeout"),
     (["machine", "frobnicate"], 2, "No such command 'frobnicate'"),
+    # cluster (the store's clusters: nothing may be half-made, nothing reaches etcd)
+    (["cluster", "create", "Bad_Name", "--size", "3"], 2, "Invalid value for NAME"),
+    (["cluster", "create", "ok", "--size", "0"], 2, "--size: must be between 1 and 100"),
+    (["cluster", "create", "ok", "--size", "3", "--flavour", "windows"], 2, "--flavour"),
+    (["cluster", "create", "ok", "--size", "3", "--network", "10.0.0.0/33"], 2, "--network"),
+    (["cluster", "create", "ok", "--size", "3"], 1, "no installer: set it or give"),
+    (["cluster", "show", "nosuch"], 1, "no cluster named 'nosuch'"),
+    (["cluster", "delete", "nosuch"], 1, "no cluster named 'nosuch'"),
+    (["cluster", "user-data", "nosuch"], 1, "no cluster named 'nosuch'"),
+    (["cluster", "join-token", "nosuch"], 1, "no cluster named 'nosuch'"),
+    (["cluster", "endpoints", "nosuch"], 1, "no cluster named 'nosuch'"),
+    (["cluster", "frob"], 2, "No such command 'frob'"),
+    # ssh, exec, ssh-forget
+    (["ssh"], 2, "Missing argument 'MACHINE|UNIT'"),
+    (["ssh", "nosuch", "--", "true"], 1, "nosuch"),
+    (["exec", "--", "true"], 2, "give exactly one of --all, --machine ID..., --metadata k=v"),
+    (["exec", "--all"], 2, "Missing argument 'COMMAND...'"),
+    (["exec", "--metadata", "novalue", "--", "true"], 2, "'novalue' is not key=value"),
+    (["ssh-forget"], 2, "Missing argument 'HOST'"),
+    (["ssh-key", "extra"], 2, "unexpected extra argument (extra)"),
     # the group
+    (["--cluster", "nosuch", "list-units"], 1, "no cluster named 'nosuch'"),
+    (["--tunnel", "root@", "list-units"], 2, "'' is not a host name or address"),
+    (["--tunnel", "root@host:99999", "list-units"], 2, "port '99999' is not 1-65535"),
     (["frobnicate"], 2, "No such command 'frobnicate'"),
     (["--prefix", "vulcano", "list-units"], 2, "prefix must start and end with '/'"),
     (["--endpoint", "ftp://x", "list-units"], 2, "scheme must be http"),
@@ -97,6 +120,8 @@ TALKERS: list[list[str]] = [
     ["cat", "db"],
     ["journal", "db"],
     ["machine", "remove", "0123456789abcdef"],
+    ["ssh", "0123456789abcdef", "--", "true"],
+    ["exec", "--all", "--", "true"],
 ]
 
 # Every command that changes something: with no state dir to audit into, it must refuse.
