@@ -159,6 +159,9 @@ def test_journal_follow_in_the_cli_ends_on_ctrl_c_and_leaves_no_session(
         if follow.poll() is None:
             follow.kill()
             follow.wait()
+        for pipe in (follow.stdout, follow.stderr):
+            if pipe is not None:
+                pipe.close()
     # the tunnel's SSH connection was closed (sshd logs it), not left open behind us
     wait_for(
         lambda: remote.server.log().count("Connection closed by") > sessions_before,
