@@ -42,6 +42,8 @@ def ensure_identity(state_dir: Path) -> Path:
     private temporary file and linked into place, and the loser keeps the winner's key.
     """
     path = key_path(state_dir)
+    if state_dir.exists() and not state_dir.is_dir():
+        raise IdentityError(f"SSH key {path}: state directory {state_dir} is not a directory")
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():

@@ -78,6 +78,7 @@ class Chain:
     panel: PortForward
     password: str
     tmp: Path
+    installer_url: str
     node_hosts: list[TestHost] = field(default_factory=list)
     nodes: list[Machine] = field(default_factory=list)
 
@@ -175,7 +176,16 @@ def chain(
             raise AssertionError(f"{exc}\n{provisioning.diagnostics(machine)}") from None
         forward = stack.enter_context(host.forward(PANEL_PORT))
         _wait_panel(machine, forward)
-        chain = Chain(underlay, machine, host, forward, _generated_password(machine), tmp)
+        assert installer.underlay_url is not None
+        chain = Chain(
+            underlay,
+            machine,
+            host,
+            forward,
+            _generated_password(machine),
+            tmp,
+            installer.underlay_url,
+        )
         chain.node_hosts = underlay.add_hosts(SIZE)
         chain.nodes = started  # the machines list; nodes are appended after the first
         yield chain
@@ -190,11 +200,12 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
 ) -> None:
     ips = [arg for h in chain.node_hosts for arg in ("--ip", h.ip)]
     chain.vulcano("cluster", "create", CLUSTER, "--size", str(SIZE), *ips)
-    _, listed = chain.vulcano("cluster", "list", "--json")
-    [record] = json.loads(listed)
+    _, shown = chain.vulcano("cluster", "show", CLUSTER, "--json")
+    record = json.loads(shown)
     assert record["cluster"] == CLUSTER and record["size"] == str(SIZE)
-    # The discovery URL is the hosted installer's own, on the underlay.
-    assert record["discovery"].startswith("http://"), record
+    # The discovery URL is the hosted installer's own (on the underlay), made with the
+    # install's token, which reached the container only as a 0600 file.
+    assert record["discovery"].startswith(chain.installer_url + "/"), record
 
     # Nodes 1 and 2 get their documents pasted; node 3 a two-line #include of the panel's
     # join URL, fetched by its cloud-init at boot with the cluster's join token.

@@ -25,6 +25,12 @@ def require_sshd() -> None:
     require(os.geteuid() == 0, "needs root: sshd logs in as root with the container's key")
 
 
+@pytest.fixture(autouse=True)
+def log_in_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's sshds have only root to log in as; nodes have core (the default user)."""
+    monkeypatch.setenv("VULCANO_SSH_USERNAME", "root")
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     """The container's state directory, with its key made."""

@@ -37,7 +37,7 @@ def test_the_defaults_are_fleetctls_with_our_state_dir() -> None:
     assert tunnel is None and request_timeout == 3.0
     assert settings.timeout == 10.0 and settings.strict_host_key_checking
     assert settings.known_hosts_path == Path("/var/lib/vulcano/known_hosts")
-    assert settings.username is None and settings.default_user == "root"
+    assert settings.username is None and settings.default_user == "core"
     assert not settings.allow_agent
 
 
