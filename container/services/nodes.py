@@ -6,7 +6,7 @@ joins as an agent-only node: its etcd finds the cluster full (and is only a v2 p
 so its agent is given the members' client URLs — known once they came up (given
 addresses, the endpoints recorded, or the discovery directory), so its user-data is
 ready only then (NodeNotReady before). Every node runs vulcano-agent as a unit, lets the
-provisioning container log in with its SSH key (`identity.ensure_container_key`), and
+provisioning container log in with its SSH key (`container.ssh.keys.public_key_line`), and
 carries the cluster's name as machine metadata (``cluster=C``). Its address is the one
 given for it or, by default, found at boot (`vulcano.nodeconfig.AUTO_IP`).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from container.services import discovery
 from container.services.clusters import ClusterRecord, get_cluster
 from container.services.errors import ClusterInputError, NodeNotReady
-from container.services.identity import ensure_container_key
+from container.ssh import keys
 from container.store import Store
 from vulcano import nodeconfig, validators
 from vulcano.cloudconfig import Document, InputError
@@ -105,7 +105,7 @@ def check_renders(store: Store, record: ClusterRecord, *, tools: bool = True) ->
     """Render every node of a cluster not stored yet; the first member and the first
     agent-only node are also given to the real validator (the others differ from them
     only in quoted values, which the shape check covers), unless not ``tools``."""
-    key = ensure_container_key(state_dir_of(store))
+    key = keys.public_key_line(state_dir_of(store))
     for node in range(1, record.size + 1):
         checked = tools and node in (1, record.etcd_size + 1)
         render(record, node, key, _CHECK_ENDPOINTS, tools=checked)
@@ -114,7 +114,7 @@ def check_renders(store: Store, record: ClusterRecord, *, tools: bool = True) ->
 def user_data(store: Store, name: str, node: int = 1) -> Document:
     """The user-data node ``node`` of the named cluster boots from."""
     record = get_cluster(store, name)
-    key = ensure_container_key(state_dir_of(store))
+    key = keys.public_key_line(state_dir_of(store))
     if 1 <= node <= record.size and not is_member(record, node):
         return render(record, node, key, member_endpoints(record))
     return render(record, node, key)

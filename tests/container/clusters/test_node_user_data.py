@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from container.services import clusters, nodes
-from container.services.identity import ensure_container_key
 from container.services.installer import Installer
+from container.ssh.keys import public_key_line as ensure_container_key
 from container.store import Store
 from tests.conftest import require
 from tests.container.clusters.conftest import Install
@@ -69,8 +69,14 @@ def test_a_document_carries_the_key_the_agent_and_the_cluster(
     if flavour == "flatcar":
         assert document.data["passwd"]["users"][0]["sshAuthorizedKeys"] == [key]
         units = {u["name"]: u for u in document.data["systemd"]["units"]}
+    elif flavour == "coreos-legacy":
+        assert document.data["ssh_authorized_keys"] == [key]  # CoreOS gives them to core
     else:
-        assert document.data["ssh_authorized_keys"] == [key]
+        # cloud-init: for a core user (fleetctl's login), with sudo, as on Flatcar
+        [core] = [u for u in document.data["users"] if u != "default"]
+        assert core["name"] == "core" and core["ssh_authorized_keys"] == [key]
+        assert core["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    if flavour != "flatcar":
         if flavour == "coreos-legacy":
             units = {u["name"]: u for u in document.data["coreos"]["units"]}
         else:
