@@ -36,6 +36,7 @@ from container.services.provisioning import (
     ProvisioningSettings,
     prepare_state_dir,
 )
+from container.ssh import keys
 from container.store import open_store
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def create_app(
     settings = settings or ProvisioningSettings.from_environ(environ)
     prepare_state_dir(settings.state_dir)
     store = open_store(settings.state_dir)
+    keys.ensure_identity(settings.state_dir)  # the container's SSH key, on first start
     app.config.from_mapping(
         PROVISIONING=settings,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,

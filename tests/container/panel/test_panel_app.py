@@ -39,6 +39,15 @@ def test_the_factory_makes_a_missing_state_dir_private(panel: FlaskClient, state
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
 
 
+def test_the_container_makes_its_ssh_key_on_first_start(
+    panel: FlaskClient, state_dir: Path
+) -> None:
+    private = state_dir / "id_ed25519"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert private.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert (state_dir / "id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
+
+
 @pytest.mark.parametrize(
     ("changes", "named", "says"),
     [
