@@ -59,6 +59,23 @@ def test_the_network_waits_in_the_store_then_reaches_etcd(
     assert "network config unchanged" in again.output
 
 
+def test_commands_reach_a_cluster_by_name_at_its_recorded_endpoints(
+    vulcano: Invoke, etcd: Etcd, etcd_client: etcd3.Etcd3Client
+) -> None:
+    assert vulcano("cluster", "create", "prod", "--size", "1").exit_code == 0
+    unknown = vulcano("--cluster", "prod", "list-machines")
+    assert unknown.exit_code == 1
+    assert "cluster 'prod' has no etcd endpoints yet" in unknown.output
+    assert vulcano("cluster", "endpoints", "prod", etcd.endpoint).exit_code == 0
+    etcd_client.put(
+        Keyspace().machine("a" * 32), json.dumps({"id": "a" * 32, "public_ip": "10.1.2.3"})
+    )
+    # --endpoint names nothing that answers: the cluster's recorded endpoints are used
+    listed = vulcano("--endpoint", "http://127.0.0.1:9", "--cluster", "prod", "list-machines")
+    assert listed.exit_code == 0, listed.output
+    assert "aaaaaaaa...\t10.1.2.3" in listed.output
+
+
 def test_another_config_in_etcd_is_left_alone(
     vulcano: Invoke, etcd: Etcd, etcd_client: etcd3.Etcd3Client
 ) -> None:
