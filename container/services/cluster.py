@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from container.services.errors import ClusterAddressError, ClusterUnavailable
@@ -27,6 +26,7 @@ from container.ssh.errors import DestinationError
 from container.ssh.settings import SSHSettings
 from container.ssh.tunnel import Tunnel, open_tunnel
 from vulcano import etcd, policy
+from vulcano.closing import ClosesOnExit
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 from vulcano.registry import Registry
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
 
 
-class Cluster:
+class Cluster(ClosesOnExit):
     """One cluster as its etcd endpoints (comma-separated URLs) and key prefix name it."""
 
     def __init__(
@@ -140,17 +140,6 @@ class Cluster:
             self._registry.client.close()
             self._registry = None
         self._close_tunnel()
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         through = f", tunnel={self.tunnel!r}" if self.tunnel else ""

@@ -13,7 +13,6 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from types import TracebackType
 
 import paramiko
 
@@ -28,6 +27,7 @@ from container.ssh.errors import (
 from container.ssh.hostkeys import HostKey, algorithms_for
 from container.ssh.keys import load_key_file
 from container.ssh.settings import SSHSettings
+from vulcano.closing import ClosesOnExit
 
 log = logging.getLogger(__name__)
 _READ = 32768
@@ -42,7 +42,7 @@ class CommandResult:
     truncated: bool = False
 
 
-class Connection:
+class Connection(ClosesOnExit):
     """An open, authenticated connection to one endpoint."""
 
     def __init__(
@@ -114,17 +114,6 @@ class Connection:
         self.transport.close()
         if self._via is not None:
             self._via.close()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def connect(endpoint: Endpoint, settings: SSHSettings) -> Connection:

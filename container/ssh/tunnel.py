@@ -12,7 +12,6 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from types import TracebackType
 
 import paramiko
 
@@ -21,12 +20,13 @@ from container.ssh.connection import Connection, connect
 from container.ssh.destinations import parse_destination, resolve
 from container.ssh.errors import SSHError
 from container.ssh.settings import SSHSettings
+from vulcano.closing import ClosesOnExit
 
 log = logging.getLogger(__name__)
 _READ = 65536
 
 
-class Tunnel:
+class Tunnel(ClosesOnExit):
     """Loopback ports forwarded through one connection; closing it closes them all."""
 
     def __init__(self, connection: Connection) -> None:
@@ -105,17 +105,6 @@ class Tunnel:
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(policy.TUNNEL_CLOSE_TIMEOUT)
-
-    def __enter__(self) -> Tunnel:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _pump(source: socket.socket | paramiko.Channel, sink: socket.socket | paramiko.Channel) -> None:
