@@ -59,6 +59,12 @@ def call(machine: Machine, op: str, unit: str, *args: str, text: str | None = No
     return json.loads(machine.exec(argv, input=text).stdout)
 
 
+def unit_lines(machine: Machine, unit: str) -> list[str]:
+    """Every line the unit's journal holds, as journalctl prints them."""
+    argv = ["journalctl", "--unit", unit, "--output", "cat", "--no-pager"]
+    return machine.exec(argv).stdout.splitlines()
+
+
 def systemd_says(machine: Machine, unit: str, prop: str) -> str:
     return machine.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
@@ -161,6 +167,8 @@ def test_the_journal_tail_moves_on_past_its_last_hundred_lines(machine: Machine)
     wait_for(lambda: "line-150" in call(machine, "status", name)["journal"], WAIT, "150 lines")
     first = call(machine, "status", name)
     assert len(first["journal"]) == 100
+    # seq counts the unit's own lines (followers take seq - seen as the new ones)
+    assert first["seq"] == len(unit_lines(machine, name))
     call(machine, "stop", name)
     wait_state(machine, name, "inactive")
     call(machine, "start", name)
@@ -174,6 +182,7 @@ def test_the_journal_tail_moves_on_past_its_last_hundred_lines(machine: Machine)
     )
     second = call(machine, "status", name)
     assert len(second["journal"]) == 100
+    assert second["seq"] == len(unit_lines(machine, name))
     assert (
         second["journal"]
         == machine.exec(

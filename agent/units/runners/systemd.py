@@ -14,9 +14,9 @@ its machine lease can lapse and the engine places them elsewhere.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
-import re
 import shutil
 import subprocess
 import threading
@@ -32,7 +32,7 @@ FENCE_UNIT = "vulcano-fence"
 # What the fence runs (units as "$@"): a stop job, so Restart= does not bring them back,
 # then SIGKILL, so a unit slow to stop cannot outlive the lease (as the built-in runner).
 _FENCE_SCRIPT = 'systemctl --no-block stop -- "$@"; systemctl kill --signal=SIGKILL -- "$@"'
-_CURSOR_SEQNUM = re.compile(r";i=([0-9a-f]+);")
+_CURSOR_PREFIX = "-- cursor: "
 
 
 class SystemdRunner:
@@ -48,6 +48,8 @@ class SystemdRunner:
         # (deadline, units) the fence timer was last armed with; None: arm on next fence()
         self._armed: tuple[float, tuple[str, ...]] | None = None
         self._fence_lock = threading.Lock()  # the fence keeper and the units' loop both call
+        # unit -> (lines counted, the cursor after the last, the last lines)
+        self._journals: dict[str, tuple[int, str, collections.deque[str]]] = {}
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         try:
@@ -95,6 +97,7 @@ class SystemdRunner:
         self._systemctl("daemon-reload")
         self._systemctl("reset-failed", name)
         self._armed = None
+        self._journals.pop(name, None)
 
     def loaded(self) -> list[str]:
         return sorted(p.name for p in self._ours.iterdir())
@@ -126,15 +129,29 @@ class SystemdRunner:
         )
 
     def journal(self, name: str) -> tuple[int, list[str]]:
-        """(the journal's sequence number of the unit's last line, its last lines)."""
-        argv = ["journalctl", "--unit", name, "--lines", str(policy.JOURNAL_LINES)]
-        out = self._run([*argv, "--output", "cat", "--no-pager", "--show-cursor"]).stdout
-        lines = out.splitlines()
-        seq = 0
-        if lines and lines[-1].startswith("-- cursor: "):
-            match = _CURSOR_SEQNUM.search(lines.pop() + ";")
-            seq = int(match.group(1), 16) if match else len(lines)
-        return seq, lines
+        """(how many lines the unit's journal holds, its last lines), reading only the new.
+
+        The count is the unit's own (not the journal's sequence number, which every
+        unit's lines move): followers take ``count - seen`` as how many lines are new.
+        The first call counts the whole of the unit's journal once; later ones read past
+        the cursor of the last line seen.
+        """
+        count, cursor, tail = self._journals.get(
+            name, (0, "", collections.deque(maxlen=policy.JOURNAL_LINES))
+        )
+        argv = ["journalctl", "--unit", name, "--output", "cat", "--no-pager", "--show-cursor"]
+        if cursor:
+            argv += ["--after-cursor", cursor]
+        done = self._run(argv)
+        if done.returncode != 0:
+            return count, list(tail)
+        lines = done.stdout.splitlines()
+        if lines and lines[-1].startswith(_CURSOR_PREFIX):
+            cursor = lines.pop().removeprefix(_CURSOR_PREFIX)
+        tail.extend(lines)
+        count += len(lines)
+        self._journals[name] = (count, cursor, tail)
+        return count, list(tail)
 
     # --- fencing ------------------------------------------------------------------------
 
