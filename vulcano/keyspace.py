@@ -22,6 +22,8 @@
                                      machine's lease (a Global unit has one per machine)
 <prefix>unit-reasons/<name>          why the engine cannot place the unit (text)
 <prefix>unit-journal/<name>          the last lines of the unit's output, on the machine's lease
+<prefix>samples/<machine-id>         JSON MachineSample (vulcano/heartbeat.py): the machine's
+                                     vitals and its units, on its lease, every interval
 <prefix>engine/leader                election key (lease)
 <prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a
                                      while longer (short lease of its own)
@@ -76,6 +78,13 @@ class Keyspace:
 
     def machine(self, machine_id: str) -> str:
         return f"{self.machines}{machine_id}"
+
+    @property
+    def samples(self) -> str:
+        return f"{self.prefix}samples/"
+
+    def sample(self, machine_id: str) -> str:
+        return f"{self.samples}{machine_id}"
 
     @property
     def machine_ips(self) -> str:
