@@ -1,9 +1,10 @@
 """The agent's app factory: `build(config)` wires every component of one node.
 
 The only place that knows every part: membership (the machine record on its lease), the
-overlay (when enabled) and the units (engine and this machine's units). Each component
-is handed a small view of the node that names what it uses (`OverlayNode`,
-`Membership`), never the Agent.
+overlay (when enabled), the units (engine and this machine's units) and the monitor
+(heartbeat samples on the machine lease). Each component is handed a small view of the
+node that names what it uses (`OverlayNode`, `Membership`, `SampledMachine`), never the
+Agent.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from agent.lifecycle import Agent, EtcdConnection, Threads
 from agent.membership.hostkeys import read_host_keys
 from agent.membership.identity import machine_id
 from agent.membership.registration import Registration
+from agent.monitor.component import Monitor, UnitStates
 from agent.overlay.component import Overlay
 from agent.statedir import NodeState
 from agent.units.component import Units
@@ -60,13 +62,15 @@ class _OverlayNode:
 
 
 class _Membership:
-    """The machine's lease as its units see it (`agent.units.machine_units.Membership`)."""
+    """The machine's lease as its units and its monitor see it
+    (`agent.units.machine_units.Membership`, `agent.monitor.component.SampledMachine`)."""
 
     def __init__(self, registration: Registration, etcd: EtcdConnection) -> None:
         self._registration = registration
         self._etcd = etcd
         self.machine_id = registration.machine.id
         self.hostname = registration.machine.hostname
+        self.public_ip = registration.machine.public_ip
         self.keyspace = registration.keyspace
         self.lease_ttl = float(registration.ttl)
 
@@ -88,7 +92,7 @@ def default_runner(state_dir: Path) -> Runner:
 
 
 def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = None) -> Agent:
-    """One node agent: membership, then the overlay (if configured), then the units.
+    """One node agent: membership, the overlay (if configured), the units, the monitor.
 
     ``units=False`` leaves out the engine and the units (membership tests); ``runner``
     replaces the runner that fits this host.
@@ -123,8 +127,9 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
         )
         agent.add_component(overlay)
 
+    membership = _Membership(registration, etcd)
+    unit_states: UnitStates | None = None
     if units:
-        membership = _Membership(registration, etcd)
         engine = Engine(
             etcd.client(),
             keyspace,
@@ -137,4 +142,8 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
             sandboxes=overlay.sandboxes if overlay is not None else None,
         )
         agent.add_component(Units(machine_units, engine))
+        unit_states = machine_units.reports.states
+    agent.add_component(
+        Monitor(membership, state_dir, interval=config.sample_interval, units=unit_states)
+    )
     return agent

@@ -62,6 +62,10 @@ def main() -> None:
 @click.option("--metadata", help="Node metadata as k=v,k2=v2.")
 @click.option("--ttl", help="Machine record lease TTL in seconds (default 10).")
 @click.option("--subnet-ttl", help="Subnet lease TTL in seconds (default 86400).")
+@click.option(
+    "--sample-interval",
+    help=f"Seconds between heartbeat samples (default {policy.SAMPLE_INTERVAL}).",
+)
 @click.option("--overlay/--no-overlay", default=None, help="Build the overlay (default on).")
 @click.option("--prefix", help=f"Cluster keyspace prefix (default {DEFAULT_PREFIX}).")
 @click.option(

@@ -6,6 +6,7 @@ The config file is TOML with the flags' names (dashes or underscores), e.g.::
     public-ip = "10.0.0.5"
     metadata = { region = "eu", disk = "ssd" }   # or "region=eu,disk=ssd"
     ttl = 10
+    sample-interval = 10
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ FIELDS = (
     "metadata",
     "ttl",
     "subnet_ttl",
+    "sample_interval",
     "overlay",
     "prefix",
     "ssh_host_key_dir",
@@ -71,6 +73,7 @@ class AgentConfig:
     metadata: dict[str, str] = field(default_factory=dict)
     ttl: int = policy.MACHINE_TTL
     subnet_ttl: int = policy.SUBNET_TTL
+    sample_interval: int = policy.SAMPLE_INTERVAL  # seconds between heartbeat samples
     overlay: bool = True
     prefix: str = DEFAULT_PREFIX
     ssh_host_key_dir: Path = Path("/etc/ssh")  # its ssh_host_*_key.pub go in the record
@@ -291,6 +294,13 @@ def resolve(
             policy.SUBNET_TTL_MIN,
             10 * policy.SUBNET_TTL,
             source("subnet_ttl"),
+        )
+    if "sample_interval" in merged:
+        kwargs["sample_interval"] = _int_in_range(
+            merged["sample_interval"][0],
+            policy.SAMPLE_INTERVAL_MIN,
+            policy.SAMPLE_INTERVAL_MAX,
+            source("sample_interval"),
         )
     if "overlay" in merged:
         kwargs["overlay"] = _bool(merged["overlay"][0], source("overlay"))

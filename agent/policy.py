@@ -41,6 +41,12 @@ CLI_ETCD_DEADLINE = 15.0
 # Subprocesses the agent runs (nft).
 SUBPROCESS_TIMEOUT = 10.0
 
+# Heartbeat samples (agent/monitor/): one every SAMPLE_INTERVAL seconds, on the machine
+# lease (configurable within the bounds); a failed write waits for the next one.
+SAMPLE_INTERVAL = 10
+SAMPLE_INTERVAL_MIN = 1
+SAMPLE_INTERVAL_MAX = 3600
+
 # Retrying a failed data-path or registration step while the agent runs.
 DAEMON_RETRY = Backoff(initial=0.2, maximum=5.0)
 # On shutdown, the agent waits this long for its threads (keep-alive, overlay) to end.

@@ -45,6 +45,14 @@ class UnitReports:
     def client(self) -> Any:
         return self.host.etcd_client()
 
+    def states(self) -> dict[str, tuple[str, str]]:
+        """name -> (active, sub) of every state this machine has published."""
+        out = {}
+        for name, value in dict(self.published).items():
+            state = UnitState.from_json(value)
+            out[name] = (state.active, state.sub)
+        return out
+
     def clear(self) -> None:
         """Forget what was published (fenced: the states go with the lease)."""
         self.published = {}
