@@ -46,3 +46,14 @@ LOGIN_MAX_FAILURES = 5
 LOGIN_FAILURE_WINDOW = 60.0
 # A login lasts this long (seconds), then the panel asks for the password again.
 SESSION_LIFETIME = 8 * 3600
+
+# Heartbeats (container/services/monitor.py): a machine whose latest sample is older than
+# one interval is late, and down past this many intervals (healthchecks' grace).
+SAMPLE_GRACE_INTERVALS = 3
+# The interval the panel's live view judges samples by: half again the agents' default
+# sample interval (agent/policy.py SAMPLE_INTERVAL), so a sample written on time never
+# reads late while the next one is on its way.
+HEALTH_PAGE_INTERVAL = 15.0
+# A machine a previous summary showed down, of which the cluster keeps no trace at all,
+# stays in the summaries (down) this long after it was last seen, then is left out.
+DOWN_MACHINE_KEPT = 24 * 3600.0

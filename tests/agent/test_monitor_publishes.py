@@ -43,7 +43,8 @@ def test_an_agent_publishes_samples_on_its_machine_lease_and_deletes_them_on_sto
     etcd: services.Etcd, client: Any, tmp_path: Path
 ) -> None:
     flags = {"etcd_endpoints": etcd.endpoint, "public_ip": "198.51.100.7", "machine_id": "m7",
-             "state_dir": str(tmp_path), "ttl": "3", "overlay": "false", "sample_interval": "1"}  # fmt: skip
+             "state_dir": str(tmp_path), "ttl": "3", "overlay": "false",
+             "sample_interval": "1"}  # fmt: skip
     agent = build(resolve(flags, environ={}), units=False)
     agent.start()
     try:
@@ -96,8 +97,10 @@ def test_the_sample_lists_the_units_the_machine_reports_and_the_engine_stays_asl
         registry.set_desired(["sleeper.service"], DesiredState.LAUNCHED)
         monitor.start()
         wait_for(
-            lambda: (s := sample_of(client, "m9")[0]) is not None
-            and s.units.get("sleeper.service") == "active/running",
+            lambda: (
+                (s := sample_of(client, "m9")[0]) is not None
+                and s.units.get("sleeper.service") == "active/running"
+            ),
             15,
             "the unit's state in the sample",
         )

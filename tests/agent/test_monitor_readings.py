@@ -120,9 +120,11 @@ def test_a_sample_holds_vitals_and_units_as_the_schema_reads_them() -> None:
         ({"mem_total": 0, "mem_available": 0, "disk_total": 0, "disk_free": 0}, 0, 0),
     ],
 )
-def test_used_is_never_negative_nor_above_total(kw: dict[str, int], mem_used: int, disk_used: int) -> None:
-    sample = build_sample(machine_id="a1", hostname="h", public_ip="", at=AT, readings=readings(**kw),
-                          previous_cpu=None, units={})  # fmt: skip
+def test_used_is_never_negative_nor_above_total(
+    kw: dict[str, int], mem_used: int, disk_used: int
+) -> None:
+    sample = build_sample(machine_id="a1", hostname="h", public_ip="", at=AT,
+                          readings=readings(**kw), previous_cpu=None, units={})  # fmt: skip
     assert (sample.mem_used, sample.disk_used) == (mem_used, disk_used)
     MachineSample.from_json(sample.to_json())
 

@@ -1,0 +1,252 @@
+"""A cluster's health: its machines' samples and units folded into one `ClusterSummary`.
+
+What the relay sends to the hosted installer every interval and what the panel's live
+view shows. A machine stands (vulcano.heartbeat.MachineHealth):
+
+- **up** while its latest sample is at most one ``interval`` old (a machine whose agent
+  publishes no samples yet counts by its record's lease refreshes, `inventory`);
+- **late** while that is at most `policy.SAMPLE_GRACE_INTERVALS` intervals old, and while
+  its agent announced a restart (``engine/restarting/``: its record and sample are away
+  for the seconds a restart takes);
+- **down** past that, or when its record and sample are gone but it still holds what a
+  machine leaves behind: an overlay subnet, placements, or a place in the ``previous``
+  summary (kept `policy.DOWN_MACHINE_KEPT` after it was last seen);
+- **decommissioned** once removed on purpose (``decommissioned/<id>``): never an outage.
+
+Ages are the container's clock minus the sample's ``at`` (the machine's clock); machines
+should run NTP. Anything the schema cannot carry (a unit name with a systemd escape, a
+foreign key) is left out, so the installer always takes the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from container import policy
+from container.services import inventory
+from container.services.cluster import Cluster
+from vulcano.heartbeat import (
+    MAX_MACHINES,
+    MAX_SUMMARY_BYTES,
+    MAX_UNITS,
+    ClusterSummary,
+    HeartbeatError,
+    MachineHealth,
+    MachineSample,
+    MachineSummary,
+    UnitSummary,
+)
+from vulcano.records import UnitState
+from vulcano.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What the cluster's etcd says now, as `summarize` folds it (read by `look`)."""
+
+    samples: dict[str, MachineSample] = field(default_factory=dict)
+    machines: list[inventory.MachineRow] = field(default_factory=list)
+    placed: set[str] = field(default_factory=set)  # machines holding placements
+    decommissioned: set[str] = field(default_factory=set)
+    states: list[UnitState] = field(default_factory=list)
+
+
+def health(
+    age: float, interval: float, grace: int = policy.SAMPLE_GRACE_INTERVALS
+) -> MachineHealth:
+    """How a machine stands whose latest sign of life is ``age`` seconds old."""
+    if age <= interval:
+        return MachineHealth.UP
+    if age <= grace * interval:
+        return MachineHealth.LATE
+    return MachineHealth.DOWN
+
+
+def read_samples(cluster: Cluster) -> dict[str, MachineSample]:
+    """Every machine's latest sample, by machine id (unreadable ones left out, logged)."""
+    with cluster.registry() as registry:
+        return _samples(registry)
+
+
+def look(cluster: Cluster) -> ClusterView:
+    """Read what `fold` needs: records, samples, placements, markers, unit states."""
+    rows = inventory.machine_rows(cluster)
+    with cluster.registry() as registry:
+        ks = registry.ks
+        return ClusterView(
+            samples=_samples(registry),
+            machines=rows,
+            placed={m for ms in registry.placements().values() for m in ms},
+            decommissioned=_ids_under(registry, ks.decommissioned),
+            states=registry.machine_states(),
+        )
+
+
+def summarize(
+    cluster: Cluster,
+    name: str,
+    *,
+    seq: int,
+    interval: float,
+    now: float,
+    previous: ClusterSummary | None = None,
+) -> ClusterSummary:
+    """The cluster's summary number ``seq`` at ``now`` (unix seconds).
+
+    ``previous`` (the last summary sent) keeps a machine that vanished without a trace
+    down rather than silent. Raises ClusterUnavailable when etcd does not answer.
+    """
+    return fold(look(cluster), name, seq=seq, interval=interval, now=now, previous=previous)
+
+
+def fold(
+    view: ClusterView,
+    name: str,
+    *,
+    seq: int,
+    interval: float,
+    now: float,
+    previous: ClusterSummary | None = None,
+) -> ClusterSummary:
+    """The summary of what ``view`` shows (pure)."""
+    rows = {r.id: r for r in view.machines}
+    earlier = {m.machine_id: m for m in previous.machines} if previous is not None else {}
+    known = set(rows) | set(view.samples) | view.placed | view.decommissioned
+    known |= {
+        mid
+        for mid, m in earlier.items()
+        if m.health != MachineHealth.DECOMMISSIONED
+        and now - m.last_seen <= policy.DOWN_MACHINE_KEPT
+    }
+    machines = [
+        _machine(mid, view, rows.get(mid), earlier.get(mid), interval, now) for mid in sorted(known)
+    ]
+    units = [UnitSummary(s.name, s.machine_id or "", s.active, s.sub) for s in view.states]
+    return _fitted(
+        ClusterSummary(
+            cluster=name,
+            seq=seq,
+            at=now,
+            interval=interval,
+            machines=[m for m in machines if _carried(machines=[m])],
+            units=[u for u in units if _carried(units=[u])],
+        )
+    )
+
+
+def _machine(
+    mid: str,
+    view: ClusterView,
+    row: inventory.MachineRow | None,
+    earlier: MachineSummary | None,
+    interval: float,
+    now: float,
+) -> MachineSummary:
+    sample = view.samples.get(mid)
+    record = row.machine if row is not None else None
+    last_seen = earlier.last_seen if earlier is not None else 0.0
+    if sample is not None:
+        last_seen = sample.at
+        standing = health(max(0.0, now - sample.at), interval)
+    elif record is not None and row is not None and row.last_seen is not None:
+        last_seen = max(last_seen, row.last_seen)  # an agent without samples: its lease
+        standing = health(max(0.0, now - row.last_seen), interval)
+    else:
+        standing = MachineHealth.DOWN
+    if row is not None and row.standing == inventory.RESTARTING and standing == MachineHealth.DOWN:
+        standing = MachineHealth.LATE
+    if mid in view.decommissioned:
+        standing = MachineHealth.DECOMMISSIONED
+    hostname = sample.hostname if sample else (record.hostname if record else "")
+    public_ip = sample.public_ip if sample else (record.public_ip if record else "")
+    if not hostname and earlier is not None:
+        hostname, public_ip = earlier.hostname, earlier.public_ip
+    return MachineSummary(
+        machine_id=mid,
+        health=standing,
+        last_seen=last_seen,
+        hostname=hostname,
+        public_ip=public_ip,
+        load1=sample.load1 if sample else 0.0,
+        cpu_percent=sample.cpu_percent if sample else 0.0,
+        mem_percent=_percent(sample.mem_used, sample.mem_total) if sample else 0.0,
+        disk_percent=_percent(sample.disk_used, sample.disk_total) if sample else 0.0,
+    )
+
+
+def _percent(used: int, total: int) -> float:
+    return round(min(100.0, 100.0 * used / total), 1) if total > 0 else 0.0
+
+
+def _carried(machines: Iterable[MachineSummary] = (), units: Iterable[UnitSummary] = ()) -> bool:
+    """Whether the installer's parser takes these (the schema's own checks, not a copy)."""
+    probe = ClusterSummary("probe", 0, 1e9, 1.0, list(machines), list(units))
+    try:
+        ClusterSummary.from_json(probe.to_json())
+    except HeartbeatError as exc:
+        log.debug("left out of the summary: %s", exc)
+        return False
+    return True
+
+
+def _fitted(summary: ClusterSummary) -> ClusterSummary:
+    """The summary within the installer's limits: past them, units that run are left out
+    first (then the rest, by name), and machines past MAX_MACHINES."""
+    machines = summary.machines[:MAX_MACHINES]
+    units = sorted(summary.units, key=lambda u: (u.active == "active", u.name))[:MAX_UNITS]
+    keep = len(units)
+    fitted = _with(summary, machines, units)
+    while len(fitted.to_json().encode()) > MAX_SUMMARY_BYTES and keep > 0:
+        keep //= 2
+        fitted = _with(summary, machines, units[:keep])
+    if len(fitted.machines) != len(summary.machines) or len(fitted.units) != len(summary.units):
+        log.warning(
+            "summary of %s cut to %d of %d machines and %d of %d units (the installer's limits)",
+            summary.cluster,
+            len(fitted.machines),
+            len(summary.machines),
+            len(fitted.units),
+            len(summary.units),
+        )
+    return fitted
+
+
+def _with(
+    summary: ClusterSummary, machines: list[MachineSummary], units: list[UnitSummary]
+) -> ClusterSummary:
+    ordered = sorted(units, key=lambda u: (u.name, u.machine_id))
+    return ClusterSummary(
+        summary.cluster, summary.seq, summary.at, summary.interval, machines, ordered
+    )
+
+
+def _samples(registry: Registry) -> dict[str, MachineSample]:
+    out: dict[str, MachineSample] = {}
+    plen = len(registry.ks.samples)
+    for value, meta in registry.client.get_prefix(registry.ks.samples):
+        key = meta.key.decode()[plen:]
+        try:
+            sample = MachineSample.from_json(value)
+        except HeartbeatError as exc:
+            log.warning("sample %s unreadable: %s", key, exc)
+            continue
+        if sample.machine_id == key:
+            out[key] = sample
+    return out
+
+
+def _ids_under(registry: Registry, prefix: str) -> set[str]:
+    plen = len(prefix)
+    return {meta.key.decode()[plen:] for _, meta in registry.client.get_prefix(prefix)}
+
+
+def counts(summary: ClusterSummary) -> Mapping[MachineHealth, int]:
+    """How many machines stand each way (every standing present, 0 or more)."""
+    found = dict.fromkeys(MachineHealth, 0)
+    for m in summary.machines:
+        found[m.health] += 1
+    return found
