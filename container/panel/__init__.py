@@ -11,6 +11,7 @@ carries a CSRF token (Flask-WTF). Served by `vulcano serve` (gunicorn).
     connection      the store, the cluster of a page, service errors as HTTP statuses
     clusters_pages  the clusters, the create form, a cluster, its nodes' user-data
     machines_pages  a cluster's machines
+    monitor_pages   a cluster's live health: machines up, late, down; units by state
     units_pages     a cluster's units and the changes made to them
     logs_pages      a unit's output, or every instance's of a template
     audit_pages     the audit log of every change, through the CLI or the panel
@@ -93,6 +94,7 @@ def create_app(
         join,
         logs_pages,
         machines_pages,
+        monitor_pages,
         units_pages,
     )
 
@@ -103,6 +105,7 @@ def create_app(
         health.bp,
         clusters_pages.bp,
         machines_pages.bp,
+        monitor_pages.bp,
         units_pages.bp,
         logs_pages.bp,
         audit_pages.bp,
