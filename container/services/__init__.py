@@ -12,6 +12,8 @@ function and renders.
     waiting      waiting for units to reach a desired state, reporting progress
     machines     the machines in the cluster (list-machines)
     decommission removing a machine on purpose: its units move first (machine remove)
+    inventory    the machines as the panel shows them: record, subnet, last seen
+    monitor      a cluster's health: samples and unit states folded into a ClusterSummary
     audit        the audit log: who changed what, when, with the unit files' diffs
     listings     the rows of list-units and list-unit-files
     status       where each unit stands, with its latest output (status)

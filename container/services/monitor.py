@@ -52,6 +52,7 @@ class ClusterView:
     machines: list[inventory.MachineRow] = field(default_factory=list)
     placed: set[str] = field(default_factory=set)  # machines holding placements
     decommissioned: set[str] = field(default_factory=set)
+    restarting: set[str] = field(default_factory=set)  # agents that announced a restart
     states: list[UnitState] = field(default_factory=list)
 
 
@@ -82,6 +83,7 @@ def look(cluster: Cluster) -> ClusterView:
             machines=rows,
             placed={m for ms in registry.placements().values() for m in ms},
             decommissioned=_ids_under(registry, ks.decommissioned),
+            restarting=_ids_under(registry, ks.machines_restarting),
             states=registry.machine_states(),
         )
 
@@ -157,8 +159,8 @@ def _machine(
         standing = health(max(0.0, now - row.last_seen), interval)
     else:
         standing = MachineHealth.DOWN
-    if row is not None and row.standing == inventory.RESTARTING and standing == MachineHealth.DOWN:
-        standing = MachineHealth.LATE
+    if mid in view.restarting and standing == MachineHealth.DOWN:
+        standing = MachineHealth.LATE  # its record and sample are back in a few seconds
     if mid in view.decommissioned:
         standing = MachineHealth.DECOMMISSIONED
     hostname = sample.hostname if sample else (record.hostname if record else "")

@@ -52,8 +52,9 @@ def healths(summary: ClusterSummary) -> dict[str, MachineHealth]:
 def test_a_restarting_machine_is_late_not_down_and_a_sample_from_the_future_is_up() -> None:
     view = monitor.ClusterView(
         samples={"fast": MachineSample("fast", NOW + 5)},  # its clock runs ahead
-        machines=[row("fast"), row("restarting", inventory.RESTARTING, None)],
+        machines=[row("fast"), row("restarting", inventory.GONE, None)],  # its subnet
         placed={"restarting"},
+        restarting={"restarting"},
     )
     assert healths(fold(view)) == {"fast": MachineHealth.UP, "restarting": MachineHealth.LATE}
 

@@ -70,6 +70,9 @@ def test_each_machine_stands_by_its_latest_sample_or_what_it_left_behind(
               "vtep_mac": "02:00:00:00:00:99"}  # fmt: skip
     client.put(KS.subnet("10.244.7.0/24"), json.dumps(subnet))
     client.put(KS.assignment("placed1", "db.service"), "{}")
+    # restart1: its agent is restarting (no record, no sample for a few seconds)
+    client.put(KS.assignment("restart1", "web@3.service"), "{}")
+    client.put(KS.machine_restarting("restart1"), "restarting")
     # an old marker of a machine long gone: decommissioned, not down
     client.put(KS.machine_decommissioned("old1"), json.dumps({"machine_id": "old1"}))
 
@@ -84,6 +87,7 @@ def test_each_machine_stands_by_its_latest_sample_or_what_it_left_behind(
         "dec1": MachineHealth.DECOMMISSIONED,
         "gone1": MachineHealth.DOWN,
         "placed1": MachineHealth.DOWN,
+        "restart1": MachineHealth.LATE,
         "old1": MachineHealth.DECOMMISSIONED,
     }
     assert found["up1"] == MachineSummary("up1", MachineHealth.UP, up.at, "up1", "192.0.2.1",
