@@ -117,7 +117,7 @@ def fold(
     """The summary of what ``view`` shows (pure)."""
     rows = {r.id: r for r in view.machines}
     earlier = {m.machine_id: m for m in previous.machines} if previous is not None else {}
-    known = set(rows) | set(view.samples) | view.placed | view.decommissioned
+    known = set(rows) | set(view.samples) | view.placed | view.decommissioned | view.restarting
     known |= {
         mid
         for mid, m in earlier.items()
@@ -128,16 +128,10 @@ def fold(
         _machine(mid, view, rows.get(mid), earlier.get(mid), interval, now) for mid in sorted(known)
     ]
     units = [UnitSummary(s.name, s.machine_id or "", s.active, s.sub) for s in view.states]
-    return _fitted(
-        ClusterSummary(
-            cluster=name,
-            seq=seq,
-            at=now,
-            interval=interval,
-            machines=[m for m in machines if _carried(machines=[m])],
-            units=[u for u in units if _carried(units=[u])],
-        )
-    )
+    if not _carried(machines, units):  # someone wrote what the schema cannot carry
+        machines = [m for m in machines if _carried(machines=[m])]
+        units = [u for u in units if _carried(units=[u])]
+    return _fitted(ClusterSummary(name, seq, now, interval, machines, units))
 
 
 def _machine(
@@ -185,7 +179,10 @@ def _percent(used: int, total: int) -> float:
 
 
 def _carried(machines: Iterable[MachineSummary] = (), units: Iterable[UnitSummary] = ()) -> bool:
-    """Whether the installer's parser takes these (the schema's own checks, not a copy)."""
+    """Whether the installer's parser takes these (the schema's own checks, not a copy).
+
+    Past the size limits it cannot tell: False, so the caller looks at each one alone.
+    """
     probe = ClusterSummary("probe", 0, 1e9, 1.0, list(machines), list(units))
     try:
         ClusterSummary.from_json(probe.to_json())
