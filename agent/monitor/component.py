@@ -92,12 +92,20 @@ class Monitor:
 
     def run(self) -> None:
         """Sample, publish, wait one interval; until stopped (thread body)."""
+        failing = False
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
                 self.publish_once()
+                if failing:
+                    log.info("monitor: samples published again")
+                failing = False
             except Exception as exc:
-                log.warning("monitor: sample not published (next in %.0fs): %s", self.interval, exc)
+                # once per outage: an etcd outage would otherwise log every interval
+                (log.debug if failing else log.warning)(
+                    "monitor: sample not published (next in %.0fs): %s", self.interval, exc
+                )
+                failing = True
             self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def sample(self) -> MachineSample:

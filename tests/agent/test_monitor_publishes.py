@@ -118,3 +118,27 @@ def test_the_sample_lists_the_units_the_machine_reports_and_the_engine_stays_asl
         wait_for(lambda: not pids_of(marker), 15, "the unit's process gone")
         kill_by_pid(pids_of(marker))
         node.stop(revoke=True)
+
+
+class _Unregistered:
+    """A machine between leases (lost one, not yet granted the next)."""
+
+    machine_id = "m10"
+    hostname = "h10"
+    public_ip = "198.51.100.10"
+    keyspace = KS
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def etcd_client(self) -> Any:
+        return self._client
+
+    def lease_id(self) -> int:
+        return 0
+
+
+def test_without_a_lease_nothing_is_published(client: Any, tmp_path: Path) -> None:
+    monitor = Monitor(_Unregistered(client), tmp_path, interval=1)
+    assert not monitor.publish_once()
+    assert sample_of(client, "m10")[0] is None
