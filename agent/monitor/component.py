@@ -68,6 +68,7 @@ class Monitor:
         self.proc = proc
         self.stop_event = threading.Event()
         self.published = threading.Event()  # set after the first sample landed
+        self.failing = False  # the last sample could not be written
         self.last: MachineSample | None = None
         self._previous_cpu: readings.CpuTimes | None = None
         self._thread: threading.Thread | None = None
@@ -81,10 +82,16 @@ class Monitor:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sampling and delete the sample (it would go with the lease anyway)."""
+        """Stop sampling and delete the sample (it would go with the lease anyway).
+
+        Not while etcd does not answer our writes: the lease takes the sample with it,
+        and the agent's shutdown need not wait out etcd's failover once more.
+        """
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=policy.THREAD_JOIN_TIMEOUT)
+        if self.failing:
+            return
         try:
             self.machine.etcd_client().delete(self.key)
         except Exception as exc:
@@ -92,20 +99,19 @@ class Monitor:
 
     def run(self) -> None:
         """Sample, publish, wait one interval; until stopped (thread body)."""
-        failing = False
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
                 self.publish_once()
-                if failing:
+                if self.failing:
                     log.info("monitor: samples published again")
-                failing = False
+                self.failing = False
             except Exception as exc:
                 # once per outage: an etcd outage would otherwise log every interval
-                (log.debug if failing else log.warning)(
+                (log.debug if self.failing else log.warning)(
                     "monitor: sample not published (next in %.0fs): %s", self.interval, exc
                 )
-                failing = True
+                self.failing = True
             self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def sample(self) -> MachineSample:
