@@ -39,7 +39,8 @@ class Readings:
     mem_total: int
     mem_available: int
     disk_total: int
-    disk_free: int  # what an unprivileged writer may still use (statvfs f_bavail)
+    disk_free: int  # what an unprivileged writer may still use (statvfs f_bavail): the
+    # root-reserved blocks count as used, so a disk near full reads full before root's is
 
 
 def parse_loadavg(text: str) -> tuple[float, float, float]:
