@@ -26,6 +26,8 @@ PRIVATE_PAGES = [
     "/clusters/lab/units",
     "/clusters/lab/units/web@.service/log",
     "/clusters/lab/user-data",
+    "/clusters/lab/health",
+    "/audit",
 ]
 
 
