@@ -6,6 +6,8 @@ The cluster-facing ones (etcd requests, unit command waits) are the shared core'
 
 from __future__ import annotations
 
+from vulcano.policy import Backoff
+
 # gunicorn kills a worker that has not answered a request or heartbeat for this long.
 PANEL_WORKER_TIMEOUT = 30
 # On SIGTERM (`docker stop`, which kills after 10 s), requests in flight get this long.
@@ -46,3 +48,17 @@ LOGIN_MAX_FAILURES = 5
 LOGIN_FAILURE_WINDOW = 60.0
 # A login lasts this long (seconds), then the panel asks for the password again.
 SESSION_LIFETIME = 8 * 3600
+
+# The heartbeat relay (container/services/relay.py): one summary per interval to the
+# installer's POST /api/heartbeat. Each POST's deadline (connect, read); a failed send
+# (unreachable, 5xx, 429) waits RELAY_BACKOFF (doubling, jittered, capped) before the
+# outbox is tried again, while new summaries keep queueing in the outbox.
+RELAY_INTERVAL = 60.0
+RELAY_TIMEOUT = (3.05, 10.0)
+RELAY_BACKOFF = Backoff(initial=1.0, maximum=120.0)
+# The outbox keeps at most this many summaries (a day at the default interval); past it
+# the two oldest are folded into one (container/services/outbox.py says how).
+RELAY_OUTBOX_LIMIT = 1440
+# stop() waits this long for the relay's thread (a POST in flight may outlive it; its
+# answer is still recorded).
+RELAY_STOP_TIMEOUT = 2.0
