@@ -232,3 +232,18 @@ class Relay:
                     delays = delays or self.backoff.delays()
                     next_send = time.monotonic() + next(delays)
             self._stop.wait(max(0.0, min(next_collect, next_send) - time.monotonic()))
+
+
+def relay_from_environment(
+    state_dir: Path, summarize: Summarize, environ: Mapping[str, str] = os.environ
+) -> Relay | None:
+    """The relay `vulcano serve` runs beside the panel; None when no reporting token is set.
+
+    SettingsError when ``VULCANO_REPORT_TOKEN_FILE`` is set but unusable (missing, not
+    0600) or the installer's URL is not: a misconfigured relay stops the command.
+    """
+    if not environ.get(REPORT_TOKEN_FILE_VAR):
+        return None
+    from container.store.db import open_store
+
+    return Relay(open_store(state_dir), summarize, RelayTarget.configured(environ))
