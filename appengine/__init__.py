@@ -56,10 +56,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
         VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
     )
-    from appengine import images, limits
+    from appengine import alert_delivery, images, limits
 
     app.config.from_mapping(limits.from_environment())
     app.config.from_mapping(images.from_environment())
+    app.config.from_mapping(alert_delivery.from_environment())
     if os.environ.get("VULCANO_DISCOVERY_WATCH_TIMEOUT"):
         app.config["DISCOVERY_WATCH_TIMEOUT"] = float(os.environ["VULCANO_DISCOVERY_WATCH_TIMEOUT"])
     if test_config is not None:
@@ -80,7 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "my-project.uc.r.appspot.com): absolute URLs name only these hosts"
         )
 
-    from appengine import db, discovery, headers, installs, redact
+    from appengine import alerts, db, discovery, headers, installs, redact
 
     redact.install()
     if _on_app_engine():
@@ -91,6 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
+    app.register_blueprint(alerts.bp)
     _register_error_pages(app)
     return app
 

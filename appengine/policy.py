@@ -44,3 +44,18 @@ DISCOVERY_TOKEN_MAX_AGE = timedelta(days=7).total_seconds()
 
 # One cron run deletes at most this many tokens; the next run continues.
 DISCOVERY_CLEANUP_BATCH = 200
+
+# --- heartbeats and alerts ------------------------------------------------------------
+
+# A cluster with no heartbeat for this many of its own intervals is "unreachable".
+MISSED_INTERVALS = 3
+# One sweep (cron /cron/heartbeat/sweep) looks at this many overdue clusters at most.
+HEARTBEAT_SWEEP_BATCH = 200
+# An alert webhook: each POST's deadline (connect, read), how many attempts, and the
+# backoff between them. Kept short: delivery runs inside the heartbeat request.
+WEBHOOK_TIMEOUT = (3.05, 5.0)
+WEBHOOK_ATTEMPTS = 3
+WEBHOOK_BACKOFF = Backoff(initial=0.2, maximum=1.0)
+# SMTP: the connection's deadline and how many attempts (a refused recipient is not retried).
+SMTP_TIMEOUT = 10.0
+SMTP_ATTEMPTS = 2

@@ -1,0 +1,208 @@
+"""The alert engine: each transition recorded exactly once per install, then delivered.
+
+Per install, in its entity group: `AlertSettings` (where alerts go), `AlertState` (the
+last seq seen, when the next heartbeat is due, whether the cluster is unreachable) and
+one `AlertRecord` per transition. `on_summary` and the sweep each decide and record
+their transitions in one Datastore transaction on the install's `AlertState`: a summary
+whose seq the state has already passed records nothing, and a record's key is its
+transition's own name, so two workers handed the same summary (or a retried request)
+never record, and so never send, the same alert twice. Sending happens after the
+commit; a record says whether every destination took it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from google.cloud import ndb
+
+from appengine import policy
+from appengine.alert_delivery import Delivery, deliver
+from appengine.alert_rules import Change, Transition, reachability, transitions
+from appengine.models import Install
+from vulcano.heartbeat import ClusterSummary
+
+log = logging.getLogger(__name__)
+
+_RPC = {"timeout": policy.DATASTORE_TIMEOUT, "retries": policy.DATASTORE_RETRIES}
+_TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
+
+
+class AlertSettings(ndb.Model):  # type: ignore[misc]
+    """Where an install's alerts go; a child of its Install, id "settings"."""
+
+    emails = ndb.StringProperty(repeated=True, indexed=False)
+    webhooks = ndb.TextProperty(repeated=True)
+
+    @classmethod
+    def key_for(cls, install_key: ndb.Key) -> ndb.Key:
+        return ndb.Key(cls, "settings", parent=install_key)
+
+    @classmethod
+    def of(cls, install_key: ndb.Key) -> AlertSettings:
+        found: AlertSettings | None = cls.key_for(install_key).get(**_RPC)
+        return found or cls(key=cls.key_for(install_key))
+
+
+class AlertState(ndb.Model):  # type: ignore[misc]
+    """What the engine remembers of an install's cluster; a child of its Install, id "state"."""
+
+    cluster = ndb.StringProperty(indexed=False, default="")
+    last_seq = ndb.IntegerProperty(indexed=False, default=0)
+    interval = ndb.FloatProperty(indexed=False, default=60.0)
+    # When the cluster turns unreachable (arrival of its last heartbeat + MISSED_INTERVALS
+    # of its intervals); 0 once it is, so the sweep's `0 < deadline < now` skips it.
+    deadline = ndb.FloatProperty(default=0.0)
+    unreachable = ndb.BooleanProperty(indexed=False, default=False)
+
+    @classmethod
+    def key_for(cls, install_key: ndb.Key) -> ndb.Key:
+        return ndb.Key(cls, "state", parent=install_key)
+
+
+class AlertRecord(ndb.Model):  # type: ignore[misc]
+    """One transition, recorded once; a child of the install's AlertState."""
+
+    change = ndb.StringProperty(indexed=False)
+    cluster = ndb.StringProperty(indexed=False)
+    subject = ndb.StringProperty(indexed=False)
+    was = ndb.StringProperty(indexed=False)
+    now = ndb.StringProperty(indexed=False)
+    at = ndb.FloatProperty(indexed=False)
+    created = ndb.DateTimeProperty(auto_now_add=True)
+    delivered = ndb.BooleanProperty(default=False)
+
+    def transition(self) -> Transition:
+        return Transition(
+            Change(self.change), self.cluster, self.subject, self.was, self.now, self.at
+        )
+
+    @classmethod
+    def for_install(cls, install_key: ndb.Key) -> list[AlertRecord]:
+        """The install's recorded alerts, oldest first."""
+        records: list[AlertRecord] = cls.query(ancestor=AlertState.key_for(install_key)).fetch(
+            **_RPC
+        )
+        return sorted(records, key=lambda r: (r.at, r.created))
+
+
+def _record(state_key: ndb.Key, name: str, alert: Transition) -> AlertRecord:
+    return AlertRecord(
+        key=ndb.Key(AlertRecord, name, parent=state_key),
+        change=alert.change.value,
+        cluster=alert.cluster,
+        subject=alert.subject,
+        was=alert.was,
+        now=alert.now,
+        at=alert.at,
+    )
+
+
+def on_summary(
+    install: Install,
+    previous: ClusterSummary | None,
+    current: ClusterSummary,
+    config: Mapping[str, Any] | None = None,
+) -> list[Transition]:
+    """Record and send the alerts ``current`` brings; the transitions recorded by this call.
+
+    Called by the heartbeat API after it stored ``current`` (``previous``: the summary it
+    replaced, or None). ``config`` is the app's config (SMTP); Flask's current one if None.
+    """
+    state_key = AlertState.key_for(install.key)
+    arrived = time.time()
+
+    def decide() -> list[AlertRecord]:
+        state: AlertState = state_key.get(**_TXN_RPC) or AlertState(key=state_key)
+        if current.seq <= state.last_seq:
+            return []
+        found = transitions(previous, current)
+        found += reachability(current.cluster, state.unreachable, False, current.at)
+        records = [
+            _record(state_key, f"{current.seq}:{t.change.value}:{t.subject}", t) for t in found
+        ]
+        state.populate(
+            cluster=current.cluster,
+            last_seq=current.seq,
+            interval=current.interval,
+            deadline=arrived + policy.MISSED_INTERVALS * current.interval,
+            unreachable=False,
+        )
+        ndb.put_multi([state, *records])
+        return records
+
+    records: list[AlertRecord] = ndb.transaction(decide, retries=policy.TRANSACTION_RETRIES)
+    _send(install.key, records, config)
+    return [r.transition() for r in records]
+
+
+def sweep(now: float | None = None, config: Mapping[str, Any] | None = None) -> list[Transition]:
+    """Turn every cluster overdue by `policy.MISSED_INTERVALS` intervals unreachable, once."""
+    now = time.time() if now is None else now
+    query = AlertState.query(AlertState.deadline > 0, AlertState.deadline < now)
+    keys: list[ndb.Key] = query.fetch(policy.HEARTBEAT_SWEEP_BATCH, keys_only=True, **_RPC)
+    found: list[Transition] = []
+    for state_key in keys:
+
+        def decide(state_key: ndb.Key = state_key) -> list[AlertRecord]:
+            state: AlertState | None = state_key.get(**_TXN_RPC)
+            if state is None or state.unreachable or not 0 < state.deadline < now:
+                return []  # a heartbeat came, or another sweep was first
+            alerts = reachability(state.cluster, False, True, now)
+            records = [_record(state_key, f"unreachable-after:{state.last_seq}", a) for a in alerts]
+            state.populate(unreachable=True, deadline=0.0)
+            ndb.put_multi([state, *records])
+            return records
+
+        records: list[AlertRecord] = ndb.transaction(decide, retries=policy.TRANSACTION_RETRIES)
+        _send(state_key.parent(), records, config)
+        found += [r.transition() for r in records]
+    return found
+
+
+def _send(
+    install_key: ndb.Key, records: list[AlertRecord], config: Mapping[str, Any] | None
+) -> None:
+    if not records:
+        return
+    settings = AlertSettings.of(install_key)
+    if not settings.emails and not settings.webhooks:
+        return
+    app_config = _config(config)
+    for record in records:
+        outcome = deliver(record.transition(), settings.emails, settings.webhooks, app_config)
+        if outcome.complete:
+            record.delivered = True
+            record.put(**_RPC)
+        else:
+            log.warning(
+                "alert %s for %s: %d destinations failed",
+                record.change,
+                record.cluster,
+                len(outcome.failed),
+            )
+
+
+def send_test(install: Install, config: Mapping[str, Any] | None = None) -> Delivery:
+    """Send a test alert to the install's destinations now (recorded nowhere)."""
+    settings = AlertSettings.of(install.key)
+    alert = Transition(
+        Change.CLUSTER_REPORTING,
+        install.cluster_name,
+        install.cluster_name,
+        "test",
+        "test",
+        time.time(),
+    )
+    return deliver(alert, settings.emails, settings.webhooks, _config(config), test=True)
+
+
+def _config(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if config is not None:
+        return config
+    from flask import current_app
+
+    return current_app.config
