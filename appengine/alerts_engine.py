@@ -34,7 +34,7 @@ _TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}
 class AlertSettings(ndb.Model):  # type: ignore[misc]
     """Where an install's alerts go; a child of its Install, id "settings"."""
 
-    emails = ndb.StringProperty(repeated=True, indexed=False)
+    emails = ndb.TextProperty(repeated=True)
     webhooks = ndb.TextProperty(repeated=True)
 
     @classmethod
@@ -50,7 +50,7 @@ class AlertSettings(ndb.Model):  # type: ignore[misc]
 class AlertState(ndb.Model):  # type: ignore[misc]
     """What the engine remembers of an install's cluster; a child of its Install, id "state"."""
 
-    cluster = ndb.StringProperty(indexed=False, default="")
+    cluster = ndb.TextProperty(default="")
     last_seq = ndb.IntegerProperty(indexed=False, default=0)
     interval = ndb.FloatProperty(indexed=False, default=60.0)
     # When the cluster turns unreachable (arrival of its last heartbeat + MISSED_INTERVALS
@@ -66,11 +66,11 @@ class AlertState(ndb.Model):  # type: ignore[misc]
 class AlertRecord(ndb.Model):  # type: ignore[misc]
     """One transition, recorded once; a child of the install's AlertState."""
 
-    change = ndb.StringProperty(indexed=False)
-    cluster = ndb.StringProperty(indexed=False)
-    subject = ndb.StringProperty(indexed=False)
-    was = ndb.StringProperty(indexed=False)
-    now = ndb.StringProperty(indexed=False)
+    change = ndb.TextProperty()
+    cluster = ndb.TextProperty()
+    subject = ndb.TextProperty()
+    was = ndb.TextProperty()
+    now = ndb.TextProperty()
     at = ndb.FloatProperty(indexed=False)
     created = ndb.DateTimeProperty(auto_now_add=True)
     delivered = ndb.BooleanProperty(default=False)

@@ -1,0 +1,132 @@
+"""on_summary and the sweep, on the real emulator, to a real SMTP sink and webhook."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from google.cloud import ndb
+
+from appengine.alerts_engine import AlertRecord, AlertSettings, on_summary, sweep
+from appengine.models import Install
+from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
+from tests.appengine.conftest import INSTALL_FIELDS
+from vulcano.heartbeat import ClusterSummary, MachineHealth, MachineSummary, UnitSummary
+
+UP, DOWN, GONE = MachineHealth.UP, MachineHealth.DOWN, MachineHealth.DECOMMISSIONED
+
+
+def summary(seq: int, m1: MachineHealth, web: str = "active") -> ClusterSummary:
+    now = time.time()
+    return ClusterSummary(
+        "prod",
+        seq,
+        now,
+        60.0,
+        machines=[MachineSummary("m1", m1, now), MachineSummary("m2", UP, now)],
+        units=[UnitSummary("web", "m2", web)],
+    )
+
+
+@pytest.fixture
+def mail() -> Iterator[MailSink]:
+    with smtp_sink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def hook() -> Iterator[Webhook]:
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def config(mail: MailSink) -> dict[str, Any]:
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail.port, "SMTP_FROM": "alerts@vulcano.test"}
+
+
+@pytest.fixture
+def install(ndb_context: ndb.Context, hook: Webhook) -> Install:
+    stored, _ = Install.create(**INSTALL_FIELDS)
+    AlertSettings(
+        key=AlertSettings.key_for(stored.key), emails=["ops@example.com"], webhooks=[hook.url]
+    ).put()
+    return stored
+
+
+def test_one_alert_per_transition_none_for_a_repeat_and_one_recovery(
+    install: Install, config: dict[str, Any], mail: MailSink, hook: Webhook
+) -> None:
+    s1, s2, s3, s4 = summary(1, UP), summary(2, DOWN), summary(3, DOWN), summary(4, UP)
+    assert on_summary(install, None, s1, config) == []
+    assert [t.change for t in on_summary(install, s1, s2, config)] == ["machine-down"]
+    assert on_summary(install, s1, s2, config) == []  # the same seq again: recorded already
+    assert on_summary(install, s2, s3, config) == []  # still down: no new flip
+    assert [t.change for t in on_summary(install, s3, s4, config)] == ["machine-up"]
+    assert hook.changes == ["machine-down m1", "machine-up m1"]
+    assert len(mail.subjects) == 2
+    assert "DOWN: machine m1 of cluster prod" in mail.subjects[0]
+    assert "RECOVERED: machine m1" in mail.subjects[1]
+    assert all(r.delivered for r in AlertRecord.for_install(install.key))
+
+
+def test_a_failed_unit_alerts_once_and_recovers_once(
+    install: Install, config: dict[str, Any], hook: Webhook
+) -> None:
+    on_summary(install, None, summary(1, UP), config)
+    on_summary(install, summary(1, UP), summary(2, UP, "failed"), config)
+    on_summary(install, summary(2, UP, "failed"), summary(3, UP, "failed"), config)
+    on_summary(install, summary(3, UP, "failed"), summary(4, UP, "active"), config)
+    assert hook.changes == ["unit-failed web", "unit-recovered web"]
+
+
+def test_a_decommissioned_machine_never_alerts(
+    install: Install, config: dict[str, Any], mail: MailSink, hook: Webhook
+) -> None:
+    on_summary(install, None, summary(1, UP), config)
+    on_summary(install, summary(1, UP), summary(2, GONE), config)
+    on_summary(install, summary(2, GONE), summary(3, GONE), config)
+    assert hook.bodies == [] and mail.messages == []
+
+
+def test_a_silent_cluster_turns_unreachable_once_and_recovers_once(
+    install: Install, config: dict[str, Any], mail: MailSink, hook: Webhook
+) -> None:
+    on_summary(install, None, summary(1, UP), config)
+    assert sweep(time.time() + 170, config) == []  # within three intervals
+    later = time.time() + 181
+    assert [t.change for t in sweep(later, config)] == ["cluster-unreachable"]
+    assert sweep(later + 600, config) == []
+    assert [t.change for t in on_summary(install, summary(1, UP), summary(2, UP), config)] == [
+        "cluster-reporting"
+    ]
+    assert hook.changes == ["cluster-unreachable prod", "cluster-reporting prod"]
+    assert len(mail.messages) == 2
+
+
+def test_two_workers_given_the_same_summary_send_its_alert_once(
+    app: Flask, install: Install, config: dict[str, Any], hook: Webhook
+) -> None:
+    on_summary(install, None, summary(1, UP), config)
+    s1, s2 = summary(1, UP), summary(2, DOWN)
+    client = app.extensions["ndb_client"]
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with client.context():
+                on_summary(install, s1, s2, config)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert hook.changes == ["machine-down m1"]
