@@ -22,7 +22,7 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from appengine import csrf, policy
-from appengine.alerts_engine import AlertRecord, AlertSettings, send_test, sweep
+from appengine.alerts_engine import AlertRecord, AlertSettings, retry_undelivered, send_test, sweep
 from appengine.installs import usable
 from appengine.models import Install
 
@@ -103,8 +103,9 @@ def cron_sweep() -> Response:
     if request.headers.get("X-Appengine-Cron") != "true":
         return Response("cron only\n", status=403, mimetype="text/plain")
     found = sweep()
-    log.info("heartbeat sweep: %d clusters turned unreachable", len(found))
-    return Response(f"unreachable {len(found)}\n", mimetype="text/plain")
+    retried = retry_undelivered()
+    log.info("heartbeat sweep: %d unreachable, %d alerts sent again", len(found), retried)
+    return Response(f"unreachable {len(found)}\nretried {retried}\n", mimetype="text/plain")
 
 
 @bp.app_context_processor

@@ -42,9 +42,13 @@ class AlertSettings(ndb.Model):  # type: ignore[misc]
         return ndb.Key(cls, "settings", parent=install_key)
 
     @classmethod
-    def of(cls, install_key: ndb.Key) -> AlertSettings:
-        found: AlertSettings | None = cls.key_for(install_key).get(**_RPC)
+    def of(cls, install_key: ndb.Key, rpc: Mapping[str, Any] = _RPC) -> AlertSettings:
+        found: AlertSettings | None = cls.key_for(install_key).get(**rpc)
         return found or cls(key=cls.key_for(install_key))
+
+    def destinations(self) -> list[str]:
+        """Every destination as one string: ``mailto:<address>`` or the webhook's URL."""
+        return [f"mailto:{e}" for e in self.emails] + list(self.webhooks)
 
 
 class AlertState(ndb.Model):  # type: ignore[misc]
@@ -73,7 +77,11 @@ class AlertRecord(ndb.Model):  # type: ignore[misc]
     now = ndb.TextProperty()
     at = ndb.FloatProperty(indexed=False)
     created = ndb.DateTimeProperty(auto_now_add=True)
+    # The destinations (AlertSettings.destinations) that have not taken it yet.
+    pending = ndb.TextProperty(repeated=True)
     delivered = ndb.BooleanProperty(default=False)
+    attempts = ndb.IntegerProperty(indexed=False, default=1)
+    last_try = ndb.FloatProperty(indexed=False, default=0.0)
 
     def transition(self) -> Transition:
         return Transition(
@@ -90,8 +98,13 @@ class AlertRecord(ndb.Model):  # type: ignore[misc]
 
 
 def _record(state_key: ndb.Key, name: str, alert: Transition) -> AlertRecord:
+    """The record of ``alert``, to be sent to the install's destinations as they are now."""
+    destinations = AlertSettings.of(state_key.parent(), _TXN_RPC).destinations()
     return AlertRecord(
         key=ndb.Key(AlertRecord, name, parent=state_key),
+        pending=destinations,
+        delivered=not destinations,
+        last_try=time.time(),
         change=alert.change.value,
         cluster=alert.cluster,
         subject=alert.subject,
@@ -135,7 +148,7 @@ def on_summary(
         return records
 
     records: list[AlertRecord] = ndb.transaction(decide, retries=policy.TRANSACTION_RETRIES)
-    _send(install.key, records, config)
+    _send(records, config)
     return [r.transition() for r in records]
 
 
@@ -158,28 +171,58 @@ def sweep(now: float | None = None, config: Mapping[str, Any] | None = None) -> 
             return records
 
         records: list[AlertRecord] = ndb.transaction(decide, retries=policy.TRANSACTION_RETRIES)
-        _send(state_key.parent(), records, config)
+        _send(records, config)
         found += [r.transition() for r in records]
     return found
 
 
-def _send(
-    install_key: ndb.Key, records: list[AlertRecord], config: Mapping[str, Any] | None
-) -> None:
-    if not records:
-        return
-    settings = AlertSettings.of(install_key)
-    if not settings.emails and not settings.webhooks:
-        return
-    app_config = _config(config)
+def retry_undelivered(now: float | None = None, config: Mapping[str, Any] | None = None) -> int:
+    """Send again the alerts some destination has not taken; how many were tried.
+
+    A record is tried again `policy.ALERT_RETRY_AFTER` after its last try, at most
+    `policy.ALERT_DELIVERY_ATTEMPTS` times in all, and only to the destinations still
+    pending; a transaction claims it first, so two sweeps never both send it.
+    """
+    now = time.time() if now is None else now
+    query = AlertRecord.query(AlertRecord.delivered == False)  # noqa: E712 - ndb's filter
+    keys: list[ndb.Key] = query.fetch(policy.HEARTBEAT_SWEEP_BATCH, keys_only=True, **_RPC)
+    tried = 0
+    for key in keys:
+
+        def claim(key: ndb.Key = key) -> AlertRecord | None:
+            record: AlertRecord | None = key.get(**_TXN_RPC)
+            if (
+                record is None
+                or record.delivered
+                or record.attempts >= policy.ALERT_DELIVERY_ATTEMPTS
+            ):
+                return None
+            if record.last_try > now - policy.ALERT_RETRY_AFTER:
+                return None
+            record.populate(attempts=record.attempts + 1, last_try=now)
+            record.put()
+            return record
+
+        record: AlertRecord | None = ndb.transaction(claim, retries=policy.TRANSACTION_RETRIES)
+        if record is not None:
+            _send([record], config)
+            tried += 1
+    return tried
+
+
+def _send(records: list[AlertRecord], config: Mapping[str, Any] | None) -> None:
+    """Send each record to its pending destinations; keep the ones that failed pending."""
     for record in records:
-        outcome = deliver(record.transition(), settings.emails, settings.webhooks, app_config)
-        if outcome.complete:
-            record.delivered = True
-            record.put(**_RPC)
-        else:
+        if not record.pending:
+            continue
+        emails = [p.removeprefix("mailto:") for p in record.pending if p.startswith("mailto:")]
+        webhooks = [p for p in record.pending if not p.startswith("mailto:")]
+        outcome = deliver(record.transition(), emails, webhooks, _config(config))
+        record.populate(pending=list(outcome.failed), delivered=outcome.complete)
+        record.put(**_RPC)
+        if not outcome.complete:
             log.warning(
-                "alert %s for %s: %d destinations failed",
+                "alert %s for %s: %d destinations failed; the sweep tries again",
                 record.change,
                 record.cluster,
                 len(outcome.failed),

@@ -59,3 +59,7 @@ WEBHOOK_BACKOFF = Backoff(initial=0.2, maximum=1.0)
 # SMTP: the connection's deadline and how many attempts (a refused recipient is not retried).
 SMTP_TIMEOUT = 10.0
 SMTP_ATTEMPTS = 2
+# An alert some destination did not take is sent again by the sweep this long after its
+# last try, to the destinations still pending, at most this many times in all.
+ALERT_RETRY_AFTER = 300.0
+ALERT_DELIVERY_ATTEMPTS = 5

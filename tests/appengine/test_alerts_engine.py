@@ -11,7 +11,14 @@ import pytest
 from flask import Flask
 from google.cloud import ndb
 
-from appengine.alerts_engine import AlertRecord, AlertSettings, on_summary, sweep
+from appengine import policy
+from appengine.alerts_engine import (
+    AlertRecord,
+    AlertSettings,
+    on_summary,
+    retry_undelivered,
+    sweep,
+)
 from appengine.models import Install
 from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
 from tests.appengine.conftest import INSTALL_FIELDS
@@ -130,3 +137,24 @@ def test_two_workers_given_the_same_summary_send_its_alert_once(
         t.join(60)
     assert errors == []
     assert hook.changes == ["machine-down m1"]
+
+
+def test_an_alert_a_webhook_missed_is_sent_again_there_only_and_only_once(
+    install: Install, config: dict[str, Any], mail: MailSink, hook: Webhook
+) -> None:
+    on_summary(install, None, summary(1, UP), config)
+    hook.status = 500
+    on_summary(install, summary(1, UP), summary(2, DOWN), config)
+    (record,) = AlertRecord.for_install(install.key)
+    assert not record.delivered and record.pending == [hook.url]
+    assert len(mail.messages) == 1 and len(hook.bodies) == policy.WEBHOOK_ATTEMPTS
+
+    hook.status = 200
+    assert retry_undelivered(time.time() + 10, config) == 0  # too soon after its try
+    later = time.time() + policy.ALERT_RETRY_AFTER + 1
+    assert retry_undelivered(later, config) == 1
+    assert retry_undelivered(later + policy.ALERT_RETRY_AFTER + 1, config) == 0
+    assert len(mail.messages) == 1  # the address had it already
+    assert hook.changes[-1] == "machine-down m1" and hook.bodies[-1]["test"] is False
+    (record,) = AlertRecord.for_install(install.key)
+    assert record.delivered and record.pending == []

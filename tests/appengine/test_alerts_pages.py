@@ -113,4 +113,4 @@ def test_the_sweep_answers_app_engine_cron_only(client: FlaskClient) -> None:
     for headers in ({}, {"X-Appengine-Cron": "false"}):
         assert client.get("/cron/heartbeat/sweep", headers=headers).status_code == 403
     answer = client.get("/cron/heartbeat/sweep", headers={"X-Appengine-Cron": "true"})
-    assert answer.status_code == 200 and answer.text == "unreachable 0\n"
+    assert answer.status_code == 200 and answer.text == "unreachable 0\nretried 0\n"
