@@ -3,7 +3,10 @@
 The SMTP server comes from app config (``SMTP_HOST``, ``SMTP_PORT``, ``SMTP_FROM``,
 ``SMTP_USER``, ``SMTP_PASSWORD``, ``SMTP_STARTTLS``), set from ``VULCANO_SMTP_*`` in the
 environment; without ``SMTP_HOST`` e-mail alerts are not sent (and the page says so).
-Timeouts and retries are `appengine.policy`'s. A webhook gets::
+Timeouts and retries are `appengine.policy`'s. A webhook whose host resolves to a
+loopback, private, link-local (the metadata server) or otherwise non-public address is
+refused unless ``ALERT_WEBHOOK_ALLOW_PRIVATE`` is set (tests, on-prem installers): the
+URL is the user's, the request is the installer's. A webhook gets::
 
     {"install": <cluster name>, "alert": {change, cluster, subject, was, now, at, recovery},
      "test": false}
@@ -11,14 +14,17 @@ Timeouts and retries are `appengine.policy`'s. A webhook gets::
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import smtplib
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -34,7 +40,9 @@ _ENV = {
     "SMTP_USER": "VULCANO_SMTP_USER",
     "SMTP_PASSWORD": "VULCANO_SMTP_PASSWORD",
     "SMTP_STARTTLS": "VULCANO_SMTP_STARTTLS",
+    "ALERT_WEBHOOK_ALLOW_PRIVATE": "VULCANO_ALERT_WEBHOOK_ALLOW_PRIVATE",
 }
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -42,8 +50,9 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     config: dict[str, Any] = {key: environ[var] for key, var in _ENV.items() if environ.get(var)}
     if "SMTP_PORT" in config:
         config["SMTP_PORT"] = int(config["SMTP_PORT"])
-    if "SMTP_STARTTLS" in config:
-        config["SMTP_STARTTLS"] = config["SMTP_STARTTLS"].lower() in {"1", "true", "yes", "on"}
+    for flag in ("SMTP_STARTTLS", "ALERT_WEBHOOK_ALLOW_PRIVATE"):
+        if flag in config:
+            config[flag] = config[flag].lower() in _TRUE
     return config
 
 
@@ -75,7 +84,8 @@ def deliver(
         else:
             failed.extend(f"mailto:{a}" for a in emails)
     for url in webhooks:
-        (sent if _post_webhook(alert, url, test) else failed).append(url)
+        allow_private = bool(config.get("ALERT_WEBHOOK_ALLOW_PRIVATE"))
+        (sent if _post_webhook(alert, url, test, allow_private) else failed).append(url)
     return Delivery(tuple(sent), tuple(failed))
 
 
@@ -119,7 +129,21 @@ def _send_mail(
     return False
 
 
-def _post_webhook(alert: Transition, url: str, test: bool) -> bool:
+def public_host(url: str) -> bool:
+    """True when every address ``url``'s host resolves to is a public (global) one."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_global for a in addresses)
+
+
+def _post_webhook(alert: Transition, url: str, test: bool, allow_private: bool) -> bool:
+    if not allow_private and not public_host(url):
+        log.error("webhook refused: its host is not a public address (alert for %s)", alert.cluster)
+        return False
     body = {"install": alert.cluster, "alert": alert.to_dict(), "test": test}
     delays = policy.WEBHOOK_BACKOFF.delays()
     for attempt in range(policy.WEBHOOK_ATTEMPTS):

@@ -12,6 +12,7 @@ from flask import Flask
 from google.cloud import ndb
 
 from appengine import policy
+from appengine.alert_delivery import public_host
 from appengine.alerts_engine import (
     AlertRecord,
     AlertSettings,
@@ -53,7 +54,12 @@ def hook() -> Iterator[Webhook]:
 
 @pytest.fixture
 def config(mail: MailSink) -> dict[str, Any]:
-    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail.port, "SMTP_FROM": "alerts@vulcano.test"}
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": mail.port,
+        "SMTP_FROM": "alerts@vulcano.test",
+        "ALERT_WEBHOOK_ALLOW_PRIVATE": True,  # the receiver is on loopback
+    }
 
 
 @pytest.fixture
@@ -158,3 +164,17 @@ def test_an_alert_a_webhook_missed_is_sent_again_there_only_and_only_once(
     assert hook.changes[-1] == "machine-down m1" and hook.bodies[-1]["test"] is False
     (record,) = AlertRecord.for_install(install.key)
     assert record.delivered and record.pending == []
+
+
+def test_a_webhook_on_a_private_address_is_refused_unless_allowed(
+    install: Install, config: dict[str, Any], mail: MailSink, hook: Webhook
+) -> None:
+    config["ALERT_WEBHOOK_ALLOW_PRIVATE"] = False
+    on_summary(install, None, summary(1, UP), config)
+    on_summary(install, summary(1, UP), summary(2, DOWN), config)
+    assert hook.bodies == [] and len(mail.messages) == 1
+    (record,) = AlertRecord.for_install(install.key)
+    assert record.pending == [hook.url]
+    assert not public_host("http://169.254.169.254/computeMetadata/v1/")
+    assert not public_host("http://localhost:8080/")
+    assert not public_host("http://10.0.0.1/")
