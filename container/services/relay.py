@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -35,7 +36,6 @@ from container.services.errors import SettingsError
 from container.services.installer import INSTALLER_URL_VAR
 from container.services.outbox import Outbox
 from container.store.db import Store
-from vulcano import cloudconfig
 from vulcano.heartbeat import ClusterSummary
 from vulcano.policy import Backoff
 
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 REPORT_TOKEN_FILE_VAR = "VULCANO_REPORT_TOKEN_FILE"  # noqa: S105 - a variable's name
 HEARTBEAT_PATH = "/api/heartbeat"
+# The reporting secret's shape (``<install id>.<secret>``, the installer's
+# appengine/reporting.py); anything else in the file is not one.
+REPORT_TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{16,160}")
 
 Summarize = Callable[[int], ClusterSummary | None]
 
@@ -94,7 +97,7 @@ def read_token_file(path: Path) -> str:
         token = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(REPORT_TOKEN_FILE_VAR, path, f"cannot be read: {exc}") from None
-    if not cloudconfig.INSTALLER_TOKEN_RE.fullmatch(token):
+    if not REPORT_TOKEN_RE.fullmatch(token):
         raise SettingsError(REPORT_TOKEN_FILE_VAR, path, "does not hold a token")
     return token
 

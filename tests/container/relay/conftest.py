@@ -13,7 +13,8 @@ from container.store.db import Store, open_store
 from tests.container.relay.receiver import Receiver, receiving
 from vulcano.heartbeat import ClusterSummary, MachineHealth, MachineSummary
 
-TOKEN = "reporting-token-0123456789abcdef"
+# The shape the installer hands out: <install id (hex SHA-256)>.<43 url-safe chars>.
+TOKEN = "0123456789abcdef" * 4 + ".Tq0-Vn3r_" + "x" * 34
 
 
 @pytest.fixture

@@ -57,3 +57,12 @@ def test_serve_runs_no_relay_without_a_token_file_and_refuses_a_bad_one(tmp_path
     path.chmod(0o600)
     relay = relay_from_environment(tmp_path, summarize, environ)
     assert relay is not None and relay.target.token == TOKEN
+
+
+def test_a_file_without_a_token_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "report-token"
+    path.write_text("not a token, with spaces\n")
+    path.chmod(0o600)
+    environ = {"VULCANO_INSTALLER_URL": URL, REPORT_TOKEN_FILE_VAR: str(path)}
+    with pytest.raises(SettingsError, match="does not hold a token"):
+        RelayTarget.configured(environ)
