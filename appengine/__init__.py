@@ -92,7 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
-    app.register_blueprint(alerts.bp)
+    alerts.init_app(app)
     _register_error_pages(app)
     return app
 

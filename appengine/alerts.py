@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
@@ -22,13 +23,24 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from appengine import csrf, policy
-from appengine.alerts_engine import AlertRecord, AlertSettings, retry_undelivered, send_test, sweep
+from appengine.alerts_engine import (
+    AlertRecord,
+    AlertSettings,
+    on_summary,
+    retry_undelivered,
+    send_test,
+    sweep,
+)
 from appengine.installs import usable
 from appengine.models import Install
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("alerts", __name__)
+
+# The heartbeat API runs each hook(install, previous, current) in this list after it
+# stored a summary (its SUMMARY_HOOKS; the same key, so either may be set up first).
+SUMMARY_HOOKS = "vulcano.summary_hooks"
 
 # How many destinations of each kind an install may have, and how long one may be.
 MAX_DESTINATIONS = 5
@@ -115,3 +127,9 @@ def _panel_helpers() -> dict[str, Any]:
         "alert_records": lambda install: AlertRecord.for_install(install.key)[-10:],
         "alert_smtp_configured": bool(current_app.config.get("SMTP_HOST")),
     }
+
+
+def init_app(app: Flask) -> None:
+    """Serve the alert pages and have every stored heartbeat run the alert engine."""
+    app.register_blueprint(bp)
+    app.extensions.setdefault(SUMMARY_HOOKS, []).append(on_summary)

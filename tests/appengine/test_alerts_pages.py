@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from appengine.alerts_engine import AlertSettings
+from appengine.alerts_engine import AlertSettings, on_summary
 from appengine.models import Install, provisioner_token, read_token
 from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
 from tests.appengine.conftest import csrf_token
@@ -119,3 +119,7 @@ def test_the_sweep_answers_app_engine_cron_only(client: FlaskClient) -> None:
         assert client.get("/cron/heartbeat/sweep", headers=headers).status_code == 403
     answer = client.get("/cron/heartbeat/sweep", headers={"X-Appengine-Cron": "true"})
     assert answer.status_code == 200 and answer.text == "unreachable 0\nretried 0\n"
+
+
+def test_every_stored_heartbeat_runs_the_alert_engine(app: Flask) -> None:
+    assert app.extensions["vulcano.summary_hooks"] == [on_summary]
