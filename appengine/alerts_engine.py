@@ -164,6 +164,10 @@ def sweep(now: float | None = None, config: Mapping[str, Any] | None = None) -> 
             state: AlertState | None = state_key.get(**_TXN_RPC)
             if state is None or state.unreachable or not 0 < state.deadline < now:
                 return []  # a heartbeat came, or another sweep was first
+            if not _live(state_key.parent()):
+                state.populate(deadline=0.0)  # its install is gone: never alert for it
+                state.put()
+                return []
             alerts = reachability(state.cluster, False, True, now)
             records = [_record(state_key, f"unreachable-after:{state.last_seq}", a) for a in alerts]
             state.populate(unreachable=True, deadline=0.0)
@@ -198,6 +202,10 @@ def retry_undelivered(now: float | None = None, config: Mapping[str, Any] | None
             ):
                 return None
             if record.last_try > now - policy.ALERT_RETRY_AFTER:
+                return None
+            if not _live(key.parent().parent()):
+                record.populate(delivered=True, pending=[])  # its install is gone
+                record.put()
                 return None
             record.populate(attempts=record.attempts + 1, last_try=now)
             record.put()
@@ -241,6 +249,21 @@ def send_test(install: Install, config: Mapping[str, Any] | None = None) -> Deli
         time.time(),
     )
     return deliver(alert, settings.emails, settings.webhooks, _config(config), test=True)
+
+
+def _live(install_key: ndb.Key) -> bool:
+    install: Install | None = install_key.get(**_TXN_RPC)
+    return install is not None and not install.expired
+
+
+def delete_for_install(install_key: ndb.Key) -> int:
+    """Delete an install's alert settings, state and records; how many entities went."""
+    keys: list[ndb.Key] = AlertRecord.query(ancestor=AlertState.key_for(install_key)).fetch(
+        keys_only=True, **_RPC
+    )
+    keys += [AlertState.key_for(install_key), AlertSettings.key_for(install_key)]
+    ndb.delete_multi(keys, **_RPC)
+    return len(keys)
 
 
 def _config(config: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -219,7 +219,10 @@ class Relay:
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_collect:
-                self.collect()
+                try:
+                    self.collect()
+                except Exception:  # the store itself failed: log it, keep the thread
+                    log.exception("queueing a heartbeat failed")
                 # After a long pause (a suspended host), start again from now.
                 next_collect = max(next_collect + self.interval, now)
             if now >= next_send:

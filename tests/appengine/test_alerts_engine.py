@@ -16,6 +16,7 @@ from appengine.alert_delivery import public_host
 from appengine.alerts_engine import (
     AlertRecord,
     AlertSettings,
+    delete_for_install,
     on_summary,
     retry_undelivered,
     sweep,
@@ -178,3 +179,14 @@ def test_a_webhook_on_a_private_address_is_refused_unless_allowed(
     assert not public_host("http://169.254.169.254/computeMetadata/v1/")
     assert not public_host("http://localhost:8080/")
     assert not public_host("http://10.0.0.1/")
+
+
+def test_a_deleted_install_never_alerts_again(
+    install: Install, config: dict[str, Any], mail: MailSink, hook: Webhook
+) -> None:
+    on_summary(install, None, summary(1, UP), config)
+    install.key.delete()
+    assert sweep(time.time() + 1000, config) == []
+    assert hook.bodies == [] and mail.messages == []
+    assert delete_for_install(install.key) == 2  # its state and its settings
+    assert AlertSettings.of(install.key).destinations() == []
