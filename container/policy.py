@@ -59,6 +59,8 @@ RELAY_BACKOFF = Backoff(initial=1.0, maximum=120.0)
 # The outbox keeps at most this many summaries (a day at the default interval); past it
 # the two oldest are folded into one (container/services/outbox.py says how).
 RELAY_OUTBOX_LIMIT = 1440
+# A Retry-After longer than this (seconds) is taken as this.
+RELAY_RETRY_AFTER_MAX = 300.0
 # stop() waits this long for the relay's thread (a POST in flight may outlive it; its
 # answer is still recorded).
 RELAY_STOP_TIMEOUT = 2.0

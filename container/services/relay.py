@@ -10,9 +10,11 @@ with ``Authorization: Bearer <reporting token>``. An entry leaves the outbox onl
 - 400, 401, 413: it will never be accepted; dropped with an error in the log.
 
 Anything else (unreachable, a timeout, 5xx, 429, ...) keeps it, and the outbox is tried
-again after `policy.RELAY_BACKOFF`; later summaries queue behind it, so the installer
-receives every seq in order, once. The reporting token is read from the file
-``VULCANO_REPORT_TOKEN_FILE`` names, which must be 0600; it is never logged.
+again after the answer's ``Retry-After`` (429, 503: the installer bounds heartbeats per
+minute, which a backlog meets) or else after `policy.RELAY_BACKOFF`; later summaries
+queue behind it, so the installer receives every seq in order, once. The reporting
+token is read from the file ``VULCANO_REPORT_TOKEN_FILE`` names, which must be 0600; it
+is never logged.
 """
 
 from __future__ import annotations
@@ -102,8 +104,10 @@ def read_token_file(path: Path) -> str:
     return token
 
 
-def post_summary(session: requests.Session, target: RelayTarget, body: str) -> Outcome:
-    """POST one summary; what the installer's answer (or silence) means for the outbox."""
+def post_summary(
+    session: requests.Session, target: RelayTarget, body: str
+) -> tuple[Outcome, float | None]:
+    """POST one summary; what the answer (or silence) means, and its Retry-After if any."""
     try:
         answer = session.post(
             f"{target.url}{HEARTBEAT_PATH}",
@@ -117,13 +121,21 @@ def post_summary(session: requests.Session, target: RelayTarget, body: str) -> O
         )
     except requests.RequestException as exc:
         log.warning("installer %s unreachable (%s)", target.url, type(exc).__name__)
-        return Outcome.RETRY
+        return Outcome.RETRY, None
     if answer.status_code in (200, 409):
-        return Outcome.DELIVERED
+        return Outcome.DELIVERED, None
     if answer.status_code in (400, 401, 413):
-        return Outcome.REFUSED
+        return Outcome.REFUSED, None
     log.warning("installer %s answered %d; will retry", target.url, answer.status_code)
-    return Outcome.RETRY
+    return Outcome.RETRY, _retry_after(answer)
+
+
+def _retry_after(answer: requests.Response) -> float | None:
+    try:
+        seconds = float(answer.headers.get("Retry-After", ""))
+    except ValueError:  # absent, or an HTTP date: back off instead
+        return None
+    return min(max(seconds, 0.0), policy.RELAY_RETRY_AFTER_MAX)
 
 
 class Relay:
@@ -146,6 +158,8 @@ class Relay:
         self._session = requests.Session()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The Retry-After of the last answer that made flush() stop, if it had one.
+        self.retry_after: float | None = None
 
     # --- one step each, also what the tests drive -----------------------------------
 
@@ -175,7 +189,7 @@ class Relay:
             entry = self.outbox.oldest()
             if entry is None:
                 return True
-            outcome = post_summary(self._session, self.target, entry.summary)
+            outcome, self.retry_after = post_summary(self._session, self.target, entry.summary)
             if outcome is Outcome.RETRY:
                 return False
             if outcome is Outcome.REFUSED:
@@ -236,7 +250,8 @@ class Relay:
                     next_send = next_collect  # the next summary is the next thing to send
                 else:
                     delays = delays or self.backoff.delays()
-                    next_send = time.monotonic() + next(delays)
+                    wait = next(delays) if self.retry_after is None else self.retry_after
+                    next_send = time.monotonic() + wait
             self._stop.wait(max(0.0, min(next_collect, next_send) - time.monotonic()))
 
 

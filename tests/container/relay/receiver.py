@@ -1,7 +1,8 @@
 """A real heartbeat receiver on loopback: a tiny WSGI app under werkzeug's server thread.
 
 It keeps what the installer keeps (each seq once, in order: 409 for a seq it has) and
-answers as the test says: ``mode`` is "ok", "500", "401", or "lose" (store the summary,
+answers as the test says: ``mode`` is "ok", "500", "401", "429" (each with
+Retry-After: 7), or "lose" (store the summary,
 then drop the connection before answering, as a lost answer would).
 """
 
@@ -32,8 +33,8 @@ class Receiver:
             self.requests += 1
             self.authorizations.add(environ.get("HTTP_AUTHORIZATION", ""))
             mode = self.mode
-            if mode in {"500", "401"}:
-                start_response(f"{mode} No", [("Content-Type", "text/plain")])
+            if mode in {"500", "401", "429"}:
+                start_response(f"{mode} No", [("Content-Type", "text/plain"), ("Retry-After", "7")])
                 return [b"no\n"]
             seq = int(json.loads(body)["seq"])
             if self.seqs and seq <= self.seqs[-1]:

@@ -89,3 +89,16 @@ def test_the_running_relay_bridges_an_outage_with_no_gap_and_stops_promptly(
         assert time.monotonic() - began < 1.0
     assert len(receiver.seqs) >= 12
     assert receiver.seqs == list(range(1, len(receiver.seqs) + 1))
+
+
+def test_a_rate_bound_installer_is_waited_for_as_its_retry_after_says(
+    store: Store, receiver: Receiver, target: RelayTarget
+) -> None:
+    relay = Relay(store, summarize, target)
+    receiver.mode = "429"
+    relay.collect()
+    assert relay.flush() is False
+    assert relay.retry_after == 7.0 and relay.outbox.seqs() == [1]
+    receiver.mode = "ok"
+    assert relay.flush() is True and relay.retry_after is None
+    assert receiver.seqs == [1]
