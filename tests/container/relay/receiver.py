@@ -1,7 +1,7 @@
 """A real heartbeat receiver on loopback: a tiny WSGI app under werkzeug's server thread.
 
 It keeps what the installer keeps (each seq once, in order: 409 for a seq it has) and
-answers as the test says: ``mode`` is "ok", "500", "401", "429" (each with
+answers as the test says: ``mode`` is "ok", "500", "401", "429" (with
 Retry-After: 7), or "lose" (store the summary,
 then drop the connection before answering, as a lost answer would).
 """
@@ -34,7 +34,10 @@ class Receiver:
             self.authorizations.add(environ.get("HTTP_AUTHORIZATION", ""))
             mode = self.mode
             if mode in {"500", "401", "429"}:
-                start_response(f"{mode} No", [("Content-Type", "text/plain"), ("Retry-After", "7")])
+                headers = [("Content-Type", "text/plain")]
+                if mode == "429":
+                    headers.append(("Retry-After", "7"))
+                start_response(f"{mode} No", headers)
                 return [b"no\n"]
             seq = int(json.loads(body)["seq"])
             if self.seqs and seq <= self.seqs[-1]:
