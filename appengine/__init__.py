@@ -81,7 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "my-project.uc.r.appspot.com): absolute URLs name only these hosts"
         )
 
-    from appengine import alerts, db, discovery, headers, installs, redact
+    from appengine import db, discovery, headers, installs, redact
 
     redact.install()
     if _on_app_engine():
@@ -89,10 +89,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     headers.init_app(app)  # first: the host is checked before CSRF or any view
     csrf.init_app(app)
+    from appengine import alerts
+
+    alerts.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
-    alerts.init_app(app)
     _register_error_pages(app)
     return app
 
