@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from appengine.models import provisioner_token, read_token
+from container.cli import main
 from container.services.errors import InstallerError
 from container.services.installer import Installer
 from tests.appengine.alert_sinks import Webhook, webhook_receiver
 from tests.appengine.conftest import csrf_token
 from tests.appengine.test_installs import create
+from vulcano import cloudconfig
 
 
 @pytest.fixture
@@ -52,3 +56,21 @@ def test_the_container_sends_a_test_alert_to_the_installs_webhook(
     assert [b["test"] for b in hook.bodies] == [True]
     with pytest.raises(InstallerError, match="refused a test alert: 401"):
         Installer(served, "y" * 43).send_test_alert()
+
+
+def test_vulcano_test_alert_reports_what_the_destinations_took(
+    client: FlaskClient, served: str, hook: Webhook, tmp_path: Path
+) -> None:
+    token = create(client)
+    (tmp_path / cloudconfig.INSTALLER_TOKEN_NAME).write_text(provisioner_token(read_token(token)))
+    env = {"VULCANO_STATE_DIR": str(tmp_path), "VULCANO_INSTALLER_URL": served}
+    none_set = CliRunner().invoke(main, ["test-alert"], env=env)
+    assert none_set.exit_code == 1 and "test alert: 0 delivered, 0 failed" in none_set.output
+    assert "set them on the install's page" in none_set.output
+
+    data = {"csrf_token": csrf_token(client, f"/installs/{token}"), "webhooks": hook.url}
+    client.post(f"/installs/{token}/alerts", data=data)
+    result = CliRunner().invoke(main, ["test-alert"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output == "test alert: 1 delivered, 0 failed\n"
+    assert len(hook.bodies) == 1
