@@ -22,7 +22,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import csrf, policy
+from appengine import csrf, limits, policy
 from appengine.alerts_engine import (
     AlertRecord,
     AlertSettings,
@@ -87,9 +87,14 @@ def save(token: str) -> BaseResponse:
 def test(token: str) -> BaseResponse:
     """Send a test alert to the install's destinations now."""
     install = usable(Install.get_by_token(token))
+    limits.TEST_ALERTS.take(_quota_name(install))
     outcome = send_test(install)
     flash(f"Test alert: {len(outcome.sent)} delivered, {len(outcome.failed)} failed.")
     return redirect(url_for("installs.show", token=token, _anchor="alerts"), code=303)
+
+
+def _quota_name(install: Install) -> str:
+    return f"install:{install.key.id()}"
 
 
 @bp.post("/api/alerts/test")
@@ -101,6 +106,12 @@ def api_test() -> tuple[Response, int]:
     )
     if install is None or install.expired:
         return jsonify(error="Authorization: no live install has this token"), 401
+    try:
+        limits.TEST_ALERTS.take(_quota_name(install))
+    except limits.LimitReached as exc:
+        answer = jsonify(error=exc.message)
+        answer.headers["Retry-After"] = str(exc.retry_after or 3600)
+        return answer, exc.status
     outcome = send_test(install)
     return jsonify(sent=len(outcome.sent), failed=len(outcome.failed)), 200
 

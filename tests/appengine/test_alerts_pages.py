@@ -123,3 +123,21 @@ def test_the_sweep_answers_app_engine_cron_only(client: FlaskClient) -> None:
 
 def test_every_stored_heartbeat_runs_the_alert_engine(app: Flask) -> None:
     assert app.extensions["vulcano.summary_hooks"] == [on_summary]
+
+
+def test_test_alerts_are_bounded_per_install(
+    app: Flask, client: FlaskClient, hook: Webhook
+) -> None:
+    app.config.update(TEST_ALERTS_PER_INSTALL_PER_HOUR=2, ALERT_WEBHOOK_ALLOW_PRIVATE=True)
+    token = create(client)
+    _save(client, token, "", hook.url)
+    bearer = {"Authorization": f"Bearer {provisioner_token(read_token(token))}"}
+    assert client.post("/api/alerts/test", headers=bearer).status_code == 200
+    data = {"csrf_token": csrf_token(client, f"/installs/{token}")}
+    assert client.post(f"/installs/{token}/alerts/test", data=data).status_code == 303
+    refused = client.post("/api/alerts/test", headers=bearer)
+    assert refused.status_code == 429 and "test alerts: at most 2 per hour" in refused.json["error"]
+    assert int(refused.headers["Retry-After"]) > 0
+    page = client.post(f"/installs/{token}/alerts/test", data=data)
+    assert page.status_code == 429
+    assert len(hook.bodies) == 2
