@@ -12,12 +12,17 @@ below every later entry's, so the installer still receives strictly increasing s
 order; it sees a jump in seq where summaries were folded. Repeated folding makes the
 oldest entry stand for a longer and longer stretch while the newest ``limit - 1``
 summaries stay whole.
+
+If the installer already holds a seq *past* the oldest entry's (the state dir was made
+anew or restored from a backup, so the counter went back), `renumber_after` gives the
+queued summaries fresh seqs after the installer's, keeping their order, and moves the
+counter past them: they are sent rather than taken for replays.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from container.store.db import Store
 from vulcano.heartbeat import ClusterSummary
@@ -88,6 +93,27 @@ class Outbox:
                 count -= 1
                 folds += 1
         return folds
+
+    def renumber_after(self, installer_seq: int) -> int:
+        """Re-key every queued summary after ``installer_seq`` (and the counter); how many."""
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                "SELECT value FROM settings WHERE name = ?", (LAST_SEQ_SETTING,)
+            ).fetchone()
+            base = max(int(row["value"]) if row else 0, installer_seq)
+            rows = conn.execute("SELECT seq, summary FROM outbox ORDER BY seq").fetchall()
+            # New seqs are above every old one, so no update collides with a row not yet moved.
+            for offset, old in enumerate(rows, start=1):
+                summary = replace(ClusterSummary.from_json(old["summary"]), seq=base + offset)
+                conn.execute(
+                    "UPDATE outbox SET seq = ?, first_seq = ?, summary = ? WHERE seq = ?",
+                    (summary.seq, summary.seq, summary.to_json(), old["seq"]),
+                )
+            conn.execute(
+                "UPDATE settings SET value = ? WHERE name = ?",
+                (str(base + len(rows)), LAST_SEQ_SETTING),
+            )
+        return len(rows)
 
     def oldest(self) -> OutboxEntry | None:
         with self.store.read() as conn:

@@ -6,7 +6,9 @@ durable outbox, and sends the outbox oldest first to ``<installer>/api/heartbeat
 with ``Authorization: Bearer <reporting token>``. An entry leaves the outbox only when:
 
 - 200: the installer stored it (it answers only after its Datastore write);
-- 409: the installer already holds that seq (our retry after an answer got lost);
+- 409: the installer already holds that seq (our retry after an answer got lost). A 409
+  whose ``last_seq`` is past the entry's means our counter went back (a new or restored
+  state dir): the outbox is renumbered after it (`Outbox.renumber_after`) and sent;
 - 400, 401, 413: it will never be accepted; dropped with an error in the log.
 
 Anything else (unreachable, a timeout, 5xx, 429, ...) keeps it, and the outbox is tried
@@ -56,6 +58,7 @@ class Outcome(Enum):
     """What one POST of an outbox entry came to."""
 
     DELIVERED = "delivered"  # 200, or 409 (the installer has it already)
+    BEHIND = "behind"  # 409 naming a last_seq past this one: our counter went back
     REFUSED = "refused"  # 400/401/413: dropped, it will never be accepted
     RETRY = "retry"  # unreachable, 5xx, anything else: kept
 
@@ -105,9 +108,12 @@ def read_token_file(path: Path) -> str:
 
 
 def post_summary(
-    session: requests.Session, target: RelayTarget, body: str
+    session: requests.Session, target: RelayTarget, body: str, seq: int = 0
 ) -> tuple[Outcome, float | None]:
-    """POST one summary; what the answer (or silence) means, and its Retry-After if any."""
+    """POST summary ``seq``; what the answer (or silence) means, and a number with it.
+
+    The number is the answer's Retry-After for RETRY, the installer's last seq for BEHIND.
+    """
     try:
         answer = session.post(
             f"{target.url}{HEARTBEAT_PATH}",
@@ -122,12 +128,25 @@ def post_summary(
     except requests.RequestException as exc:
         log.warning("installer %s unreachable (%s)", target.url, type(exc).__name__)
         return Outcome.RETRY, None
-    if answer.status_code in (200, 409):
+    if answer.status_code == 409:
+        last = _last_seq(answer)
+        if last is not None and last > seq:
+            return Outcome.BEHIND, float(last)
+        return Outcome.DELIVERED, None
+    if answer.status_code == 200:
         return Outcome.DELIVERED, None
     if answer.status_code in (400, 401, 413):
         return Outcome.REFUSED, None
     log.warning("installer %s answered %d; will retry", target.url, answer.status_code)
     return Outcome.RETRY, _retry_after(answer)
+
+
+def _last_seq(answer: requests.Response) -> int | None:
+    try:
+        last = answer.json().get("last_seq")
+    except (ValueError, AttributeError):
+        return None
+    return last if isinstance(last, int) and not isinstance(last, bool) else None
 
 
 def _retry_after(answer: requests.Response) -> float | None:
@@ -189,9 +208,19 @@ class Relay:
             entry = self.outbox.oldest()
             if entry is None:
                 return True
-            outcome, self.retry_after = post_summary(self._session, self.target, entry.summary)
+            outcome, number = post_summary(self._session, self.target, entry.summary, entry.seq)
+            self.retry_after = number if outcome is Outcome.RETRY else None
             if outcome is Outcome.RETRY:
                 return False
+            if outcome is Outcome.BEHIND:
+                moved = self.outbox.renumber_after(int(number or 0))
+                log.warning(
+                    "installer %s holds seqs up to %d, past ours: %d queued summaries renumbered",
+                    self.target.url,
+                    int(number or 0),
+                    moved,
+                )
+                continue
             if outcome is Outcome.REFUSED:
                 log.error(
                     "installer %s REFUSED heartbeat seq %d for good; dropped it "

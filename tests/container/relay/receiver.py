@@ -42,7 +42,7 @@ class Receiver:
             seq = int(json.loads(body)["seq"])
             if self.seqs and seq <= self.seqs[-1]:
                 start_response("409 Conflict", [("Content-Type", "application/json")])
-                return [b'{"error": "replay"}']
+                return [json.dumps({"error": "replayed", "last_seq": self.seqs[-1]}).encode()]
             self.seqs.append(seq)
         if mode == "lose":
             conn: socket.socket = environ["werkzeug.socket"]

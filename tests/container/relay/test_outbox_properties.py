@@ -14,7 +14,7 @@ from container.store.db import open_store
 from tests.container.relay.conftest import summarize
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     limit=st.integers(min_value=2, max_value=6),
     steps=st.lists(st.sampled_from(["queue", "deliver"]), max_size=40),

@@ -35,3 +35,15 @@ def test_a_seq_whose_summary_was_not_made_is_not_handed_out_again(
     assert relay.collect() is None
     assert relay.outbox.last_seq() == 1
     assert Relay(open_store(tmp_path), summarize, target).collect() == 2
+
+
+def test_a_new_state_dir_for_a_reporting_install_continues_after_the_installers_seq(
+    tmp_path: Path, receiver: Receiver, target: RelayTarget
+) -> None:
+    receiver.seqs = list(range(1, 11))  # what an earlier container reported
+    relay = Relay(open_store(tmp_path), summarize, target)
+    relay.collect()
+    relay.collect()
+    assert relay.flush() is True
+    assert receiver.seqs[10:] == [11, 12]  # renumbered, in order, none taken for a replay
+    assert relay.collect() == 13
