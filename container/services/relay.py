@@ -204,6 +204,7 @@ class Relay:
 
     def flush(self) -> bool:
         """Send the outbox oldest first until it is empty (True) or a send must wait (False)."""
+        renumbered = False
         while not self._stop.is_set():
             entry = self.outbox.oldest()
             if entry is None:
@@ -213,6 +214,10 @@ class Relay:
             if outcome is Outcome.RETRY:
                 return False
             if outcome is Outcome.BEHIND:
+                if renumbered:  # behind again at once: someone else reports for the install
+                    log.error("installer %s: another reporter is ahead of us", self.target.url)
+                    return False
+                renumbered = True
                 moved = self.outbox.renumber_after(int(number or 0))
                 log.warning(
                     "installer %s holds seqs up to %d, past ours: %d queued summaries renumbered",
