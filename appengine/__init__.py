@@ -56,10 +56,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
         VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
     )
-    from appengine import images, limits
+    from appengine import alert_delivery, images, limits
 
     app.config.from_mapping(limits.from_environment())
     app.config.from_mapping(images.from_environment())
+    app.config.from_mapping(alert_delivery.from_environment())
     if os.environ.get("VULCANO_DISCOVERY_WATCH_TIMEOUT"):
         app.config["DISCOVERY_WATCH_TIMEOUT"] = float(os.environ["VULCANO_DISCOVERY_WATCH_TIMEOUT"])
     if test_config is not None:
@@ -88,6 +89,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     headers.init_app(app)  # first: the host is checked before CSRF or any view
     csrf.init_app(app)
+    from appengine import alerts
+
+    alerts.init_app(app)
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)

@@ -24,6 +24,8 @@ from vulcano.errors import VulcanoError
 NEW_TOKENS_PER_CLIENT_PER_HOUR = 20
 # Installs made from the form, per client address.
 INSTALLS_PER_CLIENT_PER_HOUR = 30
+# Test alerts one install may send (from its page or the container), per hour.
+TEST_ALERTS_PER_INSTALL_PER_HOUR = 10
 # Discovery URLs one install may have (its page lists them all).
 DISCOVERY_TOKENS_PER_INSTALL = 10
 # Registrations a token takes: its size, and as many again for members that raced past
@@ -42,6 +44,7 @@ DISCOVERY_WATCH_RETRY_AFTER = 5
 LIMITS = (
     "NEW_TOKENS_PER_CLIENT_PER_HOUR",
     "INSTALLS_PER_CLIENT_PER_HOUR",
+    "TEST_ALERTS_PER_INSTALL_PER_HOUR",
     "DISCOVERY_TOKENS_PER_INSTALL",
     "DISCOVERY_EXTRA_REGISTRATIONS_PER_SIZE",
     "INSTALL_MAX_AGE_DAYS",
@@ -140,6 +143,8 @@ class Rate:
 
 NEW_TOKENS = Rate("NEW_TOKENS_PER_CLIENT_PER_HOUR", "new discovery tokens")
 INSTALLS = Rate("INSTALLS_PER_CLIENT_PER_HOUR", "installs")
+# Counted per install (its key), not per client address.
+TEST_ALERTS = Rate("TEST_ALERTS_PER_INSTALL_PER_HOUR", "test alerts")
 
 
 def delete_expired_quotas(batch: int = policy.DISCOVERY_CLEANUP_BATCH) -> int:

@@ -17,6 +17,25 @@ DATASTORE_RETRIES = 3
 # A transaction that lost a race to a concurrent one is retried this many times.
 TRANSACTION_RETRIES = 3
 
+# --- heartbeats and alerts ------------------------------------------------------------
+
+# A cluster with no heartbeat for this many of its own intervals is "unreachable".
+MISSED_INTERVALS = 3
+# One sweep (cron /cron/heartbeat/sweep) looks at this many overdue clusters at most.
+HEARTBEAT_SWEEP_BATCH = 200
+# An alert webhook: each POST's deadline (connect, read), how many attempts, and the
+# backoff between them. Kept short: delivery runs inside the heartbeat request.
+WEBHOOK_TIMEOUT = (3.05, 5.0)
+WEBHOOK_ATTEMPTS = 3
+WEBHOOK_BACKOFF = Backoff(initial=0.2, maximum=1.0)
+# SMTP: the connection's deadline and how many attempts (a refused recipient is not retried).
+SMTP_TIMEOUT = 10.0
+SMTP_ATTEMPTS = 2
+# An alert some destination did not take is sent again by the sweep this long after its
+# last try, to the destinations still pending, at most this many times in all.
+ALERT_RETRY_AFTER = 300.0
+ALERT_DELIVERY_ATTEMPTS = 5
+
 # --- etcd v2 discovery ---------------------------------------------------------------
 
 # A discovery watch that sees no new member answers 200 with an empty body after this

@@ -6,6 +6,8 @@ The cluster-facing ones (etcd requests, unit command waits) are the shared core'
 
 from __future__ import annotations
 
+from vulcano.policy import Backoff
+
 # gunicorn kills a worker that has not answered a request or heartbeat for this long.
 PANEL_WORKER_TIMEOUT = 30
 # On SIGTERM (`docker stop`, which kills after 10 s), requests in flight get this long.
@@ -20,6 +22,22 @@ INSTALLER_ATTEMPTS = 3
 INSTALLER_RETRY_DELAY = 0.5
 # A cluster's join token (the URL a node #includes) lasts this long unless told.
 JOIN_TOKEN_TTL = 24 * 3600
+
+# The heartbeat relay (container/services/relay.py): one summary per interval to the
+# installer's POST /api/heartbeat. Each POST's deadline (connect, read); a failed send
+# (unreachable, 5xx, 429) waits the answer's Retry-After, else RELAY_BACKOFF (doubling,
+# jittered, capped), before the outbox is tried again; new summaries keep queueing.
+RELAY_INTERVAL = 60.0
+RELAY_TIMEOUT = (3.05, 10.0)
+RELAY_BACKOFF = Backoff(initial=1.0, maximum=120.0)
+# The outbox keeps at most this many summaries (a day at the default interval); past it
+# the two oldest are folded into one (container/services/outbox.py says how).
+RELAY_OUTBOX_LIMIT = 1440
+# A Retry-After longer than this (seconds) is taken as this.
+RELAY_RETRY_AFTER_MAX = 300.0
+# stop() waits this long for the relay's thread (a POST in flight may outlive it; its
+# answer is still recorded).
+RELAY_STOP_TIMEOUT = 2.0
 
 # SSH (container/ssh/): connecting, the key exchange and authentication each get this
 # long (fleetctl's --ssh-timeout); a failed connection is not retried: the operator

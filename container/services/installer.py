@@ -105,6 +105,34 @@ class Installer:
             f"installer {self.url} {last} after {policy.INSTALLER_ATTEMPTS} attempts"
         )
 
+    def send_test_alert(self) -> tuple[int, int]:
+        """``POST <installer>/api/alerts/test``: a test alert to the install's destinations.
+
+        Needs the provisioner token; how many destinations took it and how many did not.
+        InstallerError when the installer cannot be reached or refuses (not retried: the
+        operator asked once and sees at once).
+        """
+        if not self.token:
+            raise InstallerError(f"installer {self.url}: a test alert needs the install's token")
+        try:
+            answer = requests.post(
+                f"{self.url}/api/alerts/test",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=policy.INSTALLER_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise InstallerError(
+                f"installer {self.url} unreachable ({type(exc).__name__})"
+            ) from None
+        try:
+            counts = answer.json() if answer.status_code == 200 else {}
+            return int(counts["sent"]), int(counts["failed"])
+        except (ValueError, KeyError, TypeError):
+            raise InstallerError(
+                f"installer {self.url} refused a test alert: {answer.status_code} {_cause(answer)}"
+            ) from None
+
 
 def _cause(answer: requests.Response) -> str:
     try:

@@ -47,4 +47,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_at ON audit (at);
     CREATE INDEX audit_target ON audit (target);
     """,
+    # 2: the relay's outbox (summaries not yet acknowledged by the installer) and the
+    # heartbeat sequence (the last seq handed out; never reused, even across restarts).
+    """
+    CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY,
+        first_seq  INTEGER NOT NULL,
+        folded     INTEGER NOT NULL DEFAULT 1,
+        queued_at  REAL NOT NULL,
+        summary    TEXT NOT NULL
+    );
+    INSERT INTO settings (name, value) VALUES ('relay.last_seq', '0')
+        ON CONFLICT (name) DO NOTHING;
+    """,
 ]

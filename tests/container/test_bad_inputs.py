@@ -95,6 +95,9 @@ CASES: list[tuple[list[str], int, str]] = [
     (["exec", "--metadata", "novalue", "--", "true"], 2, "'novalue' is not key=value"),
     (["ssh-forget"], 2, "Missing argument 'HOST'"),
     (["ssh-key", "extra"], 2, "unexpected extra argument (extra)"),
+    # test-alert
+    (["test-alert", "--installer-url", "ftp://x"], 1, "must be an http(s) URL with a host"),
+    (["test-alert"], 1, "no installer: set it or give --installer-url"),
     # the group
     (["--cluster", "nosuch", "list-units"], 1, "no cluster named 'nosuch'"),
     (["--tunnel", "root@", "list-units"], 2, "'' is not a host name or address"),

@@ -1,0 +1,84 @@
+"""Real alert destinations on loopback: an SMTP sink (aiosmtpd) and a webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from werkzeug.serving import make_server
+
+
+class MailSink:
+    """Keeps every message it is handed."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    @property
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def smtp_sink() -> Iterator[MailSink]:
+    sink = MailSink()
+    sink.port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+class Webhook:
+    """Keeps every JSON body POSTed to it; answers ``status``."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.status = 200
+        self.url = ""
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        with self._lock:
+            self.bodies.append(json.loads(body))
+        start_response(f"{self.status} Answer", [("Content-Type", "text/plain")])
+        return [b"ok\n"]
+
+    @property
+    def changes(self) -> list[str]:
+        return [f"{b['alert']['change']} {b['alert']['subject']}" for b in self.bodies]
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Webhook]:
+    hook = Webhook()
+    server = make_server("127.0.0.1", 0, hook, threaded=True)
+    hook.url = f"http://127.0.0.1:{server.server_port}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        thread.join(5)
