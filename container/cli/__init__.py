@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from container.cli import alerts, audit, clusters, journal, machines, serve, ssh, units
+from container.cli import alerts, audit, clusters, journal, machines, relay, serve, ssh, units
 from container.cli.context import service_errors, set_state_dir, store_of
 from container.services import clusters as clusters_service
 from container.services.audit import Actor, AuditLog
@@ -89,6 +89,7 @@ for _command in (
     *journal.commands,
     *audit.commands,
     *serve.commands,
+    *relay.commands,
     *clusters.commands,
     *ssh.commands,
     *alerts.commands,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
+from container.cli.relay import relay_beside
 from container.panel import create_app
 from container.panel.server import ServerOptions, serve
 from container.services.errors import SettingsError, StateDirError
@@ -83,7 +85,10 @@ def serve_command(
         prepare_state_dir(settings.state_dir)
     except StateDirError as exc:
         raise click.ClickException(str(exc)) from None
-    serve(create_app(settings=settings), ServerOptions(address, port, workers, threads))
+    app = create_app(settings=settings)
+    # the heartbeat relay, when the provisioning user-data gave a reporting token
+    with relay_beside(dict(os.environ)):
+        serve(app, ServerOptions(address, port, workers, threads))
 
 
 commands: list[click.Command] = [serve_command]

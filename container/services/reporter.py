@@ -1,0 +1,60 @@
+"""What the relay sends: this provisioning machine's cluster, summarized once a beat.
+
+The installer's install is for one cluster (``VULCANO_CLUSTER_NAME``). Until the
+container has created it (or learned where its etcd answers) the summary says so by
+listing no machines: the hosted page shows the container reporting, with nothing up yet.
+When the cluster's etcd does not answer there is no summary at all, so the hosted page
+sees the cluster stop reporting, which is what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from container.services import clusters, monitor
+from container.services.errors import ClusterNotFound, ClusterUnavailable
+from container.store import Store
+from vulcano.heartbeat import ClusterSummary
+
+log = logging.getLogger(__name__)
+
+
+class ClusterReporter:
+    """``reporter(seq)``: the named cluster's summary number ``seq``, or None (no etcd)."""
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.interval = interval
+        self.clock = clock
+        self.previous: ClusterSummary | None = None
+
+    def __call__(self, seq: int) -> ClusterSummary | None:
+        now = self.clock()
+        try:
+            cluster = clusters.connect(self.store, self.name)
+        except ClusterNotFound:
+            return ClusterSummary(self.name, seq, now, self.interval)
+        try:
+            with cluster:
+                summary = monitor.summarize(
+                    cluster,
+                    self.name,
+                    seq=seq,
+                    interval=self.interval,
+                    now=now,
+                    previous=self.previous,
+                )
+        except ClusterUnavailable as exc:
+            log.warning("cluster %s: no heartbeat this time: %s", self.name, exc)
+            return None
+        self.previous = summary
+        return summary
