@@ -31,6 +31,9 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
         20,
         "peer route",
     )
+    # a subnet no agent leased (subnets are picked at random: never one of theirs)
+    leased = {peer_subnet, host.overlay_state()["subnet"]}
+    stale = next(f"10.244.{n}.0" for n in range(250, 256) if f"10.244.{n}.0/24" not in leased)
     assert host.stop_agent() == 0
     # while the agent is down: a stale peer appears in the kernel and a real one vanishes
     host.exec(["ip", "route", "del", peer_subnet, "dev", "vulcano.vxlan"])
@@ -39,7 +42,7 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
             "ip",
             "neigh",
             "add",
-            "10.244.250.0",
+            stale,
             "lladdr",
             "02:aa:00:00:00:01",
             "dev",
@@ -56,9 +59,9 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
             "ip",
             "route",
             "add",
-            "10.244.250.0/24",
+            f"{stale}/24",
             "via",
-            "10.244.250.0",
+            stale,
             "dev",
             "vulcano.vxlan",
             "onlink",
@@ -75,7 +78,7 @@ def test_entries_left_from_before_a_restart_are_resynced(underlay: Underlay) -> 
         fdb = host.exec(["bridge", "fdb", "show", "dev", "vulcano.vxlan"]).stdout
         return (
             peer_subnet in routes
-            and "10.244.250.0" not in routes + neighbours
+            and stale not in routes + neighbours
             and "02:aa:00:00:00:01" not in fdb
         )
 
