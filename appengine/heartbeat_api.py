@@ -64,6 +64,8 @@ def _refused(exc: _Refusal) -> Response:
     response = _json(body, exc.status)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="vulcano heartbeat"'
+    if exc.status == 405:
+        response.headers["Allow"] = "POST"
     if "retry_after" in exc.extra:
         response.headers["Retry-After"] = str(exc.extra["retry_after"])
     return response
@@ -74,10 +76,7 @@ def _http_error(exc: HTTPException) -> Response:
     if exc.code == 413:  # the body past the app's MAX_CONTENT_LENGTH while being read
         return _refused(_Refusal(413, "too_large", "body", _TOO_LARGE))
     if exc.code == 405:
-        refusal = _Refusal(405, "method", "method", f"{request.method}: only POST is allowed")
-        response = _refused(refusal)
-        response.headers["Allow"] = "POST"
-        return response
+        return _refused(_Refusal(405, "method", "method", f"{request.method}: only POST"))
     return _refused(_Refusal(exc.code or 400, "refused", "request", exc.description or ""))
 
 
@@ -92,7 +91,7 @@ def _failed(exc: Exception) -> Response:
 def heartbeat() -> Response:
     """Store one cluster summary for the install the bearer's secret names."""
     if request.method != "POST":
-        raise _Refusal(405, "method", "method", f"{request.method}: only POST is allowed")
+        raise _Refusal(405, "method", "method", f"{request.method}: only POST")
     if request.content_length is not None and request.content_length > MAX_SUMMARY_BYTES:
         raise _Refusal(413, "too_large", "body", _TOO_LARGE)
     install = reporting.install_for(_bearer())
