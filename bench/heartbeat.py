@@ -126,6 +126,31 @@ def _report(url: str, secret: str, cluster: int, machines: int, beats: int, inte
                 latencies.append(took)
 
 
+def _drive(
+    url: str, secrets: list[str], size: int, beats: int, interval: float
+) -> tuple[list[float], float]:
+    """One reporter thread per secret, all at once; their latencies and the time taken."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run(c: int, secret: str) -> None:
+        try:
+            _report(url, secret, c, size, beats, interval, latencies, lock)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c, s)) for c, s in enumerate(secrets)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return latencies, time.perf_counter() - started
+
+
 def bench(sizes: list[int], clusters: int, beats: int, interval: float) -> list[Row]:
     rows = []
     with (
@@ -145,27 +170,7 @@ def bench(sizes: list[int], clusters: int, beats: int, interval: float) -> list[
             for size in sizes:
                 secrets = [_install(server.url, size * 1000 + c) for c in range(clusters)]
                 before = read_writes(writes_file)
-                latencies: list[float] = []
-                lock = threading.Lock()
-                errors: list[BaseException] = []
-
-                def run(c: int, secret: str, size: int = size) -> None:
-                    try:
-                        _report(server.url, secret, c, size, beats, interval, latencies, lock)
-                    except BaseException as exc:
-                        errors.append(exc)
-
-                threads = [
-                    threading.Thread(target=run, args=(c, s)) for c, s in enumerate(secrets)
-                ]
-                started = time.perf_counter()
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                elapsed = time.perf_counter() - started
-                if errors:
-                    raise errors[0]
+                latencies, elapsed = _drive(server.url, secrets, size, beats, interval)
                 writes = read_writes(writes_file) - before
                 rows.append(
                     Row(size, clusters, clusters * beats, writes, elapsed, latencies, interval)

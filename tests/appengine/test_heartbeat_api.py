@@ -81,7 +81,7 @@ def test_a_forged_secret_is_refused_and_writes_nothing(
 def test_a_right_install_id_with_a_wrong_secret_gets_the_same_answer(
     app: Flask, client: FlaskClient, reporter: tuple[str, str]
 ) -> None:
-    manage, secret = reporter
+    _, secret = reporter
     install_id, _, part = secret.partition(".")
     wrong_part = f"{install_id}.{part[:-1]}{'B' if part[-1] != 'B' else 'C'}"
     unknown_id = f"{'0' * 64}.{part}"
@@ -229,7 +229,7 @@ def test_only_post_is_answered(client: FlaskClient) -> None:
 def test_the_summary_hooks_see_previous_and_current_after_the_write_only(
     app: Flask, client: FlaskClient, reporter: tuple[str, str]
 ) -> None:
-    manage, secret = reporter
+    _, secret = reporter
     seen: list[tuple[str, ClusterSummary | None, ClusterSummary, int | None]] = []
 
     def hook(install: Install, previous: ClusterSummary | None, current: ClusterSummary) -> None:
