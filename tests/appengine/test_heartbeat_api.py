@@ -3,6 +3,7 @@ refused (401 / 409 / 413 / 400 / 429) with nothing written at all."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import io
 import json
@@ -278,3 +279,18 @@ def test_the_ndb_model_is_one_entity_per_install(
         assert post(client, secret, summary(seq, machines=seq * 10)).status_code == 200
     with app.extensions["ndb_client"].context():
         assert ClusterHeartbeat.query().count() == 1
+
+
+def test_the_same_seq_sent_at_once_is_stored_once(
+    app: Flask, client: FlaskClient, reporter: tuple[str, str]
+) -> None:
+    manage, secret = reporter
+    sent = summary(1)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda _: post(app.test_client(), secret, sent).status_code, range(4))
+        )
+    assert answers.count(200) == 1, answers
+    assert set(answers) <= {200, 409}, answers
+    entity = stored(app, manage)
+    assert entity is not None and entity.seq == 1 and entity.in_window == 1
