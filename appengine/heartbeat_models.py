@@ -50,6 +50,8 @@ class ClusterHeartbeat(ndb.Model):  # type: ignore[misc]  # ndb is untyped
     """An install's latest summary and its history rings; key name = the install's."""
 
     seq = ndb.IntegerProperty(required=True, indexed=False)
+    # The latest summary's own time, indexed: a cron finds clusters that went silent.
+    at = ndb.FloatProperty(required=True)
     summary = ndb.BlobProperty(required=True, compressed=True)  # ClusterSummary JSON
     received = ndb.DateTimeProperty(required=True, tzinfo=UTC, indexed=False)
     # One packed ring per tier of heartbeat_rings.TIERS, in that order.
@@ -107,6 +109,7 @@ def store(
         ClusterHeartbeat(
             key=key,
             seq=summary.seq,
+            at=summary.at,
             summary=summary.to_json().encode("utf-8"),
             received=moment,
             rings=[ring.packed() for ring in rings],

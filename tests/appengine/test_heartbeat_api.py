@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -294,3 +295,20 @@ def test_the_same_seq_sent_at_once_is_stored_once(
     assert set(answers) <= {200, 409}, answers
     entity = stored(app, manage)
     assert entity is not None and entity.seq == 1 and entity.in_window == 1
+
+
+def test_an_expired_install_cannot_report_and_the_cron_forgets_its_heartbeats(
+    app: Flask, client: FlaskClient, reporter: tuple[str, str]
+) -> None:
+    manage, secret = reporter
+    assert post(client, secret, summary(1)).status_code == 200
+    with app.extensions["ndb_client"].context():
+        install = Install.get_by_token(manage)
+        install.expires = datetime.now(UTC) - timedelta(seconds=1)
+        install.put()
+    before = snapshot(app)
+    assert post(client, secret, summary(2)).status_code == 401
+    assert snapshot(app) == before
+    cron = client.get("/cron/discovery/cleanup", headers={"X-Appengine-Cron": "true"})
+    assert cron.status_code == 200
+    assert not {path[0] for path in snapshot(app)} & {"Install", "ClusterHeartbeat"}
