@@ -108,7 +108,7 @@ def heartbeat() -> Response:
         raise _Refusal(400, "invalid", exc.field, str(exc)) from None
     try:
         stored = heartbeat_models.store(
-            install.key, summary, limits.limit("HEARTBEATS_PER_INSTALL_PER_MINUTE")
+            install.key, summary, limits.limit("HEARTBEATS_PER_INSTALL_PER_MINUTE"), raw
         )
     except heartbeat_models.Replayed as exc:
         raise _Refusal(409, "replayed", "seq", str(exc), last_seq=exc.last_seq) from None

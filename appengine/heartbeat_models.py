@@ -13,7 +13,7 @@ an outage may send a minute's worth at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 from datetime import UTC, datetime
 
 from google.cloud import ndb
@@ -72,20 +72,31 @@ class ClusterHeartbeat(ndb.Model):  # type: ignore[misc]  # ndb is untyped
         return [Ring(tier, stored[i] if i < len(stored) else None) for i, tier in enumerate(TIERS)]
 
 
-@dataclass(frozen=True)
 class Stored:
-    """What a stored heartbeat replaced: the previous summary (None for the first)."""
+    """A stored summary and the one it replaced (parsed only when asked for)."""
 
-    previous: ClusterSummary | None
-    current: ClusterSummary
+    def __init__(self, previous: bytes | None, current: ClusterSummary) -> None:
+        self._previous = previous
+        self.current = current
+
+    @functools.cached_property
+    def previous(self) -> ClusterSummary | None:
+        """The summary stored before this one; None for the install's first."""
+        return None if self._previous is None else ClusterSummary.from_json(self._previous)
 
 
 def store(
-    install: ndb.Key, summary: ClusterSummary, per_minute: int, now: datetime | None = None
+    install: ndb.Key,
+    summary: ClusterSummary,
+    per_minute: int,
+    raw: bytes | None = None,
+    now: datetime | None = None,
 ) -> Stored:
     """Store ``summary`` as the install's latest and fold it into the rings, atomically.
 
-    Raises Replayed or TooFrequent having written nothing; returns once committed.
+    ``raw`` is the JSON ``summary`` was parsed from, kept as it came (it parses to the
+    same summary; serialising again costs more than the rest of the write). Raises
+    Replayed or TooFrequent having written nothing; returns once committed.
     """
     key = ClusterHeartbeat.key_for(install)
     moment = now or datetime.now(UTC)
@@ -101,7 +112,7 @@ def store(
             if taken >= per_minute:
                 retry = (minute + 1) * _WINDOW - int(moment.timestamp())
                 raise TooFrequent(per_minute, max(retry, 1))
-            previous = entity.latest()
+            previous = entity.summary
             rings = entity.history()
         else:
             taken, rings = 0, [Ring(tier) for tier in TIERS]
@@ -110,7 +121,7 @@ def store(
             key=key,
             seq=summary.seq,
             at=summary.at,
-            summary=summary.to_json().encode("utf-8"),
+            summary=raw if raw is not None else summary.to_json().encode("utf-8"),
             received=moment,
             rings=[ring.packed() for ring in rings],
             window=minute,
