@@ -10,7 +10,8 @@ stores nothing and says why in JSON ``{"error", "field", "message"}``:
 - 413 the body is past `MAX_SUMMARY_BYTES` (Content-Length, or the body read with a cap),
   or the summary lists too many machines or units;
 - 400 the summary does not parse; ``field`` names the first part that is wrong;
-- 409 ``seq`` is not after the last stored one (a replay); ``last_seq`` says which is;
+- 409 ``seq`` is not after the last stored one (a replay); ``last_seq`` says which is
+  (a sender whose 200 got lost learns here that its summary was stored);
 - 429 more than the install's heartbeats per minute (Retry-After);
 - 500 the write failed: nothing was stored, send it again.
 
