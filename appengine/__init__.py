@@ -81,7 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "my-project.uc.r.appspot.com): absolute URLs name only these hosts"
         )
 
-    from appengine import db, discovery, headers, installs, redact
+    from appengine import db, discovery, headers, heartbeat_api, installs, redact, status
 
     redact.install()
     if _on_app_engine():
@@ -95,6 +95,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
+    heartbeat_api.init_app(app)
+    app.register_blueprint(status.bp)
     _register_error_pages(app)
     return app
 

@@ -24,7 +24,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import limits, policy
+from appengine import heartbeat_models, limits, policy
 from appengine.discovery_api import api, discovery_url
 from appengine.discovery_errors import (
     BadSize,
@@ -58,6 +58,7 @@ def cleanup() -> Response:
     expired = Install.expired_keys(policy.DISCOVERY_CLEANUP_BATCH)
     for key in expired:
         deleted += delete_for_install(key)
+        heartbeat_models.delete_for_install(key)
         key.delete(timeout=policy.DATASTORE_TIMEOUT)
     quotas = limits.delete_expired_quotas()
     log.info(

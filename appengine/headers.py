@@ -22,7 +22,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 # Off App Engine (tests, the demo, the bench) the installer serves loopback only.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _DOCUMENT_ENDPOINTS = {"installs.cloud_config"}
-_PRIVATE_ENDPOINTS = {"installs.show", "installs.cloud_config"}
+_PRIVATE_ENDPOINTS = {"installs.show", "installs.cloud_config", "status.show"}
 
 
 def trusted_hosts_from_environment(on_app_engine: bool) -> list[str] | None:

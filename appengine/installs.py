@@ -22,10 +22,16 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import clouds, images, limits
+from appengine import clouds, heartbeat_models, images, limits, reporting
 from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
-from appengine.models import Install, new_token, provisioner_token, read_token
+from appengine.models import (
+    Install,
+    new_token,
+    provisioner_token,
+    read_token,
+    token_key_name,
+)
 from vulcano import cloudconfig, validators
 
 log = logging.getLogger(__name__)
@@ -61,8 +67,10 @@ def index() -> Any:
 @bp.post("/installs")
 def create() -> Any:
     """Generate the document, check it, store the install, show it."""
-    # The token first: the document carries the provisioner token derived from it.
+    # The token first: the document carries the provisioner token derived from it, and
+    # the reporting secret names the install it makes.
     token = new_token()
+    report_token, report_hash = reporting.new_reporting_secret(token_key_name(read_token(token)))
     try:
         spec = read_install_form(request.form)
         spec = dataclasses.replace(
@@ -70,6 +78,7 @@ def create() -> Any:
             image=images.pinned(spec.image, current_app.config),
             installer_url=installer_url(),
             installer_token=provisioner_token(read_token(token)),
+            report_token=report_token,
         )
         document = cloudconfig.render_provisioner(spec)
     except FormError as exc:
@@ -92,6 +101,7 @@ def create() -> Any:
         size=spec.size,
         document=document.text,
         content_type=document.content_type,
+        report_hash=report_hash,
     )
     log.info("stored a %s install for cluster %s", spec.flavour, spec.cluster_name)
     return redirect(url_for("installs.show", token=token), code=303)
@@ -157,6 +167,7 @@ def show(token: str) -> Any:
         permalink_token=permalink_token,
         flavour=cloudconfig.FLAVOURS[install.flavour],
         usage=commands(install, permalink_token),
+        status_url=url_for("status.show", token=permalink_token),
         filename=document_filename(install),
         clouds=clouds.commands(
             permalink, document_filename(install), install.cluster_name, install.flavour
@@ -181,6 +192,7 @@ def delete(token: str) -> BaseResponse:
     if install is None or not Install.delete_by_token(token):
         abort(404, NO_SUCH_INSTALL)
     removed = delete_for_install(install.key)
+    heartbeat_models.delete_for_install(install.key)
     log.info("deleted an install and its %d discovery tokens", removed)
     flash("The install was deleted; its permalink no longer answers.")
     return redirect(url_for("installs.index"), code=303)

@@ -40,6 +40,9 @@ DISCOVERY_WATCHES_PER_PROCESS = 4
 DISCOVERY_WATCHES_PER_CLIENT = 3
 # A watch refused for a bound is a 503: etcd retries a 5xx GET with backoff (1-8 s).
 DISCOVERY_WATCH_RETRY_AFTER = 5
+# Heartbeats one install may store per minute: one Datastore write each on one entity,
+# whose sustained rate should stay near one a second (appengine.heartbeat_models).
+HEARTBEATS_PER_INSTALL_PER_MINUTE = 60
 
 LIMITS = (
     "NEW_TOKENS_PER_CLIENT_PER_HOUR",
@@ -50,6 +53,7 @@ LIMITS = (
     "INSTALL_MAX_AGE_DAYS",
     "DISCOVERY_WATCHES_PER_PROCESS",
     "DISCOVERY_WATCHES_PER_CLIENT",
+    "HEARTBEATS_PER_INSTALL_PER_MINUTE",
 )
 _WINDOW = timedelta(hours=1)
 _TXN_RPC = {"timeout": policy.DATASTORE_TIMEOUT}

@@ -3,9 +3,11 @@
 An install has two tokens. The *manage token* (random, shown to the user once and on the
 install page) opens the page, deletes the install and makes discovery URLs. The *read
 token* goes into the permalink, which machines fetch and keep in their user-data: it
-serves the document and nothing else. The read token is an HMAC of the manage token, so
-whoever holds the manage token can show the permalink again, and a read token says
-nothing about the manage token that made it.
+serves the document and nothing else. (The provisioning container's own credentials,
+the provisioner token and the reporting secret, are described where they are made.)
+The read token is an HMAC of the manage token, so whoever holds the manage token can
+show the permalink again, and a read token says nothing about the manage token that
+made it.
 
 Datastore never holds a raw token: an install's key name is the SHA-256 of its read
 token, so reading the database (or its backups) hands out neither. Finding an install by
@@ -104,6 +106,9 @@ class Install(ndb.Model):  # type: ignore[misc]
     discovery_tokens = ndb.IntegerProperty(default=0, indexed=False)
     # SHA-256 of its provisioner token, to find the install by it (never the token).
     provisioner_key = ndb.StringProperty()
+    # SHA-256 of the secret part of its reporting secret (appengine.reporting); None for
+    # installs made before heartbeats, which cannot report.
+    report_hash = ndb.TextProperty()
 
     @property
     def expired(self) -> bool:

@@ -63,3 +63,13 @@ DISCOVERY_TOKEN_MAX_AGE = timedelta(days=7).total_seconds()
 
 # One cron run deletes at most this many tokens; the next run continues.
 DISCOVERY_CLEANUP_BATCH = 200
+
+# --- heartbeats ------------------------------------------------------------------------
+
+# A cluster whose latest summary is older than this many of its own intervals is late on
+# the status page; past UNREACHABLE_INTERVALS it is unreachable (its machines' standing
+# is then only what the last summary said).
+LATE_INTERVALS = 1.5
+UNREACHABLE_INTERVALS = 3.0
+# The status page reloads itself this often (seconds), without script.
+STATUS_REFRESH = 30

@@ -31,6 +31,10 @@ REQUEST_LOGGERS = (
     "appengine.discovery_api",
     "appengine.discovery_models",
     "appengine.discovery_watch",
+    "appengine.heartbeat_api",
+    "appengine.heartbeat_models",
+    "appengine.reporting",
+    "appengine.status",
 )
 
 

@@ -70,6 +70,12 @@ INSTALLER_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # path from VULCANO_INSTALLER_TOKEN_FILE.
 INSTALLER_TOKEN_HOST_PATH = "/etc/vulcano/installer-token"  # noqa: S105 - a path, not a secret
 INSTALLER_TOKEN_NAME = "installer-token"  # noqa: S105 - a path, not a secret
+# The install's reporting secret (appengine.reporting: `<install id>.<secret>`), which
+# authenticates the container's heartbeats; kept and copied the same way, read from
+# VULCANO_REPORT_TOKEN_FILE.
+REPORT_TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{16,160}")
+REPORT_TOKEN_HOST_PATH = "/etc/vulcano/report-token"  # noqa: S105 - a path, not a secret
+REPORT_TOKEN_NAME = "report-token"  # noqa: S105 - a path, not a secret
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ class ProvisionerSpec:
     # file, never on a unit line). Both or neither.
     installer_url: str = ""
     installer_token: str = ""
+    # The install's reporting secret for heartbeats (a secret, like the token); needs the
+    # installer's URL.
+    report_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +221,11 @@ def check_spec(spec: ProvisionerSpec) -> None:
     if spec.installer_url:
         check_installer_url(spec.installer_url)
         check_installer_token(spec.installer_token)
+    if spec.report_token:
+        if not spec.installer_url:
+            raise InputError("report_token", "give the installer's URL with it")
+        if not REPORT_TOKEN_RE.fullmatch(spec.report_token):
+            raise InputError("report_token", "must be 16-160 URL-safe characters and '.'")
 
 
 _ENV: jinja2.Environment | None = None
@@ -278,6 +292,7 @@ def _placeholder(spec: ProvisionerSpec) -> ProvisionerSpec:
         ssh_keys=tuple(key for _ in spec.ssh_keys),
         installer_url="http://x" if spec.installer_url else "",
         installer_token="x" if spec.installer_token else "",
+        report_token="x" if spec.report_token else "",
     )
 
 
@@ -290,6 +305,8 @@ def _render_text(spec: ProvisionerSpec) -> str:
         state_dir=image.STATE_DIR,
         token_host_path=INSTALLER_TOKEN_HOST_PATH,
         token_file=token_file,
+        report_host_path=REPORT_TOKEN_HOST_PATH,
+        report_file=f"{image.STATE_DIR}/{REPORT_TOKEN_NAME}",
     )
     template = env.get_template(check_flavour(spec.flavour).template)
     return template.render(
@@ -297,6 +314,8 @@ def _render_text(spec: ProvisionerSpec) -> str:
         unit=unit,
         token_host_path=INSTALLER_TOKEN_HOST_PATH,
         token_data_url="data:," + quote(spec.installer_token, safe=""),
+        report_host_path=REPORT_TOKEN_HOST_PATH,
+        report_data_url="data:," + quote(spec.report_token, safe=""),
     )
 
 

@@ -112,9 +112,11 @@ def baseline_shape(flavour: str) -> Any:
         flavour=flavour,
         image=GOOD["image"],
         size=3,
-        # as the app fills them in: its own URL and the install's provisioner token
+        # as the app fills them in: its own URL, the install's provisioner token and its
+        # reporting secret
         installer_url="http://localhost",
         installer_token="x" * 43,
+        report_token="0" * 64 + "." + "x" * 43,
     )
     return cloudconfig.shape(cloudconfig.render_provisioner(spec).data)
 
