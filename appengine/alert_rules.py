@@ -11,7 +11,7 @@ for the first time (new → up), never for a machine decommissioned on purpose.
   any instance is ``failed`` and *ok* otherwise. ok → failed alerts, failed → ok (running
   again, or stopped on purpose) is a recovery notice. A unit in only one summary says
   nothing.
-- The cluster is *unreachable* once no summary arrived for `policy.MISSED_INTERVALS`
+- The cluster is *unreachable* once no summary arrived for `policy.UNREACHABLE_INTERVALS`
   of its own intervals (the sweep decides it), and *reporting* again with the next one.
 """
 
@@ -114,8 +114,8 @@ def transitions(previous: ClusterSummary | None, current: ClusterSummary) -> lis
 
 
 def is_unreachable(last_at: float, interval: float, now: float) -> bool:
-    """True when no summary came for `policy.MISSED_INTERVALS` intervals after ``last_at``."""
-    return now - last_at > policy.MISSED_INTERVALS * interval
+    """True when no summary came for `policy.UNREACHABLE_INTERVALS` intervals after ``last_at``."""
+    return now - last_at > policy.UNREACHABLE_INTERVALS * interval
 
 
 def reachability(

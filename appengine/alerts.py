@@ -121,7 +121,7 @@ csrf.exempt(api_test)
 
 @bp.get("/cron/heartbeat/sweep")
 def cron_sweep() -> Response:
-    """Turn clusters silent for `policy.MISSED_INTERVALS` intervals unreachable; cron only."""
+    """Turn clusters silent for `policy.UNREACHABLE_INTERVALS` intervals unreachable; cron only."""
     # App Engine strips X-Appengine-Cron from every request that cron did not send.
     if request.headers.get("X-Appengine-Cron") != "true":
         return Response("cron only\n", status=403, mimetype="text/plain")

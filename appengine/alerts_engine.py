@@ -57,7 +57,7 @@ class AlertState(ndb.Model):  # type: ignore[misc]
     cluster = ndb.TextProperty(default="")
     last_seq = ndb.IntegerProperty(indexed=False, default=0)
     interval = ndb.FloatProperty(indexed=False, default=60.0)
-    # When the cluster turns unreachable (arrival of its last heartbeat + MISSED_INTERVALS
+    # When the cluster turns unreachable (arrival of its last heartbeat + UNREACHABLE_INTERVALS
     # of its intervals); 0 once it is, so the sweep's `0 < deadline < now` skips it.
     deadline = ndb.FloatProperty(default=0.0)
     unreachable = ndb.BooleanProperty(indexed=False, default=False)
@@ -141,7 +141,7 @@ def on_summary(
             cluster=current.cluster,
             last_seq=current.seq,
             interval=current.interval,
-            deadline=arrived + policy.MISSED_INTERVALS * current.interval,
+            deadline=arrived + policy.UNREACHABLE_INTERVALS * current.interval,
             unreachable=False,
         )
         ndb.put_multi([state, *records])
@@ -153,7 +153,7 @@ def on_summary(
 
 
 def sweep(now: float | None = None, config: Mapping[str, Any] | None = None) -> list[Transition]:
-    """Turn every cluster overdue by `policy.MISSED_INTERVALS` intervals unreachable, once."""
+    """Turn every cluster overdue by `policy.UNREACHABLE_INTERVALS` intervals unreachable, once."""
     now = time.time() if now is None else now
     query = AlertState.query(AlertState.deadline > 0, AlertState.deadline < now)
     keys: list[ndb.Key] = query.fetch(policy.HEARTBEAT_SWEEP_BATCH, keys_only=True, **_RPC)

@@ -24,7 +24,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import heartbeat_models, limits, policy
+from appengine import alerts_engine, heartbeat_models, limits, policy
 from appengine.discovery_api import api, discovery_url
 from appengine.discovery_errors import (
     BadSize,
@@ -59,6 +59,7 @@ def cleanup() -> Response:
     for key in expired:
         deleted += delete_for_install(key)
         heartbeat_models.delete_for_install(key)
+        alerts_engine.delete_for_install(key)
         key.delete(timeout=policy.DATASTORE_TIMEOUT)
     quotas = limits.delete_expired_quotas()
     log.info(

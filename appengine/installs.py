@@ -22,7 +22,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from appengine import clouds, heartbeat_models, images, limits, reporting
+from appengine import alerts_engine, clouds, heartbeat_models, images, limits, reporting
 from appengine.discovery_models import delete_for_install
 from appengine.forms import FormError, read_install_form
 from appengine.models import (
@@ -193,6 +193,7 @@ def delete(token: str) -> BaseResponse:
         abort(404, NO_SUCH_INSTALL)
     removed = delete_for_install(install.key)
     heartbeat_models.delete_for_install(install.key)
+    alerts_engine.delete_for_install(install.key)
     log.info("deleted an install and its %d discovery tokens", removed)
     flash("The install was deleted; its permalink no longer answers.")
     return redirect(url_for("installs.index"), code=303)

@@ -19,8 +19,8 @@ TRANSACTION_RETRIES = 3
 
 # --- heartbeats and alerts ------------------------------------------------------------
 
-# A cluster with no heartbeat for this many of its own intervals is "unreachable".
-MISSED_INTERVALS = 3
+# (A cluster with no heartbeat for UNREACHABLE_INTERVALS of its own intervals, below, is
+# "unreachable": on the status page and for its alert.)
 # One sweep (cron /cron/heartbeat/sweep) looks at this many overdue clusters at most.
 HEARTBEAT_SWEEP_BATCH = 200
 # An alert webhook: each POST's deadline (connect, read), how many attempts, and the

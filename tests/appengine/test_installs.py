@@ -119,6 +119,19 @@ def test_delete_forgets_the_install_and_its_permalink(app: Flask, client: FlaskC
     assert client.get(f"/cloud-config/{read_token(keep)}").status_code == 200
 
 
+def test_delete_forgets_the_installs_alert_settings_too(app: Flask, client: FlaskClient) -> None:
+    from appengine.alerts_engine import AlertSettings
+
+    token = create(client)
+    [install] = stored(app)
+    with app.extensions["ndb_client"].context():
+        AlertSettings(key=AlertSettings.key_for(install.key), emails=["ops@example.org"]).put()
+    response = client.post(f"/installs/{token}/delete", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 303
+    with app.extensions["ndb_client"].context():
+        assert AlertSettings.key_for(install.key).get() is None
+
+
 @pytest.mark.parametrize(
     "path", ["/cloud-config/" + "A" * 43, "/installs/" + "A" * 43, "/cloud-config/short"]
 )
