@@ -81,7 +81,7 @@ def global_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--ssh-username",
             envvar="VULCANO_SSH_USERNAME",
-            help="User to log in as [default: the ssh config's User, else root].",
+            help="User to log in as [default: the ssh config's User, else core].",
         ),
         click.option(
             "--ssh-config",

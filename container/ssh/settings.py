@@ -32,7 +32,7 @@ class SSHSettings:
     known_hosts_file: Path | None = None
     strict_host_key_checking: bool = True
     timeout: float = policy.SSH_TIMEOUT
-    username: str | None = None  # --ssh-username; None: the ssh config's, else root
+    username: str | None = None  # --ssh-username; None: the ssh config's, else core
     config_file: Path | None = None
     allow_agent: bool = False
     default_user: str = DEFAULT_USER

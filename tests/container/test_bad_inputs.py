@@ -95,6 +95,9 @@ CASES: list[tuple[list[str], int, str]] = [
     (["exec", "--metadata", "novalue", "--", "true"], 2, "'novalue' is not key=value"),
     (["ssh-forget"], 2, "Missing argument 'HOST'"),
     (["ssh-key", "extra"], 2, "unexpected extra argument (extra)"),
+    # relay (what `vulcano serve` runs beside the panel)
+    (["relay", "--cluster-name", "prod", "--interval", "0"], 2, "--interval"),
+    (["relay", "--cluster-name", "prod"], 1, "VULCANO_REPORT_TOKEN_FILE is not set"),
     # test-alert
     (["test-alert", "--installer-url", "ftp://x"], 1, "must be an http(s) URL with a host"),
     (["test-alert"], 1, "no installer: set it or give --installer-url"),
