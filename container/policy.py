@@ -27,7 +27,7 @@ JOIN_TOKEN_TTL = 24 * 3600
 # installer's POST /api/heartbeat. Each POST's deadline (connect, read); a failed send
 # (unreachable, 5xx, 429) waits the answer's Retry-After, else RELAY_BACKOFF (doubling,
 # jittered, capped), before the outbox is tried again; new summaries keep queueing.
-RELAY_INTERVAL = 60.0
+RELAY_INTERVAL = 30.0
 RELAY_TIMEOUT = (3.05, 10.0)
 RELAY_BACKOFF = Backoff(initial=1.0, maximum=120.0)
 # The outbox keeps at most this many summaries (a day at the default interval); past it

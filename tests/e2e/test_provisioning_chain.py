@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import time
@@ -25,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
 from tests.appengine.browser import chromium_page
 from tests.conftest import require_root
 from tests.e2e.test_machines_boot import wait_booted, wait_etcd_healthy
@@ -67,6 +70,10 @@ Description=says hello
 [Service]
 ExecStart=/bin/sh -c 'echo hello from the panel on %H; exec sleep infinity'
 """
+# The relay sends a heartbeat every 30 s (container/policy.py): three of them, and a lease.
+MONITOR_TIMEOUT = 150.0
+_STATUS_LINK = re.compile(r'id="status-link" href="([^"]+)"')
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 _PASSWORD = re.compile(r"generated admin password \([^)]*\): (\S+)")
 
 
@@ -79,6 +86,10 @@ class Chain:
     password: str
     tmp: Path
     installer_url: str
+    installer_loopback: str = ""
+    manage_token: str = ""
+    mail: MailSink | None = None
+    hook: Webhook | None = None
     node_hosts: list[TestHost] = field(default_factory=list)
     nodes: list[Machine] = field(default_factory=list)
 
@@ -113,8 +124,6 @@ class Chain:
 
 
 def _wait_panel(machine: Machine, forward: PortForward) -> None:
-    import requests
-
     def answered() -> bool:
         try:
             return requests.get(f"http://127.0.0.1:{forward.port}/healthz", timeout=5).ok
@@ -152,11 +161,30 @@ def chain(
     started: list[Machine] = []
     with contextlib.ExitStack() as stack:
         underlay = stack.enter_context(Underlay(tmp / "underlay", with_etcd=False))
-        installer = stack.enter_context(
-            installer_server(
-                datastore_emulator, tmp / "installer.log", underlay=underlay, workers=2, threads=8
-            )
-        )
+        # The installer's alerts go to a real SMTP sink and webhook receiver on loopback.
+        mail = stack.enter_context(smtp_sink())
+        hook = stack.enter_context(webhook_receiver())
+        alert_env = {
+            "VULCANO_SMTP_HOST": "127.0.0.1",
+            "VULCANO_SMTP_PORT": str(mail.port),
+            "VULCANO_SMTP_FROM": "alerts@vulcano.test",
+            "VULCANO_ALERT_WEBHOOK_ALLOW_PRIVATE": "1",
+        }
+        saved = {k: os.environ.get(k) for k in alert_env}
+        os.environ.update(alert_env)
+        try:
+            installer = stack.enter_context(
+                installer_server(
+                    datastore_emulator, tmp / "installer.log", underlay=underlay, workers=2,
+                    threads=8,
+                )
+            )  # fmt: skip
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         document = provisioning.create_install(installer, cluster_name=CLUSTER, size=SIZE)
         host = underlay.add_host()
         machine = lab_machines.start_machine(
@@ -185,10 +213,50 @@ def chain(
             _generated_password(machine),
             tmp,
             installer.underlay_url,
+            installer.url,
+            document.token,
+            mail,
+            hook,
         )
+        _set_alerts(chain, "ops@vulcano.test", hook.url)
         chain.node_hosts = underlay.add_hosts(SIZE)
         chain.nodes = started  # the machines list; nodes are appended after the first
         yield chain
+
+
+def _set_alerts(chain: Chain, email: str, webhook: str) -> None:
+    """Alerts to ``email`` and ``webhook``, saved through the install's manage page."""
+    with requests.Session() as http:
+        page = http.get(f"{chain.installer_loopback}/installs/{chain.manage_token}", timeout=10)
+        csrf = _CSRF.search(page.text)
+        assert csrf is not None, page.text[:2000]
+        saved = http.post(
+            f"{chain.installer_loopback}/installs/{chain.manage_token}/alerts",
+            data={"csrf_token": csrf.group(1), "emails": email, "webhooks": webhook},
+            timeout=10,
+        )
+        assert saved.status_code < 400, saved.text[:2000]
+
+
+def _status_page(chain: Chain) -> str:
+    """The install's hosted status page, as the installer serves it."""
+    install = requests.get(f"{chain.installer_loopback}/installs/{chain.manage_token}", timeout=10)
+    link = _STATUS_LINK.search(install.text)
+    assert link is not None, install.text[:2000]
+    url = link.group(1)
+    if url.startswith("http"):
+        url = "/" + url.split("/", 3)[3]
+    return requests.get(chain.installer_loopback + url, timeout=10).text
+
+
+def _seq(page: str) -> int:
+    found = re.search(r"\(seq (\d+),", page)
+    return int(found.group(1)) if found else -1
+
+
+def _count(page: str, which: str) -> int:
+    found = re.search(rf'id="count-{which}">(\d+)<', page)
+    return int(found.group(1)) if found else -1
 
 
 def _nodes(chain: Chain) -> list[Machine]:
@@ -378,3 +446,48 @@ def test_a_restarted_container_keeps_its_clusters_keys_and_known_hosts(chain: Ch
     _, listed = chain.vulcano(*chain.tunnel(), "list-units", "--no-legend")
     assert len(listed.splitlines()) >= 4
     assert kept.count("\n") == 3  # all three files are there to compare
+
+
+def test_the_hosted_status_page_shows_every_machine_up(chain: Chain) -> None:
+    # The container's relay summarizes the cluster and posts it with the install's
+    # reporting secret; the installer keeps it and renders the page from it.
+    def all_up() -> str | None:
+        page = _status_page(chain)
+        return page if _count(page, "up") == SIZE else None
+
+    page = wait_for(all_up, MONITOR_TIMEOUT, "three machines up on the hosted status page", 2.0)
+    assert _count(page, "down") == 0
+    assert 'data-state="reporting"' in page, page[:3000]
+    assert "<svg" in page  # the history's charts
+
+
+def test_a_killed_machine_turns_down_on_the_page_and_one_alert_arrives(chain: Chain) -> None:
+    assert chain.hook is not None and chain.mail is not None
+    chain.nodes[SIZE].kill()  # node 3, podman kill: no agent says goodbye
+    wait_for(
+        lambda: _count(_status_page(chain), "down") == 1,
+        MONITOR_TIMEOUT,
+        "the killed machine down on the hosted status page",
+        2.0,
+    )
+    hook, mail = chain.hook, chain.mail
+
+    def downs() -> list[str]:
+        return [c for c in hook.changes if c.startswith("machine-down")]
+
+    wait_for(lambda: downs() or None, 60, "the webhook's alert", 1.0)
+    wait_for(lambda: mail.messages or None, 60, "the e-mail alert", 1.0)
+    # Another heartbeat or two later: still one alert for that one transition.
+    seq = re.search(r"seq (\d+)", _status_page(chain))
+    assert seq is not None
+    wait_for(
+        lambda: (
+            (m := re.search(r"seq (\d+)", _status_page(chain)))
+            and int(m.group(1)) > int(seq.group(1)) + 1
+        ),
+        MONITOR_TIMEOUT,
+        "two more heartbeats",
+        2.0,
+    )
+    assert len(downs()) == 1, hook.changes
+    assert len([m for m in mail.messages if "down" in str(m["Subject"]).lower()]) == 1
