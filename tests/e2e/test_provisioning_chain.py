@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shlex
 import time
@@ -170,21 +169,12 @@ def chain(
             "VULCANO_SMTP_FROM": "alerts@vulcano.test",
             "VULCANO_ALERT_WEBHOOK_ALLOW_PRIVATE": "1",
         }
-        saved = {k: os.environ.get(k) for k in alert_env}
-        os.environ.update(alert_env)
-        try:
-            installer = stack.enter_context(
-                installer_server(
-                    datastore_emulator, tmp / "installer.log", underlay=underlay, workers=2,
-                    threads=8,
-                )
-            )  # fmt: skip
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        installer = stack.enter_context(
+            installer_server(
+                datastore_emulator, tmp / "installer.log", underlay=underlay, workers=2,
+                threads=8, env_extra=alert_env,
+            )
+        )  # fmt: skip
         document = provisioning.create_install(installer, cluster_name=CLUSTER, size=SIZE)
         host = underlay.add_host()
         machine = lab_machines.start_machine(
