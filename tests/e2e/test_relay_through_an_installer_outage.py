@@ -11,6 +11,7 @@ checked slot by slot without waiting minutes.
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -82,5 +83,5 @@ def test_every_summary_made_while_the_installer_was_down_arrives_once_in_order(
     minutes = stored.history()[0].rows(time.time())
     assert [row.count for row in minutes] == [1] * total  # each once, none lost
     starts = [row.start for row in minutes]
-    assert all(b - a == STEP for a, b in zip(starts, starts[1:], strict=False))  # no gap
+    assert all(b - a == STEP for a, b in itertools.pairwise(starts))  # no gap
     assert stored.latest().at == start + STEP * (total - 1)
