@@ -17,7 +17,12 @@ from container.panel.auth import current_actor
 from container.panel.connection import BadField
 from container.panel.settings import provisioning
 from container.services import clusters, jointokens, machines, nodes
-from container.services.errors import ClusterNotFound, ClusterUnavailable, SettingsError
+from container.services.errors import (
+    ClusterNotFound,
+    ClusterUnavailable,
+    InstallerError,
+    SettingsError,
+)
 from container.services.installer import Installer
 from vulcano import cloudconfig, network, nodeconfig
 
@@ -99,6 +104,24 @@ def create() -> Response:
         raise BadField(field, getattr(exc, "message", str(exc))) from None
     flash(f"Cluster {fields['name']} created by {current_actor()}.")
     return redirect(url_for("clusters.show", name=fields["name"]))
+
+
+@bp.post("/alerts/test")
+def test_alert() -> Response:
+    """Ask the hosted installer for a test alert to the install's e-mail and webhooks."""
+    try:
+        installer = Installer.configured(provisioning().state_dir)
+    except SettingsError as exc:
+        abort(503, f"no hosted installer to ask for a test alert: {exc}")
+    try:
+        sent, failed = installer.send_test_alert()
+    except InstallerError as exc:
+        abort(502, str(exc))
+    if not sent and not failed:
+        flash("Test alert: the install has no e-mail address or webhook set on its page.")
+    else:
+        flash(f"Test alert: {sent} delivered, {failed} failed.")
+    return redirect(url_for("clusters.index"))
 
 
 @bp.get("/clusters/<name>")

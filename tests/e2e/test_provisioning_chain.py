@@ -380,6 +380,12 @@ def test_a_browser_logs_in_creates_a_cluster_starts_a_unit_and_reads_its_log(
         page.fill("#password", chain.password)
         page.click("#login")
         page.wait_for_selector("#clusters")
+        # The panel asks the hosted installer for a test alert: it reaches the webhook.
+        assert chain.hook is not None
+        before = len(chain.hook.bodies)
+        page.click("#test-alert")
+        assert "Test alert: 2 delivered, 0 failed." in page.inner_text(".flash")
+        assert len(chain.hook.bodies) == before + 1
         # A second cluster, made from the form: a discovery URL from the installer.
         page.fill("#name", "edge")
         page.fill("#size", "1")

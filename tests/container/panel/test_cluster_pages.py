@@ -104,3 +104,16 @@ def test_the_user_data_page_shows_every_nodes_document_and_makes_join_urls(
     node = app.test_client().get(html.unescape(urls[0]).removeprefix("http://localhost"))
     assert node.status_code == 200  # a node, with no login, only the token
     assert node.text.startswith("#cloud-config")
+
+
+def test_a_test_alert_without_an_installer_to_ask_says_so(
+    admin: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VULCANO_INSTALLER_URL", raising=False)
+    answer = admin.post("/alerts/test")
+    assert answer.status_code == 503
+    assert "VULCANO_INSTALLER_URL" in answer.text
+
+
+def test_a_test_alert_needs_the_login(browser: Browser) -> None:
+    assert browser.post("/alerts/test").status_code == 302
