@@ -487,3 +487,41 @@ def test_a_killed_machine_turns_down_on_the_page_and_one_alert_arrives(chain: Ch
     )
     assert len(downs()) == 1, hook.changes
     assert len([m for m in mail.messages if "down" in str(m["Subject"]).lower()]) == 1
+
+
+def test_a_cluster_that_stops_reporting_turns_unreachable_alerts_once_and_recovers(
+    chain: Chain,
+) -> None:
+    assert chain.hook is not None
+    hook = chain.hook
+
+    def changes(kind: str) -> list[str]:
+        return [c for c in hook.changes if c.startswith(kind)]
+
+    def sweep() -> None:
+        # what App Engine's cron does every minute (cron.yaml)
+        done = requests.get(
+            f"{chain.installer_loopback}/cron/heartbeat/sweep",
+            headers={"X-Appengine-Cron": "true"},
+            timeout=30,
+        )
+        assert done.status_code == 200, done.text
+
+    def page_state() -> str:
+        found = re.search(r'id="cluster-state"[^>]*data-state="([a-z-]+)"', _status_page(chain))
+        return found.group(1) if found else ""
+
+    # The provisioning container stops (and its relay with it): no more heartbeats.
+    chain.provisioner.systemctl("stop", provisioning.PROVISIONER_UNIT, check=True)
+    wait_for(lambda: page_state() == "unreachable", MONITOR_TIMEOUT, "unreachable", 2.0)
+    sweep()
+    wait_for(lambda: changes("cluster-unreachable") or None, 60, "the unreachable alert", 1.0)
+    sweep()  # a second sweep finds nothing new to say
+    assert len(changes("cluster-unreachable")) == 1, hook.changes
+
+    # It comes back: the next heartbeat says so, once.
+    chain.provisioner.systemctl("start", provisioning.PROVISIONER_UNIT, check=True)
+    _wait_panel(chain.provisioner, chain.panel)
+    wait_for(lambda: page_state() == "reporting", MONITOR_TIMEOUT, "reporting again", 2.0)
+    wait_for(lambda: changes("cluster-reporting") or None, 60, "the recovery notice", 1.0)
+    assert len(changes("cluster-reporting")) == 1, hook.changes
