@@ -31,16 +31,13 @@ from appengine.alerts_engine import (
     send_test,
     sweep,
 )
+from appengine.heartbeat_api import SUMMARY_HOOKS
 from appengine.installs import usable
 from appengine.models import Install
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("alerts", __name__)
-
-# The heartbeat API runs each hook(install, previous, current) in this list after it
-# stored a summary (its SUMMARY_HOOKS; the same key, so either may be set up first).
-SUMMARY_HOOKS = "vulcano.summary_hooks"
 
 # How many destinations of each kind an install may have, and how long one may be.
 MAX_DESTINATIONS = 5
@@ -143,4 +140,5 @@ def _panel_helpers() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     """Serve the alert pages and have every stored heartbeat run the alert engine."""
     app.register_blueprint(bp)
+    # the heartbeat API runs its hooks after it stored a summary (either may be set up first)
     app.extensions.setdefault(SUMMARY_HOOKS, []).append(on_summary)

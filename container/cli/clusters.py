@@ -21,7 +21,6 @@ from container.services.installer import INSTALLER_URL_VAR, Installer
 from vulcano import nodeconfig
 from vulcano.keyspace import DEFAULT_PREFIX
 
-PANEL_URL_VAR = "VULCANO_PANEL_URL"
 _COLUMNS = ["cluster", "size", "flavour", "network", "etcd"]
 _KNOWN = [*_COLUMNS, "discovery", "endpoints", "network_written", "created", "join_token"]
 
@@ -188,7 +187,10 @@ def user_data(ctx: click.Context, name: str, node: int) -> None:
 )
 @click.option("--revoke", is_flag=True, help="End the current token; make none.")
 @click.option(
-    "--panel-url", envvar=PANEL_URL_VAR, default="", help="The panel's URL, as nodes reach it."
+    "--panel-url",
+    envvar=jointokens.PANEL_URL_VAR,
+    default="",
+    help="The panel's URL, as nodes reach it.",
 )
 @click.pass_context
 def join_token(ctx: click.Context, name: str, ttl: int, revoke: bool, panel_url: str) -> None:

@@ -9,12 +9,14 @@ a lock (SQLite's, logging's) the children would inherit held.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -46,17 +48,14 @@ INTERVAL_VAR = "VULCANO_RELAY_INTERVAL"
 def relay_command(cluster_name: str, state_dir: str, interval: float) -> None:
     """Send the cluster's heartbeat to the hosted installer every interval, until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from pathlib import Path
-
     try:
-        directory = prepare_state_dir(Path(state_dir))
-        reporter = ClusterReporter(open_store(directory), cluster_name, interval)
-        relay = relay_from_environment(directory, reporter)
+        store = open_store(prepare_state_dir(Path(state_dir)))
+        reporter = ClusterReporter(store, cluster_name, interval)
+        relay = relay_from_environment(store, reporter, os.environ, interval)
     except (SettingsError, StateDirError) as exc:
         raise click.ClickException(str(exc)) from None
     if relay is None:
         raise click.ClickException(f"{REPORT_TOKEN_FILE_VAR} is not set: nothing to report to")
-    relay.interval = interval
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

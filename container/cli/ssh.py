@@ -19,12 +19,13 @@ import click
 
 from container import policy
 from container.cli.context import cluster_of, service_errors
+from container.services.provisioning import DEFAULT_STATE_DIR, STATE_DIR_VAR
 from container.ssh import fanout, keys, session, targets
 from container.ssh.connection import connect
 from container.ssh.destinations import parse_destination
 from container.ssh.errors import DestinationError
 from container.ssh.knownhosts import KnownHosts
-from container.ssh.settings import DEFAULT_STATE_DIR, STATE_DIR_VAR, SSHSettings
+from container.ssh.settings import SSHSettings
 from vulcano.records import SHORT_ID_LENGTH
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")

@@ -18,20 +18,17 @@ from container.panel.connection import BadField
 from container.panel.settings import provisioning
 from container.services import clusters, jointokens, machines, nodes
 from container.services.errors import (
+    ClusterInputError,
     ClusterNotFound,
     ClusterUnavailable,
     InstallerError,
     SettingsError,
 )
 from container.services.installer import Installer
-from vulcano import cloudconfig, network, nodeconfig
+from vulcano import nodeconfig
 
 bp = Blueprint("clusters", __name__)
 
-DEFAULT_NETWORK = "10.244.0.0/16"
-DEFAULT_FLAVOUR = "cloud-init"
-# The panel's URL as nodes reach it, for their #include; else the one the browser used.
-PANEL_URL_VAR = "VULCANO_PANEL_URL"
 # The clusters service names fields as the CLI's flags; the form's names for them.
 _FORM_FIELDS = {"NAME": "name", "--size": "size", "--flavour": "flavour", "--network": "network"}
 
@@ -45,32 +42,29 @@ def index() -> str:
         settings=provisioning(),
         clusters=clusters.list_clusters(connection.store()),
         flavours=sorted(nodeconfig.FLAVOURS),
-        default_network=DEFAULT_NETWORK,
-        default_flavour=DEFAULT_FLAVOUR,
+        default_network=clusters.DEFAULT_NETWORK,
+        default_flavour=clusters.DEFAULT_FLAVOUR,
     )
 
 
 def cluster_form(form: Any) -> dict[str, Any]:
-    """The create form's fields, checked as the installer checks its answers."""
-    try:
-        name = cloudconfig.check_cluster_name(form.get("name", "").strip())
-    except cloudconfig.InputError as exc:
-        raise BadField("name", exc.message) from None
+    """The create form's fields, checked by the clusters service as the CLI's flags are."""
     raw_size = form.get("size", "").strip()
     try:
-        size = cloudconfig.check_size(int(raw_size, 10))
-    except ValueError as exc:
-        message = exc.message if isinstance(exc, cloudconfig.InputError) else "a whole number"
-        raise BadField("size", message) from None
-    flavour = form.get("flavour", DEFAULT_FLAVOUR)
-    if flavour not in nodeconfig.FLAVOURS:
-        raise BadField("flavour", f"choose one of {', '.join(sorted(nodeconfig.FLAVOURS))}")
-    cidr = form.get("network", "").strip() or DEFAULT_NETWORK
+        size = int(raw_size, 10)
+    except ValueError:
+        raise BadField("size", "a whole number") from None
+    fields = {
+        "name": form.get("name", "").strip(),
+        "size": size,
+        "flavour": form.get("flavour", clusters.DEFAULT_FLAVOUR),
+        "network": form.get("network", "").strip() or clusters.DEFAULT_NETWORK,
+    }
     try:
-        network.parse({"network": cidr})
-    except network.NetworkConfigError as exc:
-        raise BadField("network", str(exc).removeprefix("network: ")) from None
-    return {"name": name, "size": size, "flavour": flavour, "network": cidr}
+        clusters.check_fields(fields["name"], size, fields["flavour"], fields["network"])
+    except ClusterInputError as exc:
+        raise BadField(_FORM_FIELDS.get(exc.field, "name"), exc.message) from None
+    return fields
 
 
 @bp.post("/clusters")
@@ -170,7 +164,7 @@ def _record(name: str) -> Any:
 
 def _user_data_page(name: str, token: str, expires: float) -> str:
     record = _record(name)
-    base = (os.environ.get(PANEL_URL_VAR) or request.host_url).rstrip("/")
+    base = (os.environ.get(jointokens.PANEL_URL_VAR) or request.host_url).rstrip("/")
     documents = []
     for node in range(1, record.size + 1):
         document = nodes.user_data(connection.store(), name, node)

@@ -146,7 +146,8 @@ def check_fields(
     try:
         config = network.parse({"network": cidr})
     except network.NetworkConfigError as exc:
-        raise ClusterInputError("--network", str(exc)) from None
+        # its message names the config's field ("network: ..."): the flag names it here
+        raise ClusterInputError("--network", str(exc).removeprefix("network: ")) from None
     if config.subnet_count < size:
         raise ClusterInputError(
             "--network",

@@ -18,6 +18,8 @@ from container.services.clusters import ClusterRecord, get_cluster
 from container.services.errors import ClusterInputError, ClusterNotFound, JoinTokenError
 from container.store import Store
 
+# The panel's URL as nodes reach it, for their #include (else the URL a browser used).
+PANEL_URL_VAR = "VULCANO_PANEL_URL"
 TOKEN_BYTES = 32
 # A join token lasts at least a minute and at most 30 days.
 TTL_RANGE = (60, 30 * 24 * 3600)

@@ -290,15 +290,16 @@ class Relay:
 
 
 def relay_from_environment(
-    state_dir: Path, summarize: Summarize, environ: Mapping[str, str] = os.environ
+    store: Store,
+    summarize: Summarize,
+    environ: Mapping[str, str] = os.environ,
+    interval: float = policy.RELAY_INTERVAL,
 ) -> Relay | None:
-    """The relay `vulcano serve` runs beside the panel; None when no reporting token is set.
+    """The relay `vulcano relay` runs beside the panel; None when no reporting token is set.
 
     SettingsError when ``VULCANO_REPORT_TOKEN_FILE`` is set but unusable (missing, not
     0600) or the installer's URL is not: a misconfigured relay stops the command.
     """
     if not environ.get(REPORT_TOKEN_FILE_VAR):
         return None
-    from container.store.db import open_store
-
-    return Relay(open_store(state_dir), summarize, RelayTarget.configured(environ))
+    return Relay(store, summarize, RelayTarget.configured(environ), interval)

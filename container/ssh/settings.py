@@ -14,13 +14,12 @@ from pathlib import Path
 import paramiko
 
 from container import policy
+from container.services.provisioning import DEFAULT_STATE_DIR
 from container.ssh import keys
 from container.ssh.destinations import DEFAULT_USER, load_config
 from container.ssh.hostkeys import HostKeyCheck
 from container.ssh.knownhosts import KnownHosts
 
-STATE_DIR_VAR = "VULCANO_STATE_DIR"
-DEFAULT_STATE_DIR = Path("/var/lib/vulcano")
 KNOWN_HOSTS_NAME = "known_hosts"
 
 

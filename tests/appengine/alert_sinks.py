@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,6 +12,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from werkzeug.serving import make_server
+
+from vulcano.lab.ports import reserve_port
 
 
 class MailSink:
@@ -31,16 +32,10 @@ class MailSink:
         return [str(m["Subject"]) for m in self.messages]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def smtp_sink() -> Iterator[MailSink]:
     sink = MailSink()
-    sink.port = _free_port()
+    sink.port = reserve_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     try:

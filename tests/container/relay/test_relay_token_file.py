@@ -8,6 +8,7 @@ import pytest
 
 from container.services.errors import SettingsError
 from container.services.relay import REPORT_TOKEN_FILE_VAR, RelayTarget, relay_from_environment
+from container.store import open_store
 from tests.container.relay.conftest import TOKEN, summarize
 
 URL = "http://127.0.0.1:9"
@@ -49,13 +50,14 @@ def test_no_token_file_variable_is_an_error() -> None:
 
 
 def test_serve_runs_no_relay_without_a_token_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
-    assert relay_from_environment(tmp_path, summarize, {"VULCANO_INSTALLER_URL": URL}) is None
+    store = open_store(tmp_path)
+    assert relay_from_environment(store, summarize, {"VULCANO_INSTALLER_URL": URL}) is None
     path = _token_file(tmp_path, 0o640)
     environ = {"VULCANO_INSTALLER_URL": URL, REPORT_TOKEN_FILE_VAR: str(path)}
     with pytest.raises(SettingsError, match="must be 0600"):
-        relay_from_environment(tmp_path, summarize, environ)
+        relay_from_environment(store, summarize, environ)
     path.chmod(0o600)
-    relay = relay_from_environment(tmp_path, summarize, environ)
+    relay = relay_from_environment(store, summarize, environ)
     assert relay is not None and relay.target.token == TOKEN
 
 

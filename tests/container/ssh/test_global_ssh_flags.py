@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from container import policy
 from container.cli import main
 from container.cli.ssh import settings_from
-from container.ssh.settings import DEFAULT_STATE_DIR
+from container.services.provisioning import DEFAULT_STATE_DIR
 from tests.container.ssh.conftest import cli
 from vulcano.lab.ports import reserve_port
 from vulcano.lab.services import Etcd
