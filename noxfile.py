@@ -1,7 +1,7 @@
 """The project's sessions: tests, lint, typecheck, bench, demo.
 
 Sessions install what they need: Python packages into their virtualenv, and the Debian
-packages the real-system tests talk to (etcd, sshd, nftables, nginx, Chromium, the
+packages the real-system tests talk to (etcd, sshd, nftables, nginx, HAProxy, Chromium, the
 cloud-init and Ignition validators) when they are missing and we may install them.
 """
 
@@ -25,6 +25,7 @@ DEBIAN_PACKAGES = [
     "openssh-server",
     "nftables",
     "nginx",
+    "haproxy",
     "chromium",
     "cloud-init",
     "ignition",

@@ -48,7 +48,7 @@ FLEET_KEYS = {
 }
 # fleet's order of preference for the machine pin: the first value of the first key found
 _MACHINE_ID_KEYS = ("MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID")
-_VULCANO_KEYS = {"Sandbox"}
+_VULCANO_KEYS = {"Sandbox", "Port", "Check", "CheckRestart"}  # services: vulcano/endpoints.py
 # Size limits, so placing a unit costs a bounded time: a glob is matched against unit
 # names (at most MAX_NAME_LENGTH characters), so a longer one has nothing to say; and a
 # unit names at most MAX_LIST_ENTRIES globs, peers or metadata entries per list.
@@ -193,6 +193,8 @@ def _sandbox(unit: UnitFile, where: str) -> bool:
                 f"{where} line {o.line}: unknown [X-Vulcano] option {o.key}= "
                 f"(known: {', '.join(sorted(_VULCANO_KEYS))})"
             )
+        if o.key != "Sandbox":
+            continue
         b = parse_bool(o.value)
         if b is None:
             raise UnitFileError(f"{where} line {o.line}: Sandbox= wants a boolean, got {o.value!r}")

@@ -24,6 +24,14 @@
 <prefix>unit-journal/<name>          the last lines of the unit's output, on the machine's lease
 <prefix>samples/<machine-id>         JSON MachineSample (vulcano/heartbeat.py): the machine's
                                      vitals and its units, on its lease, every interval
+<prefix>endpoints/<unit>/<machine>   JSON Endpoint (vulcano/endpoints.py) {unit, machine_id,
+                                     address, ports, since}: an instance that runs and passes
+                                     its checks, on its machine's lease; withdrawn otherwise
+<prefix>checks/<unit>/<check-name>   JSON CheckSpec added at runtime (`vulcano check add`), beside
+                                     the unit file's own Check= lines; no lease, kept
+<prefix>check-states/<unit>/<machine> JSON CheckStates: each check's status, on the lease
+<prefix>balancers/<name>/<machine>   JSON balancer status (agent/balancer/): what it serves,
+                                     whether its last render was applied, on its lease
 <prefix>engine/leader                election key (lease)
 <prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a
                                      while longer (short lease of its own)
@@ -160,6 +168,41 @@ class Keyspace:
 
     def unit_journal(self, name: str) -> str:
         return f"{self.unit_journals}{name}"
+
+    # services (vulcano/endpoints.py)
+    @property
+    def endpoints(self) -> str:
+        return f"{self.prefix}endpoints/"
+
+    def unit_endpoints(self, name: str) -> str:
+        return f"{self.endpoints}{name}/"
+
+    def endpoint(self, name: str, machine_id: str) -> str:
+        return f"{self.endpoints}{name}/{machine_id}"
+
+    @property
+    def checks(self) -> str:
+        return f"{self.prefix}checks/"
+
+    def unit_checks(self, name: str) -> str:
+        return f"{self.checks}{name}/"
+
+    def check(self, name: str, check_name: str) -> str:
+        return f"{self.checks}{name}/{check_name}"
+
+    @property
+    def check_states(self) -> str:
+        return f"{self.prefix}check-states/"
+
+    def check_state(self, name: str, machine_id: str) -> str:
+        return f"{self.check_states}{name}/{machine_id}"
+
+    @property
+    def balancers(self) -> str:
+        return f"{self.prefix}balancers/"
+
+    def balancer(self, name: str, machine_id: str) -> str:
+        return f"{self.balancers}{name}/{machine_id}"
 
     @property
     def engine_leader(self) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from vulcano.endpoints import service_options
 from vulcano.errors import UnitFileError
 from vulcano.fleetoptions import (
     FALSE_WORDS,
@@ -227,5 +228,6 @@ def load(text: str, name: str) -> tuple[UnitFile, FleetOptions]:
     # A template is checked as its first instance would be, so %i errors show up now.
     as_name = un.instantiate("0") if un.is_template else name
     opts = fleet_options(unit, as_name)
+    service_options(unit, as_name)
     check_exec_lines(unit, name)
     return unit, opts
