@@ -55,6 +55,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=_on_app_engine(),
         # "auto": run cloud-init / ignition-validate when installed; True: they must be.
         VALIDATE_WITH_TOOLS=_validate_mode(os.environ.get("VULCANO_VALIDATE_WITH_TOOLS", "auto")),
+        # Set by the demo: the Datastore is an emulator in memory, and the pages say so.
+        EPHEMERAL=bool(os.environ.get("VULCANO_EPHEMERAL")),
     )
     from appengine import alert_delivery, images, limits
 
@@ -98,6 +100,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     heartbeat_api.init_app(app)
     app.register_blueprint(status.bp)
     _register_error_pages(app)
+
+    @app.context_processor
+    def _ephemeral() -> dict[str, Any]:
+        return {"ephemeral": bool(app.config.get("EPHEMERAL"))}
+
     return app
 
 

@@ -21,7 +21,8 @@ read only that prefix. Checks added at runtime (``vulcano check add``) live at
 ``checks/<unit>/<name>`` beside the ones in the file; results at
 ``check-states/<unit>/<machine>``.
 
-Pure: no I/O.
+Pure: no I/O. It is kept as one module: the lines' grammar and the records made from
+them are one contract between the CLI, the agent, compose conversion and the balancer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Real alert destinations on loopback: an SMTP sink (aiosmtpd) and a webhook receiver."""
+"""Real alert destinations on loopback: an SMTP sink (aiosmtpd, vulcano/lab/mailsink.py) and a
+webhook receiver."""
 
 from __future__ import annotations
 
@@ -6,42 +7,13 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from email import message_from_bytes
-from email.message import Message
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from werkzeug.serving import make_server
 
-from vulcano.lab.ports import reserve_port
+from vulcano.lab.mailsink import MailSink, smtp_sink
 
-
-class MailSink:
-    """Keeps every message it is handed."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.port = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-    @property
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-
-@contextmanager
-def smtp_sink() -> Iterator[MailSink]:
-    sink = MailSink()
-    sink.port = reserve_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    try:
-        yield sink
-    finally:
-        controller.stop()
+__all__ = ["MailSink", "Webhook", "smtp_sink", "webhook_receiver"]
 
 
 class Webhook:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ from tests.conftest import require_root
 from tests.e2e.test_machines_boot import wait_booted, wait_etcd_healthy
 from vulcano import image
 from vulcano.lab import machines as lab_machines
-from vulcano.lab import provisioning, services
-from vulcano.lab.errors import CloudInitFailed
+from vulcano.lab import provisioning, services, stack
+from vulcano.lab.errors import CloudInitFailed, LabError
 from vulcano.lab.forward import PortForward
 from vulcano.lab.images import ImageBuild
 from vulcano.lab.installer import installer_server
@@ -42,15 +41,21 @@ from vulcano.lab.machines import Machine
 from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.podman import Podman
 from vulcano.lab.poll import wait_for
+from vulcano.lab.stack import (
+    Provisioner,
+    cluster_state,
+    set_alerts,
+    status_count,
+    status_page,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CLUSTER = "prod"
 SIZE = 3
 PANEL_PORT = 8080
-CONTAINER = "vulcano-provisioner"
-# From cloud-init done to the panel answering: docker loads and starts the image.
-PANEL_UP_TIMEOUT = 300.0
+PANEL_UP_TIMEOUT = stack.PANEL_UP_TIMEOUT
+CONTAINER = stack.CONTAINER
 UNITS_TIMEOUT = 120.0
 WEB = """\
 [Unit]
@@ -71,9 +76,6 @@ ExecStart=/bin/sh -c 'echo hello from the panel on %H; exec sleep infinity'
 """
 # The relay sends a heartbeat every 30 s (container/policy.py): three of them, and a lease.
 MONITOR_TIMEOUT = 150.0
-_STATUS_LINK = re.compile(r'id="status-link" href="([^"]+)"')
-_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-_PASSWORD = re.compile(r"generated admin password \([^)]*\): (\S+)")
 
 
 @dataclass
@@ -92,56 +94,32 @@ class Chain:
     node_hosts: list[TestHost] = field(default_factory=list)
     nodes: list[Machine] = field(default_factory=list)
 
+    @property
+    def box(self) -> Provisioner:
+        return Provisioner(self.provisioner)
+
     def vulcano(self, *args: str, check: bool = True, stdin: str | None = None) -> tuple[int, str]:
         """`vulcano ARGS` in the provisioning container: (exit status, stdout+stderr)."""
-        flags = ["-i"] if stdin is not None else []
-        done = self.provisioner.exec(
-            ["docker", "exec", *flags, CONTAINER, "vulcano", *args],
-            check=False,
-            input=stdin,
-            timeout=UNITS_TIMEOUT + 60,
-        )
-        output = done.stdout + done.stderr
-        if check and done.returncode != 0:
-            raise AssertionError(f"vulcano {shlex.join(args)}: exit {done.returncode}\n{output}")
-        return done.returncode, output
+        try:
+            return self.box.vulcano(*args, check=check, stdin=stdin)
+        except LabError as exc:
+            raise AssertionError(str(exc)) from None
 
     def in_container(self, script: str, stdin: str | None = None) -> str:
-        flags = ["-i"] if stdin is not None else []
-        done = self.provisioner.exec(
-            ["docker", "exec", *flags, CONTAINER, "sh", "-c", script], input=stdin
-        )
-        return done.stdout
+        return self.box.in_container(script, stdin)
 
     def tunnel(self) -> list[str]:
         return ["--tunnel", f"core@{self.node_hosts[0].ip}"]
 
     def container_id(self) -> str:
-        return self.provisioner.exec(
-            ["docker", "inspect", "--format", "{{.Id}}", CONTAINER], check=False
-        ).stdout.strip()
+        return self.box.container_id()
 
 
 def _wait_panel(machine: Machine, forward: PortForward) -> None:
-    def answered() -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{forward.port}/healthz", timeout=5).ok
-        except requests.RequestException:
-            return False
-
     try:
-        wait_for(answered, PANEL_UP_TIMEOUT, "the provisioning panel", 1.0)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{provisioning.diagnostics(machine)}") from None
-
-
-def _generated_password(machine: Machine) -> str:
-    """The admin password the panel made on its first start: printed once, to its log."""
-    log = provisioning.docker_logs(machine)
-    found = _PASSWORD.findall(log)
-    if len(found) == 1:
-        return str(found[0])
-    raise AssertionError(f"no generated admin password in the container's log:\n{log}")
+        Provisioner(machine).wait_panel(forward, PANEL_UP_TIMEOUT)
+    except LabError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +178,7 @@ def chain(
             machine,
             host,
             forward,
-            _generated_password(machine),
+            Provisioner(machine).generated_password(),
             tmp,
             installer.underlay_url,
             installer.url,
@@ -215,28 +193,12 @@ def chain(
 
 
 def _set_alerts(chain: Chain, email: str, webhook: str) -> None:
-    """Alerts to ``email`` and ``webhook``, saved through the install's manage page."""
-    with requests.Session() as http:
-        page = http.get(f"{chain.installer_loopback}/installs/{chain.manage_token}", timeout=10)
-        csrf = _CSRF.search(page.text)
-        assert csrf is not None, page.text[:2000]
-        saved = http.post(
-            f"{chain.installer_loopback}/installs/{chain.manage_token}/alerts",
-            data={"csrf_token": csrf.group(1), "emails": email, "webhooks": webhook},
-            timeout=10,
-        )
-        assert saved.status_code < 400, saved.text[:2000]
+    set_alerts(chain.installer_loopback, chain.manage_token, email, webhook)
 
 
 def _status_page(chain: Chain) -> str:
     """The install's hosted status page, as the installer serves it."""
-    install = requests.get(f"{chain.installer_loopback}/installs/{chain.manage_token}", timeout=10)
-    link = _STATUS_LINK.search(install.text)
-    assert link is not None, install.text[:2000]
-    url = link.group(1)
-    if url.startswith("http"):
-        url = "/" + url.split("/", 3)[3]
-    return requests.get(chain.installer_loopback + url, timeout=10).text
+    return status_page(chain.installer_loopback, chain.manage_token)
 
 
 def _seq(page: str) -> int:
@@ -245,8 +207,7 @@ def _seq(page: str) -> int:
 
 
 def _count(page: str, which: str) -> int:
-    found = re.search(rf'id="count-{which}">(\d+)<', page)
-    return int(found.group(1)) if found else -1
+    return status_count(page, which)
 
 
 def _nodes(chain: Chain) -> list[Machine]:
@@ -513,8 +474,7 @@ def test_a_cluster_that_stops_reporting_turns_unreachable_alerts_once_and_recove
         assert done.status_code == 200, done.text
 
     def page_state() -> str:
-        found = re.search(r'id="cluster-state"[^>]*data-state="([a-z-]+)"', _status_page(chain))
-        return found.group(1) if found else ""
+        return cluster_state(_status_page(chain))
 
     # The provisioning container stops (and its relay with it): no more heartbeats.
     chain.provisioner.systemctl("stop", provisioning.PROVISIONER_UNIT, check=True)

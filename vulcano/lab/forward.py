@@ -48,10 +48,11 @@ def entered(netns: Path) -> Iterator[None]:
 class PortForward:
     """127.0.0.1:<port> in the root namespace → ``host:port`` inside ``netns``."""
 
-    def __init__(self, netns: Path, host: str, port: int) -> None:
+    def __init__(self, netns: Path, host: str, port: int, listen_port: int | None = None) -> None:
+        """``listen_port``: the loopback port to listen on (default: a free one)."""
         self.netns = netns
         self.target = (host, port)
-        self.port = reserve_port()
+        self.port = listen_port or reserve_port()
         self._listener = socket.create_server(("127.0.0.1", self.port), backlog=128)
         self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()

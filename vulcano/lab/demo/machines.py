@@ -1,0 +1,197 @@
+"""The demo on machines: as root with podman, every piece real (see the package's doc)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+import requests
+
+from vulcano.lab import provisioning, services
+from vulcano.lab.demo.parts import (
+    ALERT_ADDRESS,
+    BALANCER_UNIT,
+    CLUSTER,
+    CLUSTER_FORM_TIMEOUT,
+    MACHINE_BOOT_TIMEOUT,
+    PANEL_PORT_IN_MACHINE,
+    SERVICE_PORT_IN_MACHINE,
+    STATUS_TIMEOUT,
+    UNITS_TIMEOUT,
+    WEB_UNIT,
+    Ports,
+    Progress,
+    Shown,
+    step,
+)  # fmt: skip
+from vulcano.lab.forward import PortForward
+from vulcano.lab.installer import installer_server
+from vulcano.lab.mailsink import smtp_sink
+from vulcano.lab.netns import NETNS_DIR, Underlay
+from vulcano.lab.poll import wait_for
+from vulcano.lab.stack import Provisioner, set_alerts, status_count, status_page, status_url
+
+# --- the full demo --------------------------------------------------------------------
+
+
+def bring_up_machines(
+    stack: contextlib.ExitStack, args: argparse.Namespace, progress: Progress, tmp: Path
+) -> Shown:
+    from vulcano.lab import machines as lab_machines
+    from vulcano.lab.images import build_image
+    from vulcano.lab.podman import Podman
+
+    ports: Ports = args.ports
+    podman = Podman()
+    stack.callback(lab_machines.remove_run_machines, podman)  # a safety net, by run token
+    with progress.step("building the images (cached by their inputs; a first run takes ~5 min)"):
+        vulcano_image = build_image(podman=podman)
+        machine_image = lab_machines.build_machine_image(podman).reference
+        provisioning_image = provisioning.build_provisioning_machine_image(podman).reference
+        archive = provisioning.image_archive(podman, vulcano_image)
+
+    shown = Shown()
+    emulator = step(
+        progress, "starting the Cloud Datastore emulator", 120,
+        lambda: stack.enter_context(services.datastore_emulator(project="vulcano-demo")),
+    )  # fmt: skip
+    mail = stack.enter_context(smtp_sink())
+    shown.mail = stack.enter_context(mail.web(port=ports.mail))
+    underlay = stack.enter_context(Underlay(tmp / "underlay", with_etcd=False))
+    env = {
+        "VULCANO_SMTP_HOST": "127.0.0.1",
+        "VULCANO_SMTP_PORT": str(mail.port),
+        "VULCANO_SMTP_FROM": "alerts@vulcano.demo",
+        "VULCANO_ALERT_WEBHOOK_ALLOW_PRIVATE": "1",
+        "VULCANO_EPHEMERAL": "1",  # the pages say the emulator keeps installs in memory
+    }
+    installer = step(
+        progress, "starting the hosted installer (gunicorn)", 60,
+        lambda: stack.enter_context(installer_server(
+            emulator, tmp / "installer.log", port=ports.installer, underlay=underlay,
+            workers=2, threads=8, env_extra=env,
+        )),
+    )  # fmt: skip
+    shown.installer = installer.url
+    shown.heartbeat = f"{installer.url}/api/heartbeat"
+    size = args.machines
+    document = step(
+        progress, "creating an install through the installer's form", 30,
+        lambda: provisioning.create_install(installer, cluster_name=CLUSTER, size=size),
+    )  # fmt: skip
+    set_alerts(installer.url, document.token, ALERT_ADDRESS)
+    shown.manage = f"{installer.url}/installs/{document.token}"
+    shown.status_page = status_url(installer.url, document.token)
+
+    host = underlay.add_host()
+    machine = lab_machines.start_machine(
+        podman, provisioning_image, document.text,
+        name=f"{underlay.token}-p{host.index}", netns=host.netns,
+        read_only=[(archive, provisioning.IMAGE_ARCHIVE_DIR)], cgroupns="private",
+    )  # fmt: skip
+    stack.callback(machine.stop_and_remove)
+    step(
+        progress, "booting the provisioning machine from the install's user-data",
+        MACHINE_BOOT_TIMEOUT, machine.wait_cloud_init,
+    )  # fmt: skip
+    panel = stack.enter_context(
+        PortForward(NETNS_DIR / host.netns, host.ip, PANEL_PORT_IN_MACHINE, ports.panel)
+    )
+    box = Provisioner(machine)
+    step(
+        progress,
+        "waiting for the provisioning container's panel",
+        300,
+        lambda: box.wait_panel(panel),
+    )
+    shown.panel = f"http://127.0.0.1:{panel.port}"
+    shown.panel_password = box.generated_password()
+
+    hosts = underlay.add_hosts(size)
+    ips = [arg for h in hosts for arg in ("--ip", h.ip)]
+    step(
+        progress, f"creating cluster {CLUSTER!r} (a discovery URL from the installer)", 60,
+        lambda: box.vulcano("cluster", "create", CLUSTER, "--size", str(size), *ips),
+    )  # fmt: skip
+    nodes = []
+    for i, h in enumerate(hosts, 1):
+        _, text = box.vulcano("cluster", "user-data", CLUSTER, "--node", str(i))
+        node = lab_machines.start_machine(
+            podman, machine_image, text, name=f"{underlay.token}-n{i}", netns=h.netns
+        )
+        stack.callback(node.stop_and_remove)
+        nodes.append(node)
+
+    def booted() -> None:
+        for node in nodes:
+            node.wait_cloud_init()
+
+    step(progress, f"booting {size} machines from the node user-data", MACHINE_BOOT_TIMEOUT, booted)
+
+    def listed() -> list[list[str]]:
+        code, out = box.vulcano(
+            "--cluster", CLUSTER, "list-machines", "--full", "--no-legend", check=False
+        )
+        rows = [line.split() for line in out.splitlines() if line.strip()]
+        return rows if code == 0 and len(rows) == size else []
+
+    rows: list[list[str]] = step(
+        progress, "waiting for etcd to form and every agent to join", CLUSTER_FORM_TIMEOUT,
+        lambda: wait_for(listed, CLUSTER_FORM_TIMEOUT, "every machine in list-machines", 2.0),
+    )  # fmt: skip
+    names = {h.ip: n.container for h, n in zip(hosts, nodes, strict=True)}
+    hostnames = {h.ip: f"{CLUSTER}-{i}" for i, h in enumerate(hosts, 1)}
+    for row in rows:
+        ip = next((w for w in row if w in names), "")
+        shown.machines.append({"id": row[0], "name": names.get(ip, ""), "ip": ip,
+                               "hostname": hostnames.get(ip, "")})  # fmt: skip
+
+    box.in_container("cat > /tmp/web@.service", stdin=WEB_UNIT)
+    box.in_container("cat > /tmp/balancer.service", stdin=BALANCER_UNIT)
+    webs = [f"web@{i}.service" for i in (1, 2, 3)]
+    cluster = ("--cluster", CLUSTER)
+    box.vulcano(*cluster, "submit", "/tmp/web@.service", "/tmp/balancer.service")
+    step(
+        progress, "starting web@1..3 and the balancer on the cluster", UNITS_TIMEOUT,
+        lambda: box.vulcano(
+            *cluster, "start", "--block-timeout", str(UNITS_TIMEOUT), *webs, "balancer.service"
+        ),
+    )  # fmt: skip
+    service = stack.enter_context(
+        PortForward(NETNS_DIR / hosts[0].netns, hosts[0].ip, SERVICE_PORT_IN_MACHINE, ports.service)
+    )
+    shown.service = f"http://127.0.0.1:{service.port}"
+
+    def answered() -> bool:
+        try:
+            return requests.get(shown.service or "", timeout=3).text.startswith("web ")
+        except requests.RequestException:
+            return False
+
+    step(progress, "waiting for the balanced service to answer", 120,
+          lambda: wait_for(answered, 120, "web@ through the balancer", 1.0))  # fmt: skip
+    step(
+        progress, "waiting for the heartbeats to reach the hosted status page", STATUS_TIMEOUT,
+        lambda: wait_for(
+            lambda: status_count(status_page(installer.url, document.token), "up") == size,
+            STATUS_TIMEOUT, "every machine up on the status page", 2.0,
+        ),
+    )  # fmt: skip
+    for h in hosts:
+        forward = stack.enter_context(h.forward(2379))
+        shown.etcd.append(f"http://127.0.0.1:{forward.port}")
+    victim = shown.machines[-1] if shown.machines else {}
+    shown.notes.append(
+        "the installer keeps installs in the Datastore emulator's memory: they are gone "
+        "when the demo stops"
+    )
+    shown.try_commands = [
+        f"curl -s {shown.service}/            # answered by web@1, @2 and @3 in turn",
+        f"vulcano --endpoint {shown.etcd[0]} list-units",
+        f"vulcano --endpoint {shown.etcd[0]} list-machines",
+        f"podman kill {victim.get('name', '')}   # then watch its units move, "
+        "the status page turn red and an alert reach the mail page",
+        f"podman exec {shown.machines[0]['name']} journalctl -u vulcano-agent -f",
+    ]
+    return shown

@@ -1,0 +1,128 @@
+"""The demo without root or podman: the installer, the panel and one local agent."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from vulcano.lab import provisioning, services
+from vulcano.lab.demo.parts import (
+    ALERT_ADDRESS,
+    CLUSTER,
+    HELLO_UNIT,
+    DemoError,
+    Ports,
+    Progress,
+    Shown,
+    step,
+)  # fmt: skip
+from vulcano.lab.installer import installer_server
+from vulcano.lab.mailsink import smtp_sink
+from vulcano.lab.poll import wait_for
+from vulcano.lab.stack import set_alerts, status_url
+
+# --- without root or podman -----------------------------------------------------------
+
+
+def bring_up_reduced(
+    stack: contextlib.ExitStack, args: argparse.Namespace, progress: Progress, tmp: Path, why: str
+) -> Shown:
+    ports: Ports = args.ports
+    shown = Shown(mode="reduced", service=None)
+    shown.notes.append(f"no machines, overlay or balancer: {why}")
+    emulator = step(
+        progress, "starting the Cloud Datastore emulator", 120,
+        lambda: stack.enter_context(services.datastore_emulator(project="vulcano-demo")),
+    )  # fmt: skip
+    mail = stack.enter_context(smtp_sink())
+    shown.mail = stack.enter_context(mail.web(port=ports.mail))
+    env = {
+        "VULCANO_SMTP_HOST": "127.0.0.1",
+        "VULCANO_SMTP_PORT": str(mail.port),
+        "VULCANO_SMTP_FROM": "alerts@vulcano.demo",
+        "VULCANO_EPHEMERAL": "1",
+    }
+    installer = step(
+        progress, "starting the hosted installer (gunicorn)", 60,
+        lambda: stack.enter_context(installer_server(
+            emulator, tmp / "installer.log", port=ports.installer, workers=2, threads=8,
+            env_extra=env,
+        )),
+    )  # fmt: skip
+    shown.installer = installer.url
+    shown.heartbeat = f"{installer.url}/api/heartbeat"
+    document = provisioning.create_install(installer, cluster_name=CLUSTER, size=1)
+    set_alerts(installer.url, document.token, ALERT_ADDRESS)
+    shown.manage = f"{installer.url}/installs/{document.token}"
+    shown.status_page = status_url(installer.url, document.token)
+
+    if shutil.which("etcd") is None:
+        shown.notes.append("etcd is not installed (Debian package etcd-server): no local agent")
+        etcd_endpoint = ""
+    else:
+        etcd = step(progress, "starting a local etcd", 30,
+                     lambda: stack.enter_context(services.etcd_server(tmp / "etcd")))  # fmt: skip
+        etcd_endpoint = etcd.endpoint
+        shown.etcd = [etcd_endpoint]
+        agent_log = open(tmp / "agent.log", "wb")  # noqa: SIM115 - closed by the stack
+        stack.callback(agent_log.close)
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "--endpoint", etcd_endpoint, "--no-overlay",
+             "--public-ip", "127.0.0.1", "--state-dir", str(tmp / "agent"), "--ttl", "5"],
+            stdout=agent_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        stack.callback(services.stop_process, agent)
+        shown.machines.append({"id": "", "name": f"pid {agent.pid}", "ip": "127.0.0.1",
+                               "hostname": socket.gethostname()})  # fmt: skip
+
+    panel_log = tmp / "panel.log"
+    out = open(panel_log, "wb")  # noqa: SIM115 - closed by the stack
+    stack.callback(out.close)
+    panel_env = {**os.environ, "VULCANO_ETCD_ENDPOINTS": etcd_endpoint} if etcd_endpoint else None
+    panel = subprocess.Popen(
+        [sys.executable, "-m", "container", "serve", "--cluster-name", CLUSTER,
+         "--cluster-size", "1", "--state-dir", str(tmp / "state"), "--address", "127.0.0.1",
+         "--port", str(ports.panel)],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=panel_env,
+    )  # fmt: skip
+    stack.callback(services.stop_process, panel)
+    shown.panel = f"http://127.0.0.1:{ports.panel}"
+
+    def panel_up() -> bool:
+        if panel.poll() is not None:
+            raise DemoError(f"the panel exited: {panel_log.read_text(errors='replace')[-2000:]}")
+        try:
+            return requests.get(shown.panel + "/healthz", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    step(progress, "starting the provisioning panel", 60,
+          lambda: wait_for(panel_up, 60, "the panel", 0.5))  # fmt: skip
+    found = re.search(r"generated admin password \([^)]*\): (\S+)", panel_log.read_text())
+    shown.panel_password = found.group(1) if found else "(see the panel's log)"
+    if etcd_endpoint:
+        hello = tmp / "hello.service"
+        hello.write_text(HELLO_UNIT)
+        cli = [sys.executable, "-m", "container", "--endpoint", etcd_endpoint]
+        subprocess.run([*cli, "submit", str(hello)], check=True, capture_output=True,
+                       timeout=60)  # fmt: skip
+        subprocess.run([*cli, "start", "hello.service"], check=True, capture_output=True,
+                       timeout=120)  # fmt: skip
+        shown.try_commands = [
+            f"vulcano --endpoint {etcd_endpoint} list-units",
+            f"vulcano --endpoint {etcd_endpoint} journal hello.service",
+        ]
+    shown.notes.append(
+        "the installer keeps installs in the Datastore emulator's memory: they are gone "
+        "when the demo stops"
+    )
+    return shown
