@@ -84,10 +84,42 @@ def ensure_debian_packages(session: nox.Session, names: list[str] = DEBIAN_PACKA
             os.unlink(policy)
 
 
+# The Cloud Datastore emulator is not in Debian: it comes from the Google Cloud CLI's own
+# package repository (https://cloud.google.com/sdk/docs/install#deb), added when missing.
+EMULATOR_PACKAGE = "google-cloud-cli-datastore-emulator"
+GOOGLE_CLOUD_KEY_URL = "https://packages.cloud.google.com/apt/doc/apt-key.gpg"
+GOOGLE_CLOUD_KEYRING = "/usr/share/keyrings/cloud.google.asc"
+GOOGLE_CLOUD_SOURCES = "/etc/apt/sources.list.d/vulcano-google-cloud-cli.list"
+GOOGLE_CLOUD_SOURCE_LINE = (
+    f"deb [signed-by={GOOGLE_CLOUD_KEYRING}] https://packages.cloud.google.com/apt cloud-sdk main\n"
+)
+
+
+def ensure_datastore_emulator(session: nox.Session) -> None:
+    """Install the Datastore emulator from Google's repository when it is missing."""
+    if shutil.which("dpkg-query") is None or not _missing_debian_packages([EMULATOR_PACKAGE]):
+        return
+    if os.geteuid() != 0:
+        session.warn(f"not root: cannot install {EMULATOR_PACKAGE}")
+        return
+    if not os.path.exists(GOOGLE_CLOUD_SOURCES):
+        import urllib.request
+
+        session.log(f"adding the Google Cloud CLI's apt repository for {EMULATOR_PACKAGE}")
+        with urllib.request.urlopen(GOOGLE_CLOUD_KEY_URL, timeout=60) as answer:
+            key = answer.read()
+        with open(GOOGLE_CLOUD_KEYRING, "wb") as f:
+            f.write(key)
+        with open(GOOGLE_CLOUD_SOURCES, "w") as f:
+            f.write(GOOGLE_CLOUD_SOURCE_LINE)
+    ensure_debian_packages(session, [EMULATOR_PACKAGE])
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite against real etcd, Datastore emulator, sshd and netns."""
     ensure_debian_packages(session)
+    ensure_datastore_emulator(session)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
@@ -111,6 +143,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every benchmark in bench/ (or the ones named after --) and print their tables."""
     ensure_debian_packages(session)
+    ensure_datastore_emulator(session)
     session.install("-e", ".[test]")
     names = session.posargs or sorted(
         f[:-3] for f in os.listdir("bench") if f.endswith(".py") and not f.startswith("_")
@@ -132,7 +165,8 @@ def image(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the demo: the hosted installer on http://127.0.0.1:8080 against the emulator."""
+    """Run the demo: the whole system on this machine (`nox -s demo -- --help`)."""
     ensure_debian_packages(session)
+    ensure_datastore_emulator(session)
     session.install("-e", ".[test]")
     session.run("python", "-m", "vulcano.lab.demo", *session.posargs)
