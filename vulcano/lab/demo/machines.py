@@ -129,6 +129,21 @@ def bring_up_machines(
 
     step(progress, f"booting {size} machines from the node user-data", MACHINE_BOOT_TIMEOUT, booted)
 
+    def etcd_healthy() -> bool:
+        for node in nodes:
+            done = node.exec(["curl", "-fsS", "--max-time", "3", "http://127.0.0.1:2379/health"])
+            if '"health":"true"' not in done.stdout.replace(" ", ""):
+                return False
+        return True
+
+    step(
+        progress, "waiting for etcd to form through discovery", CLUSTER_FORM_TIMEOUT,
+        lambda: wait_for(etcd_healthy, CLUSTER_FORM_TIMEOUT, "etcd healthy on every member", 1.0),
+    )  # fmt: skip
+    # The container learns where etcd answers from the discovery registrations and writes
+    # the cluster's network config there; then the agents come up.
+    box.vulcano("cluster", "endpoints", CLUSTER)
+
     def listed() -> list[list[str]]:
         code, out = box.vulcano(
             "--cluster", CLUSTER, "list-machines", "--full", "--no-legend", check=False
@@ -137,7 +152,7 @@ def bring_up_machines(
         return rows if code == 0 and len(rows) == size else []
 
     rows: list[list[str]] = step(
-        progress, "waiting for etcd to form and every agent to join", CLUSTER_FORM_TIMEOUT,
+        progress, "waiting for every agent to join", CLUSTER_FORM_TIMEOUT,
         lambda: wait_for(listed, CLUSTER_FORM_TIMEOUT, "every machine in list-machines", 2.0),
     )  # fmt: skip
     names = {h.ip: n.container for h, n in zip(hosts, nodes, strict=True)}
