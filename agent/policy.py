@@ -138,6 +138,9 @@ BALANCER_CHECK_TIMEOUT = 15.0
 # the new configuration answers there.
 BALANCER_START_TIMEOUT = 10.0
 BALANCER_RELOAD_TIMEOUT = 10.0
+# After a reload, how long the balancer waits for the old workers to finish (they may
+# take new connections until the master tells them to stop) before it goes on.
+BALANCER_OLD_WORKERS_WAIT = 2.0
 # Looking at the status/stats socket while waiting for a start or reload.
 BALANCER_CONFIRM_POLL = 0.02
 # One request to the status/stats socket.

@@ -245,6 +245,7 @@ class Balancer:
             return
         self.status.renders += 1
         self.status.since = time.time()
+        self.status.server_pid = server.pid or 0
         log.info(
             "balancer: serving %d backend(s) for %s (reloads %d, runtime changes %d)",
             len(target),
@@ -284,6 +285,9 @@ class Balancer:
             self.server.start(self.live_text)
         except ServerFailed as exc:
             self._stale(str(exc))
+            return
+        self.status.server_pid = self.server.pid or 0
+        self._status_dirty = True
 
     # -- the status record ---------------------------------------------------------------
     def _publish_status(self) -> None:

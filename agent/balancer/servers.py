@@ -109,6 +109,29 @@ class _Child:
         except OSError as exc:
             raise ServerFailed(f"cannot run {argv[0]}: {exc.strerror}") from None
 
+    def children(self) -> list[int]:
+        """The server's child processes (its workers, old ones still draining too)."""
+        if self.proc is None:
+            return []
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def wait_old_workers(self, what: str, workers: int = 1) -> None:
+        """Wait (at most BALANCER_OLD_WORKERS_WAIT) until only the new workers are left.
+
+        Until then an old worker may still take a new connection with the old
+        configuration; a worker held up by a long request only delays the log line.
+        """
+        deadline = time.monotonic() + policy.BALANCER_OLD_WORKERS_WAIT
+        while len(self.children()) > workers:
+            if time.monotonic() >= deadline:
+                log.info("balancer: %s: old workers still draining", what)
+                return
+            time.sleep(policy.BALANCER_CONFIRM_POLL)
+
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signum)
@@ -200,6 +223,7 @@ class NginxServer:
     def reload(self, text: str) -> None:
         self._child.signal(signal.SIGHUP)  # what `nginx -s reload` sends its master
         self._child.wait_for(self._serving(text), "reloading nginx", policy.BALANCER_RELOAD_TIMEOUT)
+        self._child.wait_old_workers("reloading nginx")
 
     def alive(self) -> bool:
         return self._child.alive()
@@ -227,7 +251,7 @@ class HaproxyServer:
         return self._child.pid
 
     def check(self, path: Path) -> None:
-        _run_check([self.binary, "-c", "-q", "-f", str(path)], "haproxy -c")
+        _run_check([self.binary, "-c", "-f", str(path)], "haproxy -c")
 
     def command(self, line: str) -> str:
         """One runtime API command; its answer."""
@@ -261,6 +285,7 @@ class HaproxyServer:
             "reloading haproxy",
             policy.BALANCER_RELOAD_TIMEOUT,
         )
+        self._child.wait_old_workers("reloading haproxy")
 
     def runtime(self, commands: list[str]) -> None:
         """Send each command; ServerFailed on the first one HAProxy does not accept."""

@@ -26,6 +26,7 @@ class BalancerStatus:
     renders: int = 0  # configurations applied (start, reload or runtime)
     rejected: int = 0  # configurations the server's check refused
     watch_restarts: int = 0  # lost watches, started again
+    server_pid: int = 0  # the server's master process
     since: float = 0.0  # when the live configuration was applied (wall clock)
 
     def to_json(self) -> str:
