@@ -130,6 +130,8 @@ BALANCER_SETTLE_MAX = 5.0
 # The status record balancers/<name>/<machine> lives on a lease of this TTL, refreshed
 # every TTL / KEEPALIVE_DIVISOR seconds.
 BALANCER_STATUS_TTL = 10
+# A status write that failed is tried again after this long.
+BALANCER_STATUS_RETRY = 1.0
 # The balancer's loop wakes this often with no watch event (status lease, server alive).
 BALANCER_TICK = 0.25
 # The server's own check of a staged file (nginx -t, haproxy -c).

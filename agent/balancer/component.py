@@ -88,7 +88,8 @@ class Balancer:
         self._logged_skips: set[str] = set()
         self._lease: Any = None
         self._status_dirty = True
-        self._next_refresh = 0.0
+        self._lease_refresh_at = 0.0
+        self._status_retry_at = 0.0
         self._status_failing = False
         self._next_restart = 0.0
 
@@ -291,24 +292,24 @@ class Balancer:
 
     # -- the status record ---------------------------------------------------------------
     def _publish_status(self) -> None:
+        """Write the status when it changed; keep its lease alive (a new one if lost)."""
         now = time.monotonic()
-        if not self._status_dirty and now < self._next_refresh:
+        refresh_due = self._lease is not None and now >= self._lease_refresh_at
+        if now < self._status_retry_at or not (self._status_dirty or refresh_due):
             return
+        every = self.status_ttl / policy.KEEPALIVE_DIVISOR
         try:
-            if (
-                self._lease is not None
-                and now >= self._next_refresh
-                and refresh_lease(self.client, self._lease.id) == 0
-            ):
-                self._lease = None
-                self._status_dirty = True
+            if refresh_due:
+                if refresh_lease(self.client, self._lease.id) == 0:
+                    self._lease = None
+                self._lease_refresh_at = now + every
             if self._lease is None:
                 self._lease = self.client.lease(self.status_ttl)
+                self._lease_refresh_at = now + every
                 self._status_dirty = True
             if self._status_dirty:
                 self.client.put(self.status_key, self.status.to_json(), lease=self._lease)
                 self._status_dirty = False
-            self._next_refresh = now + self.status_ttl / policy.KEEPALIVE_DIVISOR
             if self._status_failing:
                 log.info("balancer: status published again")
             self._status_failing = False
@@ -317,7 +318,10 @@ class Balancer:
                 "balancer: status not published: %s", exc
             )
             self._status_failing = True
-            self._next_refresh = now + policy.BALANCER_TICK * 4
+            # a lease etcd lost (or we cannot tell) is replaced; the old one expires
+            self._lease = None
+            self._status_dirty = True
+            self._status_retry_at = now + policy.BALANCER_STATUS_RETRY
 
     def _shutdown(self) -> None:
         self.server.stop()

@@ -266,3 +266,26 @@ def test_a_lost_watch_is_said_and_followed_again(
             etcd.start()
         put_endpoint(client, KS, "web@2.service", "m2", backends[1])
         wait_for(lambda: serving(balancer, backends[:2]), WAIT, "a change after the restart")
+
+
+def test_the_status_record_outlives_its_lease_ttl_while_changes_keep_coming(
+    etcd: services.Etcd, client: Any, backends: list[HttpBackend], tmp_path: Path
+) -> None:
+    need("nginx")
+    lb = listen()
+    publish(client, backends)
+    options = {**FAST, "status_ttl": 2}
+    with running_balancer(etcd.endpoint, "nginx", tmp_path / "lb", lb, **options) as balancer:
+        wait_for(lambda: serving(balancer, backends), WAIT, "three backends live")
+        deadline = time.monotonic() + 5.0  # 2.5 lease TTLs of status changes
+        flip = False
+        while time.monotonic() < deadline:
+            if flip:
+                put_endpoint(client, KS, "web@2.service", "m2", backends[1])
+            else:
+                client.delete(KS.endpoint("web@2.service", "m2"))
+            flip = not flip
+            time.sleep(0.3)
+            assert client.get(balancer.status_key)[0] is not None
+        assert balancer.status.reloads >= 4  # the status did change all along
+    assert client.get(balancer.status_key)[0] is None  # and went when it stopped

@@ -37,14 +37,15 @@ def running_balancer(
     kind: str,
     state_dir: Path,
     listen: Listen,
+    selector: str = "web@",
     **options: Any,
 ) -> Iterator[Balancer]:
-    """A Balancer for ``web@`` serving until the block ends; then it and its server stop."""
+    """A Balancer for ``selector`` serving until the block ends; then it and its server stop."""
     client = vulcano_etcd.connect(etcd_endpoint)
     state_dir.mkdir(parents=True, exist_ok=True)
     options.setdefault("machine_id", "lb-machine")
     balancer = Balancer(
-        client, Keyspace(), server_for(kind, state_dir), selector="web@", listen=listen, **options
+        client, Keyspace(), server_for(kind, state_dir), selector=selector, listen=listen, **options
     )
     failure: list[BaseException] = []
 
