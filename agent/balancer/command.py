@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -18,7 +19,14 @@ from agent.balancer.backends import (
 )
 from agent.balancer.component import Balancer
 from agent.balancer.servers import KINDS, ServerFailed, server_for
-from agent.config import DEFAULT_STATE_DIR, ENDPOINT_ENVVARS, validate_machine_id
+from agent.config import (
+    DEFAULT_STATE_DIR,
+    ENV_PREFIX,
+    ConfigError,
+    read_config_file,
+    read_environment,
+    validate_machine_id,
+)
 from agent.membership.identity import machine_id as host_machine_id
 from agent.statedir import StateDirBusy, StateLock
 from vulcano import etcd as vulcano_etcd
@@ -29,6 +37,26 @@ from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
 MAX_SETTLE = 60.0
+
+
+def _agent_settings(flags: dict[str, str | None], config_file: Path | None) -> dict[str, str]:
+    """What the balancer takes of the agent's settings: file, then environment, then flags."""
+    if config_file is None and os.environ.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(os.environ[ENV_PREFIX + "CONFIG"])
+    merged: dict[str, object] = {}
+    if config_file is not None:
+        merged.update(read_config_file(config_file))
+    merged.update(read_environment(os.environ))
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    out = {}
+    for name in ("etcd_endpoints", "prefix", "machine_id", "state_dir"):
+        value = merged.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.isprintable():
+            raise ConfigError(f"{name.replace('_', '-')}: {value!r} is not a one-line string")
+        out[name] = value
+    return out
 
 
 def _seconds(value: str, flag: str) -> float:
@@ -60,12 +88,16 @@ def _seconds(value: str, flag: str) -> float:
     "--etcd-endpoints",
     "--endpoint",
     "etcd_endpoints",
-    envvar=list(ENDPOINT_ENVVARS),
-    required=True,
     help="Comma-separated etcd client URLs (also VULCANO_ETCD_ENDPOINTS, VULCANO_ENDPOINT).",
 )
-@click.option("--prefix", envvar="VULCANO_PREFIX", default=DEFAULT_PREFIX, show_default=True)
-@click.option("--machine-id", envvar="VULCANO_MACHINE_ID", help="This machine's id.")
+@click.option("--prefix", help=f"Cluster keyspace prefix (default {DEFAULT_PREFIX}).")
+@click.option("--machine-id", help="This machine's id (default: the agent's).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="The agent's TOML config file (also VULCANO_CONFIG): etcd, prefix, machine id.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def balancer(
     selector: str,
@@ -77,9 +109,10 @@ def balancer(
     allow_empty: bool,
     settle: str,
     settle_max: str,
-    etcd_endpoints: str,
-    prefix: str,
+    etcd_endpoints: str | None,
+    prefix: str | None,
     machine_id: str | None,
+    config_file: Path | None,
     verbose: bool,
 ) -> None:
     """Run nginx or HAProxy for the healthy endpoints of --for, until SIGTERM.
@@ -111,14 +144,24 @@ def balancer(
     if not _NAME_RE.fullmatch(label):
         raise click.UsageError(f"--name {label!r}: letters, digits and '_.@:-' only")
     try:
-        keyspace = Keyspace(prefix)
+        settings = _agent_settings(
+            {"etcd_endpoints": etcd_endpoints, "prefix": prefix, "machine_id": machine_id},
+            config_file,
+        )
+        etcd_endpoints = settings.get("etcd_endpoints")
+        if not etcd_endpoints:
+            raise ConfigError(
+                "no etcd endpoints: give --etcd-endpoints, VULCANO_ETCD_ENDPOINTS or --config"
+            )
         vulcano_etcd.parse_endpoints(etcd_endpoints)
+        keyspace = Keyspace(settings.get("prefix") or DEFAULT_PREFIX)
+        agent_state = Path(settings.get("state_dir") or DEFAULT_STATE_DIR)
         machine = validate_machine_id(
-            machine_id or host_machine_id(DEFAULT_STATE_DIR), "--machine-id"
+            settings.get("machine_id") or host_machine_id(agent_state), "--machine-id"
         )
     except (ValueError, VulcanoError) as exc:
         raise click.UsageError(str(exc)) from None
-    directory = Path(state_dir) if state_dir else DEFAULT_STATE_DIR / "balancers" / label
+    directory = Path(state_dir) if state_dir else agent_state / "balancers" / label
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = StateLock(directory)
     with reported():

@@ -75,8 +75,30 @@ def test_sigterm_stops_the_balancer_and_its_server(
     backend = HttpBackend("127.0.0.21", reserve_port("127.0.0.21")).start()
     port = reserve_port()
     state = tmp_path / "lb"
+    config = tmp_path / "agent.toml"  # the agent's own file, as a Global unit would pass it
+    config.write_text(
+        f'etcd-endpoints = "{etcd.endpoint}"\nmachine-id = "lb-proc"\n'
+        'public-ip = "192.0.2.10"\nttl = 10\n'
+    )
     proc = subprocess.Popen(
-        command(etcd, state, f"127.0.0.1:{port}", "--kind", kind),
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "balancer",
+            "--config",
+            str(config),
+            "--for",
+            "web@",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--state-dir",
+            str(state),
+            "--kind",
+            kind,
+            "--settle",
+            "200ms",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -126,6 +148,8 @@ def _children(pid: int) -> list[int]:
         (["--listen", ":80", "--port", "a b"], "--port wants a port name or a number"),
         (["--listen", ":80", "--settle", "soon"], "--settle"),
         (["--listen", ":80", "--kind", "traefik"], "--kind"),
+        (["--listen", ":80", "--machine-id", "a b"], "--machine-id"),
+        (["--listen", ":80", "--config", "/nonexistent/agent.toml"], "agent.toml"),
     ],
 )
 def test_bad_flags_are_usage_errors_naming_the_flag(
@@ -139,6 +163,17 @@ def test_bad_flags_are_usage_errors_naming_the_flag(
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     assert not (tmp_path / "lb").exists()  # nothing made
+
+
+def test_no_etcd_endpoint_anywhere_is_a_usage_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VULCANO_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "balancer", "--for", "web@", "--listen", ":80",
+         "--state-dir", str(tmp_path / "lb")],
+        capture_output=True, text=True, timeout=WAIT, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no etcd endpoints: give --etcd-endpoints" in done.stderr
 
 
 def test_a_listen_address_not_on_this_host_is_refused_by_nginx_itself(
