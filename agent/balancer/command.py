@@ -162,7 +162,8 @@ def balancer(
     except (ValueError, VulcanoError) as exc:
         raise click.UsageError(str(exc)) from None
     directory = Path(state_dir) if state_dir else agent_state / "balancers" / label
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # others may traverse (nginx workers run as nobody and use its temp dirs), not list
+    directory.mkdir(parents=True, exist_ok=True, mode=0o711)
     lock = StateLock(directory)
     with reported():
         try:

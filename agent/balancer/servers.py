@@ -1,6 +1,6 @@
 """The nginx or HAProxy a balancer starts and owns: check, start, reload, runtime, stop.
 
-Each runs in the foreground as the balancer's child, in a session of its own, from files
+Each runs in the foreground as the balancer's child, in its process group, from files
 in the balancer's state directory (never a system-wide config), and is stopped by its
 pid. A start or reload counts only once the server proves it: nginx answers the new
 config's id on its status socket; HAProxy's stats socket answers from a new worker.
@@ -9,6 +9,7 @@ config's id on its status socket; HAProxy's stats socket answers from a new work
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -88,8 +89,16 @@ def _run_check(argv: list[str], what: str) -> None:
         raise ConfigRejected(f"{what} refused the configuration: {detail}")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM when the balancer's thread that started it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class _Child:
-    """A foreground server process: started in its own session, stopped by its pid."""
+    """A foreground server process, stopped by its pid."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
@@ -102,9 +111,14 @@ class _Child:
         return self.proc is not None and self.proc.poll() is None
 
     def spawn(self, argv: list[str]) -> None:
+        # In the balancer's process group (a unit runner stopping the group stops the
+        # server too), and told to end when the balancer dies without stopping it.
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_end_with_parent,  # a prctl only, before exec
             )
         except OSError as exc:
             raise ServerFailed(f"cannot run {argv[0]}: {exc.strerror}") from None
@@ -154,7 +168,7 @@ class _Child:
             time.sleep(policy.BALANCER_CONFIRM_POLL)
 
     def stop(self, graceful: int) -> None:
-        """``graceful`` signal, then SIGKILL of its whole session after the drain time."""
+        """``graceful`` signal; after the drain time, SIGKILL to its workers and itself."""
         proc = self.proc
         if proc is None:
             return
@@ -164,9 +178,10 @@ class _Child:
                 proc.wait(policy.BALANCER_DRAIN_SECONDS + 2)
             except subprocess.TimeoutExpired:
                 log.warning("balancer: server %d did not stop; killing it", proc.pid)
-        # its workers share its session and process group (start_new_session)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            for pid in [*self.children(), proc.pid]:  # its workers, then itself
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(policy.BALANCER_DRAIN_SECONDS)
 

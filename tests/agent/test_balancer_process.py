@@ -193,3 +193,28 @@ def test_a_listen_address_not_on_this_host_is_refused_by_nginx_itself(
     assert "bind() to 192.0.2.1:8080 failed" in done.stderr
     assert not (state / "nginx.conf").exists()  # never made live
     assert processes_using(state) == []
+
+
+def test_a_killed_balancer_takes_its_server_along(
+    etcd: services.Etcd, client: Any, tmp_path: Path
+) -> None:
+    require(shutil.which("nginx") is not None, "needs Debian's nginx")
+    state = tmp_path / "lb"
+    proc = subprocess.Popen(
+        command(etcd, state, f"127.0.0.1:{reserve_port()}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        key = KS.balancer("web@", "lb-proc")
+        wait_for(lambda: client.get(key)[0] is not None, WAIT, "the balancer's status")
+        nginx = [p for p in processes_using(state) if p != proc.pid]
+        assert nginx != []  # its nginx master and worker run
+        proc.kill()  # no chance to stop its server
+        proc.wait(WAIT)
+        wait_for(lambda: not any(alive(p) for p in nginx), WAIT, "its nginx gone too")
+        assert processes_using(state) == []
+    finally:
+        if proc.poll() is None:
+            services.stop_process(proc)
