@@ -130,6 +130,8 @@ BALANCER_SETTLE_MAX = 5.0
 # The status record balancers/<name>/<machine> lives on a lease of this TTL, refreshed
 # every TTL / KEEPALIVE_DIVISOR seconds.
 BALANCER_STATUS_TTL = 10
+# A change that could not be applied (status stale) is tried again at most this often.
+BALANCER_APPLY_RETRY = 2.0
 # A status write that failed is tried again after this long.
 BALANCER_STATUS_RETRY = 1.0
 # The balancer's loop wakes this often with no watch event (status lease, server alive).

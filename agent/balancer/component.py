@@ -92,6 +92,7 @@ class Balancer:
         self._status_retry_at = 0.0
         self._status_failing = False
         self._next_restart = 0.0
+        self._apply_retry_at = 0.0
 
     @property
     def status_key(self) -> str:
@@ -173,8 +174,9 @@ class Balancer:
             self._status_dirty = True
         decision = self.debouncer.decide(self.applied, desired, time.monotonic())
         self._wake_at = decision.wake_at
-        # a stale status is tried again: a different render (or none refused) may apply
-        if decision.target != self.applied or self.status.status == STALE:
+        # a stale status is tried again (now and then): a different render may apply
+        retry = self.status.status == STALE and time.monotonic() >= self._apply_retry_at
+        if decision.target != self.applied or retry:
             self._apply(decision.target)
 
     def _render(self, target: frozenset[Backend]) -> tuple[str, Slots, list[str] | None]:
@@ -208,9 +210,11 @@ class Balancer:
         if text == self._rejected_text:
             return  # refused already; waits for a different change
         server = self.server
+        self._apply_retry_at = time.monotonic() + policy.BALANCER_APPLY_RETRY
         try:
             server.staged.write_text(text)
             server.check(server.staged)
+            os.replace(server.staged, server.live)
         except (ConfigRejected, OSError) as exc:
             with contextlib.suppress(OSError):
                 server.staged.unlink()
@@ -220,7 +224,6 @@ class Balancer:
             self._stale(str(exc))
             return
         self._rejected_text = None
-        os.replace(server.staged, server.live)
         try:
             if self.live_text is None or not server.alive():
                 server.start(text)
@@ -239,9 +242,10 @@ class Balancer:
                 self.status.reloads += 1
         except ServerFailed as exc:
             log.error("balancer: %s; the last good configuration stays", exc)
-            if self.live_text is not None:
-                server.staged.write_text(self.live_text)
-                os.replace(server.staged, server.live)
+            if self.live_text is not None:  # so that a restart serves it too
+                with contextlib.suppress(OSError):
+                    server.staged.write_text(self.live_text)
+                    os.replace(server.staged, server.live)
             self._stale(str(exc))
             return
         self.status.renders += 1

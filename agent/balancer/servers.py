@@ -9,9 +9,9 @@ config's id on its status socket; HAProxy's stats socket answers from a new work
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,14 +89,6 @@ def _run_check(argv: list[str], what: str) -> None:
         raise ConfigRejected(f"{what} refused the configuration: {detail}")
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _end_with_parent() -> None:
-    """In the child before exec: SIGTERM when the balancer's thread that started it dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class _Child:
     """A foreground server process, stopped by its pid."""
 
@@ -112,13 +104,14 @@ class _Child:
 
     def spawn(self, argv: list[str]) -> None:
         # In the balancer's process group (a unit runner stopping the group stops the
-        # server too), and told to end when the balancer dies without stopping it.
+        # server too), and told to end when the balancer dies without stopping it:
+        # util-linux's setpriv sets PR_SET_PDEATHSIG and execs the server (a preexec_fn
+        # doing the same can deadlock or abort in the child of a threaded program).
+        setpriv = shutil.which("setpriv")
+        wrapped = [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
         try:
             self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_end_with_parent,  # a prctl only, before exec
+                wrapped, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
             )
         except OSError as exc:
             raise ServerFailed(f"cannot run {argv[0]}: {exc.strerror}") from None
