@@ -289,3 +289,26 @@ def test_the_status_record_outlives_its_lease_ttl_while_changes_keep_coming(
             assert client.get(balancer.status_key)[0] is not None
         assert balancer.status.reloads >= 4  # the status did change all along
     assert client.get(balancer.status_key)[0] is None  # and went when it stopped
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_records_that_change_nothing_served_cause_no_reload(
+    kind: str, etcd: services.Etcd, client: Any, backends: list[HttpBackend], tmp_path: Path
+) -> None:
+    need(kind)
+    lb = listen()
+    publish(client, backends)
+    with running_balancer(etcd.endpoint, kind, tmp_path / "lb", lb, **FAST) as balancer:
+        wait_for(lambda: serving(balancer, backends), WAIT, "three backends live")
+        before = (balancer.status.reloads, balancer.status.runtime_changes)
+        text = balancer.server.live.read_text()
+        publish(client, backends)  # the same instances again (a new `since` each)
+        other = Endpoint("api@1.service", "m1", "127.0.0.99", (PortSpec(80),))
+        client.put(KS.endpoint(other.unit, other.machine_id), other.to_json())
+        # a real change after them: once it is live, the ones before it were seen
+        client.delete(KS.endpoint("web@3.service", "m3"))
+        wait_for(lambda: serving(balancer, backends[:2]), WAIT, "the removal")
+        after = (balancer.status.reloads, balancer.status.runtime_changes)
+        assert after[0] - before[0] + after[1] - before[1] == 1  # the removal alone
+        assert balancer.server.live.read_text() != text
+        assert "127.0.0.99" not in balancer.server.live.read_text()
