@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from agent import policy
+from agent.balancer.command import balancer as balancer_command
 from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ENDPOINT_ENVVARS, resolve
 from agent.overlay import nft
 from agent.overlay.sandboxes import NodeSandboxes
@@ -391,3 +392,8 @@ def sandbox_delete(name: str, state_dir: str | None) -> None:
             _with_deadline("deleting the sandbox", lambda: sandboxes.delete(name))
     finally:
         sandboxes.close()
+
+
+# --- balancer -------------------------------------------------------------------------
+
+main.add_command(balancer_command)

@@ -120,3 +120,46 @@ SYSTEMCTL_TIMEOUT = 30.0
 # The systemd runner's fence timer fires this close to its deadline (AccuracySec=;
 # systemd's default of 1 min would let units outlive the lease).
 SYSTEMD_FENCE_ACCURACY = "10ms"
+
+# --- balancer (agent/balancer/) -----------------------------------------------------------
+
+# Additions to a backend set wait this long for more (--settle), and never longer than
+# BALANCER_SETTLE_MAX after the first of them; removals go out at once.
+BALANCER_SETTLE = 1.0
+BALANCER_SETTLE_MAX = 5.0
+# The status record balancers/<name>/<machine> lives on a lease of this TTL, refreshed
+# every TTL / KEEPALIVE_DIVISOR seconds.
+BALANCER_STATUS_TTL = 10
+# A change that could not be applied (status stale) is tried again at most this often.
+BALANCER_APPLY_RETRY = 2.0
+# A status write that failed is tried again after this long.
+BALANCER_STATUS_RETRY = 1.0
+# The balancer's loop wakes this often with no watch event (status lease, server alive).
+BALANCER_TICK = 0.25
+# The server's own check of a staged file (nginx -t, haproxy -c).
+BALANCER_CHECK_TIMEOUT = 15.0
+# Starting the server until it answers on its status/stats socket, and a reload until
+# the new configuration answers there.
+BALANCER_START_TIMEOUT = 10.0
+BALANCER_RELOAD_TIMEOUT = 10.0
+# After a reload, how long the balancer waits for the old workers to finish (they may
+# take new connections until the master tells them to stop) before it goes on.
+BALANCER_OLD_WORKERS_WAIT = 2.0
+# Looking at the status/stats socket while waiting for a start or reload.
+BALANCER_CONFIRM_POLL = 0.02
+# One request to the status/stats socket.
+BALANCER_SOCKET_TIMEOUT = 2.0
+# Old workers finish their requests for at most this long after a reload
+# (nginx worker_shutdown_timeout, HAProxy hard-stop-after), and stopping waits for it.
+BALANCER_DRAIN_SECONDS = 10.0
+# Towards backends: connect timeout, idle timeout, and tries per request (a backend that
+# refuses the connection is skipped for the next one).
+BALANCER_UPSTREAM_CONNECT_TIMEOUT = 2.0
+BALANCER_UPSTREAM_TIMEOUT = 30.0
+BALANCER_UPSTREAM_TRIES = 3
+# HAProxy server slots in a fresh render: at least HAPROXY_MIN_SLOTS, else this many per
+# backend; changes that fit in them use the runtime API with no reload.
+HAPROXY_MIN_SLOTS = 8
+HAPROXY_SLOT_FACTOR = 2
+# Retrying after etcd errors (the server keeps serving its last good config meanwhile).
+BALANCER_RETRY = Backoff(initial=0.2, maximum=5.0)
