@@ -101,7 +101,7 @@ def convert(data: dict[str, Any], options: Options) -> Conversion:
     volumes = _volumes(data.get("volumes"), project, report)
     ctx = Context(project, options.base_dir, frozenset(services), volumes, dict(options.files))
     plans = {name: plan_service(name, svc, ctx, report) for name, svc in services.items()}
-    report.converted("services", f"{len(plans)} services, a unit each")
+    report.converted("services", f"{len(plans)} service(s), a unit each")
     for key, value in data.items():
         if key in ("version", "name", "services", "volumes"):
             continue
@@ -112,6 +112,8 @@ def convert(data: dict[str, Any], options: Options) -> Conversion:
                 report.approximated(
                     f"networks.{net}", "the cluster's one overlay: no isolation between networks"
                 )
+        elif key == "include":
+            report.not_expressible(key, "other Compose files are not read: convert each one")
         elif key in ("secrets", "configs"):
             for item in values.mapping(value or {}, key):
                 report.not_expressible(f"{key}.{item}", "the cluster has no store for them")

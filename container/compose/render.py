@@ -212,7 +212,7 @@ class Renderer:
                     )
             else:
                 detail = f"compose up starts it first; reached over the overlay: {reach}{wait}"
-            if wait or (why and spread) or not address:
+            if wait or (why and spread) or (not why and not address):
                 report.approximated(key, detail)
             else:
                 report.converted(key, detail)

@@ -145,7 +145,7 @@ def _entrypoint(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Report
 
 
 def _environment(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Report) -> None:
-    unset = []
+    unset, given = [], []
     for name, value in values.pairs(v, at):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
             raise ComposeError(f"{at}.{name}", "not a variable name")
@@ -153,7 +153,8 @@ def _environment(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Repor
             unset.append(name)
             continue
         plan.environment[name] = value
-    detail = f"Environment= lines, passed with -e ({len(plan.environment)} variables)"
+        given.append(name)
+    detail = f"Environment= lines, passed with -e: {', '.join(given)[:60] or 'none'}"
     if unset:
         report.approximated(at, f"{detail}; {', '.join(unset)} without a value: left unset")
     else:

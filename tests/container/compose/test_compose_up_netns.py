@@ -15,7 +15,7 @@ import resource
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ services:
       redis:
         condition: service_started
     healthcheck:
-      test: ["CMD", "python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8000), 2)"]
+      test: ["CMD", "python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8000))"]
       interval: 2s
       timeout: 1s
       retries: 3
@@ -148,6 +148,10 @@ def _get(host: TestHost, ip: str, port: int) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def _answer(host: TestHost, ip: str) -> Callable[[], str]:
+    return lambda: _get(host, ip, 8000)
+
+
 def test_compose_up_runs_web_replicas_that_share_redis_and_down_leaves_nothing(
     app: App,
 ) -> None:
@@ -170,7 +174,7 @@ def test_compose_up_runs_web_replicas_that_share_redis_and_down_leaves_nothing(
     for _ in range(2):
         for ip in addresses:
             assert ip is not None
-            body = wait_for(lambda i=ip: _get(probe, i, 8000), 60, f"web at {ip}:8000")
+            body = wait_for(_answer(probe, ip), 60, f"web at {ip}:8000")
             counts.append(int(body.split()[0]))
     assert counts == sorted(counts) and len(set(counts)) == len(counts), counts
     assert len(app.containers()) == 4
