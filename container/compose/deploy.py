@@ -46,6 +46,8 @@ def depends_on(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Report)
         if name == plan.name:
             raise ComposeError(f"{at}.{name}", "a service cannot depend on itself")
     plan.depends_on = found
+    if not found:
+        report.converted(at, "empty: no dependencies")
     # the rows are written by the project, which knows where each dependency runs
 
 

@@ -119,6 +119,9 @@ def convert(data: dict[str, Any], options: Options) -> Conversion:
                 report.not_expressible(f"{key}.{item}", "the cluster has no store for them")
         else:
             report.not_expressible(key, "not a top-level Compose key this converter knows")
+    for key in data:
+        if not report.covers(key):
+            report.converted(key, "empty: nothing to convert")
     for variable, where in options.unset.items():
         report.approximated(
             f"${{{variable}}}", f"not set: an empty string in {', '.join(where[:3])}"

@@ -40,6 +40,10 @@ class Report:
     def not_expressible(self, key: str, detail: str) -> None:
         self.add(key, Result.NOT_EXPRESSIBLE, detail)
 
+    def covers(self, key: str) -> bool:
+        """Whether ``key`` or a key beneath it has a row."""
+        return any(k == key or k.startswith((key + ".", key + "[")) for k in self._rows)
+
     def rows(self) -> tuple[Row, ...]:
         return tuple(self._rows.values())
 

@@ -108,6 +108,8 @@ def plan_service(name: str, service: Any, ctx: Context, report: Report) -> Servi
         handler = HANDLERS.get(k)
         if handler is not None:
             handler(plan, v, at, ctx, report)
+            if not report.covers(at) and k != "depends_on":
+                report.converted(at, "empty: nothing to convert")
         elif k.startswith("x-"):
             report.approximated(at, _EXTENSION)
         elif k in NOT_EXPRESSIBLE:
