@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from container.compose import values
+import container.compose.values as values
 from container.compose.errors import ComposeError
 from container.compose.plan import Context, ServicePlan
 from container.compose.report import Report

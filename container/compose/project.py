@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from container.compose import render, values
+import container.compose.render as render
+import container.compose.values as values
 from container.compose.errors import ComposeError
 from container.compose.plan import Context, ServicePlan
 from container.compose.report import Report, Row

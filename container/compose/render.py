@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from container.compose import quoting
+import container.compose.quoting as quoting
 from container.compose.deploy import STOP_MARGIN
 from container.compose.errors import ComposeError
 from container.compose.plan import ServicePlan

@@ -11,7 +11,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from container.compose import deploy, mounts, values
+import container.compose.deploy as deploy
+import container.compose.mounts as mounts
+import container.compose.values as values
 from container.compose.errors import ComposeError
 from container.compose.interpolate import read_dotenv
 from container.compose.plan import Context, ServicePlan
