@@ -54,6 +54,8 @@ def _conversion_options(fn: F) -> F:
             ),
             click.option(
                 "--prefix",
+                "--project-name",
+                "-p",
                 "project",
                 help="The project's name, prefixing every unit (default: the file's name: "
                 "key, else its directory's name).",

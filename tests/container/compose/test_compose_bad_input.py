@@ -103,6 +103,7 @@ def _convert(text: str, env: dict[str, str] | None = None) -> None:
             "cannot split",
         ),
         ("services:\n  1: {image: x}\n", "services", "is not a string"),
+        ("services:\n  " + "w" * 300 + ": {image: x}\n", "services." + "w" * 300, "unit name"),
         ("name: 'My App!'\nservices: {a: {image: x}}\n", "name", "lowercase letters"),
         ("services:\n  web: {image: '-x'}\n", "services.web.image", "not an image reference"),
     ],
