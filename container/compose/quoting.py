@@ -42,6 +42,8 @@ def _quoted(text: str) -> str:
 def exec_word(word: str, key: str) -> str:
     """One argument of an Exec line."""
     _refuse_control(word, key)
+    if word == ";":  # a lone semicolon separates commands on systemd's Exec lines
+        return "\\;"
     return _quoted(word.replace("%", "%%").replace("$", "$$")).replace(INSTANCE, "%i")
 
 

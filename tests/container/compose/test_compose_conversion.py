@@ -7,11 +7,13 @@ Every unit produced loads with `vulcano.units.load`. Pure: no cluster.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from container.compose import Conversion, Options, Result, Runtime, convert, load_file
+from agent.units.service_config import expand_env, service_config
+from container.compose import Conversion, Options, Result, Runtime, convert, load_file, load_text
 from vulcano import units
 
 FILES = Path(__file__).parent / "files"
@@ -288,3 +290,16 @@ def test_every_unit_loads_and_every_row_has_a_known_result(name: str) -> None:
         units.load(unit.text, unit.name)
     assert {r.result for r in c.report} <= set(Result)
     assert len({r.key for r in c.report}) == len(c.report)
+
+
+def test_command_words_reach_the_runner_exactly_as_the_file_wrote_them() -> None:
+    words = ["sh", "-c", "a; b", ";", "%i", "$X", "it's", 'a"b\\c', "tab\there", "", "ü"]
+    in_file = [w.replace("$", "$$") for w in words]  # a '$' is written $$ in Compose
+    text = f"services:\n  web:\n    image: x\n    command: {json.dumps(in_file)}\n"
+    text += "    environment: {V: '50% \"$$HOME\" \\\\ x'}\n    deploy: {replicas: 2}\n"
+    c = convert(load_text(text), Options(project="t"))
+    cfg = service_config(c.files[0].text, "t-web@2.service", {"hostname": "h"})
+    argv = expand_env(cfg.start[0].argv, cfg.environment)  # as the supervisor spawns it
+    assert argv[argv.index("--name") + 1] == "t-web-2"
+    assert argv[-len(words) :] == words
+    assert cfg.environment == {"V": '50% "$HOME" \\\\ x'}  # YAML's '\\' is two
