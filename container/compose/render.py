@@ -93,6 +93,14 @@ class Renderer:
         except ValueError as exc:
             raise ComposeError(key, f"cannot be a unit name: {exc}") from None
         colocated = self._dependencies(plan, report)
+        if plan.network_of and plan.network_of not in colocated:
+            other = self.plans[plan.network_of]
+            if any(p.replicas > 1 or p.global_ for p in (plan, other)):
+                raise ComposeError(
+                    f"{key}.network_mode",
+                    f"service:{plan.network_of} wants one machine for both, but one has replicas",
+                )
+            colocated.append(plan.network_of)
         unit_lines = [f"Description={self.project or 'compose'} service {plan.name} ({plan.image})"]
         for dep in colocated:
             unit_lines += [f"After={self.unit_name(dep)}", f"Requires={self.unit_name(dep)}"]

@@ -87,3 +87,14 @@ def test_a_file_that_cannot_be_converted_exits_1_naming_the_key(tmp_path: Path) 
     assert r.exit_code == 1 and "No such file" in r.output
     r = CliRunner().invoke(main, ["compose", "convert", str(file), "--runtime", "rkt"])
     assert r.exit_code == 2
+
+
+def test_up_and_down_refuse_a_bad_file_before_asking_the_cluster(tmp_path: Path) -> None:
+    file = tmp_path / "docker-compose.yml"
+    file.write_text("services:\n  web:\n    build: .\n")
+    for command in ("up", "down"):
+        r = CliRunner().invoke(
+            main, ["--endpoint", "http://127.0.0.1:9", "compose", command, str(file)]
+        )
+        assert r.exit_code == 1, r.output
+        assert "Error: services.web.build: a build-only service is not expressible" in r.output

@@ -303,3 +303,18 @@ def test_command_words_reach_the_runner_exactly_as_the_file_wrote_them() -> None
     assert argv[argv.index("--name") + 1] == "t-web-2"
     assert argv[-len(words) :] == words
     assert cfg.environment == {"V": '50% "$HOME" \\\\ x'}  # YAML's '\\' is two
+
+
+def test_network_mode_service_shares_the_container_network_on_the_same_machine() -> None:
+    text = "services:\n  vpn: {image: v}\n  app: {image: a, network_mode: 'service:vpn'}\n"
+    c = convert(load_text(text), Options(project="p"))
+    assert c.levels == (("vpn",), ("app",))
+    assert _text(c, "p-app.service") == (
+        "[Unit]\nDescription=p service app (a)\nAfter=p-vpn.service\nRequires=p-vpn.service\n\n"
+        "[Service]\n"
+        "ExecStartPre=-docker rm -f p-app\n"
+        "ExecStart=docker run --rm --name p-app --network container:p-vpn a\n"
+        "ExecStop=docker stop p-app\n\n"
+        "[X-Fleet]\nMachineOf=p-vpn.service\n"
+    )
+    assert dict(_rows(c))["services.app.network_mode"] == C
