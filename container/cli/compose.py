@@ -179,13 +179,30 @@ def up(
     replace: bool,
     block_timeout: float,
 ) -> None:
-    """Convert FILE, then submit and start its units, dependencies first."""
+    """Convert FILE, then submit and start its units, dependencies first; prints where
+    each service is reached (SERVICE UNITS ADDRESS)."""
     convert = _converter(file, runtime, runtime_args, run_args, project)
     cluster = cluster_of(ctx)
     with service_errors():
-        compose_service.up(
+        conversion, addresses = compose_service.up(
             cluster, convert, replace=replace, timeout=block_timeout, on_progress=_print_progress
         )
+    rows = [
+        {
+            "service": s.service,
+            "units": " ".join(s.starts),
+            "address": addresses.get(s.service, ""),
+        }
+        for s in conversion.services
+    ]
+    print_table(
+        rows,
+        columns=["service", "units", "address"],
+        known=["service", "units", "address"],
+        fields=None,
+        no_legend=False,
+        as_json=False,
+    )
 
 
 @compose_group.command("down")

@@ -57,8 +57,9 @@ def up(
     replace: bool = False,
     timeout: float = policy.UNIT_COMMAND_WAIT_SECONDS,
     on_progress: waiting.OnProgress | None = None,
-) -> Conversion:
-    """Start every service, dependencies first; the conversion with every address known."""
+) -> tuple[Conversion, dict[str, str]]:
+    """Start every service, dependencies first: the conversion with every address known,
+    and each service's address (its first unit's)."""
     addresses: dict[str, str] = {}
     conversion = convert(addresses)
     for level in conversion.levels:
@@ -79,7 +80,7 @@ def up(
             address = address_of(cluster, first)
             if address:
                 addresses[service] = address
-    return convert(addresses)
+    return convert(addresses), addresses
 
 
 def unit_names(conversion: Conversion) -> list[str]:

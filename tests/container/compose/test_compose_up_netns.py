@@ -168,6 +168,7 @@ def test_compose_up_runs_web_replicas_that_share_redis_and_down_leaves_nothing(
     # web reaches redis by name: the address compose up wrote into its unit
     unit_text = app.store.text(app.store.specs()[f"{app.project}-web@.service"].hash) or ""
     assert f"--add-host redis:{states[redis].sandbox_ip}" in unit_text
+    assert f"redis\t{redis}\t{states[redis].sandbox_ip}" in r.stdout
 
     counts: list[int] = []
     probe = app.hosts[0]
