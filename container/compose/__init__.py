@@ -43,4 +43,7 @@ __all__ = [
 
 def convert(loaded: Loaded, options: Options) -> Conversion:
     """The units and the report of a loaded Compose file."""
-    return _convert(loaded.data, replace(options, files=loaded.files, unset=loaded.unset))
+    return _convert(
+        loaded.data,
+        replace(options, files=loaded.files, unset=loaded.unset, variables=loaded.variables),
+    )

@@ -181,6 +181,8 @@ def healthcheck(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Report
             if command == ():
                 disabled = True
                 report.converted(key, "NONE: no check")
+            elif disabled:
+                report.converted(key, "disable: true: no check")
             else:
                 report.converted(
                     key, "Check=exec … -- RUNTIME exec CONTAINER " + " ".join(command)[:50]

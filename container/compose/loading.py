@@ -116,6 +116,7 @@ class Loaded:
     data: dict[str, Any]
     unset: dict[str, list[str]]  # variables without a value -> where they were used
     files: dict[str, str] = field(default_factory=dict)  # env_file path -> its text
+    variables: dict[str, str] = field(default_factory=dict)  # the environment, then .env
 
 
 def load_text(
@@ -131,7 +132,7 @@ def load_text(
     pass_ = Interpolation(variables)
     result = pass_.value(data, "")
     assert isinstance(result, dict)
-    return Loaded(result, pass_.unset)
+    return Loaded(result, pass_.unset, variables=variables)
 
 
 def _read_text(path: Path, shown: str) -> str:

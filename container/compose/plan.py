@@ -17,6 +17,7 @@ class Context:
     services: frozenset[str]
     volumes: dict[str, str]  # declared top-level volume -> the runtime's volume name
     files: dict[str, str] = field(default_factory=dict)  # env_file path -> its text
+    variables: dict[str, str] = field(default_factory=dict)  # environment: NAME takes these
 
 
 @dataclass(frozen=True)

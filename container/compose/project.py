@@ -71,6 +71,7 @@ class Options:
     files: Mapping[str, str] = field(default_factory=dict)  # env_file path -> text
     addresses: Mapping[str, str] = field(default_factory=dict)  # service -> its address
     unset: Mapping[str, list[str]] = field(default_factory=dict)  # variables interpolated empty
+    variables: Mapping[str, str] = field(default_factory=dict)  # the environment, then .env
 
 
 def project_name(given: str, key: str = "--prefix") -> str:
@@ -100,7 +101,14 @@ def convert(data: dict[str, Any], options: Options) -> Conversion:
     if not services:
         raise ComposeError("services", "no services")
     volumes = _volumes(data.get("volumes"), project, report)
-    ctx = Context(project, options.base_dir, frozenset(services), volumes, dict(options.files))
+    ctx = Context(
+        project,
+        options.base_dir,
+        frozenset(services),
+        volumes,
+        dict(options.files),
+        dict(options.variables),
+    )
     plans = {name: plan_service(name, svc, ctx, report) for name, svc in services.items()}
     report.converted("services", f"{len(plans)} service(s), a unit each")
     for key, value in data.items():

@@ -149,16 +149,21 @@ def _entrypoint(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Report
 
 
 def _environment(plan: ServicePlan, v: Any, at: str, ctx: Context, report: Report) -> None:
-    unset, given = [], []
+    unset, given, passed = [], [], []
     for name, value in values.pairs(v, at):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
             raise ComposeError(f"{at}.{name}", "not a variable name")
-        if value is None:
-            unset.append(name)
-            continue
+        if value is None:  # Compose passes the variable of the environment it runs in
+            if name not in ctx.variables:
+                unset.append(name)
+                continue
+            value = ctx.variables[name]
+            passed.append(name)
         plan.environment[name] = value
         given.append(name)
     detail = f"Environment= lines, passed with -e: {', '.join(given)[:60] or 'none'}"
+    if passed:
+        detail += f" ({', '.join(passed)[:40]} from the environment converting it)"
     if unset:
         report.approximated(at, f"{detail}; {', '.join(unset)} without a value: left unset")
     else:

@@ -318,3 +318,11 @@ def test_network_mode_service_shares_the_container_network_on_the_same_machine()
         "[X-Fleet]\nMachineOf=p-vpn.service\n"
     )
     assert dict(_rows(c))["services.app.network_mode"] == C
+
+
+def test_a_variable_named_without_a_value_comes_from_the_environment_converting() -> None:
+    c = _convert("v2", {"DEBUG": "1"})
+    assert "Environment=MODE=production\nEnvironment=DEBUG=1\n" in _text(c, "t-app@.service")
+    assert "-e MODE -e DEBUG" in _text(c, "t-app@.service")
+    assert dict(_rows(c))["services.app.environment"] == C
+    assert "DEBUG from the environment" in _detail(c, "services.app.environment")
