@@ -105,7 +105,10 @@ class Supervisor:
         argv = expand_env(cmd.argv, env)
         netns = self.ctx.get("netns")
         if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]
+            # only the network namespace, as systemd's NetworkNamespacePath=: `ip netns
+            # exec` would also give the unit a private mount namespace with a fresh /sys,
+            # without the cgroup mounts a container runtime (runc) needs
+            argv = ["nsenter", f"--net=/run/netns/{netns}", "--", *argv]
         cwd = cfg.working_directory or "/"
         if not os.path.isdir(cwd):
             if not cfg.working_directory_optional:
