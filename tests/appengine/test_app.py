@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import pkgutil
 from pathlib import Path
 
 import jinja2
@@ -12,6 +13,7 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
+import appengine
 from appengine import redact
 from tests.appengine.conftest import TEST_SECRET_KEY
 from tests.appengine.test_installs import create
@@ -76,6 +78,23 @@ def test_request_logs_never_carry_a_token(caplog: pytest.LogCaptureFixture) -> N
     assert "GET /cloud-config/<token> HTTP/1.1" in caplog.text
     assert "GET /installs/<token>" in caplog.text
     assert "KeyError" in caplog.text
+
+
+def test_every_module_of_the_app_logs_with_its_tokens_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redact.install()
+    token, discovery = (
+        "DPZhAyD-aBAcdm8A1tznHyqlos5B16wE-69pVEhloyo",
+        "0a4ce01098cfc6385a4425a4df58cd9f",
+    )
+    names = [m.name for m in pkgutil.iter_modules(appengine.__path__, prefix="appengine.")]
+    assert {"appengine.alerts_engine", "appengine.alert_delivery"} <= set(names)
+    with caplog.at_level(logging.INFO):
+        for name in names:
+            logging.getLogger(name).warning("for %s and %s", token, discovery)
+    assert token not in caplog.text and discovery not in caplog.text
+    assert caplog.text.count("for <token> and <discovery-token>") == len(names)
 
 
 def test_security_headers_keep_tokens_out_of_referers_and_caches(client: FlaskClient) -> None:
