@@ -67,8 +67,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DISCOVERY_WATCH_TIMEOUT"] = float(os.environ["VULCANO_DISCOVERY_WATCH_TIMEOUT"])
     if test_config is not None:
         app.config.from_mapping(test_config)
-    if not app.config.get("SECRET_KEY"):
-        raise ConfigError("set VULCANO_SECRET_KEY: it signs sessions and CSRF tokens")
     try:
         images.check(app.config)
     except images.BadDigest as exc:
@@ -94,7 +92,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from appengine import alerts
 
     alerts.init_app(app)
-    db.init_app(app)
+    client = db.init_app(app)
+    if not app.config.get("SECRET_KEY"):
+        # None configured: the installer's own, made once and kept in Datastore.
+        from appengine import signing_key
+
+        app.config["SECRET_KEY"] = signing_key.stored_or_new(client)
     app.register_blueprint(installs.bp)
     app.register_blueprint(discovery.bp)
     heartbeat_api.init_app(app)

@@ -42,6 +42,7 @@ from appengine.discovery_request import BOOL_ARGS, MAX_BODY, bool_arg, form_valu
 from appengine.discovery_watch import member_registered, next_member, watch_slots
 from appengine.limits import LimitReached
 from appengine.models import Install
+from appengine.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,12 @@ def _json(body: dict[str, Any], status: int, index: int) -> Response:
 
 
 def _error(exc: DiscoveryError, index: int) -> Response:
+    # A cause names the key asked for, as etcd's does, but with its token redacted: etcd
+    # logs the error it got (the node's journal), and its client never reads the cause.
     body = {
         "errorCode": exc.error_code,
         "message": exc.message,
-        "cause": exc.cause,
+        "cause": redact(exc.cause),
         "index": exc.index if exc.index is not None else index,
     }
     response = _json(body, exc.status, index)

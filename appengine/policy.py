@@ -16,6 +16,10 @@ DATASTORE_TIMEOUT = 10.0
 DATASTORE_RETRIES = 3
 # A transaction that lost a race to a concurrent one is retried this many times.
 TRANSACTION_RETRIES = 3
+# Every instance (and gunicorn worker) of a first deploy may start at once and race to
+# store the installer's signing key (appengine.signing_key): one wins, each retry of the
+# others reads its key. More retries than a usual transaction, for that one stampede.
+SIGNING_KEY_TRANSACTION_RETRIES = 8
 
 # --- heartbeats and alerts ------------------------------------------------------------
 

@@ -12,8 +12,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, render_template, request
 
 from appengine import heartbeat_models, policy
 from appengine.charts import Chart, chart
@@ -119,7 +120,8 @@ def show(token: str) -> Any:
         charts=charts,
         tiers=TIERS,
         tier=tier,
-        tier_urls={t.name: url_for("status.show", token=token, range=t.name) for t in TIERS},
+        # Query-only links: the page's own path carries the read token; no answer repeats it.
+        tier_urls={t.name: "?" + urlencode({"range": t.name}) for t in TIERS},
         refresh=policy.STATUS_REFRESH,
         unreachable_after=policy.UNREACHABLE_INTERVALS,
     )
