@@ -106,9 +106,15 @@ class CopySampler:
         return self
 
     def mark_fault(self) -> None:
-        """The fault happens now: the window opens (call it just before the fault)."""
+        """The fault happens now: a window opens (call it just before the fault).
+
+        A sampler may watch several faults in turn: each call opens a new window (its
+        samples counted afresh); overlaps are kept from every window and outside them.
+        """
         with self._lock:
             self.report.fault = time.monotonic()
+            self.report.gone = None
+            self.report.in_window = 0
 
     def mark_gone(self) -> None:
         """The old copy is provably gone now; the window closes at the next sample."""
