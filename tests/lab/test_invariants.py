@@ -29,6 +29,12 @@ def copy_of(marker: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def more_samples(sampler: CopySampler, count: int) -> None:
+    """Wait until the sampler has taken ``count`` more samples (by count, not by time)."""
+    taken = sampler.report.samples
+    wait_for(lambda: sampler.report.samples >= taken + count, 10, f"{count} more samples")
+
+
 def end(proc: subprocess.Popen[bytes]) -> None:
     proc.kill()
     proc.wait(10)
@@ -40,6 +46,7 @@ def test_a_clean_handover_passes_and_both_copies_were_seen(marker: str) -> None:
     sampler.mark_fault()
     end(old)
     new = copy_of(marker)
+    more_samples(sampler, 3)
     sampler.mark_gone()
     report = sampler.stop()
     end(new)
@@ -52,9 +59,7 @@ def test_a_brief_overlap_is_caught(marker: str) -> None:
     sampler = CopySampler(process_copies({"u.service": marker})).start()
     sampler.mark_fault()
     new = copy_of(marker)  # the new copy starts before the old one is gone
-    taken = sampler.report.samples
-    # for a few samples: an overlap shorter than the sampling interval may go unseen
-    wait_for(lambda: sampler.report.samples >= taken + 3, 10, "three samples of the overlap")
+    more_samples(sampler, 3)  # an overlap shorter than the sampling interval may go unseen
     end(old)
     sampler.mark_gone()
     report = sampler.stop()

@@ -17,6 +17,7 @@ and listening before the port is handed to anyone, so there is no gap at all.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -35,8 +36,12 @@ _lock = threading.Lock()
 
 def _hold(port: int) -> bool:
     """Take the machine-wide lock on ``port``; False when another process holds it."""
-    LOCK_DIR.mkdir(mode=0o1777, parents=True, exist_ok=True)
-    fd = os.open(LOCK_DIR / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    if not LOCK_DIR.is_dir():
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # every user's test runs share it, as /tmp
+            LOCK_DIR.chmod(0o1777)
+    # read-only is enough to lock, and opens another user's lock file too
+    fd = os.open(LOCK_DIR / str(port), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
