@@ -260,6 +260,7 @@ RECORD = ClusterRecord(
     etcd_size=3,
     node_ips=("10.0.0.2", "10.0.0.3", "10.0.0.4"),
     agent_bundle_url=GOOD.agent_bundle_url,
+    endpoints="http://10.0.0.2:2379",
 )
 # What a cluster record holds that the installer, a flag or discovery gave it.
 RECORD_FIELDS = {
