@@ -24,9 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# A sample every few milliseconds: a copy that overlaps another for longer is seen.
-SAMPLE_INTERVAL = 0.005
-STOP_TIMEOUT = 10.0
+from vulcano.lab import policy
 
 Copies = Callable[[], Mapping[str, frozenset[str]]]
 
@@ -84,7 +82,7 @@ class SamplerReport:
 class CopySampler:
     """A thread sampling ``copies()`` from ``start`` to ``stop``; see the module's doc."""
 
-    def __init__(self, copies: Copies, interval: float = SAMPLE_INTERVAL) -> None:
+    def __init__(self, copies: Copies, interval: float = policy.SAMPLER_INTERVAL) -> None:
         self._copies = copies
         self._interval = interval
         self._stop = threading.Event()
@@ -126,7 +124,7 @@ class CopySampler:
 
     def stop(self) -> SamplerReport:
         self._stop.set()
-        self._thread.join(STOP_TIMEOUT)
+        self._thread.join(policy.SAMPLER_STOP_TIMEOUT)
         assert not self._thread.is_alive(), "the invariant sampler did not stop"
         return self.report
 
