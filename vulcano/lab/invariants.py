@@ -2,7 +2,8 @@
 
     markers = {"mv.service": f"{marker}-mv.service"}
     with CopySampler(process_copies(markers)) as sampler:
-        victim.kill_agent()                         # the fault: the window opens
+        sampler.mark_fault()                        # the window opens
+        victim.kill_agent()                         # the fault
         ...                                         # until the old copy is provably gone
         sampler.mark_gone()                         # the window closes here
     sampler.report.check(min_samples=100)           # at most one copy, and really sampled
