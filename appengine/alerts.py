@@ -59,7 +59,10 @@ def read_destinations(form: Any) -> tuple[list[str], list[str]]:
         if not _EMAIL_RE.fullmatch(email):
             raise AlertSettingsError(f"emails: {email[:80]!r} is not an e-mail address")
     for url in webhooks:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # 'http://[x]': brackets around no IPv6 address
+            parts = urlsplit("")
         if len(url) > MAX_URL_LENGTH or parts.scheme not in {"http", "https"} or not parts.hostname:
             raise AlertSettingsError("webhooks: each must be an http(s) URL with a host")
     return emails, webhooks

@@ -111,8 +111,17 @@ class _Wakeups:
                 self._generation[token] = self._generation.get(token, 0) + 1
                 self._changed.notify_all()
 
+    def waiting(self, token: str) -> int:
+        with self._changed:
+            return self._waiting[token]
+
 
 _wakeups = _Wakeups()
+
+
+def waiting_on(token: str) -> int:
+    """How many of this process's watches wait for a member of ``token`` right now."""
+    return _wakeups.waiting(token)
 
 
 def member_registered(token: str) -> None:

@@ -5,7 +5,8 @@
 The tests prove these inputs give the right answer; this prints how long each takes at
 the limit the project sets, beside an ordinary input of the same size, so a quadratic
 path shows as a large ratio. Goals: every worst case well under a second or two on
-2 cores (the limits are in vulcano/units.py, vulcano/fleetoptions.py, vulcano/network.py).
+2 cores (the limits are in vulcano/units.py, vulcano/fleetoptions.py, vulcano/network.py,
+and for user-data the 64 KiB document of vulcano/cloudconfig.py and appengine/forms.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
-from vulcano import network, units
+from vulcano import cloudconfig, network, nodeconfig, sshkeys, units
+from vulcano.lab.sshkeys import rsa_line
 
 
 def _median_seconds(call: Callable[[], object], repeats: int) -> float:
@@ -27,6 +30,43 @@ def _median_seconds(call: Callable[[], object], repeats: int) -> float:
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def _user_data_cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
+    limit = cloudconfig.MAX_DOCUMENT_BYTES
+    node = nodeconfig.NodeSpec("node-1", "10.1.2.3", "https://d.example/x")
+    # a discovery URL that just fits: quoted, escaped and parsed four times over
+    fits = "https://d.example/" + "%" * (limit // 4)
+    too_big = "https://d.example/" + "é" * limit
+    keys = "\n".join(rsa_line(4096, f"k{i}") for i in range(sshkeys.MAX_KEYS))
+    many = cloudconfig.ProvisionerSpec(
+        "prod", tuple(sshkeys.parse_keys(keys)), "cloud-init", "r.example/p:1", 3
+    )
+    few = replace(many, ssh_keys=many.ssh_keys[:1])
+
+    def refused(spec: nodeconfig.NodeSpec) -> object:
+        try:
+            return nodeconfig.render_node(spec)
+        except cloudconfig.DocumentTooLarge as exc:
+            return exc
+
+    return [
+        (
+            f"node user-data, a {len(fits) // 1024} KiB discovery URL",
+            lambda: nodeconfig.render_node(replace(node, discovery_url=fits)),
+            lambda: nodeconfig.render_node(node),
+        ),
+        (
+            f"node user-data, a {len(too_big.encode()) // 1024} KiB URL (refused: too large)",
+            lambda: refused(replace(node, discovery_url=too_big)),
+            lambda: nodeconfig.render_node(node),
+        ),
+        (
+            f"provisioning user-data, {sshkeys.MAX_KEYS} RSA-4096 keys (vs 1)",
+            lambda: cloudconfig.render_provisioner(many),
+            lambda: cloudconfig.render_provisioner(few),
+        ),
+    ]
 
 
 def _cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
@@ -61,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     rows = []
-    for what, worst, ordinary in _cases():
+    for what, worst, ordinary in _cases() + _user_data_cases():
         w = _median_seconds(worst, args.repeats)
         o = _median_seconds(ordinary, args.repeats)
         rows.append((what, w, o, w / o if o else float("inf")))

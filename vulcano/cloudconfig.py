@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import jinja2
 import yaml
@@ -163,12 +163,13 @@ def check_cluster_name(value: str) -> str:
     return value
 
 
-def check_image(value: str) -> str:
+def check_image(value: str, field: str = "image") -> str:
+    """``value`` when it is an image reference; else InputError naming ``field``."""
     if len(value) > IMAGE_MAX_CHARS:
-        raise InputError("image", f"longer than {IMAGE_MAX_CHARS} characters")
+        raise InputError(field, f"longer than {IMAGE_MAX_CHARS} characters")
     if not _IMAGE_RE.fullmatch(value):
         raise InputError(
-            "image", "not a container image reference like registry.example/vulcano/provisioner:1.0"
+            field, "not a container image reference like registry.example/vulcano/provisioner:1.0"
         )
     return value
 
@@ -188,9 +189,18 @@ def check_flavour(value: str) -> Flavour:
         raise InputError("flavour", f"choose one of {', '.join(FLAVOURS)}") from None
 
 
+def split_url(value: str, field: str, message: str) -> SplitResult:
+    """urlsplit, with InputError(field, message) for what it cannot split ('http://[x]')."""
+    try:
+        return urlsplit(value)
+    except ValueError:
+        raise InputError(field, message) from None
+
+
 def check_installer_url(value: str) -> str:
     """An http(s) URL with a host and nothing a unit line could misread."""
-    parts = urlsplit(value)
+    message = "must be an http(s) URL with a host, no query"
+    parts = split_url(value, "installer_url", message)
     if (
         parts.scheme not in {"http", "https"}
         or not parts.netloc
@@ -198,7 +208,7 @@ def check_installer_url(value: str) -> str:
         or parts.fragment
         or not _INSTALLER_URL_RE.fullmatch(value)
     ):
-        raise InputError("installer_url", "must be an http(s) URL with a host, no query")
+        raise InputError("installer_url", message)
     return value
 
 

@@ -35,7 +35,10 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
             continue
         if "//" not in item:
             item = "http://" + item
-        parts = urlsplit(item)
+        try:
+            parts = urlsplit(item)
+        except ValueError:  # 'http://[x]': brackets around no IPv6 address
+            raise EndpointError(f"etcd endpoint {raw!r}: not a URL") from None
         if parts.scheme not in {"http", "https"}:
             raise EndpointError(f"etcd endpoint {raw!r}: scheme must be http or https")
         if parts.scheme == "https":

@@ -2,10 +2,9 @@
 vulcano-agent beside it as a systemd unit.
 
 Rendered with `vulcano.cloudconfig`'s environment (every value quoted) from
-templates/cloud-config/node-*. etcd's own configuration is a YAML file of quoted
-scalars inside the cloud-config, so the discovery URL reaches etcd unchanged whatever
-it holds: nothing on the way is a shell, an environment file or a unit line. The
-agent's configuration is a TOML file of quoted strings the same way.
+templates/cloud-config/node-*. etcd's configuration is a YAML file of quoted scalars in
+the cloud-config, so the discovery URL reaches etcd unchanged whatever it holds (no
+shell, environment file or unit line on the way); the agent's is TOML, quoted alike.
 
 How the agent reaches a node: on Ubuntu/Debian (cloud-init) it is a Python venv in
 /opt/vulcano. The unit's ExecStartPre (install-agent, a fixed script) does nothing when
@@ -16,20 +15,21 @@ offline from those wheels. On Flatcar and legacy CoreOS (Docker, no Python, no e
 3.4) the same agent runs from the Vulcano image (`docker_agent_unit`) and etcd from
 etcd's image (`etcd_member_unit`), as units named as the OS names them.
 
-A node's address: given (``ip``), or ``AUTO_IP`` — found at boot, as clouds give it, by
-a small script (node-address.sh) that writes the default route's source address where
-the two configuration files hold `NODE_IP_MARK`, before etcd or the agent start.
+A node's address: given (``ip``), or ``AUTO_IP`` — found at boot by node-address.sh, which
+writes the default route's source address where the two configuration files hold
+`NODE_IP_MARK`, before etcd or the agent start.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import yaml
 
@@ -58,6 +58,10 @@ ETCD_MEMBER_UNIT_TEMPLATE = "node-etcd-member.service.j2"
 ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.4.34"
 _DATA_URL = "data:,"
 _URL_WORD = re.compile(r"[A-Za-z0-9.:/\[\]-]+\Z")
+_DATA_DIR = re.compile(r"/[A-Za-z0-9._/-]*")
+_HTTP_URL = "must be an http(s) URL with a host"
+# cloudconfig's environment, made once: compiling the templates is most of a render.
+_env = functools.cache(cloudconfig.environment)
 ETCD_TEMPLATE = "node-etcd.conf.yml.j2"
 AGENT_CONFIG_TEMPLATE = "node-agent.toml.j2"
 AGENT_UNIT_TEMPLATE = "node-agent.service.j2"
@@ -133,14 +137,14 @@ def check_node(spec: NodeSpec) -> None:
             ipaddress.ip_address(spec.ip)
         except ValueError:
             raise InputError("ip", f"not an IPv4 or IPv6 address, nor {AUTO_IP!r}") from None
-    parts = urlsplit(spec.discovery_url)
+    parts = cloudconfig.split_url(spec.discovery_url, "discovery_url", _HTTP_URL)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise InputError("discovery_url", "must be an http(s) URL with a host")
+        raise InputError("discovery_url", _HTTP_URL)
     for field, port in (("client_port", spec.client_port), ("peer_port", spec.peer_port)):
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise InputError(field, "must be a TCP port, 1-65535")
-    if not spec.data_dir.startswith("/"):
-        raise InputError("data_dir", "must be an absolute path")
+    if not _DATA_DIR.fullmatch(spec.data_dir):  # Flatcar's etcd unit has it on a unit line
+        raise InputError("data_dir", "must be an absolute path of letters, digits, . _ - /")
     if spec.discovery_fallback not in FALLBACKS:
         raise InputError("discovery_fallback", f"choose one of {', '.join(FALLBACKS)}")
     if spec.flavour not in FLAVOURS:
@@ -161,14 +165,13 @@ def _check_agent(spec: NodeSpec) -> None:
         if key in keys:
             raise InputError("metadata", f"key {key!r} given twice")
         keys.add(key)
-    low, high = AGENT_TTL_RANGE
-    ttl = spec.agent_ttl
+    (low, high), ttl = AGENT_TTL_RANGE, spec.agent_ttl
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not low <= ttl <= high:
         raise InputError("agent_ttl", f"must be a whole number of seconds, {low}-{high}")
     if spec.agent_bundle_url:
-        parts = urlsplit(spec.agent_bundle_url)
+        parts = cloudconfig.split_url(spec.agent_bundle_url, "agent_bundle_url", _HTTP_URL)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise InputError("agent_bundle_url", "must be an http(s) URL with a host")
+            raise InputError("agent_bundle_url", _HTTP_URL)
         if any(c.isspace() for c in spec.agent_bundle_url):
             raise InputError("agent_bundle_url", "may not hold spaces or line breaks")
     for line in spec.ssh_keys:
@@ -177,12 +180,13 @@ def _check_agent(spec: NodeSpec) -> None:
         except (sshkeys.SSHKeyError, TypeError) as exc:
             raise InputError("ssh_keys", str(exc)) from None
     for url in spec.etcd_endpoints.split(",") if spec.etcd_endpoints else ():
-        parts = urlsplit(url)
+        message = f"{url!r} is not an http://host:port URL"
+        parts = cloudconfig.split_url(url, "etcd_endpoints", message)
         if parts.scheme != "http" or not parts.hostname or parts.path or not _URL_WORD.match(url):
-            raise InputError("etcd_endpoints", f"{url!r} is not an http://host:port URL")
+            raise InputError("etcd_endpoints", message)
     if spec.flavour != "cloud-init":
         cloudconfig.check_image(spec.image)
-        cloudconfig.check_image(spec.etcd_image)
+        cloudconfig.check_image(spec.etcd_image, "etcd_image")
 
 
 def _urls(spec: NodeSpec) -> _Urls:
@@ -205,7 +209,7 @@ def _urls(spec: NodeSpec) -> _Urls:
 def etcd_config(spec: NodeSpec) -> str:
     """The etcd --config-file YAML for the node's member."""
     check_node(spec)
-    template = cloudconfig.environment().get_template(ETCD_TEMPLATE)
+    template = _env().get_template(ETCD_TEMPLATE)
     return template.render(spec=spec, urls=_urls(spec))
 
 
@@ -222,7 +226,7 @@ def agent_endpoint(spec: NodeSpec) -> str:
 def agent_config(spec: NodeSpec) -> str:
     """The agent's TOML configuration (`vulcano-agent run --config`)."""
     check_node(spec)
-    template = cloudconfig.environment().get_template(AGENT_CONFIG_TEMPLATE)
+    template = _env().get_template(AGENT_CONFIG_TEMPLATE)
     public_ip = NODE_IP_MARK if spec.auto_ip else spec.ip
     return template.render(
         spec=spec,
@@ -243,14 +247,14 @@ def _unit_paths() -> dict[str, str]:
 
 def agent_unit() -> str:
     """vulcano-agent.service for a cloud-init node (the venv in /opt/vulcano)."""
-    template = cloudconfig.environment().get_template(AGENT_UNIT_TEMPLATE)
+    template = _env().get_template(AGENT_UNIT_TEMPLATE)
     return template.render(**_unit_paths())
 
 
 def docker_agent_unit(image: str) -> str:
     """vulcano-agent.service for a Flatcar node: the agent runs from the Vulcano image."""
     cloudconfig.check_image(image)
-    template = cloudconfig.environment().get_template(DOCKER_AGENT_UNIT_TEMPLATE)
+    template = _env().get_template(DOCKER_AGENT_UNIT_TEMPLATE)
     return template.render(image=image, **_unit_paths())
 
 
@@ -261,7 +265,7 @@ def install_agent_script() -> str:
 
 def etcd_member_unit(spec: NodeSpec) -> str:
     """etcd-member.service for a Flatcar or CoreOS node: etcd's image under Docker."""
-    template = cloudconfig.environment().get_template(ETCD_MEMBER_UNIT_TEMPLATE)
+    template = _env().get_template(ETCD_MEMBER_UNIT_TEMPLATE)
     return template.render(
         data_dir=spec.data_dir,
         config_dir=ETCD_CONFIG_PATH.rsplit("/", 1)[0],
@@ -272,7 +276,7 @@ def etcd_member_unit(spec: NodeSpec) -> str:
 
 def address_unit(flavour: str) -> str:
     """vulcano-node-address.service: the node's address filled in before etcd starts."""
-    template = cloudconfig.environment().get_template(ADDRESS_UNIT_TEMPLATE)
+    template = _env().get_template(ADDRESS_UNIT_TEMPLATE)
     return template.render(
         script=ADDRESS_SCRIPT_PATHS[flavour],
         etcd_config=ETCD_CONFIG_PATH,
@@ -285,7 +289,7 @@ def _data_url(text: str) -> cloudconfig.Quoted:
 
 
 def _render_text(spec: NodeSpec) -> str:
-    env = cloudconfig.environment()
+    env = _env()
     template = env.get_template(FLAVOURS[spec.flavour])
     etcd = etcd_config(spec)
     agent = agent_config(spec)

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from container.cli import main
 from vulcano.lab.cluster import Node, kill_by_pid, nodes, pids_of, running_where
+from vulcano.lab.invariants import CopySampler, process_copies
 from vulcano.lab.poll import wait_for
 from vulcano.lab.services import Etcd
 from vulcano.records import DesiredState, UnitSource
@@ -120,15 +121,22 @@ def test_machine_whose_lease_lapses_stops_its_units_and_they_move(
     first = wait_for(lambda: running_where(store, ["mv.service"]), 30, "running")["mv.service"]
     victim = next(n for n in cluster if n.member.machine_id == first)
     [old_pid] = pids_of(marker)
-    victim.member.pause()  # cut off: no more lease refreshes
-    wait_for(lambda: victim.units.fenced.is_set(), 10, "the cut-off agent fenced itself")
-    moved = wait_for(
-        lambda: (w := running_where(store, ["mv.service"])) and w["mv.service"] != first and w,
-        30,
-        "the unit running on another machine",
-    )
+    sampler = CopySampler(process_copies({"mv.service": f"{marker}-mv.service"})).start()
+    try:
+        sampler.mark_fault()
+        victim.member.pause()  # cut off: no more lease refreshes
+        wait_for(lambda: victim.units.fenced.is_set(), 10, "the cut-off agent fenced itself")
+        moved = wait_for(
+            lambda: (w := running_where(store, ["mv.service"])) and w["mv.service"] != first and w,
+            30,
+            "the unit running on another machine",
+        )
+        assert old_pid not in pids_of(marker)
+        sampler.mark_gone()
+    finally:
+        report = sampler.stop()
+    report.check(100, ["mv.service"])  # never two copies, from the cut to the move
     assert moved["mv.service"] != first
-    assert old_pid not in pids_of(marker)
     assert len(pids_of(marker)) == 1
 
 

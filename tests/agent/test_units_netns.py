@@ -19,16 +19,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from agent.units.machine_units import sandbox_name
 from container.cli import main
 from tests.conftest import require_root
 from vulcano.lab.cluster import kill_by_pid, pids_of, running_where
-from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay, _run
+from vulcano.lab.invariants import CopySampler, namespace_inode, process_copies
+from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay
 from vulcano.lab.poll import wait_for
 from vulcano.registry import Registry
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 TTL = 3
+# A failover lasts seconds; a sampler every few ms takes hundreds of samples in it.
+MIN_SAMPLES = 100
 
 
 @dataclass
@@ -53,6 +55,12 @@ class Fleet:
 
     def pids(self, unit: str) -> list[int]:
         return pids_of(f"{self.marker}-{unit}")
+
+    def sampler(self, *units: str) -> CopySampler:
+        """Samples every copy of ``units`` on every host, each named pid@machine."""
+        places = {namespace_inode(NETNS_DIR / h.netns): h.machine_id for h in self.hosts}
+        markers = {unit: f"{self.marker}-{unit}" for unit in units}
+        return CopySampler(process_copies(markers, places)).start()
 
 
 @pytest.fixture
@@ -90,11 +98,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
             for h in hosts:
                 h.kill_agent()
             kill_by_pid(pids_of(marker))
-            for h in hosts:
-                for unit in specs:
-                    ns = sandbox_name(h.machine_id, unit)
-                    if (NETNS_DIR / ns).exists():
-                        _run(["ip", "netns", "delete", ns], check=False)
+            # the units' sandboxes go with their hosts (Underlay.close), etcd or not
 
 
 def _http_get(host: TestHost, ip: str, port: int) -> str:
@@ -202,27 +206,36 @@ def test_sigkilled_agent_units_move_and_nothing_runs_twice_when_it_returns(
     victim = fleet.host_of(where["mv.service"])
     old = fleet.pids("mv.service") + fleet.pids("mvside.service")
     assert len(old) == 2
-    victim.kill_agent()
-    killed = time.monotonic()
-    moved = wait_for(
-        lambda: (
-            (w := running_where(fleet.store, ["mv.service", "mvside.service"]))
-            and w["mv.service"] != victim.machine_id
-            and w
-        ),
-        (TTL + 3) * 3,  # generous on a shared machine; the bench reports the real time
-        "units running on another machine",
-    )
-    print(f"failover took {time.monotonic() - killed:.1f}s (TTL {TTL}s)")
-    assert moved["mvside.service"] == moved["mv.service"]
-    assert not set(old) & set(fleet.pids("mv.service") + fleet.pids("mvside.service"))
-    # the host comes back: it must not start what moved
-    victim.start_agent("--metadata", f"region={'us' if victim.index == 1 else 'eu'}", ttl=TTL)
-    wait_for(lambda: victim.machine_id in {m.id for m in fleet.store.machines()}, 20, "host back")
-    for _ in range(10):
-        assert len(fleet.pids("mv.service")) == 1
-        assert len(fleet.pids("mvside.service")) == 1
-        time.sleep(0.3)
+    sampler = fleet.sampler("mv.service", "mvside.service")
+    try:
+        sampler.mark_fault()
+        victim.kill_agent()
+        killed = time.monotonic()
+        moved = wait_for(
+            lambda: (
+                (w := running_where(fleet.store, ["mv.service", "mvside.service"]))
+                and w["mv.service"] != victim.machine_id
+                and w
+            ),
+            (TTL + 3) * 3,  # generous on a shared machine; the bench reports the real time
+            "units running on another machine",
+        )
+        print(f"failover took {time.monotonic() - killed:.1f}s (TTL {TTL}s)")
+        assert moved["mvside.service"] == moved["mv.service"]
+        assert not set(old) & set(fleet.pids("mv.service") + fleet.pids("mvside.service"))
+        # the host comes back: it must not start what moved, not even for a moment
+        region = "us" if victim.index == 1 else "eu"
+        victim.start_agent("--metadata", f"region={region}", ttl=TTL)
+        wait_for(
+            lambda: victim.machine_id in {m.id for m in fleet.store.machines()}, 20, "host back"
+        )
+        time.sleep(TTL)  # the returned agent's first reconciliations, still sampled
+        sampler.mark_gone()
+    finally:
+        report = sampler.stop()
+    report.check(MIN_SAMPLES, ["mv.service", "mvside.service"])
+    assert len(fleet.pids("mv.service")) == 1
+    assert len(fleet.pids("mvside.service")) == 1
     assert running_where(fleet.store, ["mv.service"]) == {"mv.service": moved["mv.service"]}
 
 
@@ -234,23 +247,31 @@ def test_host_cut_off_from_etcd_stops_its_units(fleet: Fleet) -> None:
     host = fleet.host_of(where["cut.service"])
     [pid] = fleet.pids("cut.service")
     gateway = fleet.net.gateway
-    host.exec(["ip", "route", "add", "blackhole", f"{gateway}/32"])
+    sampler = fleet.sampler("cut.service")
     try:
-        wait_for(lambda: pid not in fleet.pids("cut.service"), (TTL + 3) * 3, "unit fenced")
+        sampler.mark_fault()
+        host.exec(["ip", "route", "add", "blackhole", f"{gateway}/32"])
+        try:
+            wait_for(lambda: pid not in fleet.pids("cut.service"), (TTL + 3) * 3, "unit fenced")
+            wait_for(
+                lambda: (
+                    (w := running_where(fleet.store, ["cut.service"]))
+                    and w["cut.service"] != host.machine_id
+                ),
+                (TTL + 3) * 3,
+                "unit running elsewhere",
+            )
+        finally:
+            host.exec(["ip", "route", "del", "blackhole", f"{gateway}/32"], check=False)
         wait_for(
-            lambda: (
-                (w := running_where(fleet.store, ["cut.service"]))
-                and w["cut.service"] != host.machine_id
-            ),
-            (TTL + 3) * 3,
-            "unit running elsewhere",
+            lambda: host.machine_id in {m.id for m in fleet.store.machines()}, 30, "host rejoined"
         )
+        time.sleep(TTL)  # the rejoined agent's first reconciliations, still sampled
+        sampler.mark_gone()
     finally:
-        host.exec(["ip", "route", "del", "blackhole", f"{gateway}/32"], check=False)
-    wait_for(lambda: host.machine_id in {m.id for m in fleet.store.machines()}, 30, "host rejoined")
-    for _ in range(10):
-        assert len(fleet.pids("cut.service")) == 1
-        time.sleep(0.3)
+        report = sampler.stop()
+    report.check(MIN_SAMPLES, ["cut.service"])
+    assert len(fleet.pids("cut.service")) == 1
 
 
 def _restart(host: TestHost, how: str) -> None:
@@ -306,22 +327,30 @@ def test_stalled_agent_units_are_fenced_by_their_supervisors(fleet: Fleet) -> No
     host = fleet.host_of(where["slow.service"])
     assert host.agent is not None
     [pid] = fleet.pids("slow.service")
-    os.kill(host.agent.pid, signal.SIGSTOP)
+    sampler = fleet.sampler("slow.service")
     try:
-        moved = wait_for(
-            lambda: (
-                (w := running_where(fleet.store, ["slow.service"]))
-                and w["slow.service"] != host.machine_id
-                and w
-            ),
-            (TTL + 3) * 3,
-            "the unit running elsewhere",
+        sampler.mark_fault()
+        os.kill(host.agent.pid, signal.SIGSTOP)
+        try:
+            moved = wait_for(
+                lambda: (
+                    (w := running_where(fleet.store, ["slow.service"]))
+                    and w["slow.service"] != host.machine_id
+                    and w
+                ),
+                (TTL + 3) * 3,
+                "the unit running elsewhere",
+            )
+            assert pid not in fleet.pids("slow.service")  # stopped by its own supervisor
+        finally:
+            os.kill(host.agent.pid, signal.SIGCONT)
+        wait_for(
+            lambda: host.machine_id in {m.id for m in fleet.store.machines()}, 30, "agent back"
         )
-        assert pid not in fleet.pids("slow.service")  # stopped by its own supervisor
+        time.sleep(TTL)  # the thawed agent's first reconciliations, still sampled
+        sampler.mark_gone()
     finally:
-        os.kill(host.agent.pid, signal.SIGCONT)
-    wait_for(lambda: host.machine_id in {m.id for m in fleet.store.machines()}, 30, "agent back")
-    for _ in range(10):
-        assert len(fleet.pids("slow.service")) == 1
-        time.sleep(0.3)
+        report = sampler.stop()
+    report.check(MIN_SAMPLES, ["slow.service"])
+    assert len(fleet.pids("slow.service")) == 1
     assert running_where(fleet.store, ["slow.service"]) == moved

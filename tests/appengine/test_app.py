@@ -6,6 +6,7 @@ import importlib
 import logging
 import pkgutil
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -51,15 +52,37 @@ def test_entrypoint_module_builds_the_app(
     assert main.app.config["SECRET_KEY"] == "from-the-environment"
 
 
+class _Without(jinja2.BaseLoader):
+    """A loader that has every template of ``inner`` but those it was told to hide."""
+
+    def __init__(self, inner: jinja2.BaseLoader, hidden: set[str]) -> None:
+        self.inner, self.hidden = inner, hidden
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+        if template in self.hidden:
+            raise jinja2.TemplateNotFound(template)
+        return self.inner.get_source(environment, template)
+
+
 def test_install_page_has_room_for_the_discovery_panel(client: FlaskClient, app: Flask) -> None:
     token = create(client)
-    assert "discovery-panel" not in client.get(f"/installs/{token}").text  # ignored if missing
-    panel = "<div id='discovery-panel'>{{ install.cluster_name }} {{ token | length }}</div>"
     assert app.jinja_loader is not None
+    real = app.jinja_loader
+    # the real panels are in the page...
+    page = client.get(f"/installs/{token}").text
+    assert '<section id="discovery">' in page and '<section id="alerts">' in page
+    # ...and a page without them still renders (they are included "ignore missing")
+    app.jinja_loader = _Without(real, {"discovery/_panel.html", "alerts/_panel.html"})
+    app.jinja_env.cache.clear()
+    bare = client.get(f"/installs/{token}")
+    assert bare.status_code == 200
+    assert '<section id="discovery">' not in bare.text and 'id="alerts"' not in bare.text
+    # ...and another panel takes the discovery panel's place, with the page's context
+    panel = "<div id='discovery-panel'>{{ install.cluster_name }} {{ token | length }}</div>"
     app.jinja_loader = jinja2.ChoiceLoader(
-        [jinja2.DictLoader({"discovery/_panel.html": panel}), app.jinja_loader]
+        [jinja2.DictLoader({"discovery/_panel.html": panel}), real]
     )
-    app.jinja_env.cache.clear()  # the real panel (discovery branch) was loaded above
+    app.jinja_env.cache.clear()
     page = client.get(f"/installs/{token}").text
     assert f"<div id='discovery-panel'>prod {len(token)}</div>" in page
 

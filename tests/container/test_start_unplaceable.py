@@ -3,7 +3,6 @@ stops waiting and prints the engine's reason (fleetctl's start hung forever on i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +26,9 @@ def test_start_of_an_unplaceable_unit_ends_with_the_reason(
 ) -> None:
     unit = tmp_path / "eu.service"
     unit.write_text(EU_ONLY)
-    started = time.monotonic()
     r = vulcano("start", "--block-timeout", "60", str(unit))
-    assert time.monotonic() - started < 15  # not the 60 s timeout
     assert r.exit_code == 1, r.output
+    assert "timed out" not in r.output  # it stopped at the reason, not at the 60 s timeout
     assert (
         "unit eu.service cannot be placed: no machine matches MachineMetadata region=eu" in r.output
     )

@@ -100,3 +100,18 @@ def test_the_image_takes_the_sources_but_not_caches_or_the_lab(tmp_path: Path) -
         "templates/cloud-config/node.j2",
         "vulcano/core.py",
     ]
+
+
+def test_the_image_takes_every_cloud_config_template_the_renderers_name() -> None:
+    """On the real tree: the made-up tree above names a template no renderer has."""
+    from vulcano import cloudconfig, nodeconfig
+
+    folder = Path("templates") / "cloud-config"
+    real = sorted(p.relative_to(images.REPO) for p in (images.REPO / folder).iterdir())
+    assert real  # there is something to check
+    taken = set(images.source_files())
+    assert [p for p in real if p not in taken] == []
+    named = {f.template for f in cloudconfig.FLAVOURS.values()} | set(nodeconfig.FLAVOURS.values())
+    named |= {nodeconfig.ADDRESS_SCRIPT, nodeconfig.INSTALL_AGENT_SCRIPT}
+    named |= {getattr(nodeconfig, n) for n in dir(nodeconfig) if n.endswith("_TEMPLATE")}
+    assert sorted(n for n in named if folder / n not in taken) == []

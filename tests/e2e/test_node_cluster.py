@@ -10,14 +10,13 @@ CLIs run as subprocesses.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 from vulcano.lab import machines as lab_machines
 from vulcano.lab import probe, services
 from vulcano.lab.installer import installer_server
+from vulcano.lab.invariants import CopySampler, namespace_inode, process_copies
 from vulcano.lab.machines import Machine
 from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.podman import Podman
@@ -41,18 +41,23 @@ SIZE = 3
 WAIT = 90.0
 ECHO_PORT = 7000
 NETWORK = "10.244.0.0/16"
-WEB = """\
+# Each web copy is a shell whose command line carries this run's word: the sampler finds
+# every copy on every machine in this machine's /proc.
+MARK = "vweb" + secrets.token_hex(3)
+WEB = f"""\
 [Unit]
 Description=web %i
 
 [Service]
-ExecStart=/bin/sh -c 'echo "web %i serving on %H"; exec sleep infinity'
+ExecStart=/bin/sh -c 'echo "web %i serving on %H"; sleep infinity; :' {MARK}-%n
 
 [X-Fleet]
 Conflicts=web@*
 """
 WEBS = [f"web@{i}.service" for i in range(1, SIZE + 1)]
 KS = Keyspace(DEFAULT_PREFIX)
+# The sampler's samples from a fault until the old copy is gone (a minute or so).
+MIN_SAMPLES = 100
 
 
 @dataclass
@@ -69,7 +74,6 @@ class Cluster:
     nodes: list[Node]
     endpoint: str  # node-0's etcd, through a loopback forward
     tmp: Path
-    seen_twice: list[str] = field(default_factory=list)
 
     def live(self) -> list[Node]:
         return [n for n in self.nodes if n.alive]
@@ -246,27 +250,22 @@ def active_webs(node: Node) -> set[str]:
     return {unit for unit, word in zip(WEBS, done.stdout.split(), strict=False) if word == "active"}
 
 
+def machine_pid_namespace(node: Node) -> int:
+    """The inode of the machine's pid namespace (its systemd's, seen from outside)."""
+    pid = node.machine.podman.run(
+        "container", "inspect", "--format", "{{.State.Pid}}", node.machine.container
+    ).stdout.strip()
+    return namespace_inode(f"/proc/{pid}/ns/pid")
+
+
 @pytest.fixture(scope="module")
-def watch_twice(cluster: Cluster) -> Iterator[list[str]]:
-    """Samples every live machine's systemd all along; records any unit active twice."""
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.2):
-            where: dict[str, list[str]] = {}
-            for node in cluster.live():
-                with contextlib.suppress(Exception):  # a machine being killed
-                    for unit in active_webs(node):
-                        where.setdefault(unit, []).append(node.name)
-            for unit, names in where.items():
-                if len(names) > 1:
-                    cluster.seen_twice.append(f"{unit} on {names} at {time.monotonic():.2f}")
-
-    thread = threading.Thread(target=sample, name="watch-twice", daemon=True)
-    thread.start()
-    yield cluster.seen_twice
-    stop.set()
-    thread.join(10)
+def copies(cluster: Cluster) -> Iterator[CopySampler]:
+    """Every copy of every web unit on every machine, sampled every few ms all along."""
+    places = {machine_pid_namespace(n): n.name for n in cluster.nodes}
+    markers = {unit: f"{MARK}-{unit}" for unit in WEBS}
+    sampler = CopySampler(process_copies(markers, places, kind="pid")).start()
+    yield sampler
+    sampler.stop().check(MIN_SAMPLES)
 
 
 def placements(cluster: Cluster) -> dict[str, tuple[str, str]]:
@@ -305,7 +304,7 @@ def wait_agreement(cluster: Cluster, expected_units: list[str]) -> dict[str, tup
 
 
 def test_web_units_run_one_per_machine_under_systemd_as_list_units_says(
-    cluster: Cluster, watch_twice: list[str]
+    cluster: Cluster, copies: CopySampler
 ) -> None:
     unit_file = cluster.tmp / "web@.service"
     unit_file.write_text(WEB)
@@ -313,7 +312,8 @@ def test_web_units_run_one_per_machine_under_systemd_as_list_units_says(
     vulcano(cluster, "start", *WEBS)
     placed = wait_agreement(cluster, WEBS)
     assert sorted(node for node, _ in placed.values()) == [n.name for n in cluster.nodes]
-    assert watch_twice == []
+    assert copies.report.overlaps == []
+    assert all(copies.report.seen.get(unit) for unit in WEBS)  # each seen by its process
 
 
 def test_vulcano_journal_shows_what_systemd_s_journal_holds(cluster: Cluster) -> None:
@@ -344,11 +344,12 @@ def journal_monotonic(node: Node, unit: str, prefix: str) -> float:
 
 
 def test_a_machine_that_loses_etcd_stops_its_unit_before_its_lease_lapses(
-    cluster: Cluster, watch_twice: list[str]
+    cluster: Cluster, copies: CopySampler
 ) -> None:
     node = cluster.nodes[1]  # not node-0: the test reaches etcd through node-0
     unit = next(u for u, (n, _) in placements(cluster).items() if n == node.name)
     client = cluster.etcd()
+    copies.mark_fault()
     try:
         node.machine.systemctl("stop", "etcd.service", check=True)
         gone = wait_for(
@@ -368,11 +369,12 @@ def test_a_machine_that_loses_etcd_stops_its_unit_before_its_lease_lapses(
     wait_etcd_healthy(node.machine)
     placed = wait_agreement(cluster, WEBS)
     assert placed[unit][0] == node.name
-    assert watch_twice == []
+    copies.mark_gone()
+    copies.report.check(MIN_SAMPLES, [unit])
 
 
 def test_a_killed_machine_has_its_unit_moved_and_no_unit_ever_runs_twice(
-    cluster: Cluster, watch_twice: list[str]
+    cluster: Cluster, copies: CopySampler
 ) -> None:
     placed = placements(cluster)
     victim = cluster.nodes[2]
@@ -380,6 +382,7 @@ def test_a_killed_machine_has_its_unit_moved_and_no_unit_ever_runs_twice(
     freed = next(u for u, (n, _) in placed.items() if n == cluster.nodes[1].name)
     vulcano(cluster, "destroy", freed)  # leaves node-1 free: Conflicts=web@* everywhere else
     wait_for(lambda: freed not in active_webs(cluster.nodes[1]), WAIT, f"{freed} gone")
+    copies.mark_fault()
     victim.machine.kill()
     killed_at = time.monotonic()
     victim.alive = False
@@ -387,4 +390,7 @@ def test_a_killed_machine_has_its_unit_moved_and_no_unit_ever_runs_twice(
     after = wait_agreement(cluster, expected)
     assert after[moved][0] == cluster.nodes[1].name
     assert journal_monotonic(cluster.nodes[1], moved, "Started") > killed_at
-    assert watch_twice == []
+    copies.mark_gone()  # the victim is powered off (podman waited for it): its copy is gone
+    copies.report.check(MIN_SAMPLES, [moved])
+    where = {c.rsplit("@", 1)[1] for c in copies.report.seen[moved]}
+    assert {victim.name, cluster.nodes[1].name} <= where  # seen before and after the move

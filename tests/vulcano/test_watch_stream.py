@@ -65,11 +65,14 @@ def test_changes_from_the_start_revision_arrive_in_order_for_each_prefix(client:
     client.delete(A + "before")
     watch = PrefixWatch(client, [A, B], revision + 1)
     try:
+        # the history first: then the stream is open, and what follows must come live
+        # (written at once, they could still arrive as history of a stream opened late)
+        changes = collect(watch, 3)
         lease = client.lease(60)
         client.put(A + "x", "2", lease=lease)
         client.put(B + "y", "2")
         client.delete(B + "y")
-        changes = collect(watch, 6)
+        changes += collect(watch, 3)
         with pytest.raises(queue.Empty):
             watch.events.get(timeout=0.5)  # nothing more, nothing from C
     finally:

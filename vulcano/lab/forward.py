@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from vulcano.lab.ports import reserve_port
+from vulcano.lab.ports import listener
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
@@ -52,8 +52,11 @@ class PortForward:
         """``listen_port``: the loopback port to listen on (default: a free one)."""
         self.netns = netns
         self.target = (host, port)
-        self.port = listen_port or reserve_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port), backlog=128)
+        if listen_port:
+            self._listener = socket.create_server(("127.0.0.1", listen_port), backlog=128)
+        else:
+            self._listener = listener("127.0.0.1", backlog=128)
+        self.port: int = self._listener.getsockname()[1]
         self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from vulcano.lab.poll import wait_for
-from vulcano.lab.ports import reserve_port
+from vulcano.lab.ports import listener
 from vulcano.lab.services import DatastoreEmulator, stop_process
 
 if TYPE_CHECKING:
@@ -72,21 +72,21 @@ def installer_server(
     namespace, beside the Datastore emulator on loopback, and is handed a socket made
     inside the underlay's.
     """
-    port = port or reserve_port()
     tls_args = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls else []
-    binds = ["--bind", f"127.0.0.1:{port}"]
     underlay_url = None
     handed: list[socket.socket] = []
     if underlay is not None:
-        # gunicorn binds no address once it is handed a socket (fd://), so the loopback
-        # socket is made here too and both are handed over.
         with underlay.entered():
             handed.append(socket.create_server((underlay.gateway, UNDERLAY_PORT), backlog=128))
-        handed.append(socket.create_server(("127.0.0.1", port), backlog=128))
-        binds = [flag for s in handed for flag in ("--bind", f"fd://{s.fileno()}")]
-        for s in handed:
-            s.set_inheritable(True)
         underlay_url = f"http://{underlay.gateway}:{UNDERLAY_PORT}"
+    # The loopback socket is bound here and handed over (fd://), so no other process can
+    # take the port between its choice and gunicorn's start.
+    loopback = socket.create_server(("127.0.0.1", port), backlog=128) if port else listener()
+    handed.append(loopback)
+    port = loopback.getsockname()[1]
+    binds = [flag for s in handed for flag in ("--bind", f"fd://{s.fileno()}")]
+    for s in handed:
+        s.set_inheritable(True)
     env = {
         **os.environ,
         **emulator.env(),

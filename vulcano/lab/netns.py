@@ -306,16 +306,26 @@ class TestHost:
         return dict(json.loads(result.stdout))
 
     # -- teardown ------------------------------------------------------------------------
+    def agent_sandboxes(self) -> list[str]:
+        """The sandboxes the agent made (its units' too), from its own records: no etcd."""
+        return sorted(p.stem for p in (self.state_dir / "sandboxes").glob("*.json"))
+
     def remove(self) -> None:
-        """Kill the agent and echo servers, delete sandboxes and the host namespace."""
+        """Kill the agent and echo servers, delete sandboxes and the host namespace.
+
+        Sandboxes are found by name (the test's) and in the agent's state dir (the ones
+        it made for units, whatever they are called), so they go even when etcd is gone.
+        """
         self.kill_agent()
         for name in list(self._echo):
             self.stop_echo(name)
         prefix = f"vs{self.underlay.token}{self.index}"
+        doomed = set(self.agent_sandboxes())
         if NETNS_DIR.is_dir():
-            for entry in NETNS_DIR.iterdir():
-                if entry.name.startswith(prefix):
-                    _run(["ip", "netns", "delete", entry.name], check=False)
+            doomed |= {e.name for e in NETNS_DIR.iterdir() if e.name.startswith(prefix)}
+        for name in sorted(doomed):
+            if (NETNS_DIR / name).exists():
+                _run(["ip", "netns", "delete", name], check=False)
         if (NETNS_DIR / self.netns).exists():
             _run(["ip", "netns", "delete", self.netns], check=False)  # its veth goes too
 

@@ -30,3 +30,7 @@ POLL_INTERVAL = 0.5
 CACHE_LOCK_TIMEOUT = 1800.0
 # One request to the lab's installer (its form, an install, a permalink) on loopback.
 INSTALLER_REQUEST_TIMEOUT = 10.0
+# The invariant sampler (vulcano/lab/invariants.py): a sample every few milliseconds, so
+# two copies that overlap for longer are seen; its thread's join when stopped.
+SAMPLER_INTERVAL = 0.005
+SAMPLER_STOP_TIMEOUT = 10.0

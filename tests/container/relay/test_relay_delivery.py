@@ -84,9 +84,10 @@ def test_the_running_relay_bridges_an_outage_with_no_gap_and_stops_promptly(
         while len(receiver.seqs) < 12 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
-        began = time.monotonic()
+        thread = relay._thread
         relay.stop()
-        assert time.monotonic() - began < 1.0
+    # stop() returned with its thread ended (it waits at most policy.RELAY_STOP_TIMEOUT)
+    assert thread is not None and not thread.is_alive()
     assert len(receiver.seqs) >= 12
     assert receiver.seqs == list(range(1, len(receiver.seqs) + 1))
 

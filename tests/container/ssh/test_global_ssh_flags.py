@@ -3,8 +3,6 @@ flags, bad values refused, and --ssh-timeout bounding a host that never speaks S
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from container.cli import main
 from container.cli.ssh import settings_from
 from container.services.provisioning import DEFAULT_STATE_DIR
 from tests.container.ssh.conftest import cli
-from vulcano.lab.ports import reserve_port
+from vulcano.lab.ports import listener
 from vulcano.lab.services import Etcd
 
 FLAGS = {
@@ -75,20 +73,16 @@ def test_bad_global_flags_are_usage_errors(args: list[str], says: str) -> None:
 @pytest.fixture
 def silent_host() -> Iterator[int]:
     """A loopback port that takes connections and never says a word (no SSH banner)."""
-    port = reserve_port()
-    with socket.create_server(("127.0.0.1", port), backlog=8):
-        yield port
+    with listener(backlog=8) as server:
+        yield server.getsockname()[1]
 
 
 def test_a_tunnel_host_that_never_speaks_ssh_fails_within_the_ssh_timeout(
     silent_host: int, etcd: Etcd, state_dir: Path
 ) -> None:
-    started = time.monotonic()
     result = cli(state_dir, etcd, "--ssh-timeout", "1", "--tunnel", f"127.0.0.1:{silent_host}")(
         "list-machines"
     )
-    took = time.monotonic() - started
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: tunnel host 127.0.0.1:{silent_host}: ")
     assert "did not complete an SSH handshake within 1s" in result.output
-    assert took < 5
