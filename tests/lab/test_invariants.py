@@ -94,3 +94,14 @@ def test_too_few_samples_a_unit_never_seen_and_a_failing_probe_all_fail() -> Non
     report = failing.stop()
     with pytest.raises(AssertionError, match="could not sample"):
         report.check(min_samples=0)
+
+
+def test_a_copy_that_forks_is_still_one_copy(marker: str) -> None:
+    # the subshell is a fork of the shell: both carry the marker, one is the other's child
+    proc = subprocess.Popen(["/bin/sh", "-c", "(sleep 1000; :); :", marker])
+    wait_for(lambda: len(pids_of(marker)) >= 2, 10, "the shell and its subshell")
+    try:
+        copies = process_copies({"u.service": marker})()
+        assert [c.split("@")[0] for c in copies["u.service"]] == [str(proc.pid)]
+    finally:
+        end(proc)

@@ -192,6 +192,17 @@ def namespace_inode(path: str | Path) -> int:
     return os.stat(path).st_ino
 
 
+def _parent(pid: int) -> int:
+    """The parent's pid (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
 def process_copies(
     markers: Mapping[str, str],
     places: Mapping[int, str] | None = None,
@@ -204,17 +215,23 @@ def process_copies(
     pid namespace; podman machines' pid namespaces are nested in it), so one pass sees
     every copy everywhere. ``places`` names the namespace of kind ``kind`` (``net`` or
     ``pid``) by inode, so an overlap says where each copy ran.
+
+    A matching process whose parent matches too is part of its parent's copy, not another
+    one: between fork and exec a shell's child carries the shell's command line.
     """
     wanted = {unit: marker.encode() for unit, marker in markers.items()}
     names = dict(places or {})
 
     def copies() -> dict[str, frozenset[str]]:
-        found: dict[str, set[str]] = {unit: set() for unit in wanted}
+        found: dict[str, dict[int, str]] = {unit: {} for unit in wanted}
         for pid, cmd in _cmdlines().items():
             for unit, marker in wanted.items():
                 if marker in cmd:
                     inode = _namespace(pid, kind)
-                    found[unit].add(f"{pid}@{names.get(inode, inode)}")
-        return {unit: frozenset(c) for unit, c in found.items()}
+                    found[unit][pid] = f"{pid}@{names.get(inode, inode)}"
+        return {
+            unit: frozenset(name for pid, name in pids.items() if _parent(pid) not in pids)
+            for unit, pids in found.items()
+        }
 
     return copies
