@@ -362,6 +362,7 @@ class CheckStates:
     unit: str
     machine_id: str
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    note: str = ""  # what the agent did about them (a CheckRestart= restart), if anything
 
     @property
     def status(self) -> CheckStatus:
@@ -387,6 +388,7 @@ class CheckStates:
                     }
                     for k, r in self.checks.items()
                 },
+                "note": self.note,
             },
             sort_keys=True,
         )
@@ -406,6 +408,7 @@ class CheckStates:
                 )
                 for k, v in dict(d.get("checks") or {}).items()
             },
+            str(d.get("note", "")),
         )
 
 

@@ -1,0 +1,496 @@
+"""Health checks and endpoints of the units running on this machine.
+
+MachineUnits tells it, on every pass, which units are loaded here and whether they run
+(``observe``: cheap, it never waits for etcd nor for a check). Its own thread runs each
+running instance's checks on a small pool of threads, each on its own interval, and
+publishes on the machine lease:
+
+- ``check-states/<unit>/<machine>`` when a check's status changes, else at most once per
+  interval (the shortest of its checks);
+- ``endpoints/<unit>/<machine>`` while the instance runs, declares a Port= and every
+  check passes; deleted as soon as one of those stops being true.
+
+Both are written only while the unit's assignment to this machine exists (a compare in
+the same transaction), so a unit that moved away is never announced by its old machine.
+The checks are the unit file's Check= lines and the ones in ``checks/<unit>/`` (for a
+template instance also ``checks/<template>/``), watched, so a check added or removed
+at runtime changes the running instance's set without a restart. With CheckRestart= an
+instance failing that long is handed back to MachineUnits to restart (``observe``
+returns it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from agent import policy
+from agent.services.checkstate import CheckTracker, RestartTimer, overall
+from agent.services.probes import ProbeResult, probe
+from vulcano import unitnames
+from vulcano.endpoints import (
+    CheckSpec,
+    CheckStates,
+    CheckStatus,
+    Endpoint,
+    ServiceOptions,
+    format_duration,
+    service_options,
+)
+from vulcano.errors import VulcanoError
+from vulcano.keyspace import Keyspace
+from vulcano.units import parse
+from vulcano.watch import Change, PrefixWatch, Resync, snapshot
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[CheckSpec, str, "str | None"], ProbeResult]
+
+
+class ServiceHost(Protocol):
+    """What the services need from the machine: who it is, its address, its lease."""
+
+    @property
+    def machine_id(self) -> str: ...
+    @property
+    def public_ip(self) -> str: ...
+    @property
+    def keyspace(self) -> Keyspace: ...
+
+    def etcd_client(self) -> Any: ...
+    def lease_id(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A unit loaded on this machine, as MachineUnits saw it in one pass."""
+
+    name: str
+    hash: str
+    text: str
+    active: bool  # its RUNNING state is ``active``
+    netns: str | None = None  # its sandbox's network namespace (Sandbox=true)
+    sandbox_ip: str | None = None
+
+
+@dataclass
+class _Live:
+    """A running instance: its checks' state and what was published for it."""
+
+    instance: Instance
+    options: ServiceOptions
+    generation: int
+    trackers: dict[str, CheckTracker] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)  # monotonic
+    inflight: set[str] = field(default_factory=set)
+    changed: bool = True  # a status changed: write the check state at once
+    dirty: bool = False  # an output or a streak changed: write within the interval
+    states_at: float = 0.0  # monotonic time of the last check-state write
+    endpoint: str | None = None  # the Endpoint JSON published, if any
+    states: str | None = None  # the CheckStates JSON published, if any
+
+    @property
+    def status(self) -> CheckStatus:
+        return overall([t.result.status for t in self.trackers.values()])
+
+
+class UnitServices:
+    """Runs the checks of this machine's running units and publishes their endpoints."""
+
+    def __init__(self, host: ServiceHost, probe_fn: Probe = probe) -> None:
+        self.host = host
+        self.ks = host.keyspace
+        self._probe = probe_fn
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._live: dict[str, _Live] = {}
+        self._withdraw: set[str] = set()  # units whose published keys must go
+        self._published: set[str] = set()  # units with an endpoint or check state out
+        self._runtime: dict[str, dict[str, CheckSpec]] = {}  # checks/<unit>/<name>
+        self._options: dict[str, ServiceOptions] = {}  # by content hash
+        self._timers: dict[str, RestartTimer] = {}
+        self._notes: dict[str, str] = {}
+        self._restarts: list[str] = []
+        self._generations = itertools.count(1)
+        self._lease = 0
+        self._pool = ThreadPoolExecutor(policy.CHECK_WORKERS, thread_name_prefix="unit-check")
+        self._threads: list[threading.Thread] = []
+        self.writes = 0  # etcd writes made, for tests and the benchmark
+
+    # --- start and stop -----------------------------------------------------------
+
+    def start(self) -> None:
+        for name, target in (("unit-services", self._run), ("unit-checks-watch", self._watch)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop checking; what was published stays on the lease for the next agent."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=policy.UNIT_THREAD_JOIN_TIMEOUT)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- what MachineUnits tells us ---------------------------------------------------
+
+    def observe(self, instances: Iterable[Instance]) -> list[str]:
+        """This pass's units; returns the ones CheckRestart= wants restarted now."""
+        with self._lock:
+            running = set()
+            for inst in instances:
+                if not inst.active:
+                    continue
+                running.add(inst.name)
+                live = self._live.get(inst.name)
+                if live is not None and (live.instance.hash, live.instance.sandbox_ip) == (
+                    inst.hash,
+                    inst.sandbox_ip,
+                ):
+                    continue
+                self._live[inst.name] = _Live(inst, self._options_of(inst), next(self._generations))
+                if inst.name in self._timers:
+                    self._timers[inst.name].reset()
+                self._withdraw.discard(inst.name)
+            for name in [n for n in self._live if n not in running]:
+                self._drop(name)
+            restarts, self._restarts = self._restarts, []
+        self._wake.set()
+        return restarts
+
+    def forget(self, name: str) -> None:
+        """The unit left this machine: withdraw it and forget its restarts."""
+        with self._lock:
+            self._drop(name)
+            self._timers.pop(name, None)
+            self._notes.pop(name, None)
+        self._wake.set()
+
+    def clear(self) -> None:
+        """Fenced: every unit stopped; withdraw everything."""
+        with self._lock:
+            for name in list(self._live):
+                self._drop(name)
+        self._wake.set()
+
+    def _drop(self, name: str) -> None:
+        if self._live.pop(name, None) is not None:
+            log.info("services: %s stopped running here: its checks stop", name)
+        if name in self._published:
+            self._withdraw.add(name)
+
+    def _options_of(self, inst: Instance) -> ServiceOptions:
+        found = self._options.get(inst.hash)
+        if found is None:
+            try:
+                found = service_options(parse(inst.text, inst.name), inst.name)
+            except VulcanoError as exc:  # refused at submit; a file from before that rule
+                log.warning("services: %s: %s; no ports nor checks", inst.name, exc)
+                found = ServiceOptions()
+            self._options[inst.hash] = found
+        return found
+
+    def checks_of(self, name: str, options: ServiceOptions) -> dict[str, CheckSpec]:
+        """The checks an instance runs: its template's runtime ones, its own runtime ones,
+        then the file's (a later one wins a name)."""
+        out: dict[str, CheckSpec] = {}
+        template = unitnames.parse_name(name).template
+        if template is not None:
+            out.update(self._runtime.get(template, {}))
+        out.update(self._runtime.get(name, {}))
+        out.update({c.id: c for c in options.checks})
+        return out
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delays = policy.DAEMON_RETRY.delays()
+        while not self._stop.is_set():
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._sync_checks()
+                self._launch_due()
+                self._decide_restarts()
+                self._publish()
+                delays = policy.DAEMON_RETRY.delays()
+            except Exception as exc:
+                log.warning("services: %s; retrying", exc)
+                self._stop.wait(next(delays))
+
+    def _next_wait(self) -> float:
+        with self._lock:
+            dues = [d for live in self._live.values() for d in live.due.values()]
+        if not dues:
+            return policy.SERVICES_TICK
+        return max(0.0, min(policy.SERVICES_TICK, min(dues) - time.monotonic()))
+
+    def _sync_checks(self) -> None:
+        """Follow added and removed checks (file and runtime) on each running instance."""
+        with self._lock:
+            now = time.monotonic()
+            for name, live in self._live.items():
+                wanted = self.checks_of(name, live.options)
+                for cid in [c for c in live.trackers if wanted.get(c) != live.trackers[c].spec]:
+                    log.info("services: %s: check %s removed", name, cid)
+                    del live.trackers[cid]
+                    live.due.pop(cid, None)
+                    live.changed = True
+                for cid, spec in wanted.items():
+                    if cid not in live.trackers:
+                        live.trackers[cid] = CheckTracker(spec)
+                        live.due[cid] = now
+                        live.changed = True
+
+    def _launch_due(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for name, live in self._live.items():
+                inst = live.instance
+                address = inst.sandbox_ip or self.host.public_ip
+                for cid, tracker in live.trackers.items():
+                    if cid in live.inflight or live.due.get(cid, now) > now:
+                        continue
+                    live.inflight.add(cid)
+                    live.due[cid] = now + tracker.spec.interval
+                    self._pool.submit(
+                        self._check_once, name, live.generation, tracker.spec, address, inst.netns
+                    )
+
+    def _check_once(
+        self, name: str, generation: int, spec: CheckSpec, address: str, netns: str | None
+    ) -> None:
+        result = self._probe(spec, address, netns)
+        with self._lock:
+            live = self._live.get(name)
+            if live is None or live.generation != generation:
+                return  # the instance stopped (or was replaced) meanwhile
+            live.inflight.discard(spec.id)
+            tracker = live.trackers.get(spec.id)
+            if tracker is None or tracker.spec != spec:
+                return  # the check was removed or changed meanwhile
+            before = tracker.result.status
+            if tracker.record(result.ok, result.output, time.time()):
+                live.changed = True
+                log.info(
+                    "services: %s: check %s %s -> %s (%s)",
+                    name,
+                    spec.id,
+                    before,
+                    tracker.result.status,
+                    result.output,
+                )
+            else:
+                live.dirty = True
+        self._wake.set()
+
+    def _decide_restarts(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for name, live in self._live.items():
+                after = live.options.check_restart
+                if after is None:
+                    continue
+                timer = self._timers.setdefault(name, RestartTimer(after))
+                timer.after = after
+                if not timer.observe(live.status == CheckStatus.FAILING, now):
+                    continue
+                failing = sorted(
+                    c for c, t in live.trackers.items() if t.result.status == CheckStatus.FAILING
+                )
+                at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                note = (
+                    f"restarted at {at}: check {', '.join(failing)} failing for "
+                    f"{format_duration(after)} (CheckRestart={format_duration(after)})"
+                )
+                log.warning("services: %s: %s", name, note)
+                self._notes[name] = note
+                self._restarts.append(name)
+                live.changed = True
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        lease = self.host.lease_id()
+        with self._lock:
+            if lease != self._lease:  # a new lease: what was on the old one is gone
+                self._lease = lease
+                for live in self._live.values():
+                    live.endpoint = live.states = None
+                    live.changed = True
+            withdraw, self._withdraw = self._withdraw, set()
+            plans = [self._plan(name, live) for name, live in self._live.items()]
+        client = self.host.etcd_client()
+        for name in sorted(withdraw):
+            try:
+                self._delete(client, name)
+            except Exception:
+                with self._lock:
+                    self._withdraw.add(name)  # again next pass
+                raise
+        for plan in plans:
+            if plan is not None:
+                self._write(client, lease, plan)
+
+    def _plan(self, name: str, live: _Live) -> _Plan | None:
+        """What to write for one instance now, or None (called under the lock)."""
+        me = self.host.machine_id
+        inst = live.instance
+        endpoint = live.endpoint
+        healthy = live.status == CheckStatus.PASSING
+        if inst.active and live.options.ports and healthy:
+            if endpoint is None:
+                address = inst.sandbox_ip or self.host.public_ip
+                endpoint = Endpoint(name, me, address, live.options.ports, time.time()).to_json()
+        else:
+            endpoint = None
+        states = live.states
+        now = time.monotonic()
+        if live.trackers or name in self._notes:
+            interval = min((t.spec.interval for t in live.trackers.values()), default=0.0)
+            if live.changed or states is None or (live.dirty and now - live.states_at >= interval):
+                states = CheckStates(
+                    name,
+                    me,
+                    {c: t.result for c, t in sorted(live.trackers.items())},
+                    self._notes.get(name, ""),
+                ).to_json()
+        else:
+            states = None
+        if endpoint == live.endpoint and states == live.states:
+            live.changed = False
+            return None
+        return _Plan(name, live.generation, endpoint, live.endpoint, states, live.states)
+
+    def _write(self, client: Any, lease: int, plan: _Plan) -> None:
+        me = self.host.machine_id
+        t = client.transactions
+        ops = []
+        endpoint_key = self.ks.endpoint(plan.name, me)
+        states_key = self.ks.check_state(plan.name, me)
+        if plan.endpoint != plan.old_endpoint:
+            if plan.endpoint is None:
+                ops.append(t.delete(endpoint_key))
+            else:
+                ops.append(t.put(endpoint_key, plan.endpoint, lease=lease))
+        if plan.states != plan.old_states:
+            if plan.states is None:
+                ops.append(t.delete(states_key))
+            else:
+                ops.append(t.put(states_key, plan.states, lease=lease))
+        self.writes += 1
+        ok, _ = client.transaction(
+            compare=[t.version(self.ks.assignment(me, plan.name)) > 0], success=ops, failure=[]
+        )
+        with self._lock:
+            live = self._live.get(plan.name)
+            if live is None or live.generation != plan.generation:
+                # it stopped while we wrote: make sure what we wrote goes again
+                self._withdraw.add(plan.name)
+                self._published.add(plan.name)
+                self._wake.set()
+                return
+            if not ok:  # the assignment is gone: the unit is leaving, nothing to announce
+                return
+            if plan.endpoint != plan.old_endpoint:
+                log.info(
+                    "services: %s: endpoint %s",
+                    plan.name,
+                    "published" if plan.endpoint else "withdrawn",
+                )
+            live.endpoint, live.states = plan.endpoint, plan.states
+            if plan.states != plan.old_states:
+                live.states_at = time.monotonic()
+                live.changed = live.dirty = False
+            self._published.add(plan.name)
+
+    def _delete(self, client: Any, name: str) -> None:
+        me = self.host.machine_id
+        t = client.transactions
+        self.writes += 1
+        client.transaction(
+            compare=[],
+            success=[
+                t.delete(self.ks.endpoint(name, me)),
+                t.delete(self.ks.check_state(name, me)),
+            ],
+            failure=[],
+        )
+        with self._lock:
+            if name not in self._live:
+                self._published.discard(name)
+        log.info("services: %s: endpoint and check state withdrawn", name)
+
+    # --- runtime checks (checks/) ------------------------------------------------------
+
+    def _watch(self) -> None:
+        delays = policy.CHECKS_WATCH_RETRY.delays()
+        prefix = self.ks.checks
+        while not self._stop.is_set():
+            try:
+                client = self.host.etcd_client()
+                revision, [entries] = snapshot(client, [prefix])
+                runtime: dict[str, dict[str, CheckSpec]] = {}
+                self._apply(runtime, entries)
+                with self._lock:
+                    self._runtime = runtime
+                self._wake.set()
+                watch = PrefixWatch(client, [prefix], revision + 1)
+                delays = policy.CHECKS_WATCH_RETRY.delays()
+                try:
+                    while not self._stop.is_set():
+                        try:
+                            item = watch.events.get(timeout=policy.SERVICES_TICK)
+                        except queue.Empty:
+                            continue
+                        if isinstance(item, Resync):
+                            raise item
+                        with self._lock:
+                            self._apply(self._runtime, item)
+                        self._wake.set()
+                finally:
+                    watch.cancel()
+            except Resync as exc:
+                if not self._stop.is_set():
+                    log.info("services: checks watch: resync (%s)", exc)
+            except Exception as exc:
+                log.warning("services: checks watch: %s; retrying", exc)
+                self._stop.wait(next(delays))
+
+    def _apply(self, runtime: dict[str, dict[str, CheckSpec]], changes: list[Change]) -> None:
+        plen = len(self.ks.checks)
+        for ch in changes:
+            unit, _, name = ch.key[plen:].partition("/")
+            if not unit or not name:
+                continue
+            if ch.value is None:
+                runtime.get(unit, {}).pop(name, None)
+                continue
+            try:
+                spec = replace(CheckSpec.from_json(ch.value), name=name)
+            except (ValueError, KeyError, TypeError):
+                log.warning("services: unreadable runtime check %s", ch.key)
+                continue
+            runtime.setdefault(unit, {})[name] = spec
+
+
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    generation: int
+    endpoint: str | None
+    old_endpoint: str | None
+    states: str | None
+    old_states: str | None
