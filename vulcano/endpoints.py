@@ -21,7 +21,8 @@ read only that prefix. Checks added at runtime (``vulcano check add``) live at
 ``checks/<unit>/<name>`` beside the ones in the file; results at
 ``check-states/<unit>/<machine>``.
 
-Pure: no I/O.
+Pure: no I/O. Past 400 lines, kept as one module: it is the services' contract (the
+lines, the records, their JSON), read whole by the agent, the balancer and the CLI.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class CheckStatus(StrEnum):
     PENDING = "pending"  # not yet enough results either way
     PASSING = "passing"
     FAILING = "failing"
+
+
+def valid_check_name(name: str) -> bool:
+    """A check's name: letters, digits, '_', '.', '-', at most 63, one path segment."""
+    return _NAME_RE.fullmatch(name) is not None
 
 
 def parse_duration(text: str, what: str) -> float:

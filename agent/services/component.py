@@ -24,18 +24,17 @@ from __future__ import annotations
 import datetime
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agent import policy
-from agent.services.checkstate import CheckTracker, RestartTimer, overall
+from agent.services.checkstate import CheckTracker, RestartTimer
+from agent.services.instances import Instance, LiveInstance, Publication
 from agent.services.probes import ProbeResult, probe
-from vulcano import unitnames
+from agent.services.runtime import RuntimeChecks
 from vulcano.endpoints import (
     CheckSpec,
     CheckStates,
@@ -48,7 +47,6 @@ from vulcano.endpoints import (
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
 from vulcano.units import parse
-from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -69,39 +67,6 @@ class ServiceHost(Protocol):
     def lease_id(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class Instance:
-    """A unit loaded on this machine, as MachineUnits saw it in one pass."""
-
-    name: str
-    hash: str
-    text: str
-    active: bool  # its RUNNING state is ``active``
-    netns: str | None = None  # its sandbox's network namespace (Sandbox=true)
-    sandbox_ip: str | None = None
-
-
-@dataclass
-class _Live:
-    """A running instance: its checks' state and what was published for it."""
-
-    instance: Instance
-    options: ServiceOptions
-    generation: int
-    trackers: dict[str, CheckTracker] = field(default_factory=dict)
-    due: dict[str, float] = field(default_factory=dict)  # monotonic
-    inflight: set[str] = field(default_factory=set)
-    changed: bool = True  # a status changed: write the check state at once
-    dirty: bool = False  # an output or a streak changed: write within the interval
-    states_at: float = 0.0  # monotonic time of the last check-state write
-    endpoint: str | None = None  # the Endpoint JSON published, if any
-    states: str | None = None  # the CheckStates JSON published, if any
-
-    @property
-    def status(self) -> CheckStatus:
-        return overall([t.result.status for t in self.trackers.values()])
-
-
 class UnitServices:
     """Runs the checks of this machine's running units and publishes their endpoints."""
 
@@ -112,10 +77,10 @@ class UnitServices:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, LiveInstance] = {}
         self._withdraw: set[str] = set()  # units whose published keys must go
         self._published: set[str] = set()  # units with an endpoint or check state out
-        self._runtime: dict[str, dict[str, CheckSpec]] = {}  # checks/<unit>/<name>
+        self.runtime = RuntimeChecks(host.etcd_client, self.ks, self._wake.set, self._stop)
         self._options: dict[str, ServiceOptions] = {}  # by content hash
         self._timers: dict[str, RestartTimer] = {}
         self._notes: dict[str, str] = {}
@@ -129,7 +94,7 @@ class UnitServices:
     # --- start and stop -----------------------------------------------------------
 
     def start(self) -> None:
-        for name, target in (("unit-services", self._run), ("unit-checks-watch", self._watch)):
+        for name, target in (("unit-services", self._run), ("unit-checks", self.runtime.run)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -158,7 +123,9 @@ class UnitServices:
                     inst.sandbox_ip,
                 ):
                     continue
-                self._live[inst.name] = _Live(inst, self._options_of(inst), next(self._generations))
+                self._live[inst.name] = LiveInstance(
+                    inst, self._options_of(inst), next(self._generations)
+                )
                 if inst.name in self._timers:
                     self._timers[inst.name].reset()
                 self._withdraw.discard(inst.name)
@@ -201,13 +168,9 @@ class UnitServices:
         return found
 
     def checks_of(self, name: str, options: ServiceOptions) -> dict[str, CheckSpec]:
-        """The checks an instance runs: its template's runtime ones, its own runtime ones,
-        then the file's (a later one wins a name)."""
-        out: dict[str, CheckSpec] = {}
-        template = unitnames.parse_name(name).template
-        if template is not None:
-            out.update(self._runtime.get(template, {}))
-        out.update(self._runtime.get(name, {}))
+        """The checks an instance runs: the runtime ones, then the file's (which win a
+        name)."""
+        out = self.runtime.of(name)
         out.update({c.id: c for c in options.checks})
         return out
 
@@ -344,7 +307,7 @@ class UnitServices:
             if plan is not None:
                 self._write(client, lease, plan)
 
-    def _plan(self, name: str, live: _Live) -> _Plan | None:
+    def _plan(self, name: str, live: LiveInstance) -> Publication | None:
         """What to write for one instance now, or None (called under the lock)."""
         me = self.host.machine_id
         inst = live.instance
@@ -372,9 +335,9 @@ class UnitServices:
         if endpoint == live.endpoint and states == live.states:
             live.changed = False
             return None
-        return _Plan(name, live.generation, endpoint, live.endpoint, states, live.states)
+        return Publication(name, live.generation, endpoint, live.endpoint, states, live.states)
 
-    def _write(self, client: Any, lease: int, plan: _Plan) -> None:
+    def _write(self, client: Any, lease: int, plan: Publication) -> None:
         me = self.host.machine_id
         t = client.transactions
         ops = []
@@ -432,65 +395,3 @@ class UnitServices:
             if name not in self._live:
                 self._published.discard(name)
         log.info("services: %s: endpoint and check state withdrawn", name)
-
-    # --- runtime checks (checks/) ------------------------------------------------------
-
-    def _watch(self) -> None:
-        delays = policy.CHECKS_WATCH_RETRY.delays()
-        prefix = self.ks.checks
-        while not self._stop.is_set():
-            try:
-                client = self.host.etcd_client()
-                revision, [entries] = snapshot(client, [prefix])
-                runtime: dict[str, dict[str, CheckSpec]] = {}
-                self._apply(runtime, entries)
-                with self._lock:
-                    self._runtime = runtime
-                self._wake.set()
-                watch = PrefixWatch(client, [prefix], revision + 1)
-                delays = policy.CHECKS_WATCH_RETRY.delays()
-                try:
-                    while not self._stop.is_set():
-                        try:
-                            item = watch.events.get(timeout=policy.SERVICES_TICK)
-                        except queue.Empty:
-                            continue
-                        if isinstance(item, Resync):
-                            raise item
-                        with self._lock:
-                            self._apply(self._runtime, item)
-                        self._wake.set()
-                finally:
-                    watch.cancel()
-            except Resync as exc:
-                if not self._stop.is_set():
-                    log.info("services: checks watch: resync (%s)", exc)
-            except Exception as exc:
-                log.warning("services: checks watch: %s; retrying", exc)
-                self._stop.wait(next(delays))
-
-    def _apply(self, runtime: dict[str, dict[str, CheckSpec]], changes: list[Change]) -> None:
-        plen = len(self.ks.checks)
-        for ch in changes:
-            unit, _, name = ch.key[plen:].partition("/")
-            if not unit or not name:
-                continue
-            if ch.value is None:
-                runtime.get(unit, {}).pop(name, None)
-                continue
-            try:
-                spec = replace(CheckSpec.from_json(ch.value), name=name)
-            except (ValueError, KeyError, TypeError):
-                log.warning("services: unreadable runtime check %s", ch.key)
-                continue
-            runtime.setdefault(unit, {})[name] = spec
-
-
-@dataclass(frozen=True)
-class _Plan:
-    name: str
-    generation: int
-    endpoint: str | None
-    old_endpoint: str | None
-    states: str | None
-    old_states: str | None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent import policy
-from agent.services.component import Instance
+from agent.services.instances import Instance
 from agent.units.reports import UnitReports
 from agent.units.runners.base import RunContext, Runner
 from vulcano.keyspace import Keyspace
@@ -68,14 +68,12 @@ class Membership(Protocol):
 
 
 class Services(Protocol):
-    """The health checks and endpoints of the units that run here (agent/services/)."""
+    """The checks and endpoints of the units here (agent/services/); ``observe`` returns
+    the units to restart now (CheckRestart=)."""
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
-
-    def observe(self, instances: list[Instance]) -> list[str]:
-        """This pass's units; the ones to restart now (CheckRestart=)."""
-
+    def observe(self, instances: list[Instance]) -> list[str]: ...
     def forget(self, name: str) -> None: ...
     def clear(self) -> None: ...
 
@@ -351,22 +349,17 @@ class MachineUnits:
                 self._forget(name)
 
     def _tell_services(self) -> None:
-        """Tell the services what runs; restart what CheckRestart= asks (stop, then the
-        next passes start it again)."""
+        """Restarts are a stop: a later pass starts the unit once it has stopped."""
         if self.services is None:
             return
         instances = []
         for name, a in sorted(self.assigned.items()):
             st = self.runner.status(name)
-            if st.load != "loaded" or st.hash != a.hash:
-                continue
-            text = self._text(a.hash) if st.active == "active" else ""
-            if text is None:
-                continue
-            netns = sandbox_name(self.host.machine_id, name) if a.options.sandbox else None
-            active = st.active == "active"
-            ip = self._sandbox_ips.get(name)
-            instances.append(Instance(name, a.hash, text, active, netns, ip))
+            text = self._text(a.hash) if st.active == "active" and st.hash == a.hash else None
+            if text is not None:  # only what runs: the services withdraw the rest
+                ns = sandbox_name(self.host.machine_id, name) if a.options.sandbox else None
+                ip = self._sandbox_ips.get(name)
+                instances.append(Instance(name, a.hash, text, True, ns, ip))
         for name in self.services.observe(instances):
             wanted = self.assigned.get(name)
             if wanted is None or wanted.desired != DesiredState.LAUNCHED:

@@ -2,7 +2,7 @@
 
 The group names the cluster (`--etcd-endpoints`, `--prefix`, and fleetctl's SSH flags,
 `--tunnel` among them: `container.cli.ssh`) and hands a `Cluster` to the commands,
-grouped by concept: clusters, machines, units, journal, ssh, audit. Every change a
+grouped by concept: clusters, machines, units, checks, journal, ssh, audit. Every change a
 command makes is audited (as the OS user at this host) into the state directory's
 database, opened only when a change is made. Each command parses its
 flags, calls one function of the service layer (`container.services`) and prints;
@@ -15,7 +15,18 @@ from typing import Any
 
 import click
 
-from container.cli import alerts, audit, clusters, journal, machines, relay, serve, ssh, units
+from container.cli import (
+    alerts,
+    audit,
+    checks,
+    clusters,
+    journal,
+    machines,
+    relay,
+    serve,
+    ssh,
+    units,
+)
 from container.cli.context import service_errors, set_state_dir, store_of
 from container.services import clusters as clusters_service
 from container.services.audit import Actor, AuditLog
@@ -86,6 +97,7 @@ def main(
 for _command in (
     *machines.commands,
     *units.commands,
+    *checks.commands,
     *journal.commands,
     *audit.commands,
     *serve.commands,

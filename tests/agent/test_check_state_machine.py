@@ -88,7 +88,8 @@ def test_restart_timer_restarts_at_most_once_per_duration() -> None:
         if timer.observe(True, now):
             fired.append(now)
             timer.reset()  # the new instance fails at once too
-    assert fired == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    # the first after 10 s; then each new instance counts from its first failing look
+    assert fired == [10.0, 20.5, 31.0, 41.5, 52.0]
 
 
 def test_restart_timer_counts_a_new_instance_from_its_own_failure() -> None:
