@@ -253,6 +253,8 @@ def parse_check(value: str, where: str = "Check=") -> CheckSpec:
         )
     interval = parse_duration(opts.get("interval", str(DEFAULT_INTERVAL)), f"{where} interval=")
     timeout = parse_duration(opts.get("timeout", str(DEFAULT_TIMEOUT)), f"{where} timeout=")
+    if "timeout" not in opts:  # the default never outlasts a short interval
+        timeout = min(timeout, interval)
     if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
         raise UnitFileError(
             f"{where} interval= must be between {MIN_INTERVAL}s and {MAX_INTERVAL:.0f}s"

@@ -312,7 +312,11 @@ class UnitServices:
         me = self.host.machine_id
         inst = live.instance
         endpoint = live.endpoint
-        healthy = live.status == CheckStatus.PASSING
+        status = live.status
+        # a check added to a published instance starts pending: only failing withdraws it
+        healthy = status == CheckStatus.PASSING or (
+            status == CheckStatus.PENDING and endpoint is not None
+        )
         if inst.active and live.options.ports and healthy:
             if endpoint is None:
                 address = inst.sandbox_ip or self.host.public_ip
