@@ -133,3 +133,6 @@ CHECK_HTTP_BODY_LIMIT = 64 * 1024
 CHECK_KILL_WAIT = 2.0
 # Retrying the runtime checks' watch (checks/) after etcd errors.
 CHECKS_WATCH_RETRY = Backoff(initial=0.2, maximum=3.0)
+# A check state refused because the unit's assignment is gone (it is leaving this
+# machine) is tried again after this long, not on every pass.
+SERVICES_REFUSED_RETRY = 1.0

@@ -5,8 +5,9 @@ MachineUnits tells it, on every pass, which units are loaded here and whether th
 running instance's checks on a small pool of threads, each on its own interval, and
 publishes on the machine lease:
 
-- ``check-states/<unit>/<machine>`` when a check's status changes, else at most once per
-  interval (the shortest of its checks);
+- ``check-states/<unit>/<machine>`` when a check's status changes, else, when only a
+  message changed, at most once per interval (the shortest of its checks); a result like
+  the last one writes nothing (so a published streak may lag);
 - ``endpoints/<unit>/<machine>`` while the instance runs, declares a Port= and every
   check passes; deleted as soon as one of those stops being true.
 
@@ -32,14 +33,12 @@ from typing import Any, Protocol
 
 from agent import policy
 from agent.services.checkstate import CheckTracker, RestartTimer
-from agent.services.instances import Instance, LiveInstance, Publication
+from agent.services.instances import Instance, LiveInstance, Publication, plan
 from agent.services.probes import ProbeResult, probe
 from agent.services.runtime import RuntimeChecks
 from vulcano.endpoints import (
     CheckSpec,
-    CheckStates,
     CheckStatus,
-    Endpoint,
     ServiceOptions,
     format_duration,
     service_options,
@@ -65,6 +64,10 @@ class ServiceHost(Protocol):
 
     def etcd_client(self) -> Any: ...
     def lease_id(self) -> int: ...
+
+
+class EtcdWriteFailed(VulcanoError, ConnectionError):
+    """A write of the services did not reach etcd (it is made again on a later pass)."""
 
 
 class UnitServices:
@@ -244,7 +247,7 @@ class UnitServices:
             tracker = live.trackers.get(spec.id)
             if tracker is None or tracker.spec != spec:
                 return  # the check was removed or changed meanwhile
-            before = tracker.result.status
+            before, said = tracker.result.status, tracker.result.output
             if tracker.record(result.ok, result.output, time.time()):
                 live.changed = True
                 log.info(
@@ -255,8 +258,8 @@ class UnitServices:
                     tracker.result.status,
                     result.output,
                 )
-            else:
-                live.dirty = True
+            elif tracker.result.output != said:
+                live.dirty = True  # news, not urgent: written within the interval
         self._wake.set()
 
     def _decide_restarts(self) -> None:
@@ -294,7 +297,11 @@ class UnitServices:
                     live.endpoint = live.states = None
                     live.changed = True
             withdraw, self._withdraw = self._withdraw, set()
-            plans = [self._plan(name, live) for name, live in self._live.items()]
+            me, ip = self.host.machine_id, self.host.public_ip
+            plans = [
+                plan(name, live, me, ip, self._notes.get(name, ""))
+                for name, live in self._live.items()
+            ]
         client = self.host.etcd_client()
         for name in sorted(withdraw):
             try:
@@ -303,85 +310,60 @@ class UnitServices:
                 with self._lock:
                     self._withdraw.add(name)  # again next pass
                 raise
-        for plan in plans:
-            if plan is not None:
-                self._write(client, lease, plan)
+        for p in plans:
+            if p is not None:
+                self._write(client, lease, p)
 
-    def _plan(self, name: str, live: LiveInstance) -> Publication | None:
-        """What to write for one instance now, or None (called under the lock)."""
-        me = self.host.machine_id
-        inst = live.instance
-        endpoint = live.endpoint
-        status = live.status
-        # a check added to a published instance starts pending: only failing withdraws it
-        healthy = status == CheckStatus.PASSING or (
-            status == CheckStatus.PENDING and endpoint is not None
-        )
-        if inst.active and live.options.ports and healthy:
-            if endpoint is None:
-                address = inst.sandbox_ip or self.host.public_ip
-                endpoint = Endpoint(name, me, address, live.options.ports, time.time()).to_json()
-        else:
-            endpoint = None
-        states = live.states
-        now = time.monotonic()
-        if live.trackers or name in self._notes:
-            interval = min((t.spec.interval for t in live.trackers.values()), default=0.0)
-            if live.changed or states is None or (live.dirty and now - live.states_at >= interval):
-                states = CheckStates(
-                    name,
-                    me,
-                    {c: t.result for c, t in sorted(live.trackers.items())},
-                    self._notes.get(name, ""),
-                ).to_json()
-        else:
-            states = None
-        if endpoint == live.endpoint and states == live.states:
-            live.changed = False
-            return None
-        return Publication(name, live.generation, endpoint, live.endpoint, states, live.states)
-
-    def _write(self, client: Any, lease: int, plan: Publication) -> None:
+    def _write(self, client: Any, lease: int, pub: Publication) -> None:
         me = self.host.machine_id
         t = client.transactions
         ops = []
-        endpoint_key = self.ks.endpoint(plan.name, me)
-        states_key = self.ks.check_state(plan.name, me)
-        if plan.endpoint != plan.old_endpoint:
-            if plan.endpoint is None:
+        endpoint_key = self.ks.endpoint(pub.name, me)
+        states_key = self.ks.check_state(pub.name, me)
+        if pub.endpoint != pub.old_endpoint:
+            if pub.endpoint is None:
                 ops.append(t.delete(endpoint_key))
             else:
-                ops.append(t.put(endpoint_key, plan.endpoint, lease=lease))
-        if plan.states != plan.old_states:
-            if plan.states is None:
+                ops.append(t.put(endpoint_key, pub.endpoint, lease=lease))
+        if pub.states != pub.old_states:
+            if pub.states is None:
                 ops.append(t.delete(states_key))
             else:
-                ops.append(t.put(states_key, plan.states, lease=lease))
+                ops.append(t.put(states_key, pub.states, lease=lease))
         self.writes += 1
-        ok, _ = client.transaction(
-            compare=[t.version(self.ks.assignment(me, plan.name)) > 0], success=ops, failure=[]
-        )
+        try:
+            ok, _ = client.transaction(
+                compare=[t.version(self.ks.assignment(me, pub.name)) > 0],
+                success=ops,
+                failure=[],
+            )
+        except Exception:
+            ok = None
         with self._lock:
-            live = self._live.get(plan.name)
-            if live is None or live.generation != plan.generation:
+            live = self._live.get(pub.name)
+            if live is None or live.generation != pub.generation:
                 # it stopped while we wrote: make sure what we wrote goes again
-                self._withdraw.add(plan.name)
-                self._published.add(plan.name)
+                self._withdraw.add(pub.name)
+                self._published.add(pub.name)
                 self._wake.set()
                 return
-            if not ok:  # the assignment is gone: the unit is leaving, nothing to announce
+            if not ok:
+                live.changed = True  # again on a later pass
+                if ok is None:
+                    raise EtcdWriteFailed(f"cannot publish {pub.name}'s check state")
+                # the assignment is gone (the unit is leaving): not every pass
+                live.refused_until = time.monotonic() + policy.SERVICES_REFUSED_RETRY
                 return
-            if plan.endpoint != plan.old_endpoint:
+            if pub.endpoint != pub.old_endpoint:
                 log.info(
                     "services: %s: endpoint %s",
-                    plan.name,
-                    "published" if plan.endpoint else "withdrawn",
+                    pub.name,
+                    "published" if pub.endpoint else "withdrawn",
                 )
-            live.endpoint, live.states = plan.endpoint, plan.states
-            if plan.states != plan.old_states:
+            live.endpoint, live.states = pub.endpoint, pub.states
+            if pub.states != pub.old_states:
                 live.states_at = time.monotonic()
-                live.changed = live.dirty = False
-            self._published.add(plan.name)
+            self._published.add(pub.name)
 
     def _delete(self, client: Any, name: str) -> None:
         me = self.host.machine_id
