@@ -68,8 +68,7 @@ class Membership(Protocol):
 
 
 class Services(Protocol):
-    """The checks and endpoints of the units here (agent/services/); ``observe`` returns
-    the units to restart now (CheckRestart=)."""
+    """Checks and endpoints (agent/services/); ``observe`` returns what to restart now."""
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -365,6 +364,7 @@ class MachineUnits:
             if wanted is None or wanted.desired != DesiredState.LAUNCHED:
                 continue
             log.warning("machine units: restarting %s: its checks kept failing", name)
+            self.runner.note(name, "restarting: its checks kept failing (CheckRestart=)")
             self.runner.stop(name)
             self._restarting.add(name)
 

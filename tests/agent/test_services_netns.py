@@ -7,6 +7,7 @@ overlay from another host; that a unit was not restarted, by its process id.
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import pytest
@@ -144,6 +145,32 @@ def test_endpoints_follow_the_instances_health_and_runtime_checks(fleet: Fleet) 
     )
     assert fleet.pids(names[1]) == pids[names[1]]
 
+    # an exec check runs in the unit's sandbox: only there is its address on an interface
+    ip = states[names[0]].sandbox_ip
+    inside = shlex.join(["/bin/sh", "-c", f"ip -o -4 addr show | grep -qF ' {ip}/'"])
+    r = fleet.cli("check", "add", names[0], f"exec interval=1s failing=1 -- {inside}")
+    assert r.exit_code == 0, r.output
+    wait_for(
+        lambda: (
+            (s := _check_states(fleet, names[0]))
+            and s.checks.get("exec-sh", None) is not None
+            and s.checks["exec-sh"].status == CheckStatus.PASSING
+        ),
+        WAIT,
+        "the exec check passing in the sandbox",
+    )
+    assert _endpoint(fleet, names[0]) is not None
+
+    # a check on the template applies to every instance
+    r = fleet.cli("check", "add", "web@.service", "tcp :9998 interval=1s failing=1", "--name", "t")
+    assert r.exit_code == 0, r.output
+    for name in names:
+        wait_for(lambda n=name: _endpoint(fleet, n) is None, WAIT, f"{name} withdrawn by t")
+    assert fleet.cli("check", "remove", "web@.service", "t").exit_code == 0
+    for name in names:
+        wait_for(lambda n=name: _endpoint(fleet, n), WAIT, f"{name} back without t")
+    assert {n: fleet.pids(n) for n in names} == pids
+
     # stopped: withdrawn, and its check state with it
     r = fleet.cli("stop", "--block-timeout", "30", names[2])
     assert r.exit_code == 0, r.output
@@ -181,3 +208,5 @@ def test_check_restart_restarts_only_the_instance_that_stays_failing(fleet: Flee
     assert fleet.pids("well.service") == [kept]
     r = fleet.cli("status", "sick.service")
     assert "Note: restarted" in r.output
+    r = fleet.cli("journal", "--lines", "100", "sick.service")
+    assert "restarting: its checks kept failing (CheckRestart=)" in r.output
