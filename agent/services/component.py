@@ -126,12 +126,14 @@ class UnitServices:
                     inst.sandbox_ip,
                 ):
                     continue
+                # a new instance (or new content, a new address): what the last one
+                # published, if anything, goes first (_drop), whatever comes next
+                self._drop(inst.name)
                 self._live[inst.name] = LiveInstance(
                     inst, self._options_of(inst), next(self._generations)
                 )
                 if inst.name in self._timers:
                     self._timers[inst.name].reset()
-                self._withdraw.discard(inst.name)
             for name in [n for n in self._live if n not in running]:
                 self._drop(name)
             restarts, self._restarts = self._restarts, []
@@ -155,7 +157,7 @@ class UnitServices:
 
     def _drop(self, name: str) -> None:
         if self._live.pop(name, None) is not None:
-            log.info("services: %s stopped running here: its checks stop", name)
+            log.info("services: %s: its checks stop (stopped, gone or replaced)", name)
         if name in self._published:
             self._withdraw.add(name)
 

@@ -156,3 +156,32 @@ def test_nothing_is_published_for_a_unit_this_machine_no_longer_has(
         assert _get(client, KS.check_state(NAME, ME)) is None
     finally:
         services.stop()
+
+
+def test_a_replaced_instance_takes_its_endpoint_with_it(
+    client: etcd3.Etcd3Client, listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    services = _services(client, _Counted())
+    services.start()
+    try:
+        services.observe([_instance(port)])
+        wait_for(lambda: _get(client, KS.endpoint(NAME, ME)), 10, "the endpoint")
+        # new content between two passes, whose check never passes: nothing stale stays
+        services.observe([_instance(closed)])
+        wait_for(lambda: _get(client, KS.endpoint(NAME, ME)) is None, 10, "the old withdrawn")
+        states = wait_for(
+            lambda: (
+                (raw := _get(client, KS.check_state(NAME, ME)))
+                and CheckStates.from_json(raw).status == CheckStatus.FAILING
+            ),
+            10,
+            "the new instance's checks failing",
+        )
+        assert states
+        assert _get(client, KS.endpoint(NAME, ME)) is None
+    finally:
+        services.stop()
