@@ -21,8 +21,8 @@ read only that prefix. Checks added at runtime (``vulcano check add``) live at
 ``checks/<unit>/<name>`` beside the ones in the file; results at
 ``check-states/<unit>/<machine>``.
 
-Pure: no I/O. Past 400 lines, kept as one module: it is the services' contract (the
-lines, the records, their JSON), read whole by the agent, the balancer and the CLI.
+Pure: no I/O. It is kept as one module: the lines' grammar and the records made from
+them are one contract between the CLI, the agent, compose conversion and the balancer.
 """
 
 from __future__ import annotations
