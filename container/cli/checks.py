@@ -24,8 +24,7 @@ def check() -> None:
 @click.argument("line", metavar="CHECK")
 @click.pass_context
 def add(ctx: click.Context, unit: str, line: str, name: str | None) -> None:
-    """Add CHECK (as a Check= line: 'http :8080/ready interval=2s') to a running unit,
-    without restarting it; on a template, to each of its instances."""
+    """Add CHECK (a Check= value: 'http :8080/ready interval=2s') to a unit, not restarting it."""
     with service_errors():
         spec = checks_service.add_check(cluster_of(ctx), unitnames.mangle(unit), line, name)
     click.echo(f"Added check {spec.name} to {unitnames.mangle(unit)}: {spec.to_line()}")
@@ -54,8 +53,7 @@ def list_(
     fields: str | None,
     as_json: bool,
 ) -> None:
-    """Checks and their status on each machine: UNIT CHECK KIND TARGET INTERVAL MACHINE
-    STATUS OUTPUT."""
+    """Checks and their status per machine: UNIT CHECK KIND TARGET INTERVAL MACHINE STATUS."""
     with service_errors():
         rows = checks_service.list_checks(cluster_of(ctx), unitnames.mangle(unit) if unit else None)
     table = [

@@ -169,8 +169,7 @@ def destroy(ctx: click.Context, unit: tuple[str, ...]) -> None:
 def list_units(
     ctx: click.Context, no_legend: bool, full: bool, fields: str | None, as_json: bool
 ) -> None:
-    """Units the cluster runs or tries to: UNIT MACHINE ACTIVE SUB (--fields adds LOAD,
-    DSTATE, HASH, REASON, SANDBOX and HEALTH: passing, failing, pending or - for no checks)."""
+    """Units the cluster runs or tries to: UNIT MACHINE ACTIVE SUB (and HEALTH by --fields)."""
     with service_errors():
         found = listings.list_units(cluster_of(ctx))
     rows = []
