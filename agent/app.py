@@ -1,7 +1,8 @@
 """The agent's app factory: `build(config)` wires every component of one node.
 
 The only place that knows every part: membership (the machine record on its lease), the
-overlay (when enabled), the units (engine and this machine's units) and the monitor
+overlay (when enabled), the units (engine and this machine's units, with their checks
+and endpoints) and the monitor
 (heartbeat samples on the machine lease). Each component is handed a small view of the
 node that names what it uses (`OverlayNode`, `Membership`, `SampledMachine`), never the
 Agent.
@@ -23,6 +24,7 @@ from agent.membership.identity import machine_id
 from agent.membership.registration import Registration
 from agent.monitor.component import Monitor, UnitStates
 from agent.overlay.component import Overlay
+from agent.services.component import UnitServices
 from agent.statedir import NodeState
 from agent.units.component import Units
 from agent.units.engine import Engine
@@ -140,6 +142,7 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
             membership,
             runner or default_runner(state_dir),
             sandboxes=overlay.sandboxes if overlay is not None else None,
+            services=UnitServices(membership),
         )
         agent.add_component(Units(machine_units, engine))
         unit_states = machine_units.reports.states

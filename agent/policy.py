@@ -53,6 +53,23 @@ DAEMON_RETRY = Backoff(initial=0.2, maximum=5.0)
 THREAD_JOIN_TIMEOUT = 10.0
 
 
+# --- services: health checks and endpoints (agent/services/) -------------------------
+
+# Probes run on a small pool of threads: at most this many at once on a machine.
+CHECK_WORKERS = 8
+# The services loop wakes at least this often (a new instance, a stopped one, a result).
+SERVICES_TICK = 0.25
+# An HTTP check reads at most this much of the answer's body.
+CHECK_HTTP_BODY_LIMIT = 64 * 1024
+# After killing an exec check that overstayed its timeout, wait this long for it to go.
+CHECK_KILL_WAIT = 2.0
+# Retrying the runtime checks' watch (checks/) after etcd errors.
+CHECKS_WATCH_RETRY = Backoff(initial=0.2, maximum=3.0)
+# A check state refused because the unit's assignment is gone (it is leaving this
+# machine) is tried again after this long, not on every pass.
+SERVICES_REFUSED_RETRY = 1.0
+
+
 # --- unit engine --------------------------------------------------------------------
 
 # The engine leader's election lease (fleet: TTL about 5 times the reconcile interval).

@@ -71,6 +71,11 @@ class CheckStatus(StrEnum):
     FAILING = "failing"
 
 
+def valid_check_name(name: str) -> bool:
+    """A check's name: letters, digits, '_', '.', '-', at most 63, one path segment."""
+    return _NAME_RE.fullmatch(name) is not None
+
+
 def parse_duration(text: str, what: str) -> float:
     """``500ms``, ``2s``, ``1m``, ``1h`` or bare seconds; UnitFileError naming ``what``."""
     m = _DURATION_RE.fullmatch(text.strip())
@@ -248,6 +253,8 @@ def parse_check(value: str, where: str = "Check=") -> CheckSpec:
         )
     interval = parse_duration(opts.get("interval", str(DEFAULT_INTERVAL)), f"{where} interval=")
     timeout = parse_duration(opts.get("timeout", str(DEFAULT_TIMEOUT)), f"{where} timeout=")
+    if "timeout" not in opts:  # the default never outlasts a short interval
+        timeout = min(timeout, interval)
     if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
         raise UnitFileError(
             f"{where} interval= must be between {MIN_INTERVAL}s and {MAX_INTERVAL:.0f}s"
@@ -363,6 +370,7 @@ class CheckStates:
     unit: str
     machine_id: str
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    note: str = ""  # what the agent did about them (a CheckRestart= restart), if anything
 
     @property
     def status(self) -> CheckStatus:
@@ -388,6 +396,7 @@ class CheckStates:
                     }
                     for k, r in self.checks.items()
                 },
+                "note": self.note,
             },
             sort_keys=True,
         )
@@ -407,6 +416,7 @@ class CheckStates:
                 )
                 for k, v in dict(d.get("checks") or {}).items()
             },
+            str(d.get("note", "")),
         )
 
 

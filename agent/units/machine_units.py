@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent import policy
+from agent.services.instances import Instance
 from agent.units.reports import UnitReports
 from agent.units.runners.base import RunContext, Runner
 from vulcano.keyspace import Keyspace
@@ -66,6 +67,16 @@ class Membership(Protocol):
         """Monotonic time until which the machine lease is certainly held."""
 
 
+class Services(Protocol):
+    """Checks and endpoints (agent/services/); ``observe`` returns what to restart now."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def observe(self, instances: list[Instance]) -> list[str]: ...
+    def forget(self, name: str) -> None: ...
+    def clear(self) -> None: ...
+
+
 def sandbox_name(machine_id: str, unit: str) -> str:
     """A network-namespace-safe name for a unit's sandbox, unique per machine and unit."""
     stem = "".join(c if c.isalnum() else "-" for c in unit.rsplit(".", 1)[0])[:20]
@@ -82,16 +93,22 @@ class MachineUnits:
     """Follows this machine's assignments with a runner; started and stopped by ``Units``."""
 
     def __init__(
-        self, host: Membership, runner: Runner, sandboxes: Sandboxes | None = None
+        self,
+        host: Membership,
+        runner: Runner,
+        sandboxes: Sandboxes | None = None,
+        services: Services | None = None,
     ) -> None:
         self.host = host
         self.runner = runner
         self.sandboxes = sandboxes
+        self.services = services
         self.ks = host.keyspace
         self.stop_event = threading.Event()
         self.assigned: dict[str, Assignment] = {}
         self._problems: dict[str, str] = {}  # why an assigned unit cannot even be loaded
         self._kick: set[str] = set()  # start these even if they failed before
+        self._restarting: set[str] = set()  # stopped by CheckRestart=: start once stopped
         self._texts: dict[str, str] = {}
         self._sandbox_ips: dict[str, str] = {}
         self.reports = UnitReports(host, runner)
@@ -103,6 +120,8 @@ class MachineUnits:
     # --- start and stop -----------------------------------------------------------
 
     def start(self) -> None:
+        if self.services is not None:
+            self.services.start()
         self._thread = threading.Thread(target=self.run, name="machine-units", daemon=True)
         self._thread.start()
         self._fence_thread = threading.Thread(
@@ -131,6 +150,8 @@ class MachineUnits:
         for thread in (self._thread, self._fence_thread):
             if thread is not None:
                 thread.join(timeout=policy.UNIT_THREAD_JOIN_TIMEOUT)
+        if self.services is not None:
+            self.services.stop()
         self.runner.reap(policy.SUPERVISOR_SPAWN_TIMEOUT)
         log.info("machine units: stopping; units stay up for a new agent to adopt")
         # The machine record may be removed right after this (deregistration). Announce
@@ -213,6 +234,7 @@ class MachineUnits:
                 if dirty or now - last_pass >= policy.MACHINE_UNITS_POLL:
                     self._reconcile()
                     self.reports.publish(self.assigned, self._problems, self._sandbox_ips)
+                    self._tell_services()
                     last_pass, dirty = now, False
                 try:
                     item = watch.events.get(timeout=policy.MACHINE_UNITS_TICK)
@@ -258,6 +280,8 @@ class MachineUnits:
             self.runner.stop(name)
         self.assigned = {}
         self.reports.clear()
+        if self.services is not None:
+            self.services.clear()
 
     # --- reconcile -------------------------------------------------------------------
 
@@ -297,6 +321,9 @@ class MachineUnits:
                 self._kick.add(name)  # new content: start even if the old one had failed
                 st = self.runner.status(name)
                 running = False
+            if name in self._restarting and not running:
+                self._restarting.discard(name)
+                self._kick.add(name)
             kicked = name in self._kick
             self._kick.discard(name)
             if (
@@ -319,6 +346,27 @@ class MachineUnits:
             self.runner.unload(name)
             if name not in self.runner.loaded():
                 self._forget(name)
+
+    def _tell_services(self) -> None:
+        """Restarts are a stop: a later pass starts the unit once it has stopped."""
+        if self.services is None:
+            return
+        instances = []
+        for name, a in sorted(self.assigned.items()):
+            st = self.runner.status(name)
+            text = self._text(a.hash) if st.active == "active" and st.hash == a.hash else None
+            if text is not None:  # only what runs: the services withdraw the rest
+                ns = sandbox_name(self.host.machine_id, name) if a.options.sandbox else None
+                ip = self._sandbox_ips.get(name)
+                instances.append(Instance(name, a.hash, text, True, ns, ip))
+        for name in self.services.observe(instances):
+            wanted = self.assigned.get(name)
+            if wanted is None or wanted.desired != DesiredState.LAUNCHED:
+                continue
+            log.warning("machine units: restarting %s: its checks kept failing", name)
+            self.runner.note(name, "restarting: its checks kept failing (CheckRestart=)")
+            self.runner.stop(name)
+            self._restarting.add(name)
 
     def _sandbox(self, name: str) -> str | None:
         sandboxes = self.sandboxes
@@ -346,4 +394,7 @@ class MachineUnits:
             with contextlib.suppress(Exception):
                 self.sandboxes.delete(sandbox_name(self.host.machine_id, name))
         self._sandbox_ips.pop(name, None)
+        self._restarting.discard(name)
         self.reports.forget(name)
+        if self.services is not None:
+            self.services.forget(name)

@@ -2,7 +2,8 @@
 
 The group names the cluster (`--etcd-endpoints`, `--prefix`, and fleetctl's SSH flags,
 `--tunnel` among them: `container.cli.ssh`) and hands a `Cluster` to the commands,
-grouped by concept: clusters, machines, units, journal, ssh, audit, compose. Every change a
+grouped by concept: clusters, machines, units, checks, journal, ssh, audit, compose. Every
+change a
 command makes is audited (as the OS user at this host) into the state directory's
 database, opened only when a change is made. Each command parses its
 flags, calls one function of the service layer (`container.services`) and prints;
@@ -18,6 +19,7 @@ import click
 from container.cli import (
     alerts,
     audit,
+    checks,
     clusters,
     compose,
     journal,
@@ -97,6 +99,7 @@ def main(
 for _command in (
     *machines.commands,
     *units.commands,
+    *checks.commands,
     *journal.commands,
     *audit.commands,
     *serve.commands,

@@ -169,7 +169,7 @@ def destroy(ctx: click.Context, unit: tuple[str, ...]) -> None:
 def list_units(
     ctx: click.Context, no_legend: bool, full: bool, fields: str | None, as_json: bool
 ) -> None:
-    """Units the cluster runs or tries to: UNIT MACHINE ACTIVE SUB."""
+    """Units the cluster runs or tries to: UNIT MACHINE ACTIVE SUB (and HEALTH by --fields)."""
     with service_errors():
         found = listings.list_units(cluster_of(ctx))
     rows = []
@@ -186,12 +186,24 @@ def list_units(
                 "hash": content_hash(u.spec.hash, full) if u.spec else "-",
                 "reason": or_dash(st.reason if st else ""),
                 "sandbox": or_dash(st.sandbox_ip if st else None),
+                "health": str(u.checks.status) if u.checks and u.checks.checks else "-",
             }
         )
     print_table(
         rows,
         columns=["unit", "machine", "active", "sub"],
-        known=["unit", "machine", "active", "sub", "load", "dstate", "hash", "reason", "sandbox"],
+        known=[
+            "unit",
+            "machine",
+            "active",
+            "sub",
+            "load",
+            "dstate",
+            "hash",
+            "reason",
+            "sandbox",
+            "health",
+        ],
         fields=fields,
         no_legend=no_legend,
         as_json=as_json,
@@ -281,6 +293,12 @@ def _print_instance(spec: UnitSpec, i: listings.UnitOnMachine) -> None:
         click.echo(f"  Sandbox: {st.sandbox_ip}")
     if st and st.reason:
         click.echo(f"   Reason: {st.reason}")
+    if i.checks is not None and (i.checks.checks or i.checks.note):
+        click.echo(f"   Health: {i.checks.status}" if i.checks.checks else "   Health: -")
+        for name, r in sorted(i.checks.checks.items()):
+            click.echo(f"    Check: {name} {r.status} since {timestamp(r.since)}: {r.output}")
+        if i.checks.note:
+            click.echo(f"     Note: {i.checks.note}")
 
 
 commands: list[click.Command] = [

@@ -12,6 +12,8 @@ from vulcano.etcd import EtcdUnavailable
 from vulcano.registry import RegistryError, UnitContentConflict, UnitNotFound
 
 __all__ = [
+    "CheckConflict",
+    "CheckNotFound",
     "ClusterAddressError",
     "ClusterExists",
     "ClusterInputError",
@@ -112,3 +114,12 @@ class JoinTokenError(ServiceError, PermissionError):
 
 class NodeNotReady(ServiceError):
     """A node whose user-data needs something the cluster does not have yet."""
+
+
+class CheckNotFound(ServiceError, LookupError):
+    """A unit has no check of that name (among those added at runtime)."""
+
+
+class CheckConflict(ServiceError, ValueError):
+    """A check that cannot be added or removed as asked: its name is taken, or the unit
+    file declares it (change the file for that)."""

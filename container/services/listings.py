@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from container.services.checks import check_states
 from container.services.cluster import Cluster
 from container.services.machines import by_id
 from container.services.states import current_state
 from vulcano import unitnames
+from vulcano.endpoints import CheckStates
 from vulcano.records import DesiredState, Machine, UnitSpec, UnitState
 
 
@@ -22,6 +24,7 @@ class UnitOnMachine:
     spec: UnitSpec | None  # None: a report outlived its unit
     state: UnitState | None
     machine: Machine | None  # the record of state.machine_id, while it is announced
+    checks: CheckStates | None = None  # that machine's check results for it, if any
 
     @property
     def machine_id(self) -> str | None:
@@ -45,6 +48,7 @@ def list_units(cluster: Cluster) -> list[UnitOnMachine]:
         specs = registry.specs()
         reports = registry.machine_states()
         machines = by_id(registry.machines())
+        checked = check_states(registry)
     by_unit: dict[str, list[UnitState | None]] = {}
     for report in reports:
         by_unit.setdefault(report.name, []).append(report)
@@ -56,7 +60,7 @@ def list_units(cluster: Cluster) -> list[UnitOnMachine]:
         ):
             by_unit[name] = [None]
     return [
-        _on_machine(name, specs.get(name), state, machines)
+        _on_machine(name, specs.get(name), state, machines, checked)
         for name in sorted(by_unit)
         for state in by_unit[name]
     ]
@@ -87,8 +91,13 @@ def list_unit_files(cluster: Cluster) -> list[SubmittedUnit]:
 
 
 def _on_machine(
-    name: str, spec: UnitSpec | None, state: UnitState | None, machines: dict[str, Machine]
+    name: str,
+    spec: UnitSpec | None,
+    state: UnitState | None,
+    machines: dict[str, Machine],
+    checked: dict[tuple[str, str], CheckStates] | None = None,
 ) -> UnitOnMachine:
     machine_id = state.machine_id if state is not None else None
     machine = machines.get(machine_id) if machine_id else None
-    return UnitOnMachine(name, spec, state, machine)
+    checks = (checked or {}).get((name, machine_id)) if machine_id else None
+    return UnitOnMachine(name, spec, state, machine, checks)

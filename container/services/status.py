@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from container.services.checks import check_states
 from container.services.cluster import Cluster
 from container.services.errors import UnitNotFound
 from container.services.listings import UnitOnMachine
@@ -36,6 +37,7 @@ def unit_statuses(cluster: Cluster, names: Iterable[str], lines: int) -> Iterato
     with cluster.registry() as registry:
         machines = by_id(registry.machines())
         reports = registry.machine_states()
+        checked = check_states(registry)
         for name in names:
             spec = registry.spec(name)
             if spec is None:
@@ -47,6 +49,7 @@ def unit_statuses(cluster: Cluster, names: Iterable[str], lines: int) -> Iterato
                     spec,
                     state,
                     machines.get(state.machine_id) if state and state.machine_id else None,
+                    checked.get((name, state.machine_id)) if state and state.machine_id else None,
                 )
                 for state in mine
             ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.fleet import Fleet, running_fleet
 from tests.conftest import require_root
 from vulcano.lab.netns import Underlay
 
@@ -30,3 +31,11 @@ def mesh3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Underlay]:
         for host in hosts:
             host.create_sandbox("a")
         yield net
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    """Three whole agents on netns hosts and the `vulcano` CLI (tests/agent/fleet.py)."""
+    require_root()
+    with running_fleet(tmp_path) as f:
+        yield f

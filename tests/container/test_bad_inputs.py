@@ -67,6 +67,17 @@ CASES: list[tuple[list[str], int, str]] = [
     (["cat", "db", "web@.service"], 2, "unexpected extra argument"),
     (["journal", "nosuch"], 1, "unit nosuch.service is not submitted"),
     (["journal", "--lines", "x", "db"], 2, "'x' is not a valid integer"),
+    # check add, list, remove
+    (["check", "add", "nosuch", "tcp :1"], 1, "unit nosuch.service is not submitted"),
+    (["check", "add", "db", "ftp :1"], 1, "unknown check kind 'ftp'"),
+    (["check", "add", "db", "tcp :1 every=2s"], 1, "unknown check option 'every=2s'"),
+    (["check", "add", "db"], 2, "Missing argument 'CHECK'"),
+    (["check", "add", "db", "tcp :1", "--name", "a b"], 1, "--name wants letters"),
+    (["check", "remove", "db", "ghost"], 1, "unit db.service has no check named ghost"),
+    (["check", "remove", "db"], 2, "Missing argument 'NAME'"),
+    (["check", "list", "nosuch"], 1, "unit nosuch.service is not submitted"),
+    (["check", "list", "--fields", "colour"], 2, "unknown field 'colour'"),
+    (["check", "frob"], 2, "No such command 'frob'"),
     # audit, machine remove
     (["audit", "--limit", "0"], 2, "--limit"),
     (["audit", "--unit", "bad name!"], 2, "--unit"),
@@ -125,6 +136,9 @@ TALKERS: list[list[str]] = [
     ["status", "db"],
     ["cat", "db"],
     ["journal", "db"],
+    ["check", "add", "db", "tcp :1"],
+    ["check", "list"],
+    ["check", "remove", "db", "x"],
     ["machine", "remove", "0123456789abcdef"],
     ["ssh", "0123456789abcdef", "--", "true"],
     ["exec", "--all", "--", "true"],
@@ -138,6 +152,8 @@ CHANGERS: list[list[str]] = [
     ["stop", "db"],
     ["unload", "db"],
     ["destroy", "db"],
+    ["check", "add", "db", "tcp :1"],
+    ["check", "remove", "db", "x"],
     ["machine", "remove", "0123456789abcdef"],
 ]
 

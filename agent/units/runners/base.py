@@ -36,6 +36,9 @@ class Runner(Protocol):
     def loaded(self) -> list[str]: ...
     def status(self, name: str) -> RunStatus: ...
     def journal(self, name: str) -> tuple[int, list[str]]: ...
+    def note(self, name: str, text: str) -> None:
+        """Add a line of the agent's own to the unit's journal (what it did to the unit)."""
+
     def fence(self, deadline: float) -> None:
         """Units stop by themselves once the monotonic ``deadline`` passes (0: now)."""
 

@@ -173,6 +173,11 @@ class BuiltinRunner:
             str(ctx.get("hash", "")),
         )
 
+    def note(self, name: str, text: str) -> None:
+        """A line in the unit's journal, as its supervisor writes its own."""
+        with contextlib.suppress(OSError), open(self._dir(name) / "journal.log", "ab") as f:
+            f.write(f"[vulcano] {name}: {text}\n".encode())
+
     def journal(self, name: str) -> tuple[int, list[str]]:
         """(lines printed so far, the last lines), reading only what is new."""
         seq, offset, tail = self._journals.get(

@@ -44,6 +44,9 @@ class NoopRunner:
     def journal(self, name: str) -> tuple[int, list[str]]:
         return 0, []
 
+    def note(self, name: str, text: str) -> None:
+        return None
+
     def fence(self, deadline: float) -> None:
         return None
 

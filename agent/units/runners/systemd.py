@@ -128,6 +128,22 @@ class SystemdRunner:
             hash=digest,
         )
 
+    def note(self, name: str, text: str) -> None:
+        """A journal entry about the unit (OBJECT_SYSTEMD_UNIT=, which `journalctl -u`
+        shows for root's messages)."""
+        fields = f"MESSAGE=[vulcano] {name}: {text}\nOBJECT_SYSTEMD_UNIT={name}\n"
+        try:
+            subprocess.run(
+                ["logger", "--journald"],
+                input=fields,
+                text=True,
+                capture_output=True,
+                timeout=policy.SYSTEMCTL_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("systemd runner: cannot note in %s's journal: %s", name, exc)
+
     def journal(self, name: str) -> tuple[int, list[str]]:
         """(how many lines the unit's journal holds, its last lines), reading only the new.
 
