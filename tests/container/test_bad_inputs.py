@@ -78,6 +78,14 @@ CASES: list[tuple[list[str], int, str]] = [
     (["check", "list", "nosuch"], 1, "unit nosuch.service is not submitted"),
     (["check", "list", "--fields", "colour"], 2, "unknown field 'colour'"),
     (["check", "frob"], 2, "No such command 'frob'"),
+    # compose convert, up, down (a file refused before the cluster is asked)
+    (["compose", "convert", "FILE:nosuch.yml"], 1, "nosuch.yml: No such file or directory"),
+    (["compose", "convert", "FILE:bad-replicas.yml"], 1, "services.web.deploy.replicas"),
+    (["compose", "up", "FILE:bad-replicas.yml"], 1, "services.web.deploy.replicas"),
+    (["compose", "down", "FILE:bad-replicas.yml"], 1, "services.web.deploy.replicas"),
+    (["compose", "up", "FILE:not-a-mapping.yml"], 1, "a YAML list, not a mapping"),
+    (["compose", "convert", "FILE:bad-replicas.yml", "--runtime", "lxc"], 2, "--runtime"),
+    (["compose", "frob"], 2, "No such command 'frob'"),
     # audit, machine remove
     (["audit", "--limit", "0"], 2, "--limit"),
     (["audit", "--unit", "bad name!"], 2, "--unit"),
@@ -166,6 +174,10 @@ def seeded(client: etcd3.Etcd3Client, vulcano: Invoke, tmp_path: Path) -> Iterat
     (tmp_path / "new.service").write_text(DB)
     (tmp_path / "invalid.service").write_text("[X-Fleet]\nMachineID=abc\nGlobal=true\n")
     (tmp_path / "binary.service").write_bytes(b"[Service]\nExecStart=\xff\xfe\n")
+    (tmp_path / "bad-replicas.yml").write_text(
+        "services:\n  web:\n    image: web\n    deploy:\n      replicas: -1\n"
+    )
+    (tmp_path / "not-a-mapping.yml").write_text("- just\n- a list\n")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "db.service").write_text(OTHER_DB)
     announce(client)

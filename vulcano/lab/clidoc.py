@@ -26,7 +26,7 @@ Written from the commands themselves by `python -m vulcano.lab.clidoc > docs/cli
 def _walk(
     command: click.Command, path: list[str], ctx: click.Context | None
 ) -> Iterator[tuple[list[str], click.Command, click.Context]]:
-    here = click.Context(command, info_name=path[-1], parent=ctx)
+    here = click.Context(command, info_name=path[-1], parent=ctx, **command.context_settings)
     yield path, command, here
     if isinstance(command, click.Group):
         for name in sorted(command.list_commands(here)):
