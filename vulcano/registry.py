@@ -22,8 +22,10 @@ from vulcano.keyspace import Keyspace
 from vulcano.records import DesiredState, Machine, UnitSource, UnitSpec, UnitState
 from vulcano.units import FleetOptions
 
-# etcd's default --max-txn-ops is 128; a unit takes at most 2 puts in one transaction.
-UNITS_PER_TXN = 50
+# etcd's default --max-txn-ops is 128: it bounds a transaction's compares and its
+# operations, each. A unit command's batch is split into transactions that stay under it
+# (a destroy takes 4 operations a unit, a submit 2), and so do garbage deletes.
+TXN_MAX_OPS = 128
 
 
 class RegistryError(VulcanoError):
@@ -42,6 +44,32 @@ class UnitContentConflict(RegistryError, ValueError):
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def _txn_chunks(
+    plan: list[tuple[str, int, list[Any]]], max_ops: int = TXN_MAX_OPS
+) -> Iterator[tuple[list[tuple[str, int, list[Any]]], list[Any]]]:
+    """Split a unit command's plan into transactions of at most ``max_ops`` compares
+    (one a unit) and ``max_ops`` operations; a unit's operations never straddle two.
+
+    Units with the same content share one unit-file put (etcd refuses a key twice in one
+    transaction).
+    """
+    chunk: list[tuple[str, int, list[Any]]] = []
+    ops: list[Any] = []
+    seen: set[bytes] = set()
+    for entry in plan:
+        new = [op for op in entry[2] if op.key not in seen]
+        if chunk and (len(chunk) + 1 > max_ops or len(ops) + len(new) > max_ops):
+            yield chunk, ops
+            chunk, ops, seen = [], [], set()
+            new = list(entry[2])
+        chunk.append(entry)
+        for op in new:
+            seen.add(op.key)
+            ops.append(op)
+    if chunk:
+        yield chunk, ops
 
 
 class Registry:
@@ -149,22 +177,13 @@ class Registry:
         """
         lost: list[str] = []
         t = self.client.transactions
-        for chunk in _chunks(plan, UNITS_PER_TXN):
+        for chunk, ops in _txn_chunks(plan):
             compares = [
                 t.mod(self.ks.unit_spec(name)) == rev
                 if rev
                 else t.version(self.ks.unit_spec(name)) == 0
                 for name, rev, _ in chunk
             ]
-            ops, seen = [], set()
-            for _, _, unit_ops in chunk:
-                for op in unit_ops:
-                    # units with the same content share one unit-file put (etcd refuses
-                    # a key twice in one transaction)
-                    if op.key in seen:
-                        continue
-                    seen.add(op.key)
-                    ops.append(op)
             if not ops:
                 continue
             self.requests += 1
@@ -318,7 +337,7 @@ class Registry:
         t = self.client.transactions
         unchanged = t.mod(self.ks.units, utils.prefix_range_end(utils.to_bytes(self.ks.units)))
         deleted = 0
-        for chunk in _chunks(orphans, UNITS_PER_TXN):
+        for chunk in _chunks(orphans, TXN_MAX_OPS):
             self.requests += 1
             ok, _ = self.client.transaction(
                 compare=[unchanged < revision + 1],
