@@ -130,6 +130,13 @@ class Registry:
         ]
         return sorted(out, key=lambda m: m.id)
 
+    def decommissioned(self) -> set[str]:
+        """Ids of the machines removed on purpose (no place for units, record or not)."""
+        plen = len(self.ks.decommissioned)
+        return {
+            meta.key.decode()[plen:] for _, meta in self._get_prefix_keys(self.ks.decommissioned)
+        }
+
     def placements(self) -> dict[str, list[str]]:
         """unit → machine ids it is assigned to (one, or many for a Global unit)."""
         out: dict[str, list[str]] = {}
