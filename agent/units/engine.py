@@ -56,6 +56,7 @@ class EngineStats:
     plan_seconds: float = 0.0
     txns: int = 0
     failed_txns: int = 0
+    refused_as_deposed: int = 0  # writes etcd refused because another term had begun
     reads: int = 0
 
 
@@ -119,6 +120,8 @@ class Engine:
                     finally:
                         self.is_leader.clear()
                         self._resign()
+                    if not self.stop_event.is_set():
+                        log.info("engine: %s stepped down", self.identity)
                     delays = policy.ENGINE_RETRY.delays()
                 else:
                     self._wait_for_vacancy()
@@ -145,22 +148,25 @@ class Engine:
             return False
         self._lease = lease
         self._leader_rev = meta.create_revision
-        self._lost.clear()
-        threading.Thread(target=self._keep_lease, name="engine-lease", daemon=True).start()
+        # A flag of this term's own: the keep-alive thread of a term already lost may
+        # still be asleep, and must not end the next term when it wakes.
+        self._lost = threading.Event()
+        threading.Thread(
+            target=self._keep_lease, args=(lease, self._lost), name="engine-lease", daemon=True
+        ).start()
         return True
 
-    def _keep_lease(self) -> None:
-        lease = self._lease
+    def _keep_lease(self, lease: Any, lost: threading.Event) -> None:
         every = self.lease_ttl / policy.ENGINE_LEASE_REFRESHES
-        while not self.stop_event.wait(every) and not self._lost.is_set():
+        while not self.stop_event.wait(every) and not lost.is_set():
             try:
                 responses = lease.refresh()
                 if not responses or responses[0].TTL <= 0:
-                    log.warning("engine: leadership lease expired")
-                    self._lost.set()
+                    log.warning("engine: %s lost leadership: its lease expired", self.identity)
+                    lost.set()
             except Exception as exc:
                 log.warning("engine: cannot refresh leadership lease: %s", exc)
-        self._lost.set()
+        lost.set()
 
     def _resign(self) -> None:
         self._lost.set()
@@ -337,6 +343,8 @@ class Engine:
         self.stats.plan_seconds += time.monotonic() - started
         for batch in actions.assignments:
             self._commit(world, batch)
+            if self._lost.is_set():
+                return  # deposed: the rest of this plan is no longer ours to write
         for reasons in actions.reasons:
             if not self._explain(world, reasons):
                 return
@@ -360,13 +368,24 @@ class Engine:
             self.stats.failed_txns += 1
             _, meta = self.client.get(self.ks.engine_leader)
             if meta is None or meta.create_revision != self._leader_rev:
-                self._lost.set()
+                self._deposed("placement")
             return
         for w in batch.writes:
             if w.value is None:
                 world.placed.pop((w.machine, w.unit), None)
             else:
                 world.placed[(w.machine, w.unit)] = (w.value, 0)
+
+    def _deposed(self, what: str) -> None:
+        """etcd refused a write of ours on the leader key's compare: another term began."""
+        self.stats.refused_as_deposed += 1
+        log.warning(
+            "engine: %s is no longer the leader: etcd refused its %s write (term %d)",
+            self.identity,
+            what,
+            self._leader_rev,
+        )
+        self._lost.set()
 
     def _explain(self, world: _World, reasons: tuple[plan.ReasonWrite, ...]) -> bool:
         """Write why units have no machine (unit-reasons/<name>); False: no longer leader."""
@@ -382,7 +401,8 @@ class Engine:
             compare=[t.create(self.ks.engine_leader) == self._leader_rev], success=ops, failure=[]
         )
         if not ok:
-            self._lost.set()
+            self.stats.failed_txns += 1
+            self._deposed("reason")
             return False
         for r in reasons:
             if r.reason is None:
