@@ -82,15 +82,16 @@ def unit_standing(
     failed = next((c for c in checks if c.failed), None)
     if failed is not None:
         return failed
+    where = placed[0].machine_id if placed else None
+    if not all(c.reached for c in checks):
+        return Standing(False, next(c.note for c in checks if not c.reached), where)
     silent = sorted(set(expected) - {r.machine_id for r in placed})
     if silent:
+        # every machine that reported got there; these have written nothing yet
         shown = ", ".join(short_id(m) for m in silent[:3])
         more = f" and {len(silent) - 3} more" if len(silent) > 3 else ""
-        where = placed[0].machine_id if placed else None
         return Standing(False, f"waiting for machine {shown}{more}", where)
-    ok = all(c.reached for c in checks)
-    note = next((c.note for c in checks if not c.reached), checks[0].note)
-    return Standing(ok, note, placed[0].machine_id if placed else None)
+    return Standing(True, checks[0].note, where)
 
 
 def global_machines(

@@ -94,8 +94,10 @@ def test_a_global_unit_waits_for_every_expected_machine_even_one_that_never_repo
     assert unit_standing(LAUNCHED, [one], expected=["m1", "m2"]) == Standing(
         False, "waiting for machine m2...", "m1"
     )
-    assert unit_standing(LAUNCHED, [], expected=["m1"]) == Standing(
-        False, "waiting for machine m1..."
+    assert unit_standing(LAUNCHED, [], expected=["m1"]) == Standing(False, "waiting")
+    two = UnitState("g.service", "m2", "loaded", "activating", "start")
+    assert unit_standing(LAUNCHED, [one, two], expected=["m1", "m2", "m3"]) == Standing(
+        False, "activating (start)", "m1"
     )
     assert unit_standing(LAUNCHED, [one], expected=["m1"]) == Standing(
         True, "active (running)", "m1"
