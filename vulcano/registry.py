@@ -280,13 +280,22 @@ class Registry:
 
         def step(name: str, spec: UnitSpec | None, rev: int, _: dict[str, Any]) -> list[Any] | None:
             t = self.client.transactions
+            content: list[Any] = []
             if spec is None:
                 tmpl = templates.get(name)
                 if tmpl is None:
                     raise UnitNotFound(f"unit {name} was destroyed meanwhile")
-                text = self.text(tmpl.hash) or ""
+                text = self.text(tmpl.hash)
+                if text is None:  # the template was destroyed and its content collected
+                    raise UnitNotFound(
+                        f"unit {name}: its template {unitnames.parse_name(name).template} "
+                        "was destroyed meanwhile"
+                    )
                 opts = units.load(text, name)[1]
                 spec = UnitSpec(name, tmpl.hash, DesiredState.INACTIVE, opts)
+                # the content again, with the new instance: a garbage collection racing
+                # this start (the template destroyed meanwhile) cannot leave it without
+                content = [t.put(self.ks.unit_file(tmpl.hash), text)]
             if desired == DesiredState.LAUNCHED:
                 # every start counts, so a unit that failed is tried again
                 new = dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
@@ -294,7 +303,7 @@ class Registry:
                 return None
             else:
                 new = dataclasses.replace(spec, desired=desired)
-            return [t.put(self.ks.unit_spec(name), new.to_json())]
+            return [*content, t.put(self.ks.unit_spec(name), new.to_json())]
 
         self._retrying(names, step)
         return names

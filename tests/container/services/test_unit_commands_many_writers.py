@@ -283,3 +283,49 @@ def test_vulcano_processes_racing_one_new_unit_one_wins_and_every_start_counts(
     assert [code for code, _ in results] == [0, 0, 0, 0], results
     spec = json.loads(client.get(KS.unit_spec("one.service"))[0])
     assert spec["starts"] == 4 and spec["desired"] == "launched"
+
+
+def test_instances_started_while_their_template_is_destroyed_never_lack_content(
+    etcd: Etcd, client: etcd3.Etcd3Client
+) -> None:
+    template = "[Service]\nExecStart=/bin/sleep 1000 %i\n"
+    outcomes: list[Exception | None] = []
+
+    def start_instances(cluster: Cluster, round_: int, go: threading.Event) -> None:
+        go.wait()
+        for k in range(4):
+            try:
+                units.start(cluster, [UnitSource(f"t@{round_}{k}.service")])
+                outcomes.append(None)
+            except Exception as exc:  # judged below
+                outcomes.append(exc)
+
+    def destroy_template(cluster: Cluster, go: threading.Event) -> None:
+        go.wait()
+        units.destroy(cluster, ["t@.service"])
+
+    with Cluster(etcd.endpoint) as starter, Cluster(etcd.endpoint) as destroyer:
+        for round_ in range(25):
+            units.submit(destroyer, [UnitSource("t@.service", template)])
+            with starter.registry():  # both connections open before the race
+                pass
+            go = threading.Event()
+            threads = [
+                threading.Thread(target=start_instances, args=(starter, round_, go)),
+                threading.Thread(target=destroy_template, args=(destroyer, go)),
+            ]
+            for t in threads:
+                t.start()
+            go.set()
+            for t in threads:
+                t.join(timeout=60)
+                assert not t.is_alive()
+            for value, _ in client.get_prefix(KS.units):
+                spec = UnitSpec.from_json(value)
+                assert client.get(KS.unit_file(spec.hash))[0] is not None, spec.name
+            instances = [UnitSpec.from_json(v).name for v, _ in client.get_prefix(KS.units)]
+            if instances:
+                units.destroy(destroyer, instances)
+    for exc in outcomes:
+        assert exc is None or isinstance(exc, UnitNotFound), repr(exc)
+    assert None in outcomes, "no instance was ever started: nothing was checked"
