@@ -29,7 +29,14 @@ TXN_MAX_OPS = 128
 
 
 class RegistryError(VulcanoError):
-    """A unit command that cannot be done as asked."""
+    """A unit command that cannot be done as asked.
+
+    ``done``: the units the command had already changed when it failed (a batch larger
+    than one transaction, whose later part lost a race it could not win); empty when it
+    changed nothing.
+    """
+
+    done: tuple[str, ...] = ()
 
 
 class UnitNotFound(RegistryError, KeyError):
@@ -39,6 +46,16 @@ class UnitNotFound(RegistryError, KeyError):
 
 class UnitContentConflict(RegistryError, ValueError):
     """A unit already submitted with other content (fleet: destroy first, or --replace)."""
+
+
+def _partly_done(exc: RegistryError, done: list[str]) -> RegistryError:
+    """``exc``, saying which units the command had changed before it (none: as it is)."""
+    if not done:
+        return exc
+    shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
+    out = type(exc)(f"{exc} (changed before that: {shown})")
+    out.done = tuple(done)
+    return out
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
@@ -203,20 +220,28 @@ class Registry:
         """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races."""
         deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
         pending = list(dict.fromkeys(names))
+        done: list[str] = []
         for _ in policy.TXN_CONFLICT.sleep_until(deadline):
             current = self._read_many(pending)
             plan = []
-            for name in pending:
-                spec, rev = current.get(name, (None, 0))
-                ops = step(name, spec, rev, current)
-                if ops is not None:
-                    plan.append((name, rev, ops))
+            try:
+                for name in pending:
+                    spec, rev = current.get(name, (None, 0))
+                    ops = step(name, spec, rev, current)
+                    if ops is not None:
+                        plan.append((name, rev, ops))
+            except RegistryError as exc:
+                raise _partly_done(exc, done) from None
             lost = self._commit(plan)
+            done += [name for name, _, _ in plan if name not in lost]
             if not lost:
                 return
             pending = lost
-        raise RegistryError(
-            "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
+        raise _partly_done(
+            RegistryError(
+                "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
+            ),
+            done,
         )
 
     def submit(self, sources: Iterable[UnitSource], replace: bool = False) -> list[str]:

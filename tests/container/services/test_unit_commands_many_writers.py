@@ -11,6 +11,7 @@ etcd ends. Every losing writer got one of the service layer's own errors, naming
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -137,11 +138,13 @@ def _changes_until_sentinel(watch: PrefixWatch) -> Iterator[Change]:
 
 
 def _successes(commands: list[Command]) -> dict[tuple[str, str], list[Command]]:
+    """(kind, unit) → the commands that reported success on it, or changed it before
+    failing (a batch whose later part lost: its error's ``done``)."""
     out: dict[tuple[str, str], list[Command]] = {}
     for cmd in commands:
-        if cmd.error is None:
-            for name in cmd.names:
-                out.setdefault((cmd.kind, name), []).append(cmd)
+        changed = cmd.names if cmd.error is None else list(getattr(cmd.error, "done", ()))
+        for name in changed:
+            out.setdefault((cmd.kind, name), []).append(cmd)
     return out
 
 
@@ -212,6 +215,10 @@ def test_racing_writers_lose_nothing_duplicate_nothing_and_losers_are_told(
         for c in losers:
             assert isinstance(c.error, RegistryError | UnitNotFound), repr(c.error)
             assert any(n in str(c.error) for n in c.names), str(c.error)
+            done = getattr(c.error, "done", ())
+            assert set(done) <= set(c.names)
+            if done:
+                assert "changed before that: " + done[0] in str(c.error)
         # a losing submit wrote nothing: its content is in no write etcd took
         lost_hashes = {(n, c.hashes[n]) for c in losers if c.kind == "submit" for n in c.names}
         written = {
@@ -329,3 +336,58 @@ def test_instances_started_while_their_template_is_destroyed_never_lack_content(
     for exc in outcomes:
         assert exc is None or isinstance(exc, UnitNotFound), repr(exc)
     assert None in outcomes, "no instance was ever started: nothing was checked"
+
+
+def test_a_batch_that_loses_its_last_part_says_exactly_what_it_changed(
+    etcd: Etcd, client: etcd3.Etcd3Client
+) -> None:
+    """A start of more units than one transaction holds, racing a destroy of its last one.
+
+    Whichever way each round goes, what etcd holds is what the start said it did: all of
+    it, or (the destroy landing between its transactions) the units in its error's
+    ``done``, every one of which is launched, and none of the others.
+    """
+    names = [f"b{i:04d}.service" for i in range(6 * TXN_MAX_OPS + 8)]
+    last = names[-1]
+    partial = 0
+    with Cluster(etcd.endpoint) as starter, Cluster(etcd.endpoint) as destroyer:
+        for _ in range(4):
+            units.submit(starter, [UnitSource(n, _text(n, "b")) for n in names])
+            revision = current_revision(client)
+            watch = PrefixWatch(client, [KS.unit_spec(names[0])], revision + 1)
+            result: list[Exception | None] = []
+
+            def start(result: list[Exception | None] = result) -> None:
+                try:
+                    units.start(starter, [UnitSource(n) for n in names])
+                    result.append(None)
+                except Exception as exc:  # judged below
+                    result.append(exc)
+
+            t = threading.Thread(target=start)
+            t.start()
+            try:
+                watch.events.get(timeout=WATCH_DRAIN_TIMEOUT)  # its first transaction landed
+                with contextlib.suppress(UnitNotFound):
+                    units.destroy(destroyer, [last])
+            finally:
+                t.join(timeout=60)
+                watch.cancel()
+            [error] = result
+            launched = {
+                UnitSpec.from_json(v).name
+                for v, _ in client.get_prefix(KS.units)
+                if UnitSpec.from_json(v).desired == DesiredState.LAUNCHED
+            }
+            if error is None:
+                assert launched | {last} == set(names)
+            else:
+                assert isinstance(error, UnitNotFound), repr(error)
+                assert f"unit {last} was destroyed meanwhile" in str(error)
+                assert launched == set(error.done)
+                assert set(error.done) < set(names) - {last}
+                partial += int(bool(error.done))
+            units.destroy(starter, [n for n in names if n != last])
+            with contextlib.suppress(UnitNotFound):
+                units.destroy(destroyer, [last])
+    assert partial, "the destroy never landed between the start's transactions"
