@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import etcd3
 import pytest
@@ -29,7 +30,9 @@ from container.services import units
 from container.services.cluster import Cluster
 from container.services.errors import RegistryError, UnitNotFound
 from tests.container.conftest import KS
-from vulcano.lab.services import Etcd
+from vulcano.etcd import connect
+from vulcano.lab.poll import wait_for
+from vulcano.lab.services import Etcd, EtcdCluster
 from vulcano.records import DesiredState, UnitSource, UnitSpec
 from vulcano.registry import TXN_MAX_OPS
 from vulcano.units import content_hash
@@ -177,28 +180,46 @@ def _workload(seed: int) -> tuple[list[list[tuple[Command, dict[str, str]]]], li
     return plans, batch
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+def _move_leader_once_writing(members: EtcdCluster, client: Any, after: int) -> None:
+    """Hand etcd's leadership to another member once the writers are under way."""
+    wait_for(lambda: current_revision(client) > after, 30, "the writers under way")
+    leader = members.leader()
+    members.move_leader(next(m for m in members.members if m is not leader))
+
+
+@pytest.mark.parametrize(
+    ("seed", "members"),
+    [(1, 1), (2, 1), pytest.param(3, 3, id="3-three-members-leader-moved-meanwhile")],
+)
 def test_racing_writers_lose_nothing_duplicate_nothing_and_losers_are_told(
-    etcd: Etcd, seed: int
+    request: pytest.FixtureRequest, seed: int, members: int
 ) -> None:
-    host, port = etcd.host_port
-    client = etcd3.client(host=host, port=port, timeout=5)
+    cluster: EtcdCluster | None = None
+    if members == 1:
+        endpoints = request.getfixturevalue("etcd").endpoint
+    else:
+        cluster = request.getfixturevalue("etcd_members")
+        endpoints = cluster.endpoints
+    client = connect(endpoints)
     try:
         start = current_revision(client)
-        watch = PrefixWatch(client, ["/vulcano"], start + 1)  # every key the commands touch
         plans, batch = _workload(seed)
         go = threading.Event()
         threads = [
-            threading.Thread(target=_writer, args=(etcd.endpoint, plan, go), daemon=True)
+            threading.Thread(target=_writer, args=(endpoints, plan, go), daemon=True)
             for plan in plans
         ]
         for t in threads:
             t.start()
         go.set()
+        if cluster is not None:
+            _move_leader_once_writing(cluster, client, start + 10)
         for t in threads:
             t.join(timeout=120)
             assert not t.is_alive(), "a writer never finished"
         client.put(SENTINEL, "end")
+        # every write etcd took, in revision order: its history from before the first
+        watch = PrefixWatch(client, ["/vulcano"], start + 1)
         try:
             changes = [c for c in _changes_until_sentinel(watch) if c.key.startswith(KS.units)]
         finally:
