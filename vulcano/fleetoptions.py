@@ -18,7 +18,6 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -69,11 +68,6 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
     globs in a cluster cannot defeat a shared cache.
     """
     return re.compile(fnmatch.translate(pattern))
-
-
-def metadata_matches(requirements: Mapping[str, list[str]], metadata: Mapping[str, str]) -> bool:
-    """fleet's MachineMetadata= match: every key required, any of its values."""
-    return all(metadata.get(k) in values for k, values in requirements.items())
 
 
 def parse_bool(value: str) -> bool | None:
@@ -148,10 +142,6 @@ class FleetOptions:
             if v not in req[k]:
                 req[k].append(v)
         return req
-
-    def fits_metadata(self, metadata: Mapping[str, str]) -> bool:
-        """Whether a machine with ``metadata`` meets MachineMetadata= (exact values)."""
-        return metadata_matches(self.metadata_requirements(), metadata)
 
     def to_json(self) -> dict[str, object]:
         return {

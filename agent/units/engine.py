@@ -31,23 +31,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcd3 import etcdrpc, transactions
-
 from agent import policy
 from agent.units import plan
+from vulcano.etcd import LeaseCompare
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine, UnitSpec
 from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
-
-
-class _LeaseCompare(transactions.BaseCompare):  # type: ignore[misc]
-    """Compare a key's lease id (etcd ≥ 3.3); python-etcd3 has no helper for it."""
-
-    def build_compare(self, compare: Any) -> None:
-        compare.target = etcdrpc.Compare.LEASE
-        compare.lease = int(self.value)
 
 
 @dataclass
@@ -148,12 +139,10 @@ class Engine:
             return False
         self._lease = lease
         self._leader_rev = meta.create_revision
-        # A flag of this term's own: the keep-alive thread of a term already lost may
-        # still be asleep, and must not end the next term when it wakes.
-        self._lost = threading.Event()
-        threading.Thread(
-            target=self._keep_lease, args=(lease, self._lost), name="engine-lease", daemon=True
-        ).start()
+        self._lost = threading.Event()  # this term's: a lost term's keep-alive may wake late
+        keeper = threading.Thread(target=self._keep_lease, args=(lease, self._lost), daemon=True)
+        keeper.name = "engine-lease"
+        keeper.start()
         return True
 
     def _keep_lease(self, lease: Any, lost: threading.Event) -> None:
@@ -354,7 +343,7 @@ class Engine:
         t = self.client.transactions
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
         for machine, lease_id in batch.machine_leases:
-            compares.append(_LeaseCompare(self.ks.machine(machine)) == lease_id)
+            compares.append(LeaseCompare(self.ks.machine(machine)) == lease_id)
         ops = [
             t.delete(self.ks.assignment(w.machine, w.unit))
             if w.value is None
@@ -379,12 +368,8 @@ class Engine:
     def _deposed(self, what: str) -> None:
         """etcd refused a write of ours on the leader key's compare: another term began."""
         self.stats.refused_as_deposed += 1
-        log.warning(
-            "engine: %s is no longer the leader: etcd refused its %s write (term %d)",
-            self.identity,
-            what,
-            self._leader_rev,
-        )
+        msg = "engine: %s is no longer the leader: etcd refused its %s write (term %d)"
+        log.warning(msg, self.identity, what, self._leader_rev)
         self._lost.set()
 
     def _explain(self, world: _World, reasons: tuple[plan.ReasonWrite, ...]) -> bool:

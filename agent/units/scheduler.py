@@ -20,9 +20,8 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from vulcano.fleetoptions import metadata_matches
 from vulcano.records import SHORT_ID_LENGTH, Machine
-from vulcano.units import FleetOptions
+from vulcano.units import FleetOptions, metadata_matches
 
 
 @dataclass(frozen=True)

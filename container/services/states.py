@@ -11,6 +11,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from vulcano.records import DesiredState, Machine, UnitSpec, UnitState, short_id
+from vulcano.units import metadata_matches
 
 
 def current_state(state: UnitState | None) -> DesiredState:
@@ -105,8 +106,9 @@ def global_machines(
     """
     if spec is None or not spec.options.global_:
         return []
+    required = spec.options.metadata_requirements()
     return sorted(
         m.id
         for m in machines
-        if m.id not in decommissioned and spec.options.fits_metadata(m.metadata)
+        if m.id not in decommissioned and metadata_matches(required, m.metadata)
     )
