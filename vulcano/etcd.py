@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import etcd3
 import etcd3.exceptions
+from etcd3 import etcdrpc, transactions
 
 from vulcano import policy
 from vulcano.errors import VulcanoError
@@ -246,3 +247,11 @@ def retry_while_unreachable(
         else:
             time.sleep(delay)
     return None
+
+
+class LeaseCompare(transactions.BaseCompare):  # type: ignore[misc]
+    """Compare a key's lease id in a transaction (etcd ≥ 3.3); python-etcd3 has none."""
+
+    def build_compare(self, compare: Any) -> None:
+        compare.target = etcdrpc.Compare.LEASE
+        compare.lease = int(self.value)

@@ -22,12 +22,21 @@ from vulcano.keyspace import Keyspace
 from vulcano.records import DesiredState, Machine, UnitSource, UnitSpec, UnitState
 from vulcano.units import FleetOptions
 
-# etcd's default --max-txn-ops is 128; a unit takes at most 2 puts in one transaction.
-UNITS_PER_TXN = 50
+# etcd's default --max-txn-ops is 128: it bounds a transaction's compares and its
+# operations, each. A unit command's batch is split into transactions that stay under it
+# (a destroy takes 4 operations a unit, a submit 2), and so do garbage deletes.
+TXN_MAX_OPS = 128
 
 
 class RegistryError(VulcanoError):
-    """A unit command that cannot be done as asked."""
+    """A unit command that cannot be done as asked.
+
+    ``done``: the units the command had already changed when it failed (a batch larger
+    than one transaction, whose later part lost a race it could not win); empty when it
+    changed nothing.
+    """
+
+    done: tuple[str, ...] = ()
 
 
 class UnitNotFound(RegistryError, KeyError):
@@ -39,9 +48,45 @@ class UnitContentConflict(RegistryError, ValueError):
     """A unit already submitted with other content (fleet: destroy first, or --replace)."""
 
 
+def _partly_done(exc: RegistryError, done: list[str]) -> RegistryError:
+    """``exc``, saying which units the command had changed before it (none: as it is)."""
+    if not done:
+        return exc
+    shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
+    out = type(exc)(f"{exc} (changed before that: {shown})")
+    out.done = tuple(done)
+    return out
+
+
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def _txn_chunks(
+    plan: list[tuple[str, int, list[Any]]], max_ops: int = TXN_MAX_OPS
+) -> Iterator[tuple[list[tuple[str, int, list[Any]]], list[Any]]]:
+    """Split a unit command's plan into transactions of at most ``max_ops`` compares
+    (one a unit) and ``max_ops`` operations; a unit's operations never straddle two.
+
+    Units with the same content share one unit-file put (etcd refuses a key twice in one
+    transaction).
+    """
+    chunk: list[tuple[str, int, list[Any]]] = []
+    ops: list[Any] = []
+    seen: set[bytes] = set()
+    for entry in plan:
+        new = [op for op in entry[2] if op.key not in seen]
+        if chunk and (len(chunk) + 1 > max_ops or len(ops) + len(new) > max_ops):
+            yield chunk, ops
+            chunk, ops, seen = [], [], set()
+            new = list(entry[2])
+        chunk.append(entry)
+        for op in new:
+            seen.add(op.key)
+            ops.append(op)
+    if chunk:
+        yield chunk, ops
 
 
 class Registry:
@@ -102,6 +147,13 @@ class Registry:
         ]
         return sorted(out, key=lambda m: m.id)
 
+    def decommissioned(self) -> set[str]:
+        """Ids of the machines removed on purpose (no place for units, record or not)."""
+        plen = len(self.ks.decommissioned)
+        return {
+            meta.key.decode()[plen:] for _, meta in self._get_prefix_keys(self.ks.decommissioned)
+        }
+
     def placements(self) -> dict[str, list[str]]:
         """unit → machine ids it is assigned to (one, or many for a Global unit)."""
         out: dict[str, list[str]] = {}
@@ -149,22 +201,13 @@ class Registry:
         """
         lost: list[str] = []
         t = self.client.transactions
-        for chunk in _chunks(plan, UNITS_PER_TXN):
+        for chunk, ops in _txn_chunks(plan):
             compares = [
                 t.mod(self.ks.unit_spec(name)) == rev
                 if rev
                 else t.version(self.ks.unit_spec(name)) == 0
                 for name, rev, _ in chunk
             ]
-            ops, seen = [], set()
-            for _, _, unit_ops in chunk:
-                for op in unit_ops:
-                    # units with the same content share one unit-file put (etcd refuses
-                    # a key twice in one transaction)
-                    if op.key in seen:
-                        continue
-                    seen.add(op.key)
-                    ops.append(op)
             if not ops:
                 continue
             self.requests += 1
@@ -177,20 +220,28 @@ class Registry:
         """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races."""
         deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
         pending = list(dict.fromkeys(names))
+        done: list[str] = []
         for _ in policy.TXN_CONFLICT.sleep_until(deadline):
             current = self._read_many(pending)
             plan = []
-            for name in pending:
-                spec, rev = current.get(name, (None, 0))
-                ops = step(name, spec, rev, current)
-                if ops is not None:
-                    plan.append((name, rev, ops))
+            try:
+                for name in pending:
+                    spec, rev = current.get(name, (None, 0))
+                    ops = step(name, spec, rev, current)
+                    if ops is not None:
+                        plan.append((name, rev, ops))
+            except RegistryError as exc:
+                raise _partly_done(exc, done) from None
             lost = self._commit(plan)
+            done += [name for name, _, _ in plan if name not in lost]
             if not lost:
                 return
             pending = lost
-        raise RegistryError(
-            "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
+        raise _partly_done(
+            RegistryError(
+                "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
+            ),
+            done,
         )
 
     def submit(self, sources: Iterable[UnitSource], replace: bool = False) -> list[str]:
@@ -254,13 +305,22 @@ class Registry:
 
         def step(name: str, spec: UnitSpec | None, rev: int, _: dict[str, Any]) -> list[Any] | None:
             t = self.client.transactions
+            content: list[Any] = []
             if spec is None:
                 tmpl = templates.get(name)
                 if tmpl is None:
                     raise UnitNotFound(f"unit {name} was destroyed meanwhile")
-                text = self.text(tmpl.hash) or ""
+                text = self.text(tmpl.hash)
+                if text is None:  # the template was destroyed and its content collected
+                    raise UnitNotFound(
+                        f"unit {name}: its template {unitnames.parse_name(name).template} "
+                        "was destroyed meanwhile"
+                    )
                 opts = units.load(text, name)[1]
                 spec = UnitSpec(name, tmpl.hash, DesiredState.INACTIVE, opts)
+                # the content again, with the new instance: a garbage collection racing
+                # this start (the template destroyed meanwhile) cannot leave it without
+                content = [t.put(self.ks.unit_file(tmpl.hash), text)]
             if desired == DesiredState.LAUNCHED:
                 # every start counts, so a unit that failed is tried again
                 new = dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
@@ -268,7 +328,7 @@ class Registry:
                 return None
             else:
                 new = dataclasses.replace(spec, desired=desired)
-            return [t.put(self.ks.unit_spec(name), new.to_json())]
+            return [*content, t.put(self.ks.unit_spec(name), new.to_json())]
 
         self._retrying(names, step)
         return names
@@ -318,7 +378,7 @@ class Registry:
         t = self.client.transactions
         unchanged = t.mod(self.ks.units, utils.prefix_range_end(utils.to_bytes(self.ks.units)))
         deleted = 0
-        for chunk in _chunks(orphans, UNITS_PER_TXN):
+        for chunk in _chunks(orphans, TXN_MAX_OPS):
             self.requests += 1
             ok, _ = self.client.transaction(
                 compare=[unchanged < revision + 1],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vulcano.endpoints import service_options
@@ -34,6 +35,7 @@ __all__ = [
     "fleet_options",
     "glob_matches",
     "load",
+    "metadata_matches",
     "parse",
     "parse_bool",
 ]
@@ -231,3 +233,9 @@ def load(text: str, name: str) -> tuple[UnitFile, FleetOptions]:
     service_options(unit, as_name)
     check_exec_lines(unit, name)
     return unit, opts
+
+
+def metadata_matches(requirements: Mapping[str, list[str]], metadata: Mapping[str, str]) -> bool:
+    """fleet's MachineMetadata= match (``FleetOptions.metadata_requirements()``): every
+    key required, any of its values, exact equality."""
+    return all(metadata.get(k) in values for k, values in requirements.items())

@@ -31,23 +31,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcd3 import etcdrpc, transactions
-
 from agent import policy
 from agent.units import plan
+from vulcano.etcd import LeaseCompare
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine, UnitSpec
 from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
-
-
-class _LeaseCompare(transactions.BaseCompare):  # type: ignore[misc]
-    """Compare a key's lease id (etcd ≥ 3.3); python-etcd3 has no helper for it."""
-
-    def build_compare(self, compare: Any) -> None:
-        compare.target = etcdrpc.Compare.LEASE
-        compare.lease = int(self.value)
 
 
 @dataclass
@@ -56,6 +47,7 @@ class EngineStats:
     plan_seconds: float = 0.0
     txns: int = 0
     failed_txns: int = 0
+    refused_as_deposed: int = 0  # writes etcd refused because another term had begun
     reads: int = 0
 
 
@@ -119,6 +111,8 @@ class Engine:
                     finally:
                         self.is_leader.clear()
                         self._resign()
+                    if not self.stop_event.is_set():
+                        log.info("engine: %s stepped down", self.identity)
                     delays = policy.ENGINE_RETRY.delays()
                 else:
                     self._wait_for_vacancy()
@@ -145,22 +139,23 @@ class Engine:
             return False
         self._lease = lease
         self._leader_rev = meta.create_revision
-        self._lost.clear()
-        threading.Thread(target=self._keep_lease, name="engine-lease", daemon=True).start()
+        self._lost = threading.Event()  # this term's: a lost term's keep-alive may wake late
+        keeper = threading.Thread(target=self._keep_lease, args=(lease, self._lost), daemon=True)
+        keeper.name = "engine-lease"
+        keeper.start()
         return True
 
-    def _keep_lease(self) -> None:
-        lease = self._lease
+    def _keep_lease(self, lease: Any, lost: threading.Event) -> None:
         every = self.lease_ttl / policy.ENGINE_LEASE_REFRESHES
-        while not self.stop_event.wait(every) and not self._lost.is_set():
+        while not self.stop_event.wait(every) and not lost.is_set():
             try:
                 responses = lease.refresh()
                 if not responses or responses[0].TTL <= 0:
-                    log.warning("engine: leadership lease expired")
-                    self._lost.set()
+                    log.warning("engine: %s lost leadership: its lease expired", self.identity)
+                    lost.set()
             except Exception as exc:
                 log.warning("engine: cannot refresh leadership lease: %s", exc)
-        self._lost.set()
+        lost.set()
 
     def _resign(self) -> None:
         self._lost.set()
@@ -337,6 +332,8 @@ class Engine:
         self.stats.plan_seconds += time.monotonic() - started
         for batch in actions.assignments:
             self._commit(world, batch)
+            if self._lost.is_set():
+                return  # deposed: the rest of this plan is no longer ours to write
         for reasons in actions.reasons:
             if not self._explain(world, reasons):
                 return
@@ -346,7 +343,7 @@ class Engine:
         t = self.client.transactions
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
         for machine, lease_id in batch.machine_leases:
-            compares.append(_LeaseCompare(self.ks.machine(machine)) == lease_id)
+            compares.append(LeaseCompare(self.ks.machine(machine)) == lease_id)
         ops = [
             t.delete(self.ks.assignment(w.machine, w.unit))
             if w.value is None
@@ -360,13 +357,20 @@ class Engine:
             self.stats.failed_txns += 1
             _, meta = self.client.get(self.ks.engine_leader)
             if meta is None or meta.create_revision != self._leader_rev:
-                self._lost.set()
+                self._deposed("placement")
             return
         for w in batch.writes:
             if w.value is None:
                 world.placed.pop((w.machine, w.unit), None)
             else:
                 world.placed[(w.machine, w.unit)] = (w.value, 0)
+
+    def _deposed(self, what: str) -> None:
+        """etcd refused a write of ours on the leader key's compare: another term began."""
+        self.stats.refused_as_deposed += 1
+        msg = "engine: %s is no longer the leader: etcd refused its %s write (term %d)"
+        log.warning(msg, self.identity, what, self._leader_rev)
+        self._lost.set()
 
     def _explain(self, world: _World, reasons: tuple[plan.ReasonWrite, ...]) -> bool:
         """Write why units have no machine (unit-reasons/<name>); False: no longer leader."""
@@ -382,7 +386,8 @@ class Engine:
             compare=[t.create(self.ks.engine_leader) == self._leader_rev], success=ops, failure=[]
         )
         if not ok:
-            self._lost.set()
+            self.stats.failed_txns += 1
+            self._deposed("reason")
             return False
         for r in reasons:
             if r.reason is None:

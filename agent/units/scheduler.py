@@ -21,7 +21,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from vulcano.records import SHORT_ID_LENGTH, Machine
-from vulcano.units import FleetOptions
+from vulcano.units import FleetOptions, metadata_matches
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,6 @@ def machine_id_matches(wanted: str, machine_id: str) -> bool:
     if wanted == machine_id:
         return True
     return len(wanted) >= SHORT_ID_LENGTH and machine_id.startswith(wanted)
-
-
-def metadata_matches(requirements: Mapping[str, list[str]], metadata: Mapping[str, str]) -> bool:
-    return all(metadata.get(k) in values for k, values in requirements.items())
 
 
 def describe_metadata(requirements: Mapping[str, list[str]]) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from container.services.audit import unit_diff
 from container.services.cluster import Cluster
-from container.services.errors import UnitContentMissing, UnitNotFound
+from container.services.errors import RegistryError, UnitContentMissing, UnitNotFound
 from vulcano import unitnames
 from vulcano.records import DesiredState, UnitSource, UnitSpec
 from vulcano.registry import Registry
@@ -46,9 +46,14 @@ def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[
             given={s.name for s in with_text},
         )
         before = _texts(registry, [s.name for s in with_text]) if cluster.audit else {}
+        failure: RegistryError | None = None
+        changed = with_text
         if with_text:
-            registry.submit(with_text, replace=replace)
-    for source in with_text if cluster.audit else []:
+            try:
+                registry.submit(with_text, replace=replace)
+            except RegistryError as exc:  # what it stored before failing is recorded too
+                failure, changed = exc, [s for s in with_text if s.name in exc.done]
+    for source in changed if cluster.audit else []:
         assert source.text is not None
         old = before.get(source.name)
         if old is None:
@@ -60,6 +65,8 @@ def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[
                 detail=f"hash {old[0][:7]} -> {content_hash(source.text)[:7]}",
                 diff=unit_diff(source.name, old[1], source.text),
             )
+    if failure is not None:
+        raise failure
     return [s.name for s in sources]
 
 
@@ -87,12 +94,19 @@ def destroy(cluster: Cluster, names: Iterable[str]) -> list[str]:
     """Stop units and remove them from the cluster, with content no unit uses any more."""
     names = list(names)
     cluster.audit_ready()
+    failure: RegistryError | None = None
+    changed = names
     with cluster.registry() as registry:
         before = _texts(registry, names) if cluster.audit else {}
-        registry.destroy(names)
-    for name in names if cluster.audit else []:
+        try:
+            registry.destroy(names)
+        except RegistryError as exc:  # what it removed before failing is recorded too
+            failure, changed = exc, list(exc.done)
+    for name in changed if cluster.audit else []:
         _, text = before.get(name, ("", None))
         cluster.record("destroy", name, diff=unit_diff(name, text, None) if text else "")
+    if failure is not None:
+        raise failure
     return names
 
 
@@ -130,10 +144,15 @@ def _move(
     cluster: Cluster, names: Sequence[str], desired: DesiredState, action: str | None = None
 ) -> list[str]:
     cluster.audit_ready()
+    failure: RegistryError | None = None
+    changed = list(dict.fromkeys(names))
     with cluster.registry() as registry:
         before = _specs(registry, names) if cluster.audit else {}
-        registry.set_desired(names, desired)
-    for name in dict.fromkeys(names) if cluster.audit else []:
+        try:
+            registry.set_desired(names, desired)
+        except RegistryError as exc:  # what it changed before failing is recorded too
+            failure, changed = exc, list(exc.done)
+    for name in changed if cluster.audit else []:
         old = before.get(name)
         if old is not None and old.desired == desired and desired != DesiredState.LAUNCHED:
             continue  # nothing was written
@@ -143,6 +162,8 @@ def _move(
         else:
             detail = f"{old.desired} -> {desired}"
         cluster.record(action or _ACTIONS[desired], name, detail=detail)
+    if failure is not None:
+        raise failure
     return list(names)
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from container.services.cluster import Cluster
 from container.services.errors import UnitFailed, UnitUnplaceable, WaitTimedOut
 from container.services.machines import by_id
-from container.services.states import Standing, unit_standing
+from container.services.states import Standing, global_machines, unit_standing
 from vulcano import policy
-from vulcano.records import DesiredState, Machine, UnitState
+from vulcano.records import DesiredState, Machine, UnitSpec, UnitState
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,38 @@ def _reports(cluster: Cluster) -> dict[str, list[UnitState]]:
     return reports
 
 
+def _global_specs(cluster: Cluster, names: list[str], desired: DesiredState) -> dict[str, UnitSpec]:
+    """The Global units among ``names`` (they must reach every matching machine)."""
+    if desired == DesiredState.INACTIVE:
+        return {}
+    with cluster.registry() as registry:
+        if len(names) > 8:
+            specs = registry.specs()
+            found = {n: specs[n] for n in names if n in specs}
+        else:
+            found = {n: s for n in names if (s := registry.spec(n)) is not None}
+    return {n: s for n, s in found.items() if s.options.global_}
+
+
+def _expected(cluster: Cluster, globals_: dict[str, UnitSpec]) -> dict[str, list[str]]:
+    """Global unit → every live machine matching it, read now from machines/."""
+    if not globals_:
+        return {}
+    with cluster.registry() as registry:
+        machines = registry.machines()
+        gone = registry.decommissioned()
+    return {n: global_machines(s, machines, gone) for n, s in globals_.items()}
+
+
 def standings(cluster: Cluster, names: Iterable[str], desired: DesiredState) -> dict[str, Standing]:
     """Where each unit stands against ``desired`` right now (one look, no waiting)."""
+    names = list(names)
+    expected = _expected(cluster, _global_specs(cluster, names, desired))
     reports = _reports(cluster)
-    return {name: unit_standing(desired, reports.get(name, [])) for name in names}
+    return {
+        name: unit_standing(desired, reports.get(name, []), expected.get(name, ()))
+        for name in names
+    }
 
 
 def failures_now(cluster: Cluster, names: Iterable[str]) -> Failures:
@@ -85,19 +113,24 @@ def wait_until(
 ) -> None:
     """Return once every unit has reached ``desired``, calling ``on_progress`` on the way.
 
-    ``retried``: failures from before the command (failures_now), which do not count.
+    A Global unit has reached it once every live machine matching its MachineMetadata=
+    has, read from machines/ at each look: a machine that has not reported yet is waited
+    for, not skipped. ``retried``: failures from before the command (failures_now),
+    which do not count.
     """
     retried = retried or {}
     deadline = time.monotonic() + timeout
     pending = list(names)
+    globals_ = _global_specs(cluster, pending, desired)
     last_note: dict[str, str] = {}
     unplaced_since: dict[str, tuple[str, float]] = {}
     machines: dict[str, Machine] | None = None
     while True:
+        expected = _expected(cluster, {n: s for n, s in globals_.items() if n in pending})
         reports = _reports(cluster)
         still = []
         for name in pending:
-            where = unit_standing(desired, reports.get(name, []))
+            where = unit_standing(desired, reports.get(name, []), expected.get(name, ()))
             if where.failed and _only_old_failures(reports.get(name, []), retried.get(name, set())):
                 where = Standing(False, f"starting again ({where.note})", where.machine_id)
             if where.reached:

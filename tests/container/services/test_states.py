@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from container.services.states import Standing, current_state, standing, unit_standing
-from vulcano.records import DesiredState, UnitState
+from container.services.states import (
+    Standing,
+    current_state,
+    global_machines,
+    standing,
+    unit_standing,
+)
+from vulcano.records import DesiredState, Machine, UnitSpec, UnitState
+from vulcano.units import FleetOptions
 
 LAUNCHED, LOADED, INACTIVE = DesiredState.LAUNCHED, DesiredState.LOADED, DesiredState.INACTIVE
 
@@ -80,3 +87,37 @@ def test_a_unit_no_machine_has_stands_where_its_reason_says() -> None:
     reason = UnitState("u.service", reason="no machine matches MachineMetadata region=ap")
     assert unit_standing(LAUNCHED, [reason]).note == "no machine matches MachineMetadata region=ap"
     assert unit_standing(LAUNCHED, []) == Standing(False, "waiting")
+
+
+def test_a_global_unit_waits_for_every_expected_machine_even_one_that_never_reported() -> None:
+    one = UnitState("g.service", "m1", "loaded", "active", "running")
+    assert unit_standing(LAUNCHED, [one], expected=["m1", "m2"]) == Standing(
+        False, "waiting for machine m2...", "m1"
+    )
+    assert unit_standing(LAUNCHED, [], expected=["m1"]) == Standing(False, "waiting")
+    two = UnitState("g.service", "m2", "loaded", "activating", "start")
+    assert unit_standing(LAUNCHED, [one, two], expected=["m1", "m2", "m3"]) == Standing(
+        False, "activating (start)", "m1"
+    )
+    assert unit_standing(LAUNCHED, [one], expected=["m1"]) == Standing(
+        True, "active (running)", "m1"
+    )
+    failed = UnitState("g.service", "m1", "loaded", "failed", "failed", reason="exit 1")
+    assert unit_standing(LAUNCHED, [failed], expected=["m1", "m2"]).failed
+
+
+def test_a_global_unit_expects_the_live_machines_its_metadata_matches() -> None:
+    spec = UnitSpec(
+        "g.service",
+        "h",
+        options=FleetOptions(global_=True, machine_metadata=(("region", "eu"), ("region", "us"))),
+    )
+    machines = [
+        Machine("a1", metadata={"region": "eu"}),
+        Machine("b2", metadata={"region": "ap"}),
+        Machine("c3", metadata={"region": "us"}),
+        Machine("d4", metadata={"region": "eu"}),
+    ]
+    assert global_machines(spec, machines, {"d4"}) == ["a1", "c3"]
+    assert global_machines(UnitSpec("u.service", "h"), machines) == []
+    assert global_machines(None, machines) == []

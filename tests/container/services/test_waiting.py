@@ -12,8 +12,9 @@ import pytest
 from container.services import units, waiting
 from container.services.cluster import Cluster
 from container.services.errors import UnitFailed, UnitUnplaceable, WaitTimedOut
+from container.services.states import Standing
 from tests.container.conftest import DB, KS, MACHINE, announce, report
-from vulcano.records import DesiredState, UnitSource, UnitState
+from vulcano.records import DesiredState, Machine, UnitSource, UnitState
 
 L = DesiredState.LAUNCHED
 
@@ -122,3 +123,38 @@ def test_a_reason_the_engine_takes_back_at_once_does_not_stop_the_wait(
     waiting.wait_until(
         cluster, ["db.service"], L, timeout=30, on_progress=on_progress, poll_interval=0.01
     )
+
+
+def test_a_global_unit_waits_for_a_matching_machine_that_has_not_reported_yet(
+    cluster: Cluster, client: etcd3.Etcd3Client
+) -> None:
+    eu = [Machine(f"{c * 16}", metadata={"region": "eu"}) for c in "ab"]
+    for m in [*eu, Machine("c" * 16, metadata={"region": "us"})]:
+        announce(client, m)
+    text = DB + "[X-Fleet]\nGlobal=true\nMachineMetadata=region=eu\n"
+    units.start(cluster, [UnitSource("g.service", text)])
+
+    def g(machine: str) -> UnitState:
+        return UnitState("g.service", machine, "loaded", "active", "running")
+
+    report(client, g(eu[0].id))  # the other eu machine has written nothing yet
+    assert waiting.standings(cluster, ["g.service"], L)["g.service"] == Standing(
+        False, "waiting for machine bbbbbbbb...", eu[0].id
+    )
+    seen: list[waiting.Progress] = []
+
+    def on_progress(p: waiting.Progress) -> None:
+        seen.append(p)
+        if not p.reached:
+            report(client, g(eu[1].id))
+
+    waiting.wait_until(
+        cluster, ["g.service"], L, timeout=30, on_progress=on_progress, poll_interval=0.01
+    )
+    assert [(p.reached, p.note) for p in seen] == [
+        (False, "waiting for machine bbbbbbbb..."),
+        (True, "active (running)"),
+    ]
+    client.put(KS.machine_decommissioned(eu[1].id), "")
+    client.delete(KS.unit_state("g.service", eu[1].id))
+    assert waiting.standings(cluster, ["g.service"], L)["g.service"].reached
