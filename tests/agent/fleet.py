@@ -13,7 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from container.cli import main
-from vulcano.lab.cluster import kill_by_pid, pids_of
+from vulcano.lab.cluster import kill_by_pid, main_pids, pids_of
 from vulcano.lab.invariants import CopySampler, namespace_inode, process_copies
 from vulcano.lab.netns import NETNS_DIR, TestHost, Underlay
 from vulcano.lab.poll import wait_for
@@ -43,7 +43,8 @@ class Fleet:
         return f"[Service]\nExecStart=/bin/sh -c 'sleep 1000; :' {self.marker}-%n\n{extra}"
 
     def pids(self, unit: str) -> list[int]:
-        return pids_of(f"{self.marker}-{unit}")
+        """The main process of each copy of ``unit`` (its children left out)."""
+        return main_pids(f"{self.marker}-{unit}")
 
     def sampler(self, *units: str) -> CopySampler:
         """Samples every copy of ``units`` on every host, each named pid@machine."""

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from container.cli import main
-from vulcano.lab.cluster import Node, kill_by_pid, nodes, pids_of, running_where
+from vulcano.lab.cluster import Node, kill_by_pid, main_pids, nodes, pids_of, running_where
 from vulcano.lab.invariants import CopySampler, process_copies
 from vulcano.lab.poll import wait_for
 from vulcano.lab.services import Etcd
@@ -120,7 +120,7 @@ def test_machine_whose_lease_lapses_stops_its_units_and_they_move(
     store.set_desired(["mv.service"], DesiredState.LAUNCHED)
     first = wait_for(lambda: running_where(store, ["mv.service"]), 30, "running")["mv.service"]
     victim = next(n for n in cluster if n.member.machine_id == first)
-    [old_pid] = pids_of(marker)
+    [old_pid] = main_pids(marker)
     sampler = CopySampler(process_copies({"mv.service": f"{marker}-mv.service"})).start()
     try:
         sampler.mark_fault()
@@ -210,7 +210,7 @@ def test_replace_restarts_the_unit_with_the_new_content(
     unit = tmp_path / "ver.service"
     unit.write_text(f"[Service]\nExecStart=/bin/sh -c 'echo v1; sleep 1000; :' {marker}-v1\n")
     assert _cli(etcd, "start", str(unit)).exit_code == 0
-    [old] = pids_of(f"{marker}-v1")
+    [old] = main_pids(f"{marker}-v1")
     unit.write_text(f"[Service]\nExecStart=/bin/sh -c 'echo v2; sleep 1000; :' {marker}-v2\n")
     r = _cli(etcd, "start", str(unit))
     assert r.exit_code == 1 and "use --replace" in r.output

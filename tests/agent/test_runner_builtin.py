@@ -12,7 +12,7 @@ import pytest
 
 from agent.units.runners.base import RunContext
 from agent.units.runners.builtin import BuiltinRunner
-from vulcano.lab.cluster import kill_by_pid, pids_of
+from vulcano.lab.cluster import kill_by_pid, main_pids, pids_of
 from vulcano.lab.poll import wait_for
 
 
@@ -146,7 +146,7 @@ def test_units_outlive_the_runner_and_are_adopted(
     _load(runner, "keep.service", f"[Service]\nExecStart=/bin/sh -c 'sleep 1000; :' {marker}\n")
     runner.start("keep.service")
     wait_for(lambda: _status(runner, "keep.service") == ("active", "running"), 20, "running")
-    [pid] = pids_of(marker)
+    [pid] = main_pids(marker)
     again = BuiltinRunner(tmp_path / "state")  # the agent restarted
     assert again.loaded() == ["keep.service"]
     assert _status(again, "keep.service") == ("active", "running")

@@ -202,6 +202,23 @@ def pids_of(marker: str) -> list[int]:
     return out
 
 
+def main_pids(marker: str) -> list[int]:
+    """``pids_of(marker)`` less those whose parent matches too: each copy's main process
+    (between fork and exec a shell's child carries the shell's command line)."""
+    pids = pids_of(marker)
+    found = set(pids)
+    return [pid for pid in pids if parent_pid(pid) not in found]
+
+
+def parent_pid(pid: int) -> int:
+    """The parent's pid (0 when the process is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def kill_by_pid(pids: list[int]) -> None:
     """Last-resort cleanup of processes a test started (by id, never by name)."""
     for pid in pids:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vulcano.lab import policy
+from vulcano.lab.cluster import parent_pid
 
 Copies = Callable[[], Mapping[str, frozenset[str]]]
 
@@ -192,17 +193,6 @@ def namespace_inode(path: str | Path) -> int:
     return os.stat(path).st_ino
 
 
-def _parent(pid: int) -> int:
-    """The parent's pid (0 when the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-    return int(stat[stat.rindex(b")") + 2 :].split()[1])
-
-
 def process_copies(
     markers: Mapping[str, str],
     places: Mapping[int, str] | None = None,
@@ -230,7 +220,7 @@ def process_copies(
                     inode = _namespace(pid, kind)
                     found[unit][pid] = f"{pid}@{names.get(inode, inode)}"
         return {
-            unit: frozenset(name for pid, name in pids.items() if _parent(pid) not in pids)
+            unit: frozenset(name for pid, name in pids.items() if parent_pid(pid) not in pids)
             for unit, pids in found.items()
         }
 
