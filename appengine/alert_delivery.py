@@ -14,6 +14,7 @@ URL is the user's, the request is the installer's. A webhook gets::
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import logging
 import os
@@ -94,6 +95,8 @@ def _message(alert: Transition, emails: Sequence[str], sender: str, test: bool) 
     message["Subject"] = ("[test] " if test else "") + alert.title
     message["From"] = sender
     message["To"] = ", ".join(emails)
+    message["Date"] = email.utils.formatdate(usegmt=True)
+    message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
     lines = [alert.text, f"at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(alert.at))}"]
     if test:
         lines.append("This is a test alert, sent from the install's page.")

@@ -22,9 +22,11 @@ returns it).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +47,7 @@ from vulcano.endpoints import (
 )
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
+from vulcano.unitnames import expand_specifiers
 from vulcano.units import parse
 
 log = logging.getLogger(__name__)
@@ -84,7 +87,7 @@ class UnitServices:
         self._withdraw: set[str] = set()  # units whose published keys must go
         self._published: set[str] = set()  # units with an endpoint or check state out
         self.runtime = RuntimeChecks(host.etcd_client, self.ks, self._wake.set, self._stop)
-        self._options: dict[str, ServiceOptions] = {}  # by content hash
+        self._options: dict[tuple[str, str], ServiceOptions] = {}  # by content and name
         self._timers: dict[str, RestartTimer] = {}
         self._notes: dict[str, str] = {}
         self._restarts: list[str] = []
@@ -162,15 +165,29 @@ class UnitServices:
             self._withdraw.add(name)
 
     def _options_of(self, inst: Instance) -> ServiceOptions:
-        found = self._options.get(inst.hash)
+        # by name too: a template's instances share its content, not its %i
+        found = self._options.get((inst.hash, inst.name))
         if found is None:
             try:
                 found = service_options(parse(inst.text, inst.name), inst.name)
             except VulcanoError as exc:  # refused at submit; a file from before that rule
                 log.warning("services: %s: %s; no ports nor checks", inst.name, exc)
                 found = ServiceOptions()
-            self._options[inst.hash] = found
+            found = dataclasses.replace(
+                found, checks=tuple(self._expanded(c, inst.name) for c in found.checks)
+            )
+            self._options[(inst.hash, inst.name)] = found
         return found
+
+    def _expanded(self, check: CheckSpec, name: str) -> CheckSpec:
+        """A check's target with the unit's specifiers (%i, %n, %p, %m…) expanded, as
+        systemd expands them in the unit's own command lines."""
+        hostname = str(getattr(self.host, "hostname", "") or socket.gethostname())
+        words = tuple(
+            expand_specifiers(w, name, hostname=hostname, machine_id=self.host.machine_id)
+            for w in check.target
+        )
+        return dataclasses.replace(check, target=words)
 
     def checks_of(self, name: str, options: ServiceOptions) -> dict[str, CheckSpec]:
         """The checks an instance runs: the runtime ones, then the file's (which win a

@@ -71,7 +71,10 @@ def _tcp(spec: CheckSpec, address: str) -> ProbeResult:
 def _exec(spec: CheckSpec, netns: str | None) -> ProbeResult:
     argv = list(spec.target)
     if netns:
-        argv = ["ip", "netns", "exec", netns, *argv]
+        # only the network namespace, as the unit itself runs (agent/units/supervisor.py):
+        # `ip netns exec` would give the check a fresh /sys without the cgroup mounts that
+        # `docker exec`/`podman exec` need
+        argv = ["nsenter", f"--net=/run/netns/{netns}", "--", *argv]
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,

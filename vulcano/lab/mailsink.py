@@ -10,6 +10,7 @@ The tests hand its port to the installer as ``VULCANO_SMTP_PORT`` and read
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import html
 import json
 import threading
@@ -19,7 +20,7 @@ from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from vulcano.lab.ports import reserve_port
 
@@ -34,7 +35,7 @@ class MailSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
-            self.messages.append(message_from_bytes(envelope.content))
+            self.messages.append(message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
     @property
@@ -79,7 +80,7 @@ class MailSink:
     @contextlib.contextmanager
     def web(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
         """Serve the page on ``host:port`` (0: any free port); yields its URL."""
-        server = make_server(host, port, self, threaded=True)
+        server = make_server(host, port, self, threaded=True, request_handler=_Quiet)
         thread = threading.Thread(target=server.serve_forever, name="mail-page", daemon=True)
         thread.start()
         try:
@@ -88,6 +89,13 @@ class MailSink:
             server.shutdown()
             server.server_close()
             thread.join(5)
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log line per page view (the demo's progress goes to the same terminal)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 def _text(message: Message) -> str:

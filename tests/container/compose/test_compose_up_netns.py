@@ -180,6 +180,36 @@ def test_compose_up_runs_web_replicas_that_share_redis_and_down_leaves_nothing(
     assert counts == sorted(counts) and len(set(counts)) == len(counts), counts
     assert len(app.containers()) == 4
 
+    # ...and the replicas answer through a balancer, from their published endpoints (each
+    # one running and passing the healthcheck the file gave it)
+    balancer = app.file.parent / "balancer.service"
+    balancer.write_text(
+        f"[Service]\nExecStart={sys.executable} -m agent balancer --etcd-endpoints "
+        f"{app.net.etcd_endpoint} --machine-id %m --for {app.project}-web@ --listen :8088 "
+        f"--kind nginx --state-dir {app.file.parent}/balancer --settle 200ms\n\n"
+        f"[X-Fleet]\nMachineID={probe.machine_id}\n"
+    )
+    r = app.cli("start", "--block-timeout", "60", str(balancer))
+    assert r.exit_code == 0, r.output
+    try:
+        wait_for(lambda: _get(probe, probe.ip, 8088), 60, "the app through the balancer")
+    except TimeoutError:
+        seen = [
+            (meta.key.decode(), value.decode())
+            for prefix in (
+                app.store.ks.endpoints,
+                app.store.ks.check_states,
+                app.store.ks.balancers,
+            )
+            for value, meta in app.store.client.get_prefix(prefix)
+        ]
+        raise AssertionError(f"nothing through the balancer; etcd holds {seen}") from None
+    through = [int(_get(probe, probe.ip, 8088).split()[0]) for _ in range(9)]
+    assert through == sorted(through) and len(set(through)) == 9, through
+    assert min(through) > max(counts)  # the same redis behind every replica
+    r = app.cli("destroy", "balancer.service")
+    assert r.exit_code == 0, r.output
+
     r = app.compose("down", *_runtime_args(), "--block-timeout", "60")
     assert r.exit_code == 0, r.output
     assert sorted(line.split()[-1] for line in r.output.splitlines()) == sorted(

@@ -157,7 +157,9 @@ def bring_up_machines(
     )  # fmt: skip
     names = {h.ip: n.container for h, n in zip(hosts, nodes, strict=True)}
     hostnames = {h.ip: f"{CLUSTER}-{i}" for i, h in enumerate(hosts, 1)}
-    for row in rows:
+    for row in sorted(
+        rows, key=lambda r: hostnames.get(next((w for w in r if w in names), ""), "")
+    ):
         ip = next((w for w in row if w in names), "")
         shown.machines.append({"id": row[0], "name": names.get(ip, ""), "ip": ip,
                                "hostname": hostnames.get(ip, "")})  # fmt: skip
