@@ -181,13 +181,19 @@ def bring_up_machines(
     shown.service = f"http://127.0.0.1:{service.port}"
 
     def answered() -> bool:
-        try:
-            return requests.get(shown.service or "", timeout=3).text.startswith("web ")
-        except requests.RequestException:
-            return False
+        """Every instance answers through the balancer (each passed its health check)."""
+        seen = set()
+        for _ in range(3 * len(webs)):
+            try:
+                text = requests.get(shown.service or "", timeout=3).text
+            except requests.RequestException:
+                return False
+            if text.startswith("web "):
+                seen.add(text.split()[1])
+        return len(seen) == len(webs)
 
-    step(progress, "waiting for the balanced service to answer", 120,
-          lambda: wait_for(answered, 120, "web@ through the balancer", 1.0))  # fmt: skip
+    step(progress, "waiting for web@1..3 to answer through the balancer", 120,
+          lambda: wait_for(answered, 120, "web@1..3 through the balancer", 1.0))  # fmt: skip
     step(
         progress, "waiting for the heartbeats to reach the hosted status page", STATUS_TIMEOUT,
         lambda: wait_for(
