@@ -134,6 +134,8 @@ def test_the_demo_comes_up_alerts_on_a_killed_machine_and_leaves_nothing(tmp_pat
             raise AssertionError(
                 f"the demo did not stop:\n{progress.read_text()[-4000:]}"
             ) from None
+        if proc.stdout is not None:
+            proc.stdout.close()
     log = progress.read_text()
     assert code == 0, log[-4000:]
     assert "stopped; nothing is left running" in log
