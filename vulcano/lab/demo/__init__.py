@@ -63,6 +63,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--machines", type=int, default=3, help=f"cluster machines, 1-{MAX_MACHINES} (3)"
     )
     parser.add_argument(
+        "--no-machines", action="store_true",
+        help="run only what needs neither root nor podman: installer, panel, one local agent",
+    )  # fmt: skip
+    parser.add_argument(
         "--headless", action="store_true",
         help="print one line of JSON on stdout when everything is up (progress on stderr)",
     )  # fmt: skip
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
-    why = machines_possible()
+    why = "--no-machines was given" if args.no_machines else machines_possible()
     if why:
         progress.say(
             f"demo: {why}; running what needs neither: the installer, the panel and one local agent"

@@ -33,6 +33,22 @@ from vulcano.lab.stack import set_alerts, status_url
 # --- without root or podman -----------------------------------------------------------
 
 
+def own_address() -> str:
+    """This machine's address on its default route: what the local agent announces (a
+    route lookup only: connecting a UDP socket sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: any address off-link will do
+        except OSError as exc:
+            raise DemoError(f"no IPv4 route on this machine for the local agent: {exc}") from None
+        return str(probe.getsockname()[0])
+
+
+def _made(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 def bring_up_reduced(
     stack: contextlib.ExitStack, args: argparse.Namespace, progress: Progress, tmp: Path, why: str
 ) -> Shown:
@@ -70,18 +86,18 @@ def bring_up_reduced(
         etcd_endpoint = ""
     else:
         etcd = step(progress, "starting a local etcd", 30,
-                     lambda: stack.enter_context(services.etcd_server(tmp / "etcd")))  # fmt: skip
+                     lambda: stack.enter_context(services.etcd_server(_made(tmp / "etcd"))))  # fmt: skip  # noqa: E501
         etcd_endpoint = etcd.endpoint
         shown.etcd = [etcd_endpoint]
         agent_log = open(tmp / "agent.log", "wb")  # noqa: SIM115 - closed by the stack
         stack.callback(agent_log.close)
         agent = subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--endpoint", etcd_endpoint, "--no-overlay",
-             "--public-ip", "127.0.0.1", "--state-dir", str(tmp / "agent"), "--ttl", "5"],
+             "--public-ip", own_address(), "--state-dir", str(tmp / "agent"), "--ttl", "5"],
             stdout=agent_log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         stack.callback(services.stop_process, agent)
-        shown.machines.append({"id": "", "name": f"pid {agent.pid}", "ip": "127.0.0.1",
+        shown.machines.append({"id": "", "name": f"pid {agent.pid}", "ip": own_address(),
                                "hostname": socket.gethostname()})  # fmt: skip
 
     panel_log = tmp / "panel.log"
@@ -113,10 +129,10 @@ def bring_up_reduced(
         hello = tmp / "hello.service"
         hello.write_text(HELLO_UNIT)
         cli = [sys.executable, "-m", "container", "--endpoint", etcd_endpoint]
-        subprocess.run([*cli, "submit", str(hello)], check=True, capture_output=True,
-                       timeout=60)  # fmt: skip
-        subprocess.run([*cli, "start", "hello.service"], check=True, capture_output=True,
-                       timeout=120)  # fmt: skip
+        for command in (["submit", str(hello)], ["start", "hello.service"]):
+            done = subprocess.run([*cli, *command], capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                raise DemoError(f"vulcano {' '.join(command)}: {done.stdout}{done.stderr}")
         shown.try_commands = [
             f"vulcano --endpoint {etcd_endpoint} list-units",
             f"vulcano --endpoint {etcd_endpoint} journal hello.service",
