@@ -6,11 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import etcd3
 import etcd3.exceptions
+import grpc  # type: ignore[import-untyped]
 
 from vulcano import policy
 from vulcano.errors import VulcanoError
@@ -26,8 +29,12 @@ class EtcdUnavailable(VulcanoError, ConnectionError):
     """etcd did not answer in time; says what we were doing and the last error."""
 
 
-def parse_endpoints(value: str) -> list[tuple[str, int]]:
-    """Parse "http://10.0.0.1:2379,http://10.0.0.2:2379" into (host, port) pairs."""
+class EtcdRefused(EtcdUnavailable):
+    """Every etcd member refused this client's TLS connection (certificate or CA)."""
+
+
+def parse_urls(value: str) -> list[tuple[str, str, int]]:
+    """Parse "https://10.0.0.1:2379,..." into (scheme, host, port); no scheme means http."""
     endpoints = []
     for raw in value.split(","):
         item = raw.strip()
@@ -38,8 +45,6 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
         parts = urlsplit(item)
         if parts.scheme not in {"http", "https"}:
             raise EndpointError(f"etcd endpoint {raw!r}: scheme must be http or https")
-        if parts.scheme == "https":
-            raise EndpointError(f"etcd endpoint {raw!r}: TLS endpoints are not supported yet")
         try:
             port = parts.port or 2379
         except ValueError:
@@ -48,10 +53,122 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
             raise EndpointError(f"etcd endpoint {raw!r}: no host")
         if parts.path not in {"", "/"}:
             raise EndpointError(f"etcd endpoint {raw!r}: must not have a path")
-        endpoints.append((parts.hostname, port))
+        endpoints.append((parts.scheme, parts.hostname, port))
     if not endpoints:
         raise EndpointError("no etcd endpoint given")
+    schemes = {scheme for scheme, _, _ in endpoints}
+    if len(schemes) > 1:
+        raise EndpointError(
+            f"etcd endpoints {value!r} mix http:// and https://: every member is reached "
+            "the same way"
+        )
     return endpoints
+
+
+def parse_endpoints(value: str) -> list[tuple[str, int]]:
+    """Parse "http://10.0.0.1:2379,http://10.0.0.2:2379" into (host, port) pairs."""
+    return [(host, port) for _, host, port in parse_urls(value)]
+
+
+def endpoint_scheme(value: str) -> str:
+    """ "http" or "https": how every endpoint of ``value`` is reached."""
+    return parse_urls(value)[0][0]
+
+
+class TLSFileError(VulcanoError, ValueError):
+    """A --cacert/--cert/--key we cannot use; names the flag (or variable, or file key)."""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """The CA bundle that etcd's server certificates are checked against, and this
+    client's certificate and key (etcdctl's --cacert, --cert, --key)."""
+
+    cacert: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    def read(self) -> tuple[bytes, bytes | None, bytes | None]:
+        """The three files' bytes (None for a file not given)."""
+        return (
+            _read_file(self.cacert, "--cacert"),
+            _read_file(self.cert, "--cert") if self.cert else None,
+            _read_file(self.key, "--key") if self.key else None,
+        )
+
+
+TLS_FLAGS = ("--cacert", "--cert", "--key")
+# a CA bundle of a few hundred certificates; anything larger is not one
+TLS_FILE_MAX_BYTES = 1024 * 1024
+
+
+def _read_file(path: Path, label: str) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(TLS_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise TLSFileError(f"{label} {path}: {exc.strerror or exc}") from None
+
+
+def tls_files(
+    endpoints: str,
+    cacert: str | Path | None,
+    cert: str | Path | None,
+    key: str | Path | None,
+    labels: tuple[str, str, str] = TLS_FLAGS,
+) -> TLSFiles | None:
+    """The TLS files for ``endpoints``, each read and checked now; None for http://.
+
+    https:// needs a CA bundle (no unverified TLS); a certificate needs its key and the
+    other way round; http:// endpoints with TLS files are refused (a client meant to
+    use TLS must not fall back to plain text). Errors name the flag in ``labels``.
+    """
+    scheme = endpoint_scheme(endpoints)
+    given = [Path(p) if p not in (None, "") else None for p in (cacert, cert, key)]
+    if scheme == "http":
+        for path, label in zip(given, labels, strict=True):
+            if path is not None:
+                raise TLSFileError(
+                    f"{label} given but the etcd endpoints are http://: use https:// URLs"
+                )
+        return None
+    ca_path, cert_path, key_path = given
+    if ca_path is None:
+        raise TLSFileError(
+            f"https:// etcd endpoints need {labels[0]}: the CA that signed etcd's server "
+            "certificates (no unverified TLS)"
+        )
+    if (cert_path is None) != (key_path is None):
+        missing, other = (labels[2], labels[1]) if key_path is None else (labels[1], labels[2])
+        raise TLSFileError(f"{other} given without {missing}: give both or neither")
+    from vulcano import pki  # cryptography loads only for TLS
+
+    contents = []
+    for path, label in zip((ca_path, cert_path, key_path), labels, strict=True):
+        if path is None:
+            contents.append(b"")
+            continue
+        data = _read_file(path, label)
+        if len(data) > TLS_FILE_MAX_BYTES:
+            raise TLSFileError(f"{label} {path}: larger than {TLS_FILE_MAX_BYTES} bytes")
+        contents.append(data)
+    ca_pem, cert_pem, key_pem = contents
+    try:
+        pki.load_cert(ca_pem)
+    except pki.PKIError:
+        raise TLSFileError(f"{labels[0]} {ca_path}: not a PEM certificate") from None
+    if cert_path is not None:
+        try:
+            pki.load_cert(cert_pem)
+        except pki.PKIError:
+            raise TLSFileError(f"{labels[1]} {cert_path}: not a PEM certificate") from None
+        if not pki.has_private_key(key_pem):
+            raise TLSFileError(f"{labels[2]} {key_path}: not an unencrypted PEM private key")
+        if not pki.key_matches(cert_pem, key_pem):
+            raise TLSFileError(
+                f"{labels[2]} {key_path}: not the key of the certificate in {labels[1]}"
+            )
+    return TLSFiles(ca_path, cert_path, key_path)
 
 
 # The client's calls that are tried on the next member when one fails. Those also tried
@@ -116,12 +233,20 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
         delays = policy.ETCD_FAILOVER.delays()
         tries = 0
         last: BaseException | None = None
+        refusals = 0  # tries in a row that failed in the TLS handshake
         while True:
             tries += 1
             try:
                 return call()
             except retried as exc:
                 last = exc
+                refusals = refusals + 1 if tls_refusal(exc) else 0
+            if refusals >= len(self.endpoints):
+                # every member refused this client's TLS: waiting does not change that
+                raise EtcdRefused(
+                    f"etcd: the TLS connection to {', '.join(self.urls)} was refused: "
+                    f"{_refusal_reason(last)} (gRPC: {_details(last)})"
+                )
             if tries >= len(self.endpoints) and time.monotonic() >= deadline:
                 break
             if tries >= len(self.endpoints):
@@ -129,8 +254,40 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
         raise EtcdUnavailable(
             f"etcd: no member answered at {', '.join(self.urls)} "
             f"({tries} tries in {policy.ETCD_FAILOVER_SECONDS:.0f}s; "
-            f"last: {type(last).__name__}: {last})"
+            f"last: {type(last).__name__}: {last}{_details(last, ': ')})"
         )
+
+
+def _details(exc: BaseException | None, sep: str = "") -> str:
+    """What gRPC said under an etcd3 exception (etcd3 raises its own inside ``except``)."""
+    context = exc.__context__ if exc is not None else None
+    details = getattr(context, "details", None)
+    text = details() if callable(details) else None
+    return f"{sep}{text}" if text else ""
+
+
+# How gRPC reports a TLS handshake that failed: the server refused the certificate (or
+# asked for one), or the client could not verify the server's.
+_TLS_REFUSAL_MARKS = ("handshake", "ssl", "tls", "certificate", "x509", "tsi_")
+
+
+def _refusal_reason(exc: BaseException | None) -> str:
+    details = _details(exc).lower()
+    if "certificate_verify_failed" in details or "peer name" in details:
+        return (
+            "etcd's server certificate does not verify against --cacert "
+            "(another CA, or not issued for this address)"
+        )
+    return (
+        "etcd did not accept this client's certificate (none given with --cert/--key, "
+        "expired, or not issued by the cluster's CA)"
+    )
+
+
+def tls_refusal(exc: BaseException) -> bool:
+    """Whether an etcd client error is a TLS handshake that failed, not an absent member."""
+    details = _details(exc).lower()
+    return any(mark in details for mark in _TLS_REFUSAL_MARKS)
 
 
 def _carried_over(name: str, after_timeout: bool, generator: bool) -> Callable[..., Any]:
@@ -152,23 +309,56 @@ for _name, _after_timeout in _FAILOVER_GENERATORS.items():
     setattr(FailoverClient, _name, _carried_over(_name, _after_timeout, generator=True))
 
 
-def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any:
-    """An etcd3 client for the given endpoints, failing over between them."""
-    pairs = parse_endpoints(endpoints)
+def connect(
+    endpoints: str,
+    timeout: float = policy.ETCD_REQUEST_TIMEOUT,
+    *,
+    tls: TLSFiles | None = None,
+    server_names: list[str] | None = None,
+) -> Any:
+    """An etcd3 client for the given endpoints, failing over between them.
+
+    https:// endpoints need ``tls``; ``server_names`` (one per endpoint) is the name
+    each server certificate is checked against instead of the endpoint's host: the
+    member's own address when the endpoint is a tunnel's loopback port.
+    """
+    urls = parse_urls(endpoints)
+    secure = urls[0][0] == "https"
+    if secure and tls is None:
+        raise TLSFileError(
+            "https:// etcd endpoints need --cacert: the CA that signed etcd's server certificates"
+        )
+    if not secure and tls is not None:
+        raise TLSFileError("--cacert given but the etcd endpoints are http://: use https:// URLs")
+    if server_names is not None and len(server_names) != len(urls):
+        raise ValueError("one server name per endpoint")
+    credentials = None
+    if tls is not None:
+        ca_pem, cert_pem, key_pem = tls.read()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+        )
     # etcd3.client() would skip its only endpoint for 300 s after one failed request;
     # with nothing to fail over to, a lone endpoint is always worth trying again.
-    retry = policy.ETCD_ENDPOINT_RETRY if len(pairs) > 1 else 0.0
-    options = [
+    retry = policy.ETCD_ENDPOINT_RETRY if len(urls) > 1 else 0.0
+    options: list[tuple[str, int | str]] = [
         ("grpc.initial_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.min_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_MAX * 1000)),
     ]
+    endpoint_list = []
+    for i, (_, host, port) in enumerate(urls):
+        opts = list(options)
+        if secure and server_names is not None:
+            opts.append(("grpc.ssl_target_name_override", server_names[i]))
+        endpoint_list.append(
+            etcd3.Endpoint(
+                host, port, secure=secure, creds=credentials, time_retry=retry, opts=opts
+            )
+        )
     return FailoverClient(
-        [f"http://{host}:{port}" for host, port in pairs],
-        endpoints=[
-            etcd3.Endpoint(host, port, secure=False, time_retry=retry, opts=options)
-            for host, port in pairs
-        ],
+        [f"{scheme}://{host}:{port}" for scheme, host, port in urls],
+        endpoints=endpoint_list,
         timeout=timeout,
         failover=True,
     )
@@ -177,9 +367,8 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
 def client_error_message(exc: BaseException) -> str | None:
     """How an error of etcd's client reads for an operator ("etcd: …"); None if it is not one."""
     import etcd3.exceptions
-    import grpc  # type: ignore[import-untyped]
 
-    if isinstance(exc, EtcdUnavailable):
+    if isinstance(exc, EtcdUnavailable | TLSFileError):
         return str(exc)
     if isinstance(exc, etcd3.exceptions.Etcd3Exception):
         return f"etcd: {type(exc).__name__}: {exc}"

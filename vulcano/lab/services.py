@@ -15,9 +15,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from vulcano import pki
+from vulcano.etcd import TLSFiles
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 
@@ -122,6 +126,47 @@ def datastore_emulator(project: str = "vulcano-test") -> Iterator[DatastoreEmula
 
 
 @dataclass
+class EtcdTLS:
+    """A test CA and what it issued for one etcd (or cluster): the members' server and
+    peer certificates, and the clients' certificate (``client_files()``)."""
+
+    directory: Path
+    ca: pki.Issued
+    cacert: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def make(cls, directory: Path, name: str = "vulcano-test-ca") -> EtcdTLS:
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = pki.new_ca(name)
+        cacert = directory / "ca.pem"
+        pki.write_pem(cacert, ca.cert_pem, private=False)
+        cert, key = pki.write_issued(directory, "client", pki.issue(ca, "client", "client"))
+        return cls(directory, ca, cacert, cert, key)
+
+    def client_files(self) -> TLSFiles:
+        """What a client of this etcd gives as --cacert, --cert and --key."""
+        return TLSFiles(self.cacert, self.client_cert, self.client_key)
+
+    def issue(self, name: str, kind: pki.Kind, host: str = "127.0.0.1") -> tuple[Path, Path]:
+        """A certificate of ``kind`` for ``host`` (also named localhost), written: its paths."""
+        issued = pki.issue(self.ca, name, kind, ips=[host], dns=["localhost"])
+        return pki.write_issued(self.directory, name, issued)
+
+    def requests_args(self) -> dict[str, Any]:
+        """What `requests` needs to reach the member's HTTP endpoints with a client cert."""
+        return {"verify": str(self.cacert), "cert": (str(self.client_cert), str(self.client_key))}
+
+    def etcdctl_args(self) -> list[str]:
+        return [
+            f"--cacert={self.cacert}",
+            f"--cert={self.client_cert}",
+            f"--key={self.client_key}",
+        ]
+
+
+@dataclass
 class Etcd:
     """One real etcd 3.4 member: on loopback, or inside a network namespace.
 
@@ -139,6 +184,7 @@ class Etcd:
     extra_args: list[str] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)
     local_url: str | None = None
+    tls: EtcdTLS | None = None  # then every URL is https:// and client certs are required
 
     @property
     def endpoint(self) -> str:
@@ -172,6 +218,7 @@ class Etcd:
                 "--initial-advertise-peer-urls",
                 self.peer_url,
                 *self._bootstrap_args(),
+                *self._tls_args(),
                 *self.extra_args,
             ],
             stdout=log,
@@ -186,10 +233,34 @@ class Etcd:
             return []
         return ["--initial-cluster", f"{self.name}={self.peer_url}"]
 
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        host = urlsplit(self.client_url).hostname or "127.0.0.1"
+        cert, key = self.tls.issue(f"{self.name}-server", "server", host)
+        peer_cert, peer_key = self.tls.issue(f"{self.name}-peer", "peer", host)
+        return [
+            "--client-cert-auth",
+            f"--trusted-ca-file={self.tls.cacert}",
+            f"--cert-file={cert}",
+            f"--key-file={key}",
+            "--peer-client-cert-auth",
+            f"--peer-trusted-ca-file={self.tls.cacert}",
+            f"--peer-cert-file={peer_cert}",
+            f"--peer-key-file={peer_key}",
+        ]
+
+    def http_args(self) -> dict[str, Any]:
+        """`requests` keyword arguments for this member's HTTP endpoints."""
+        return self.tls.requests_args() if self.tls is not None else {}
+
     def wait_healthy(self, timeout: float = 30) -> None:
         wait_for(
             lambda: (
-                requests.get(f"{self.endpoint}/health", timeout=1).json().get("health") == "true"
+                requests.get(f"{self.endpoint}/health", timeout=1, **self.http_args())
+                .json()
+                .get("health")
+                == "true"
             ),
             timeout,
             f"etcd {self.name}",
@@ -209,25 +280,33 @@ class Etcd:
 
 
 def new_etcd(
-    base: Path, name: str = "default", host: str = "127.0.0.1", extra_args: list[str] | None = None
+    base: Path,
+    name: str = "default",
+    host: str = "127.0.0.1",
+    extra_args: list[str] | None = None,
+    tls: EtcdTLS | None = None,
 ) -> Etcd:
-    """A member (not started yet) on ports below the ephemeral range (`ports.reserve_port`)."""
+    """A member (not started yet) on ports below the ephemeral range (`ports.reserve_port`);
+    with ``tls``, on https:// URLs requiring client and peer certificates of its CA."""
+    scheme = "https" if tls is not None else "http"
     return Etcd(
         name=name,
-        client_url=f"http://{host}:{reserve_port(host)}",
-        peer_url=f"http://{host}:{reserve_port(host)}",
+        client_url=f"{scheme}://{host}:{reserve_port(host)}",
+        peer_url=f"{scheme}://{host}:{reserve_port(host)}",
         data_dir=base / name,
         extra_args=list(extra_args or []),
+        tls=tls,
     )
 
 
 @contextlib.contextmanager
-def etcd_server(base: Path | None = None) -> Iterator[Etcd]:
-    """A single-member etcd 3.4 on loopback ports, removed afterwards."""
+def etcd_server(base: Path | None = None, *, tls: bool = False) -> Iterator[Etcd]:
+    """A single-member etcd 3.4 on loopback ports, removed afterwards; with ``tls``, its
+    own test CA (`Etcd.tls`) and mutual TLS."""
     with contextlib.ExitStack() as stack:
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vulcano-etcd-")))
-        member = new_etcd(base)
+        member = new_etcd(base, tls=EtcdTLS.make(base / "tls") if tls else None)
         member.start()
         stack.callback(member.stop)
         member.wait_healthy()
@@ -239,6 +318,10 @@ class EtcdCluster:
     """Real etcd 3.4 members joined by a static ``--initial-cluster``, on loopback."""
 
     members: list[Etcd]
+
+    @property
+    def tls(self) -> EtcdTLS | None:
+        return self.members[0].tls
 
     @property
     def endpoints(self) -> str:
@@ -276,7 +359,14 @@ class EtcdCluster:
         """Hand leadership to ``to`` with ``etcdctl move-leader`` (sent to the leader)."""
         leader = self.leader()
         subprocess.run(
-            ["etcdctl", "--endpoints", leader.endpoint, "move-leader", f"{self.member_id(to):x}"],
+            [
+                "etcdctl",
+                "--endpoints",
+                leader.endpoint,
+                *(leader.tls.etcdctl_args() if leader.tls else []),
+                "move-leader",
+                f"{self.member_id(to):x}",
+            ],
             check=True,
             capture_output=True,
             env={**os.environ, "ETCDCTL_API": "3"},
@@ -287,16 +377,23 @@ class EtcdCluster:
 
 def _status(member: Etcd) -> dict[str, object]:
     """A member's own status through etcd's HTTP gateway (header.member_id, leader)."""
-    response = requests.post(f"{member.endpoint}/v3/maintenance/status", json={}, timeout=2)
+    response = requests.post(
+        f"{member.endpoint}/v3/maintenance/status",
+        json={},
+        timeout=2,
+        **member.http_args(),
+    )
     response.raise_for_status()
     body: dict[str, object] = response.json()
     return body
 
 
 @contextlib.contextmanager
-def etcd_cluster(base: Path, size: int = 3) -> Iterator[EtcdCluster]:
-    """``size`` etcd members on loopback in one static cluster, each stopped afterwards."""
-    members = [new_etcd(base, name=f"member{i}") for i in range(size)]
+def etcd_cluster(base: Path, size: int = 3, *, tls: bool = False) -> Iterator[EtcdCluster]:
+    """``size`` etcd members on loopback in one static cluster, each stopped afterwards;
+    with ``tls``, sharing one test CA and requiring client and peer certificates."""
+    authority = EtcdTLS.make(base / "tls") if tls else None
+    members = [new_etcd(base, name=f"member{i}", tls=authority) for i in range(size)]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
     for m in members:
         m.extra_args = [
