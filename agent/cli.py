@@ -28,6 +28,7 @@ from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ENDPOINT_ENVVARS, r
 from agent.overlay import nft
 from agent.overlay.sandboxes import NodeSandboxes
 from agent.statedir import StateDirBusy, StateLock
+from agent.tlsflags import tls_options, tls_options_from_env
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
 from vulcano.errors import MachineDecommissioned, VulcanoError
@@ -79,6 +80,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="TOML config file (also VULCANO_CONFIG).",
 )
+@tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     """Join the cluster and keep the overlay programmed until SIGTERM.
@@ -151,6 +153,7 @@ def network() -> None:
     required=True,
     help="Comma-separated etcd client URLs.",
 )
+@tls_options_from_env
 @click.option("--network", "cidr", required=True, help="Cluster network, e.g. 10.244.0.0/16.")
 @click.option("--subnet-len", default="24", show_default=True, help="Prefix length per node.")
 @click.option("--subnet-min", help="First subnet to hand out (default: the second one).")
@@ -171,6 +174,9 @@ def network_init(
     port: str,
     prefix: str,
     replace: bool,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
 ) -> None:
     """Write the cluster's network config to etcd (refusing invalid or overlapping ones).
 
@@ -187,9 +193,10 @@ def network_init(
         config = parse(data)
         hosts = [host for host, _ in vulcano_etcd.parse_endpoints(etcd_endpoints)]
         check_overlap(config, hosts)
+        tls = vulcano_etcd.tls_files(etcd_endpoints, cacert, cert, key)
     except (NetworkConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    client = vulcano_etcd.connect(etcd_endpoints)
+    client = vulcano_etcd.connect(etcd_endpoints, tls=tls)
     try:
         outcome = _with_deadline(
             "writing the network config",
@@ -325,7 +332,7 @@ def _release_subnets(directory: Path) -> tuple[list[str], str]:
     node = NodeState.load(directory)
     if node is None:
         return [], ""  # no agent ever ran here: nothing of ours is leased
-    client = vulcano_etcd.connect(node.etcd_endpoints)
+    client = vulcano_etcd.connect(node.etcd_endpoints, tls=node.tls())
     try:
         leases = release(client, Keyspace(node.prefix), node.machine_id)
     except Exception as exc:
