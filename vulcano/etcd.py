@@ -268,12 +268,12 @@ def _details(exc: BaseException | None, sep: str = "") -> str:
 
 # How gRPC reports a TLS handshake that failed: the server refused the certificate (or
 # asked for one), or the client could not verify the server's.
-_TLS_REFUSAL_MARKS = ("handshake", "ssl", "tls", "certificate", "x509", "tsi_")
+_TLS_REFUSAL_MARKS = ("handshake", "ssl", "tls", "certificate", "x509", "tsi_", "verification")
 
 
 def _refusal_reason(exc: BaseException | None) -> str:
     details = _details(exc).lower()
-    if "certificate_verify_failed" in details or "peer name" in details:
+    if "certificate_verify_failed" in details or "hostname verification" in details:
         return (
             "etcd's server certificate does not verify against --cacert "
             "(another CA, or not issued for this address)"
