@@ -1,12 +1,12 @@
-"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, lease
-refreshes, and the one way of waiting etcd out while it is unreachable."""
+"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor (plain
+or over TLS, `vulcano.etcdtls`), lease refreshes, and the one way of waiting etcd out
+while it is unreachable."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -17,6 +17,9 @@ import grpc  # type: ignore[import-untyped]
 
 from vulcano import policy
 from vulcano.errors import VulcanoError
+from vulcano.etcdtls import TLS_FLAGS, check_files, grpc_details, refusal_reason, tls_refusal
+from vulcano.etcdtls import TLSFileError as TLSFileError  # every client's TLS, here too
+from vulcano.etcdtls import TLSFiles as TLSFiles
 
 T = TypeVar("T")
 
@@ -75,41 +78,6 @@ def endpoint_scheme(value: str) -> str:
     return parse_urls(value)[0][0]
 
 
-class TLSFileError(VulcanoError, ValueError):
-    """A --cacert/--cert/--key we cannot use; names the flag (or variable, or file key)."""
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """The CA bundle that etcd's server certificates are checked against, and this
-    client's certificate and key (etcdctl's --cacert, --cert, --key)."""
-
-    cacert: Path
-    cert: Path | None = None
-    key: Path | None = None
-
-    def read(self) -> tuple[bytes, bytes | None, bytes | None]:
-        """The three files' bytes (None for a file not given)."""
-        return (
-            _read_file(self.cacert, "--cacert"),
-            _read_file(self.cert, "--cert") if self.cert else None,
-            _read_file(self.key, "--key") if self.key else None,
-        )
-
-
-TLS_FLAGS = ("--cacert", "--cert", "--key")
-# a CA bundle of a few hundred certificates; anything larger is not one
-TLS_FILE_MAX_BYTES = 1024 * 1024
-
-
-def _read_file(path: Path, label: str) -> bytes:
-    try:
-        with path.open("rb") as f:
-            return f.read(TLS_FILE_MAX_BYTES + 1)
-    except OSError as exc:
-        raise TLSFileError(f"{label} {path}: {exc.strerror or exc}") from None
-
-
 def tls_files(
     endpoints: str,
     cacert: str | Path | None,
@@ -117,58 +85,8 @@ def tls_files(
     key: str | Path | None,
     labels: tuple[str, str, str] = TLS_FLAGS,
 ) -> TLSFiles | None:
-    """The TLS files for ``endpoints``, each read and checked now; None for http://.
-
-    https:// needs a CA bundle (no unverified TLS); a certificate needs its key and the
-    other way round; http:// endpoints with TLS files are refused (a client meant to
-    use TLS must not fall back to plain text). Errors name the flag in ``labels``.
-    """
-    scheme = endpoint_scheme(endpoints)
-    given = [Path(p) if p not in (None, "") else None for p in (cacert, cert, key)]
-    if scheme == "http":
-        for path, label in zip(given, labels, strict=True):
-            if path is not None:
-                raise TLSFileError(
-                    f"{label} given but the etcd endpoints are http://: use https:// URLs"
-                )
-        return None
-    ca_path, cert_path, key_path = given
-    if ca_path is None:
-        raise TLSFileError(
-            f"https:// etcd endpoints need {labels[0]}: the CA that signed etcd's server "
-            "certificates (no unverified TLS)"
-        )
-    if (cert_path is None) != (key_path is None):
-        missing, other = (labels[2], labels[1]) if key_path is None else (labels[1], labels[2])
-        raise TLSFileError(f"{other} given without {missing}: give both or neither")
-    from vulcano import pki  # cryptography loads only for TLS
-
-    contents = []
-    for path, label in zip((ca_path, cert_path, key_path), labels, strict=True):
-        if path is None:
-            contents.append(b"")
-            continue
-        data = _read_file(path, label)
-        if len(data) > TLS_FILE_MAX_BYTES:
-            raise TLSFileError(f"{label} {path}: larger than {TLS_FILE_MAX_BYTES} bytes")
-        contents.append(data)
-    ca_pem, cert_pem, key_pem = contents
-    try:
-        pki.load_cert(ca_pem)
-    except pki.PKIError:
-        raise TLSFileError(f"{labels[0]} {ca_path}: not a PEM certificate") from None
-    if cert_path is not None:
-        try:
-            pki.load_cert(cert_pem)
-        except pki.PKIError:
-            raise TLSFileError(f"{labels[1]} {cert_path}: not a PEM certificate") from None
-        if not pki.has_private_key(key_pem):
-            raise TLSFileError(f"{labels[2]} {key_path}: not an unencrypted PEM private key")
-        if not pki.key_matches(cert_pem, key_pem):
-            raise TLSFileError(
-                f"{labels[2]} {key_path}: not the key of the certificate in {labels[1]}"
-            )
-    return TLSFiles(ca_path, cert_path, key_path)
+    """The TLS files for ``endpoints``, read and checked now (`etcdtls.check_files`)."""
+    return check_files(endpoint_scheme(endpoints), cacert, cert, key, labels)
 
 
 # The client's calls that are tried on the next member when one fails. Those also tried
@@ -245,7 +163,7 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
                 # every member refused this client's TLS: waiting does not change that
                 raise EtcdRefused(
                     f"etcd: the TLS connection to {', '.join(self.urls)} was refused: "
-                    f"{_refusal_reason(last)} (gRPC: {_details(last)})"
+                    f"{refusal_reason(last)} (gRPC: {grpc_details(last)})"
                 )
             if tries >= len(self.endpoints) and time.monotonic() >= deadline:
                 break
@@ -254,40 +172,8 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
         raise EtcdUnavailable(
             f"etcd: no member answered at {', '.join(self.urls)} "
             f"({tries} tries in {policy.ETCD_FAILOVER_SECONDS:.0f}s; "
-            f"last: {type(last).__name__}: {last}{_details(last, ': ')})"
+            f"last: {type(last).__name__}: {last}{grpc_details(last, ': ')})"
         )
-
-
-def _details(exc: BaseException | None, sep: str = "") -> str:
-    """What gRPC said under an etcd3 exception (etcd3 raises its own inside ``except``)."""
-    context = exc.__context__ if exc is not None else None
-    details = getattr(context, "details", None)
-    text = details() if callable(details) else None
-    return f"{sep}{text}" if text else ""
-
-
-# How gRPC reports a TLS handshake that failed: the server refused the certificate (or
-# asked for one), or the client could not verify the server's.
-_TLS_REFUSAL_MARKS = ("handshake", "ssl", "tls", "certificate", "x509", "tsi_", "verification")
-
-
-def _refusal_reason(exc: BaseException | None) -> str:
-    details = _details(exc).lower()
-    if "certificate_verify_failed" in details or "hostname verification" in details:
-        return (
-            "etcd's server certificate does not verify against --cacert "
-            "(another CA, or not issued for this address)"
-        )
-    return (
-        "etcd did not accept this client's certificate (none given with --cert/--key, "
-        "expired, or not issued by the cluster's CA)"
-    )
-
-
-def tls_refusal(exc: BaseException) -> bool:
-    """Whether an etcd client error is a TLS handshake that failed, not an absent member."""
-    details = _details(exc).lower()
-    return any(mark in details for mark in _TLS_REFUSAL_MARKS)
 
 
 def _carried_over(name: str, after_timeout: bool, generator: bool) -> Callable[..., Any]:

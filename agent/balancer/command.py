@@ -28,6 +28,7 @@ from agent.config import (
     validate_machine_id,
 )
 from agent.membership.identity import machine_id as host_machine_id
+from agent.signals import stop_on_signals
 from agent.statedir import StateDirBusy, StateLock
 from agent.tlsflags import tls_options
 from vulcano import etcd as vulcano_etcd
@@ -128,8 +129,6 @@ def balancer(
     that fails keeps the last good configuration and says so in the log and in
     balancers/<name>/<machine>.
     """
-    from agent.cli import _stop_on_signals
-
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -199,7 +198,7 @@ def balancer(
         settle=settle_s,
         settle_max=settle_max_s,
     )
-    _stop_on_signals(component.stop)
+    stop_on_signals(component.stop)
     try:
         with reported():
             component.run()
