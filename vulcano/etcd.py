@@ -4,12 +4,18 @@ while it is unreachable."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+# gRPC's C core writes its own log lines to stderr, bypassing `logging` (a refused TLS
+# handshake prints three); what they say reaches the user in our errors (`grpc_details`).
+# Read when grpc loads, so set before; GRPC_VERBOSITY=debug still turns them on.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import etcd3
 import etcd3.exceptions
