@@ -51,7 +51,10 @@ def parse_urls(value: str) -> list[tuple[str, str, int]]:
             continue
         if "//" not in item:
             item = "http://" + item
-        parts = urlsplit(item)
+        try:
+            parts = urlsplit(item)
+        except ValueError:  # 'http://[x]': brackets around no IPv6 address
+            raise EndpointError(f"etcd endpoint {raw!r}: not a URL") from None
         if parts.scheme not in {"http", "https"}:
             raise EndpointError(f"etcd endpoint {raw!r}: scheme must be http or https")
         try:
