@@ -2,7 +2,7 @@
 client certificates: the agent registers its machine with the cluster's certificate
 (flags), the balancer reads its endpoints with the files named in the agent's config
 file; bad TLS settings stop either before it touches anything, naming the flag, the
-variable or the config file's key."""
+variable or the config file's key; `network init` writes over TLS too."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from agent.balancer.status import BalancerStatus
+from agent.cli import main
 from tests.conftest import require
 from vulcano import etcd as vulcano_etcd
 from vulcano.keyspace import Keyspace
@@ -220,3 +222,23 @@ def test_the_balancer_refuses_https_without_a_ca(etcd_tls: services.Etcd, tmp_pa
     assert result.returncode == 2, result.stderr
     assert "https:// etcd endpoints need --cacert" in result.stderr
     assert not (tmp_path / "lb").exists()
+
+
+def test_network_init_writes_over_tls_and_refuses_without_a_ca(
+    etcd_tls: services.Etcd, tls: services.EtcdTLS, client: Any
+) -> None:
+    runner = CliRunner()
+    init = ["network", "init", "--network", "10.244.0.0/16", "--endpoint", etcd_tls.endpoint]
+    env = {"VULCANO_CONFIG": "", "VULCANO_ETCD_ENDPOINTS": "", "VULCANO_ENDPOINT": ""}
+    refused = runner.invoke(main, init, env=env)
+    assert refused.exit_code == 1
+    assert "https:// etcd endpoints need --cacert" in refused.output
+    assert client.get(KS.network_config)[0] is None
+    env |= {
+        "VULCANO_CACERT": str(tls.cacert),
+        "VULCANO_CERT": str(tls.client_cert),
+        "VULCANO_KEY": str(tls.client_key),
+    }
+    written = runner.invoke(main, init, env=env)
+    assert written.exit_code == 0 and written.output.startswith("initialised"), written.output
+    assert json.loads(client.get(KS.network_config)[0])["network"] == "10.244.0.0/16"
