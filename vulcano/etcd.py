@@ -134,9 +134,10 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
     one that failed longest ago is tried instead of giving up.
     """
 
-    def __init__(self, urls: list[str], **kwargs: Any) -> None:
+    def __init__(self, urls: list[str], tls: TLSFiles | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.urls = urls
+        self.tls = tls  # what a TLS refusal is explained with
 
     @property
     def channel(self) -> Any:
@@ -172,7 +173,7 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
                 # every member refused this client's TLS: waiting does not change that
                 raise EtcdRefused(
                     f"etcd: the TLS connection to {', '.join(self.urls)} was refused: "
-                    f"{refusal_reason(last)} (gRPC: {grpc_details(last)})"
+                    f"{refusal_reason(last, self.tls)} (gRPC: {grpc_details(last)})"
                 )
             if tries >= len(self.endpoints) and time.monotonic() >= deadline:
                 break
@@ -253,6 +254,7 @@ def connect(
         )
     return FailoverClient(
         [f"{scheme}://{host}:{port}" for scheme, host, port in urls],
+        tls,
         endpoints=endpoint_list,
         timeout=timeout,
         failover=True,

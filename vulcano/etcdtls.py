@@ -3,6 +3,7 @@ anything connects, and how a TLS refusal reads apart from an absent member."""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,16 +118,36 @@ def grpc_details(exc: BaseException | None, sep: str = "") -> str:
 _TLS_REFUSAL_MARKS = ("handshake", "ssl", "tls", "certificate", "x509", "tsi_", "verification")
 
 
-def refusal_reason(exc: BaseException | None) -> str:
+def refusal_reason(exc: BaseException | None, tls: TLSFiles | None) -> str:
+    """Why etcd and this client did not agree on TLS, as precisely as the files tell."""
     details = grpc_details(exc).lower()
     if "certificate_verify_failed" in details or "hostname verification" in details:
         return (
             "etcd's server certificate does not verify against --cacert "
             "(another CA, or not issued for this address)"
         )
+    if tls is None or tls.cert is None:
+        return "etcd requires a client certificate and none was given (--cert, --key)"
+    from vulcano import pki
+
+    try:
+        cert = pki.load_cert(tls.cert.read_bytes())
+    except (OSError, pki.PKIError):
+        return f"etcd did not accept the client certificate --cert {tls.cert} (unreadable now)"
+    now = datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_after_utc < now:
+        return (
+            f"the client certificate --cert {tls.cert} expired at "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if cert.not_valid_before_utc > now:
+        return (
+            f"the client certificate --cert {tls.cert} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC (is this clock right?)"
+        )
     return (
-        "etcd did not accept this client's certificate (none given with --cert/--key, "
-        "expired, or not issued by the cluster's CA)"
+        f"etcd did not accept the client certificate --cert {tls.cert} "
+        f"(issued by {cert.issuer.rfc4514_string()}): not by the CA this cluster trusts"
     )
 
 

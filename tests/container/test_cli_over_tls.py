@@ -115,7 +115,7 @@ def test_without_a_client_certificate_the_cli_is_refused_saying_so(
         state_dir, "--endpoint", etcd_tls.endpoint, "--cacert", str(tls.cacert), "list-machines"
     )
     assert r.exit_code == 1, r.output
-    assert "etcd did not accept this client's certificate" in r.output
+    assert "etcd requires a client certificate and none was given" in r.output
 
 
 @pytest.mark.parametrize(
