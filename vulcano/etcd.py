@@ -23,7 +23,14 @@ import grpc  # type: ignore[import-untyped]
 
 from vulcano import policy
 from vulcano.errors import VulcanoError
-from vulcano.etcdtls import TLS_FLAGS, check_files, grpc_details, refusal_reason, tls_refusal
+from vulcano.etcdtls import (
+    TLS_FLAGS,
+    check_files,
+    grpc_details,
+    plain_hint,
+    refusal_reason,
+    tls_refusal,
+)
 from vulcano.etcdtls import TLSFileError as TLSFileError  # every client's TLS, here too
 from vulcano.etcdtls import TLSFiles as TLSFiles
 
@@ -183,6 +190,7 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
             f"etcd: no member answered at {', '.join(self.urls)} "
             f"({tries} tries in {policy.ETCD_FAILOVER_SECONDS:.0f}s; "
             f"last: {type(last).__name__}: {last}{grpc_details(last, ': ')})"
+            f"{plain_hint(last) if self.tls is None else ''}"
         )
 
 

@@ -126,6 +126,8 @@ def refusal_reason(exc: BaseException | None, tls: TLSFiles | None) -> str:
             "etcd's server certificate does not verify against --cacert "
             "(another CA, or not issued for this address)"
         )
+    if "handshake read failed" in details or "wrong_version_number" in details:
+        return "the member did not answer in TLS at this address (is its endpoint http://?)"
     if tls is None or tls.cert is None:
         return "etcd requires a client certificate and none was given (--cert, --key)"
     from vulcano import pki
@@ -149,6 +151,13 @@ def refusal_reason(exc: BaseException | None, tls: TLSFiles | None) -> str:
         f"etcd did not accept the client certificate --cert {tls.cert} "
         f"(issued by {cert.issuer.rfc4514_string()}): not by the CA this cluster trusts"
     )
+
+
+def plain_hint(exc: BaseException | None) -> str:
+    """For an http:// client: what a member's closing the connection at once may mean."""
+    if "socket closed" in grpc_details(exc).lower():
+        return "; a member that wants TLS closes plain connections so: give https:// and --cacert"
+    return ""
 
 
 def tls_refusal(exc: BaseException) -> bool:

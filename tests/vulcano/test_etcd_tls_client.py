@@ -209,3 +209,24 @@ def test_https_endpoints_parse_and_need_tls_to_connect() -> None:
     ]
     with pytest.raises(TLSFileError, match="need --cacert"):
         vulcano_etcd.connect("https://10.0.0.1:2379")
+
+
+def test_tls_to_a_plain_member_is_refused_at_once_saying_so(
+    etcd: services.Etcd, etcd_tls: services.Etcd
+) -> None:
+    assert etcd_tls.tls is not None
+    message, took = refused(
+        etcd.endpoint.replace("http://", "https://"), etcd_tls.tls.client_files()
+    )
+    assert "the member did not answer in TLS at this address (is its endpoint http://?)" in message
+    assert took < policy.ETCD_FAILOVER_SECONDS
+
+
+def test_plain_requests_to_a_tls_member_are_told_to_use_https(etcd_tls: services.Etcd) -> None:
+    client = vulcano_etcd.connect(etcd_tls.endpoint.replace("https://", "http://"))
+    try:
+        with pytest.raises(vulcano_etcd.EtcdUnavailable) as caught:
+            client.get("/x")
+    finally:
+        client.close()
+    assert "give https:// and --cacert" in str(caught.value)
