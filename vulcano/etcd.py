@@ -138,7 +138,9 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
     first requests. Here each request is tried again on the other members, and again as
     the cluster elects a leader, for `policy.ETCD_FAILOVER_SECONDS`; then it raises
     `EtcdUnavailable` naming every endpoint. When every member has failed recently, the
-    one that failed longest ago is tried instead of giving up.
+    one that failed longest ago is tried instead of giving up. When every member in turn
+    refuses this client's TLS, waiting cannot help: it raises `EtcdRefused` at once,
+    saying why (`etcdtls.refusal_reason`).
     """
 
     def __init__(self, urls: list[str], tls: TLSFiles | None = None, **kwargs: Any) -> None:
