@@ -109,7 +109,7 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
         ssh_host_keys=read_host_keys(config.ssh_host_key_dir),
     )
     stop_event = threading.Event()
-    etcd = EtcdConnection(config.etcd_endpoints)
+    etcd = EtcdConnection(config.etcd_endpoints, config.tls)
     threads = Threads()
     registration = Registration(etcd.client, keyspace, machine, config.ttl, state_dir, stop_event)
     node = NodeState(
@@ -117,6 +117,9 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
         public_ip=machine.public_ip,
         etcd_endpoints=config.etcd_endpoints,
         prefix=config.prefix,
+        cacert=str(config.tls.cacert) if config.tls else "",
+        cert=str(config.tls.cert) if config.tls and config.tls.cert else "",
+        key=str(config.tls.key) if config.tls and config.tls.key else "",
     )
     agent = Agent(node, state_dir, registration, etcd, threads, stop_event)
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +23,9 @@ from agent.balancer.command import balancer as balancer_command
 from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ENDPOINT_ENVVARS, resolve
 from agent.overlay import nft
 from agent.overlay.sandboxes import NodeSandboxes
+from agent.signals import stop_on_signals
 from agent.statedir import StateDirBusy, StateLock
+from agent.tlsflags import tls_options, tls_options_from_env
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
 from vulcano.errors import MachineDecommissioned, VulcanoError
@@ -79,6 +77,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="TOML config file (also VULCANO_CONFIG).",
 )
+@tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     """Join the cluster and keep the overlay programmed until SIGTERM.
@@ -96,7 +95,7 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     with reported():
         config = resolve(flags, config_file)
     agent = build(config)
-    _stop_on_signals(agent.stop)
+    stop_on_signals(agent.stop)
     refused: MachineDecommissioned | None = None
     with reported():
         try:
@@ -106,32 +105,6 @@ def run(config_file: Path | None, verbose: bool, **flags: Any) -> None:
     if refused is not None or agent.registration.decommissioned.is_set():
         click.echo(f"vulcano-agent: {refused or 'this machine was decommissioned'}", err=True)
         sys.exit(EXIT_DECOMMISSIONED)
-
-
-def _stop_on_signals(stop: Callable[[], None]) -> None:
-    """SIGTERM and SIGINT call ``stop`` from a thread of their own.
-
-    Not from a Python signal handler: it runs between any two bytecodes of the main
-    thread, also while that thread holds the stop event's lock inside ``Event.wait()``,
-    and setting the event there deadlocks (the agent then ignored SIGTERM for good). The
-    handlers do nothing; the signal's wakeup byte tells the watcher thread.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread can take signals (e.g. under a test runner)
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: None)
-
-    def watch() -> None:
-        while True:
-            woke = os.read(read_fd, 16)
-            if not woke or {signal.SIGTERM, signal.SIGINT} & set(woke):
-                stop()
-                return
-
-    threading.Thread(target=watch, name="signals", daemon=True).start()
 
 
 # --- network --------------------------------------------------------------------------
@@ -151,6 +124,7 @@ def network() -> None:
     required=True,
     help="Comma-separated etcd client URLs.",
 )
+@tls_options_from_env
 @click.option("--network", "cidr", required=True, help="Cluster network, e.g. 10.244.0.0/16.")
 @click.option("--subnet-len", default="24", show_default=True, help="Prefix length per node.")
 @click.option("--subnet-min", help="First subnet to hand out (default: the second one).")
@@ -171,6 +145,9 @@ def network_init(
     port: str,
     prefix: str,
     replace: bool,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
 ) -> None:
     """Write the cluster's network config to etcd (refusing invalid or overlapping ones).
 
@@ -187,9 +164,10 @@ def network_init(
         config = parse(data)
         hosts = [host for host, _ in vulcano_etcd.parse_endpoints(etcd_endpoints)]
         check_overlap(config, hosts)
+        tls = vulcano_etcd.tls_files(etcd_endpoints, cacert, cert, key)
     except (NetworkConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    client = vulcano_etcd.connect(etcd_endpoints)
+    client = vulcano_etcd.connect(etcd_endpoints, tls=tls)
     try:
         outcome = _with_deadline(
             "writing the network config",
@@ -325,7 +303,7 @@ def _release_subnets(directory: Path) -> tuple[list[str], str]:
     node = NodeState.load(directory)
     if node is None:
         return [], ""  # no agent ever ran here: nothing of ours is leased
-    client = vulcano_etcd.connect(node.etcd_endpoints)
+    client = vulcano_etcd.connect(node.etcd_endpoints, tls=node.tls())
     try:
         leases = release(client, Keyspace(node.prefix), node.machine_id)
     except Exception as exc:

@@ -7,6 +7,9 @@ The config file is TOML with the flags' names (dashes or underscores), e.g.::
     metadata = { region = "eu", disk = "ssd" }   # or "region=eu,disk=ssd"
     ttl = 10
     sample-interval = 10
+    cacert = "/etc/vulcano/tls/ca.pem"       # with https:// endpoints
+    cert = "/etc/vulcano/tls/client.pem"
+    key = "/etc/vulcano/tls/client-key.pem"
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from agent import policy
 from vulcano.errors import VulcanoError
-from vulcano.etcd import EndpointError, parse_endpoints
+from vulcano.etcd import EndpointError, TLSFileError, TLSFiles, parse_endpoints, tls_files
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 
 DEFAULT_STATE_DIR = Path("/var/lib/vulcano")
@@ -54,6 +57,9 @@ FIELDS = (
     "overlay",
     "prefix",
     "ssh_host_key_dir",
+    "cacert",
+    "cert",
+    "key",
 )
 
 
@@ -77,6 +83,7 @@ class AgentConfig:
     overlay: bool = True
     prefix: str = DEFAULT_PREFIX
     ssh_host_key_dir: Path = Path("/etc/ssh")  # its ssh_host_*_key.pub go in the record
+    tls: TLSFiles | None = None  # for https:// endpoints: --cacert, --cert, --key
 
     @property
     def keyspace(self) -> Keyspace:
@@ -270,8 +277,20 @@ def resolve(
     except EndpointError as exc:
         raise ConfigError(f"{source('etcd_endpoints')}: {exc}") from None
 
+    def tls_field(name: str) -> tuple[str | None, str]:
+        return (text(name), source(name)) if name in merged else (None, f"--{name}")
+
+    (cacert, cacert_from), (cert, cert_from), (key, key_from) = map(
+        tls_field, ("cacert", "cert", "key")
+    )
+    try:
+        tls = tls_files(endpoints, cacert, cert, key, labels=(cacert_from, cert_from, key_from))
+    except TLSFileError as exc:
+        raise ConfigError(str(exc)) from None
+
     kwargs: dict[str, Any] = {
         "etcd_endpoints": endpoints,
+        "tls": tls,
         "public_ip": validate_public_ip(text("public_ip"), source("public_ip")),
     }
     if "machine_id" in merged:

@@ -35,15 +35,16 @@ class Component(Protocol):
 class EtcdConnection:
     """The agent's one etcd client, made on first use and shared by every component."""
 
-    def __init__(self, endpoints: str) -> None:
+    def __init__(self, endpoints: str, tls: vulcano_etcd.TLSFiles | None = None) -> None:
         self._endpoints = endpoints
+        self._tls = tls
         self._client: Any = None
         self._lock = threading.Lock()
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = vulcano_etcd.connect(self._endpoints)
+                self._client = vulcano_etcd.connect(self._endpoints, tls=self._tls)
             return self._client
 
     def close(self) -> None:

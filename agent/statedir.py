@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self, cast
 
 from vulcano.errors import VulcanoError
+from vulcano.etcd import TLSFiles
 
 
 class StateDirBusy(VulcanoError):
@@ -106,3 +107,17 @@ class NodeState(StateFile):
     public_ip: str
     etcd_endpoints: str
     prefix: str
+    # the TLS files the agent reaches etcd with ("" when its endpoints are http://)
+    cacert: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def tls(self) -> TLSFiles | None:
+        """The agent's --cacert, --cert and --key, for a one-shot command's own client."""
+        if not self.cacert:
+            return None
+        return TLSFiles(
+            Path(self.cacert),
+            Path(self.cert) if self.cert else None,
+            Path(self.key) if self.key else None,
+        )

@@ -77,6 +77,31 @@ def etcd(etcd_session: services.Etcd) -> services.Etcd:
     return etcd_session
 
 
+@pytest.fixture(scope="session")
+def etcd_tls_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Etcd]:
+    require(shutil.which("etcd") is not None, "needs Debian's etcd-server")
+    with services.etcd_server(tmp_path_factory.mktemp("etcd-tls"), tls=True) as member:
+        yield member
+
+
+@pytest.fixture
+def etcd_tls(etcd_tls_session: services.Etcd) -> services.Etcd:
+    """A real etcd 3.4 on loopback requiring client certificates of its own test CA, with
+    an empty keyspace: ``.endpoint`` (https://) and ``.tls`` (``.cacert``, ``.client_cert``,
+    ``.client_key``, ``client_files()``)."""
+    from vulcano import etcd as vulcano_etcd
+
+    assert etcd_tls_session.tls is not None
+    client = vulcano_etcd.connect(
+        etcd_tls_session.endpoint, tls=etcd_tls_session.tls.client_files()
+    )
+    try:
+        client.delete_prefix("/")
+    finally:
+        client.close()
+    return etcd_tls_session
+
+
 @pytest.fixture
 def etcd_members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.EtcdCluster]:
     """A fresh real etcd 3.4 cluster of three members on loopback, for killing members."""

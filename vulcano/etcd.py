@@ -1,20 +1,39 @@
-"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor, lease
-refreshes, and the one way of waiting etcd out while it is unreachable."""
+"""Connecting to the cluster's etcd: endpoint parsing, the one client constructor (plain
+or over TLS, `vulcano.etcdtls`), lease refreshes, and the one way of waiting etcd out
+while it is unreachable."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+# gRPC's C core writes its own log lines to stderr, bypassing `logging` (a refused TLS
+# handshake prints three); what they say reaches the user in our errors (`grpc_details`).
+# Read when grpc loads, so set before; GRPC_VERBOSITY=debug still turns them on.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import etcd3
 import etcd3.exceptions
+import grpc  # type: ignore[import-untyped]
 from etcd3 import etcdrpc, transactions
 
 from vulcano import policy
 from vulcano.errors import VulcanoError
+from vulcano.etcdtls import (
+    TLS_FLAGS,
+    check_files,
+    grpc_details,
+    plain_hint,
+    refusal_reason,
+    tls_refusal,
+)
+from vulcano.etcdtls import TLSFileError as TLSFileError  # every client's TLS, here too
+from vulcano.etcdtls import TLSFiles as TLSFiles
 
 T = TypeVar("T")
 
@@ -27,8 +46,12 @@ class EtcdUnavailable(VulcanoError, ConnectionError):
     """etcd did not answer in time; says what we were doing and the last error."""
 
 
-def parse_endpoints(value: str) -> list[tuple[str, int]]:
-    """Parse "http://10.0.0.1:2379,http://10.0.0.2:2379" into (host, port) pairs."""
+class EtcdRefused(EtcdUnavailable):
+    """Every etcd member refused this client's TLS connection (certificate or CA)."""
+
+
+def parse_urls(value: str) -> list[tuple[str, str, int]]:
+    """Parse "https://10.0.0.1:2379,..." into (scheme, host, port); no scheme means http."""
     endpoints = []
     for raw in value.split(","):
         item = raw.strip()
@@ -42,8 +65,6 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
             raise EndpointError(f"etcd endpoint {raw!r}: not a URL") from None
         if parts.scheme not in {"http", "https"}:
             raise EndpointError(f"etcd endpoint {raw!r}: scheme must be http or https")
-        if parts.scheme == "https":
-            raise EndpointError(f"etcd endpoint {raw!r}: TLS endpoints are not supported yet")
         try:
             port = parts.port or 2379
         except ValueError:
@@ -52,10 +73,37 @@ def parse_endpoints(value: str) -> list[tuple[str, int]]:
             raise EndpointError(f"etcd endpoint {raw!r}: no host")
         if parts.path not in {"", "/"}:
             raise EndpointError(f"etcd endpoint {raw!r}: must not have a path")
-        endpoints.append((parts.hostname, port))
+        endpoints.append((parts.scheme, parts.hostname, port))
     if not endpoints:
         raise EndpointError("no etcd endpoint given")
+    schemes = {scheme for scheme, _, _ in endpoints}
+    if len(schemes) > 1:
+        raise EndpointError(
+            f"etcd endpoints {value!r} mix http:// and https://: every member is reached "
+            "the same way"
+        )
     return endpoints
+
+
+def parse_endpoints(value: str) -> list[tuple[str, int]]:
+    """Parse "http://10.0.0.1:2379,http://10.0.0.2:2379" into (host, port) pairs."""
+    return [(host, port) for _, host, port in parse_urls(value)]
+
+
+def endpoint_scheme(value: str) -> str:
+    """ "http" or "https": how every endpoint of ``value`` is reached."""
+    return parse_urls(value)[0][0]
+
+
+def tls_files(
+    endpoints: str,
+    cacert: str | Path | None,
+    cert: str | Path | None,
+    key: str | Path | None,
+    labels: tuple[str, str, str] = TLS_FLAGS,
+) -> TLSFiles | None:
+    """The TLS files for ``endpoints``, read and checked now (`etcdtls.check_files`)."""
+    return check_files(endpoint_scheme(endpoints), cacert, cert, key, labels)
 
 
 # The client's calls that are tried on the next member when one fails. Those also tried
@@ -91,12 +139,15 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
     first requests. Here each request is tried again on the other members, and again as
     the cluster elects a leader, for `policy.ETCD_FAILOVER_SECONDS`; then it raises
     `EtcdUnavailable` naming every endpoint. When every member has failed recently, the
-    one that failed longest ago is tried instead of giving up.
+    one that failed longest ago is tried instead of giving up. When every member in turn
+    refuses this client's TLS, waiting cannot help: it raises `EtcdRefused` at once,
+    saying why (`etcdtls.refusal_reason`).
     """
 
-    def __init__(self, urls: list[str], **kwargs: Any) -> None:
+    def __init__(self, urls: list[str], tls: TLSFiles | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.urls = urls
+        self.tls = tls  # what a TLS refusal is explained with
 
     @property
     def channel(self) -> Any:
@@ -120,12 +171,20 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
         delays = policy.ETCD_FAILOVER.delays()
         tries = 0
         last: BaseException | None = None
+        refusals = 0  # tries in a row that failed in the TLS handshake
         while True:
             tries += 1
             try:
                 return call()
             except retried as exc:
                 last = exc
+                refusals = refusals + 1 if tls_refusal(exc) else 0
+            if refusals >= len(self.endpoints):
+                # every member refused this client's TLS: waiting does not change that
+                raise EtcdRefused(
+                    f"etcd: the TLS connection to {', '.join(self.urls)} was refused: "
+                    f"{refusal_reason(last, self.tls)} (gRPC: {grpc_details(last)})"
+                )
             if tries >= len(self.endpoints) and time.monotonic() >= deadline:
                 break
             if tries >= len(self.endpoints):
@@ -133,7 +192,8 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
         raise EtcdUnavailable(
             f"etcd: no member answered at {', '.join(self.urls)} "
             f"({tries} tries in {policy.ETCD_FAILOVER_SECONDS:.0f}s; "
-            f"last: {type(last).__name__}: {last})"
+            f"last: {type(last).__name__}: {last}{grpc_details(last, ': ')})"
+            f"{plain_hint(last) if self.tls is None else ''}"
         )
 
 
@@ -156,23 +216,57 @@ for _name, _after_timeout in _FAILOVER_GENERATORS.items():
     setattr(FailoverClient, _name, _carried_over(_name, _after_timeout, generator=True))
 
 
-def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any:
-    """An etcd3 client for the given endpoints, failing over between them."""
-    pairs = parse_endpoints(endpoints)
+def connect(
+    endpoints: str,
+    timeout: float = policy.ETCD_REQUEST_TIMEOUT,
+    *,
+    tls: TLSFiles | None = None,
+    server_names: list[str] | None = None,
+) -> Any:
+    """An etcd3 client for the given endpoints, failing over between them.
+
+    https:// endpoints need ``tls``; ``server_names`` (one per endpoint) is the name
+    each server certificate is checked against instead of the endpoint's host: the
+    member's own address when the endpoint is a tunnel's loopback port.
+    """
+    urls = parse_urls(endpoints)
+    secure = urls[0][0] == "https"
+    if secure and tls is None:
+        raise TLSFileError(
+            "https:// etcd endpoints need --cacert: the CA that signed etcd's server certificates"
+        )
+    if not secure and tls is not None:
+        raise TLSFileError("--cacert given but the etcd endpoints are http://: use https:// URLs")
+    if server_names is not None and len(server_names) != len(urls):
+        raise ValueError("one server name per endpoint")
+    credentials = None
+    if tls is not None:
+        ca_pem, cert_pem, key_pem = tls.read()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+        )
     # etcd3.client() would skip its only endpoint for 300 s after one failed request;
     # with nothing to fail over to, a lone endpoint is always worth trying again.
-    retry = policy.ETCD_ENDPOINT_RETRY if len(pairs) > 1 else 0.0
-    options = [
+    retry = policy.ETCD_ENDPOINT_RETRY if len(urls) > 1 else 0.0
+    options: list[tuple[str, int | str]] = [
         ("grpc.initial_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.min_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_MAX * 1000)),
     ]
+    endpoint_list = []
+    for i, (_, host, port) in enumerate(urls):
+        opts = list(options)
+        if secure and server_names is not None:
+            opts.append(("grpc.ssl_target_name_override", server_names[i]))
+        endpoint_list.append(
+            etcd3.Endpoint(
+                host, port, secure=secure, creds=credentials, time_retry=retry, opts=opts
+            )
+        )
     return FailoverClient(
-        [f"http://{host}:{port}" for host, port in pairs],
-        endpoints=[
-            etcd3.Endpoint(host, port, secure=False, time_retry=retry, opts=options)
-            for host, port in pairs
-        ],
+        [f"{scheme}://{host}:{port}" for scheme, host, port in urls],
+        tls,
+        endpoints=endpoint_list,
         timeout=timeout,
         failover=True,
     )
@@ -181,9 +275,8 @@ def connect(endpoints: str, timeout: float = policy.ETCD_REQUEST_TIMEOUT) -> Any
 def client_error_message(exc: BaseException) -> str | None:
     """How an error of etcd's client reads for an operator ("etcd: …"); None if it is not one."""
     import etcd3.exceptions
-    import grpc  # type: ignore[import-untyped]
 
-    if isinstance(exc, EtcdUnavailable):
+    if isinstance(exc, EtcdUnavailable | TLSFileError):
         return str(exc)
     if isinstance(exc, etcd3.exceptions.Etcd3Exception):
         return f"etcd: {type(exc).__name__}: {exc}"

@@ -28,7 +28,9 @@ from agent.config import (
     validate_machine_id,
 )
 from agent.membership.identity import machine_id as host_machine_id
+from agent.signals import stop_on_signals
 from agent.statedir import StateDirBusy, StateLock
+from agent.tlsflags import tls_options
 from vulcano import etcd as vulcano_etcd
 from vulcano.clierrors import reported
 from vulcano.endpoints import parse_duration
@@ -49,7 +51,7 @@ def _agent_settings(flags: dict[str, str | None], config_file: Path | None) -> d
     merged.update(read_environment(os.environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
     out = {}
-    for name in ("etcd_endpoints", "prefix", "machine_id", "state_dir"):
+    for name in ("etcd_endpoints", "prefix", "machine_id", "state_dir", "cacert", "cert", "key"):
         value = merged.get(name)
         if value is None:
             continue
@@ -98,6 +100,7 @@ def _seconds(value: str, flag: str) -> float:
     type=click.Path(path_type=Path),
     help="The agent's TOML config file (also VULCANO_CONFIG): etcd, prefix, machine id.",
 )
+@tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def balancer(
     selector: str,
@@ -113,6 +116,9 @@ def balancer(
     prefix: str | None,
     machine_id: str | None,
     config_file: Path | None,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
     verbose: bool,
 ) -> None:
     """Run nginx or HAProxy for the healthy endpoints of --for, until SIGTERM.
@@ -123,8 +129,6 @@ def balancer(
     that fails keeps the last good configuration and says so in the log and in
     balancers/<name>/<machine>.
     """
-    from agent.cli import _stop_on_signals
-
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -145,7 +149,14 @@ def balancer(
         raise click.UsageError(f"--name {label!r}: letters, digits and '_.@:-' only")
     try:
         settings = _agent_settings(
-            {"etcd_endpoints": etcd_endpoints, "prefix": prefix, "machine_id": machine_id},
+            {
+                "etcd_endpoints": etcd_endpoints,
+                "prefix": prefix,
+                "machine_id": machine_id,
+                "cacert": cacert,
+                "cert": cert,
+                "key": key,
+            },
             config_file,
         )
         etcd_endpoints = settings.get("etcd_endpoints")
@@ -154,6 +165,9 @@ def balancer(
                 "no etcd endpoints: give --etcd-endpoints, VULCANO_ETCD_ENDPOINTS or --config"
             )
         vulcano_etcd.parse_endpoints(etcd_endpoints)
+        tls = vulcano_etcd.tls_files(
+            etcd_endpoints, settings.get("cacert"), settings.get("cert"), settings.get("key")
+        )
         keyspace = Keyspace(settings.get("prefix") or DEFAULT_PREFIX)
         agent_state = Path(settings.get("state_dir") or DEFAULT_STATE_DIR)
         machine = validate_machine_id(
@@ -170,7 +184,7 @@ def balancer(
             lock.acquire()
         except StateDirBusy as exc:
             raise click.ClickException(str(exc)) from None
-    client = vulcano_etcd.connect(etcd_endpoints)
+    client = vulcano_etcd.connect(etcd_endpoints, tls=tls)
     component = Balancer(
         client,
         keyspace,
@@ -184,7 +198,7 @@ def balancer(
         settle=settle_s,
         settle_max=settle_max_s,
     )
-    _stop_on_signals(component.stop)
+    stop_on_signals(component.stop)
     try:
         with reported():
             component.run()

@@ -120,7 +120,7 @@ class NodeSandboxes:
         if self._client_fn is not None:
             return self._client_fn()
         if self._own_client is None:
-            self._own_client = vulcano_etcd.connect(node.etcd_endpoints)
+            self._own_client = vulcano_etcd.connect(node.etcd_endpoints, tls=node.tls())
         return self._own_client
 
     def close(self) -> None:

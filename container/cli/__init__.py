@@ -33,6 +33,7 @@ from container.cli.context import service_errors, set_state_dir, store_of
 from container.services import clusters as clusters_service
 from container.services.audit import Actor, AuditLog
 from container.services.cluster import DEFAULT_ENDPOINTS, Cluster
+from vulcano import etcd
 from vulcano.keyspace import DEFAULT_PREFIX
 
 __all__ = ["main"]
@@ -63,6 +64,27 @@ __all__ = ["main"]
     help="A cluster this container made: its recorded etcd endpoints and prefix "
     "(instead of --etcd-endpoints and --prefix).",
 )
+@click.option(
+    "--cacert",
+    "--ca-file",
+    "cacert",
+    envvar="VULCANO_CACERT",
+    help="CA bundle that etcd's server certificates are checked against (https:// endpoints).",
+)
+@click.option(
+    "--cert",
+    "--cert-file",
+    "cert",
+    envvar="VULCANO_CERT",
+    help="Client certificate (PEM) presented to etcd.",
+)
+@click.option(
+    "--key",
+    "--key-file",
+    "key",
+    envvar="VULCANO_KEY",
+    help="Private key (PEM) of --cert.",
+)
 @ssh.global_options
 @click.pass_context
 def main(
@@ -71,21 +93,35 @@ def main(
     etcd_endpoints: str,
     prefix: str,
     cluster_name: str | None,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
     **ssh_flags: Any,
 ) -> None:
-    """Operate a Vulcano cluster."""
+    """Operate a Vulcano cluster.
+
+    https:// endpoints need --cacert, and --cert with --key when etcd requires client
+    certificates (etcdctl's flags; fleetctl's --ca-file, --cert-file, --key-file too).
+    """
     tunnel, timeout, settings = ssh.settings_from(ssh_flags)
     set_state_dir(ctx, settings.state_dir)
     if cluster_name:
         with service_errors():
             named = clusters_service.connect(store_of(ctx), cluster_name)
         etcd_endpoints, prefix = named.endpoints, named.prefix
+    tls = None
+    if cacert or cert or key or "https:" in etcd_endpoints:
+        try:
+            tls = etcd.tls_files(etcd_endpoints, cacert, cert, key)
+        except (etcd.EndpointError, etcd.TLSFileError) as exc:
+            raise click.UsageError(str(exc)) from None
     # every change is audited as this OS user; the database opens only when one is made
     audit_log = AuditLog(lambda: store_of(ctx))
     cluster = Cluster(
         etcd_endpoints,
         prefix,
         timeout=timeout,
+        tls=tls,
         tunnel=tunnel,
         ssh=settings,
         audit=audit_log,

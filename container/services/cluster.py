@@ -46,6 +46,7 @@ class Cluster(ClosesOnExit):
         prefix: str = DEFAULT_PREFIX,
         *,
         timeout: float = policy.ETCD_REQUEST_TIMEOUT,
+        tls: etcd.TLSFiles | None = None,
         tunnel: str | None = None,
         ssh: SSHSettings | None = None,
         audit: AuditLog | None = None,
@@ -57,6 +58,7 @@ class Cluster(ClosesOnExit):
         self.endpoints = endpoints
         self.prefix = prefix
         self.timeout = timeout
+        self.tls = tls
         self.tunnel = tunnel or None
         self.ssh = ssh or SSHSettings()
         self.audit = audit
@@ -87,9 +89,15 @@ class Cluster(ClosesOnExit):
         if self._registry is None:
             try:
                 keyspace = Keyspace(self.prefix)
-                endpoints = self._tunnelled(self.endpoints) if self.tunnel else self.endpoints
-                client = etcd.connect(endpoints, timeout=self.timeout)
-            except (DestinationError, etcd.EndpointError, ValueError) as exc:
+                server_names = None
+                if self.tunnel:
+                    endpoints, server_names = self._tunnelled(self.endpoints)
+                else:
+                    endpoints = self.endpoints
+                client = etcd.connect(
+                    endpoints, timeout=self.timeout, tls=self.tls, server_names=server_names
+                )
+            except (DestinationError, etcd.EndpointError, etcd.TLSFileError, ValueError) as exc:
                 self._close_tunnel()
                 raise ClusterAddressError(str(exc)) from None
             except VulcanoError:
@@ -98,17 +106,19 @@ class Cluster(ClosesOnExit):
             self._registry = Registry(client, keyspace)
         return self._registry
 
-    def _tunnelled(self, endpoints: str) -> str:
-        """The endpoints as loopback ports forwarded through the tunnel host."""
-        pairs = etcd.parse_endpoints(endpoints)
+    def _tunnelled(self, endpoints: str) -> tuple[str, list[str]]:
+        """The endpoints as loopback ports forwarded through the tunnel host, and the
+        name each member's server certificate is checked against: its own host, as
+        the tunnel only carries TCP and the TLS session is still with the member."""
+        urls = etcd.parse_urls(endpoints)
         assert self.tunnel is not None
         self._tunnel = open_tunnel(self.tunnel, self.ssh)
         local = []
-        for host, port in pairs:
-            url = f"http://127.0.0.1:{self._tunnel.forward(host, port)}"
-            self._through[url] = f"http://{host}:{port} (through {self._tunnel.name})"
+        for scheme, host, port in urls:
+            url = f"{scheme}://127.0.0.1:{self._tunnel.forward(host, port)}"
+            self._through[url] = f"{scheme}://{host}:{port} (through {self._tunnel.name})"
             local.append(url)
-        return ",".join(local)
+        return ",".join(local), [host for _, host, _ in urls]
 
     def _close_tunnel(self) -> None:
         if self._tunnel is not None:

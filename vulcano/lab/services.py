@@ -15,9 +15,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from vulcano.lab.etcdtls import EtcdTLS as EtcdTLS  # the lab's etcd TLS mode
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 
@@ -139,6 +142,7 @@ class Etcd:
     extra_args: list[str] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)
     local_url: str | None = None
+    tls: EtcdTLS | None = None  # then every URL is https:// and client certs are required
 
     @property
     def endpoint(self) -> str:
@@ -172,6 +176,7 @@ class Etcd:
                 "--initial-advertise-peer-urls",
                 self.peer_url,
                 *self._bootstrap_args(),
+                *self._tls_args(),
                 *self.extra_args,
             ],
             stdout=log,
@@ -186,10 +191,34 @@ class Etcd:
             return []
         return ["--initial-cluster", f"{self.name}={self.peer_url}"]
 
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        host = urlsplit(self.client_url).hostname or "127.0.0.1"
+        cert, key = self.tls.issue(f"{self.name}-server", "server", host)
+        peer_cert, peer_key = self.tls.issue(f"{self.name}-peer", "peer", host)
+        return [
+            "--client-cert-auth",
+            f"--trusted-ca-file={self.tls.cacert}",
+            f"--cert-file={cert}",
+            f"--key-file={key}",
+            "--peer-client-cert-auth",
+            f"--peer-trusted-ca-file={self.tls.cacert}",
+            f"--peer-cert-file={peer_cert}",
+            f"--peer-key-file={peer_key}",
+        ]
+
+    def http_args(self) -> dict[str, Any]:
+        """`requests` keyword arguments for this member's HTTP endpoints."""
+        return self.tls.requests_args() if self.tls is not None else {}
+
     def wait_healthy(self, timeout: float = 30) -> None:
         wait_for(
             lambda: (
-                requests.get(f"{self.endpoint}/health", timeout=1).json().get("health") == "true"
+                requests.get(f"{self.endpoint}/health", timeout=1, **self.http_args())
+                .json()
+                .get("health")
+                == "true"
             ),
             timeout,
             f"etcd {self.name}",
@@ -209,25 +238,33 @@ class Etcd:
 
 
 def new_etcd(
-    base: Path, name: str = "default", host: str = "127.0.0.1", extra_args: list[str] | None = None
+    base: Path,
+    name: str = "default",
+    host: str = "127.0.0.1",
+    extra_args: list[str] | None = None,
+    tls: EtcdTLS | None = None,
 ) -> Etcd:
-    """A member (not started yet) on ports below the ephemeral range (`ports.reserve_port`)."""
+    """A member (not started yet) on ports below the ephemeral range (`ports.reserve_port`);
+    with ``tls``, on https:// URLs requiring client and peer certificates of its CA."""
+    scheme = "https" if tls is not None else "http"
     return Etcd(
         name=name,
-        client_url=f"http://{host}:{reserve_port(host)}",
-        peer_url=f"http://{host}:{reserve_port(host)}",
+        client_url=f"{scheme}://{host}:{reserve_port(host)}",
+        peer_url=f"{scheme}://{host}:{reserve_port(host)}",
         data_dir=base / name,
         extra_args=list(extra_args or []),
+        tls=tls,
     )
 
 
 @contextlib.contextmanager
-def etcd_server(base: Path | None = None) -> Iterator[Etcd]:
-    """A single-member etcd 3.4 on loopback ports, removed afterwards."""
+def etcd_server(base: Path | None = None, *, tls: bool = False) -> Iterator[Etcd]:
+    """A single-member etcd 3.4 on loopback ports, removed afterwards; with ``tls``, its
+    own test CA (`Etcd.tls`) and mutual TLS."""
     with contextlib.ExitStack() as stack:
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vulcano-etcd-")))
-        member = new_etcd(base)
+        member = new_etcd(base, tls=EtcdTLS.make(base / "tls") if tls else None)
         member.start()
         stack.callback(member.stop)
         member.wait_healthy()
@@ -239,6 +276,10 @@ class EtcdCluster:
     """Real etcd 3.4 members joined by a static ``--initial-cluster``, on loopback."""
 
     members: list[Etcd]
+
+    @property
+    def tls(self) -> EtcdTLS | None:
+        return self.members[0].tls
 
     @property
     def endpoints(self) -> str:
@@ -276,7 +317,14 @@ class EtcdCluster:
         """Hand leadership to ``to`` with ``etcdctl move-leader`` (sent to the leader)."""
         leader = self.leader()
         subprocess.run(
-            ["etcdctl", "--endpoints", leader.endpoint, "move-leader", f"{self.member_id(to):x}"],
+            [
+                "etcdctl",
+                "--endpoints",
+                leader.endpoint,
+                *(leader.tls.etcdctl_args() if leader.tls else []),
+                "move-leader",
+                f"{self.member_id(to):x}",
+            ],
             check=True,
             capture_output=True,
             env={**os.environ, "ETCDCTL_API": "3"},
@@ -287,16 +335,23 @@ class EtcdCluster:
 
 def _status(member: Etcd) -> dict[str, object]:
     """A member's own status through etcd's HTTP gateway (header.member_id, leader)."""
-    response = requests.post(f"{member.endpoint}/v3/maintenance/status", json={}, timeout=2)
+    response = requests.post(
+        f"{member.endpoint}/v3/maintenance/status",
+        json={},
+        timeout=2,
+        **member.http_args(),
+    )
     response.raise_for_status()
     body: dict[str, object] = response.json()
     return body
 
 
 @contextlib.contextmanager
-def etcd_cluster(base: Path, size: int = 3) -> Iterator[EtcdCluster]:
-    """``size`` etcd members on loopback in one static cluster, each stopped afterwards."""
-    members = [new_etcd(base, name=f"member{i}") for i in range(size)]
+def etcd_cluster(base: Path, size: int = 3, *, tls: bool = False) -> Iterator[EtcdCluster]:
+    """``size`` etcd members on loopback in one static cluster, each stopped afterwards;
+    with ``tls``, sharing one test CA and requiring client and peer certificates."""
+    authority = EtcdTLS.make(base / "tls") if tls else None
+    members = [new_etcd(base, name=f"member{i}", tls=authority) for i in range(size)]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
     for m in members:
         m.extra_args = [

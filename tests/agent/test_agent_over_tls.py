@@ -1,0 +1,244 @@
+"""`vulcano-agent run` and `vulcano-agent balancer` as processes against etcd requiring
+client certificates: the agent registers its machine with the cluster's certificate
+(flags), the balancer reads its endpoints with the files named in the agent's config
+file; bad TLS settings stop either before it touches anything, naming the flag, the
+variable or the config file's key; `network init` writes over TLS too."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from agent.balancer.status import BalancerStatus
+from agent.cli import main
+from tests.conftest import require
+from vulcano import etcd as vulcano_etcd
+from vulcano.keyspace import Keyspace
+from vulcano.lab import services
+from vulcano.lab.balancer import put_endpoint
+from vulcano.lab.httpbackend import HttpBackend, get
+from vulcano.lab.netns import REPO
+from vulcano.lab.poll import wait_for
+from vulcano.lab.ports import reserve_port
+
+KS = Keyspace()
+WAIT = 30.0
+
+
+@pytest.fixture
+def tls(etcd_tls: services.Etcd) -> services.EtcdTLS:
+    assert etcd_tls.tls is not None
+    return etcd_tls.tls
+
+
+@pytest.fixture
+def client(etcd_tls: services.Etcd, tls: services.EtcdTLS) -> Iterator[Any]:
+    c = vulcano_etcd.connect(etcd_tls.endpoint, tls=tls.client_files())
+    yield c
+    c.close()
+
+
+def agent(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agent", *args]
+
+
+def run_argv(endpoint: str, state: Path, *extra: str) -> list[str]:
+    return agent(
+        "run", "--no-overlay", "--etcd-endpoints", endpoint, "--public-ip", "198.51.100.7",
+        "--machine-id", "tls-m1", "--state-dir", str(state), "--ttl", "5", *extra,
+    )  # fmt: skip
+
+
+def test_the_agent_registers_its_machine_over_tls(
+    etcd_tls: services.Etcd, tls: services.EtcdTLS, client: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            run_argv(
+                etcd_tls.endpoint,
+                state,
+                "--ca-file",
+                str(tls.cacert),
+                "--cert",
+                str(tls.client_cert),
+                "--key",
+                str(tls.client_key),
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    try:
+        value = wait_for(
+            lambda: client.get(KS.machine("tls-m1"))[0], WAIT, "the machine record over TLS"
+        )
+        assert json.loads(value)["public_ip"] == "198.51.100.7"
+        # one-shot commands (sandbox, network down) reach etcd with the same files
+        node = json.loads((state / "node.json").read_text())
+        assert (node["cacert"], node["cert"], node["key"]) == (
+            str(tls.cacert),
+            str(tls.client_cert),
+            str(tls.client_key),
+        )
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(WAIT) == 0, log.read_text()[-2000:]
+        assert client.get(KS.machine("tls-m1"))[0] is None
+    finally:
+        services.stop_process(proc)
+
+
+@pytest.mark.parametrize(
+    ("setup", "says"),
+    [
+        ("none", "https:// etcd endpoints need --cacert"),
+        ("env-missing", "VULCANO_CACERT {missing}: No such file or directory"),
+        ("file-key-without-cert", "config file {config}: key given without --cert"),
+        ("flag-garbage", "--cert {garbage}: not a PEM certificate"),
+    ],
+)
+def test_bad_tls_settings_stop_the_agent_before_it_starts(
+    etcd_tls: services.Etcd,
+    tls: services.EtcdTLS,
+    client: Any,
+    tmp_path: Path,
+    setup: str,
+    says: str,
+) -> None:
+    state = tmp_path / "state"
+    missing = tmp_path / "missing.pem"
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("hello\n")
+    config = tmp_path / "agent.toml"
+    config.write_text(f'cacert = "{tls.cacert}"\nkey = "{tls.client_key}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VULCANO_")}
+    extra: list[str] = []
+    if setup == "env-missing":
+        env["VULCANO_CACERT"] = str(missing)
+    elif setup == "file-key-without-cert":
+        extra = ["--config", str(config)]
+    elif setup == "flag-garbage":
+        extra = ["--cacert", str(tls.cacert), "--cert", str(garbage), "--key", str(tls.client_key)]
+    result = subprocess.run(
+        run_argv(etcd_tls.endpoint, state, *extra),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=WAIT,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert says.format(missing=missing, config=config, garbage=garbage) in result.stderr
+    assert not state.exists()
+    assert client.get(KS.machine("tls-m1"))[0] is None
+
+
+def test_the_balancer_reads_endpoints_over_tls_with_the_agents_config(
+    etcd_tls: services.Etcd, tls: services.EtcdTLS, client: Any, tmp_path: Path
+) -> None:
+    require(shutil.which("nginx") is not None, "needs Debian's nginx")
+    backend = HttpBackend("127.0.0.22", reserve_port("127.0.0.22")).start()
+    port = reserve_port()
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'etcd-endpoints = "{etcd_tls.endpoint}"\nmachine-id = "lb-tls"\n'
+        f'cacert = "{tls.cacert}"\ncert = "{tls.client_cert}"\nkey = "{tls.client_key}"\n'
+    )
+    proc = subprocess.Popen(
+        agent(
+            "balancer",
+            "--config",
+            str(config),
+            "--for",
+            "web@",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--state-dir",
+            str(tmp_path / "lb"),
+            "--settle",
+            "200ms",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    try:
+        put_endpoint(client, KS, "web@1.service", "m1", backend)
+        key = KS.balancer("web@", "lb-tls")
+
+        def serving() -> BalancerStatus | None:
+            value = client.get(key)[0]
+            status = BalancerStatus.from_json(value) if value else None
+            return status if status and status.backends == [backend.name] else None
+
+        status = wait_for(serving, WAIT, "the balancer serving its backend read over TLS")
+        assert status.status == "ok"
+        assert get("127.0.0.1", port) == (200, backend.name)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+    finally:
+        if proc.poll() is None:
+            services.stop_process(proc)
+        backend.stop()
+
+
+def test_the_balancer_refuses_https_without_a_ca(etcd_tls: services.Etcd, tmp_path: Path) -> None:
+    result = subprocess.run(
+        agent(
+            "balancer",
+            "--for",
+            "web@",
+            "--listen",
+            "127.0.0.1:1",
+            "--etcd-endpoints",
+            etcd_tls.endpoint,
+            "--machine-id",
+            "lb-tls",
+            "--state-dir",
+            str(tmp_path / "lb"),
+        ),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=WAIT,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("VULCANO_")},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "https:// etcd endpoints need --cacert" in result.stderr
+    assert not (tmp_path / "lb").exists()
+
+
+def test_network_init_writes_over_tls_and_refuses_without_a_ca(
+    etcd_tls: services.Etcd, tls: services.EtcdTLS, client: Any
+) -> None:
+    runner = CliRunner()
+    init = ["network", "init", "--network", "10.244.0.0/16", "--endpoint", etcd_tls.endpoint]
+    env = {"VULCANO_CONFIG": "", "VULCANO_ETCD_ENDPOINTS": "", "VULCANO_ENDPOINT": ""}
+    refused = runner.invoke(main, init, env=env)
+    assert refused.exit_code == 1
+    assert "https:// etcd endpoints need --cacert" in refused.output
+    assert client.get(KS.network_config)[0] is None
+    env |= {
+        "VULCANO_CACERT": str(tls.cacert),
+        "VULCANO_CERT": str(tls.client_cert),
+        "VULCANO_KEY": str(tls.client_key),
+    }
+    written = runner.invoke(main, init, env=env)
+    assert written.exit_code == 0 and written.output.startswith("initialised"), written.output
+    assert json.loads(client.get(KS.network_config)[0])["network"] == "10.244.0.0/16"
