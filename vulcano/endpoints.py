@@ -27,6 +27,7 @@ them are one contract between the CLI, the agent, compose conversion and the bal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -35,6 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from vulcano.errors import UnitFileError
+from vulcano.unitnames import expand_specifiers
 
 if TYPE_CHECKING:
     from vulcano.units import UnitFile
@@ -418,6 +420,15 @@ class CheckStates:
             },
             str(d.get("note", "")),
         )
+
+
+def expanded(check: CheckSpec, name: str, hostname: str, machine_id: str) -> CheckSpec:
+    """``check`` as instance ``name`` runs it: the unit's specifiers (%i, %n, %p, %m...)
+    expanded in its target, as systemd expands them in the unit's own command lines."""
+    words = tuple(
+        expand_specifiers(w, name, hostname=hostname, machine_id=machine_id) for w in check.target
+    )
+    return dataclasses.replace(check, target=words)
 
 
 def instance_matches(selector: str, unit: str) -> bool:

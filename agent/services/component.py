@@ -42,12 +42,12 @@ from vulcano.endpoints import (
     CheckSpec,
     CheckStatus,
     ServiceOptions,
+    expanded,
     format_duration,
     service_options,
 )
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
-from vulcano.unitnames import expand_specifiers
 from vulcano.units import parse
 
 log = logging.getLogger(__name__)
@@ -180,14 +180,8 @@ class UnitServices:
         return found
 
     def _expanded(self, check: CheckSpec, name: str) -> CheckSpec:
-        """A check's target with the unit's specifiers (%i, %n, %p, %m…) expanded, as
-        systemd expands them in the unit's own command lines."""
         hostname = str(getattr(self.host, "hostname", "") or socket.gethostname())
-        words = tuple(
-            expand_specifiers(w, name, hostname=hostname, machine_id=self.host.machine_id)
-            for w in check.target
-        )
-        return dataclasses.replace(check, target=words)
+        return expanded(check, name, hostname, self.host.machine_id)
 
     def checks_of(self, name: str, options: ServiceOptions) -> dict[str, CheckSpec]:
         """The checks an instance runs: the runtime ones, then the file's (which win a
