@@ -213,42 +213,53 @@ def _carried(
 
 def _fitted(summary: ClusterSummary) -> ClusterSummary:
     """The summary within the installer's limits: past them, units that run are left out
-    first (then the rest, by name), machines past MAX_MACHINES and balancers past
-    MAX_BALANCERS (stale ones kept first)."""
+    first (then the rest, by name), machines past MAX_MACHINES, and balancers past
+    MAX_BALANCERS or past what the bytes allow once the units are gone (stale ones kept
+    first)."""
     machines = summary.machines[:MAX_MACHINES]
-    if len(summary.balancers) > MAX_BALANCERS:
-        kept = sorted(summary.balancers, key=lambda b: (b.status != "stale", b.name))
-        log.warning(
-            "summary of %s cut to %d of %d balancers (the installer's limits)",
-            summary.cluster,
-            MAX_BALANCERS,
-            len(summary.balancers),
-        )
-        summary = replace(summary, balancers=kept[:MAX_BALANCERS])
+    balancers = sorted(summary.balancers, key=lambda b: (b.status != "stale", b.name))
+    balancers = balancers[:MAX_BALANCERS]
     units = sorted(summary.units, key=lambda u: (u.active == "active", u.name))[:MAX_UNITS]
     keep = len(units)
-    fitted = _with(summary, machines, units)
+    fitted = _with(summary, machines, units, balancers)
     while len(fitted.to_json().encode()) > MAX_SUMMARY_BYTES and keep > 0:
         keep //= 2
-        fitted = _with(summary, machines, units[:keep])
-    if len(fitted.machines) != len(summary.machines) or len(fitted.units) != len(summary.units):
+        fitted = _with(summary, machines, units[:keep], balancers)
+    kept = len(balancers)
+    while len(fitted.to_json().encode()) > MAX_SUMMARY_BYTES and kept > 0:
+        kept //= 2
+        fitted = _with(summary, machines, [], balancers[:kept])
+    if (len(fitted.machines), len(fitted.units), len(fitted.balancers)) != (
+        len(summary.machines),
+        len(summary.units),
+        len(summary.balancers),
+    ):
         log.warning(
-            "summary of %s cut to %d of %d machines and %d of %d units (the installer's limits)",
+            "summary of %s cut to %d of %d machines, %d of %d units and %d of %d balancers "
+            "(the installer's limits)",
             summary.cluster,
             len(fitted.machines),
             len(summary.machines),
             len(fitted.units),
             len(summary.units),
+            len(fitted.balancers),
+            len(summary.balancers),
         )
     return fitted
 
 
 def _with(
-    summary: ClusterSummary, machines: list[MachineSummary], units: list[UnitSummary]
+    summary: ClusterSummary,
+    machines: list[MachineSummary],
+    units: list[UnitSummary],
+    balancers: list[BalancerSummary],
 ) -> ClusterSummary:
-    ordered = sorted(units, key=lambda u: (u.name, u.machine_id))
-    balancers = sorted(summary.balancers, key=lambda b: (b.name, b.machine_id))
-    return replace(summary, machines=machines, units=ordered, balancers=balancers)
+    return replace(
+        summary,
+        machines=machines,
+        units=sorted(units, key=lambda u: (u.name, u.machine_id)),
+        balancers=sorted(balancers, key=lambda b: (b.name, b.machine_id)),
+    )
 
 
 def _samples(registry: Registry) -> dict[str, MachineSample]:

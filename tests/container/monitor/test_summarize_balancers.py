@@ -20,7 +20,13 @@ from container.services import monitor
 from container.services.cluster import Cluster
 from tests.conftest import require
 from vulcano import etcd as vulcano_etcd
-from vulcano.heartbeat import MAX_BALANCER_ERROR, BalancerSummary, ClusterSummary
+from vulcano.heartbeat import (
+    MAX_BALANCER_ERROR,
+    MAX_BALANCERS,
+    MAX_SUMMARY_BYTES,
+    BalancerSummary,
+    ClusterSummary,
+)
 from vulcano.keyspace import Keyspace
 from vulcano.lab.balancer import put_endpoint, running_balancer, serving
 from vulcano.lab.httpbackend import HttpBackend
@@ -133,3 +139,21 @@ def test_a_real_nginx_made_stale_is_reported_stale_then_ok_again(
     finally:
         for b in backends:
             b.stop()
+
+
+def test_past_the_installers_limits_stale_balancers_are_kept_first() -> None:
+    now = time.time()
+    many = [BalancerSummary(f"ok{i:04d}", "m1", "ok", "", 1) for i in range(MAX_BALANCERS)]
+    stale = [BalancerSummary(f"zz{i}", "m1", "stale", "e" * MAX_BALANCER_ERROR) for i in range(3)]
+    view = monitor.ClusterView(balancers=many + stale)
+    fitted = monitor.fold(view, "prod", seq=1, interval=INTERVAL, now=now)
+    assert len(fitted.balancers) == MAX_BALANCERS
+    assert {b.name for b in fitted.balancers} >= {"zz0", "zz1", "zz2"}
+    loud = [
+        BalancerSummary(f"s{i:04d}", "m1", "stale", "e" * MAX_BALANCER_ERROR) for i in range(999)
+    ]
+    fitted = monitor.fold(monitor.ClusterView(balancers=loud), "prod", seq=1, interval=INTERVAL,
+                          now=now)  # fmt: skip
+    assert 0 < len(fitted.balancers) < len(loud)
+    assert len(fitted.to_json().encode()) <= MAX_SUMMARY_BYTES
+    assert ClusterSummary.from_json(fitted.to_json()) == fitted
