@@ -8,8 +8,11 @@ loopback, private, link-local (the metadata server) or otherwise non-public addr
 refused unless ``ALERT_WEBHOOK_ALLOW_PRIVATE`` is set (tests, on-prem installers): the
 URL is the user's, the request is the installer's. A webhook gets::
 
-    {"install": <cluster name>, "alert": {change, cluster, subject, was, now, at, recovery},
-     "test": false}
+    {"install": <cluster name>,
+     "alert": {change, cluster, subject, was, now, at, detail, recovery}, "test": false}
+
+``change`` is an `alert_rules.Change` value (machine-down, balancer-stale, ...);
+``detail`` is what the summary said of the subject (a stale balancer's error) or "".
 """
 
 from __future__ import annotations

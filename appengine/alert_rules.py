@@ -11,6 +11,11 @@ for the first time (new → up), never for a machine decommissioned on purpose.
   any instance is ``failed`` and *ok* otherwise. ok → failed alerts, failed → ok (running
   again, or stopped on purpose) is a recovery notice. A unit in only one summary says
   nothing.
+- A balancer (by name and machine: subject ``<name>/<machine>``, as its etcd key) is
+  *stale* when it keeps its last good configuration because the latest did not render
+  or pass its server's check, and *ok* otherwise. ok → stale alerts, with the error in
+  the alert's text; stale → ok is a recovery notice. A balancer in only one summary (a
+  new one, one whose machine went away) says nothing.
 - The cluster is *unreachable* once no summary arrived for `policy.UNREACHABLE_INTERVALS`
   of its own intervals (the sweep decides it), and *reporting* again with the next one.
 """
@@ -26,18 +31,25 @@ from vulcano.heartbeat import ClusterSummary, MachineHealth
 
 
 class Change(StrEnum):
-    """What happened to a subject; the first three are outages, the rest recoveries."""
+    """What happened to a subject; the first four are outages, the rest recoveries."""
 
     MACHINE_DOWN = "machine-down"
     UNIT_FAILED = "unit-failed"
     CLUSTER_UNREACHABLE = "cluster-unreachable"
+    BALANCER_STALE = "balancer-stale"
     MACHINE_UP = "machine-up"
     UNIT_RECOVERED = "unit-recovered"
     CLUSTER_REPORTING = "cluster-reporting"
+    BALANCER_RECOVERED = "balancer-recovered"
 
     @property
     def recovery(self) -> bool:
-        return self in {Change.MACHINE_UP, Change.UNIT_RECOVERED, Change.CLUSTER_REPORTING}
+        return self in {
+            Change.MACHINE_UP,
+            Change.UNIT_RECOVERED,
+            Change.CLUSTER_REPORTING,
+            Change.BALANCER_RECOVERED,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Transition:
     was: str
     now: str
     at: float  # unix seconds of the summary (or sweep) that showed it
+    detail: str = ""  # what the summary said of it (a stale balancer's error), or ""
 
     @property
     def recovery(self) -> bool:
@@ -57,14 +70,18 @@ class Transition:
 
     @property
     def title(self) -> str:
-        verdict = "RECOVERED" if self.recovery else "DOWN"
+        if self.recovery:
+            verdict = "RECOVERED"
+        else:
+            verdict = "STALE" if self.change is Change.BALANCER_STALE else "DOWN"
         kind = self.change.value.split("-", 1)[0]
         return f"[vulcano] {verdict}: {kind} {self.subject} of cluster {self.cluster}"
 
     @property
     def text(self) -> str:
         kind = self.change.value.split("-", 1)[0]
-        return f"{kind} {self.subject} of cluster {self.cluster}: {self.was} -> {self.now}"
+        said = f"{kind} {self.subject} of cluster {self.cluster}: {self.was} -> {self.now}"
+        return f"{said} ({self.detail})" if self.detail else said
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -93,8 +110,14 @@ def _unit_states(summary: ClusterSummary) -> dict[str, str]:
     return states
 
 
+def _balancer_states(summary: ClusterSummary) -> dict[str, tuple[str, str]]:
+    """Each balancer's status and error, by ``<name>/<machine>``."""
+    return {f"{b.name}/{b.machine_id}": (b.status, b.error) for b in summary.balancers}
+
+
 def transitions(previous: ClusterSummary | None, current: ClusterSummary) -> list[Transition]:
-    """The machine and unit flips from ``previous`` to ``current``, machines first, sorted."""
+    """The machine, unit and balancer flips from ``previous`` to ``current``, in that
+    order, each kind sorted by subject."""
     if previous is None:
         return []
     found = []
@@ -110,6 +133,14 @@ def transitions(previous: ClusterSummary | None, current: ClusterSummary) -> lis
         if was != now:
             change = Change.UNIT_FAILED if now == "failed" else Change.UNIT_RECOVERED
             found.append(Transition(change, current.cluster, name, was, now, current.at))
+    earlier, later = _balancer_states(previous), _balancer_states(current)
+    for subject in sorted(earlier.keys() & later.keys()):
+        (was, _), (now, error) = earlier[subject], later[subject]
+        if was != now:
+            stale = now == "stale"
+            change = Change.BALANCER_STALE if stale else Change.BALANCER_RECOVERED
+            detail = error if stale else ""
+            found.append(Transition(change, current.cluster, subject, was, now, current.at, detail))
     return found
 
 

@@ -76,6 +76,7 @@ class AlertRecord(ndb.Model):  # type: ignore[misc]
     was = ndb.TextProperty()
     now = ndb.TextProperty()
     at = ndb.FloatProperty(indexed=False)
+    detail = ndb.TextProperty(default="")  # Transition.detail (a stale balancer's error)
     created = ndb.DateTimeProperty(auto_now_add=True)
     # The destinations (AlertSettings.destinations) that have not taken it yet.
     pending = ndb.TextProperty(repeated=True)
@@ -85,7 +86,13 @@ class AlertRecord(ndb.Model):  # type: ignore[misc]
 
     def transition(self) -> Transition:
         return Transition(
-            Change(self.change), self.cluster, self.subject, self.was, self.now, self.at
+            Change(self.change),
+            self.cluster,
+            self.subject,
+            self.was,
+            self.now,
+            self.at,
+            self.detail or "",
         )
 
     @classmethod
@@ -111,6 +118,7 @@ def _record(state_key: ndb.Key, name: str, alert: Transition) -> AlertRecord:
         was=alert.was,
         now=alert.now,
         at=alert.at,
+        detail=alert.detail,
     )
 
 

@@ -1,4 +1,5 @@
-"""An install's status page: its cluster's machines and units as last reported, and history.
+"""An install's status page: its cluster's machines, units and balancers as last reported,
+and history.
 
 Reached with the install's read (view) token, like the permalink, at `/status/<token>`.
 How the cluster stands is computed when the page is read, from the latest summary's
@@ -21,7 +22,13 @@ from appengine.charts import Chart, chart
 from appengine.heartbeat_rings import METRICS, TIERS, Tier
 from appengine.installs import usable
 from appengine.models import Install
-from vulcano.heartbeat import ClusterSummary, MachineHealth, MachineSummary, UnitSummary
+from vulcano.heartbeat import (
+    BalancerSummary,
+    ClusterSummary,
+    MachineHealth,
+    MachineSummary,
+    UnitSummary,
+)
 
 bp = Blueprint("status", __name__)
 
@@ -45,6 +52,7 @@ class Standing:
     decommissioned: tuple[MachineSummary, ...]
     units: tuple[UnitSummary, ...]
     unit_counts: dict[str, int]  # units per "active" word
+    balancers: tuple[BalancerSummary, ...] = ()  # stale ones first
 
 
 def standing(summary: ClusterSummary | None, now: float) -> Standing:
@@ -72,6 +80,9 @@ def standing(summary: ClusterSummary | None, now: float) -> Standing:
         decommissioned=tuple(sorted(gone, key=lambda m: (m.hostname, m.machine_id))),
         units=tuple(sorted(summary.units, key=lambda u: u.name)),
         unit_counts=dict(Counter(u.active for u in summary.units)),
+        balancers=tuple(
+            sorted(summary.balancers, key=lambda b: (b.status != "stale", b.name, b.machine_id))
+        ),
     )
 
 

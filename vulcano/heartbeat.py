@@ -5,8 +5,12 @@ beside its machine record (``<prefix>samples/<machine-id>``, on the machine's le
 machine that stops reporting loses its sample with its record); the provisioning
 container folds the samples and unit states of one cluster into a `ClusterSummary` per
 interval and POSTs it to the hosted installer, which keeps the latest and a bounded
-history. Parsing checks every field and raises `HeartbeatError` naming the first one it
-cannot take; documents past `MAX_SUMMARY_BYTES` are refused before they are parsed.
+history. A summary also lists the cluster's balancers (issue 12: one that keeps a stale
+configuration alerts); the field is left out of the JSON when there is none, and a
+summary without it reads as one with none, so installers and containers of either age
+take each other's summaries. Parsing checks every field and raises `HeartbeatError`
+naming the first one it cannot take; documents past `MAX_SUMMARY_BYTES` are refused
+before they are parsed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ MAX_SUMMARY_BYTES = 256 * 1024
 # How many machines and units one summary may list (past them: 413, as too large).
 MAX_MACHINES = 1000
 MAX_UNITS = 5000
+MAX_BALANCERS = 1000
+# A balancer's error is cut to this many characters (`cut_error`), its first line kept.
+MAX_BALANCER_ERROR = 300
+BALANCER_STATUSES = ("ok", "stale")  # agent.balancer.status: OK, STALE
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
 _STATE_WORD = re.compile(r"[a-z-]{1,32}")
 
@@ -129,6 +137,26 @@ class UnitSummary:
 
 
 @dataclass(frozen=True)
+class BalancerSummary:
+    """One balancer on one machine: whether its live configuration is the latest."""
+
+    name: str
+    machine_id: str
+    status: str  # ok, or stale: the last change was not applied, the last good one serves
+    error: str = ""  # why not (`cut_error`)
+    backends: int = 0  # how many backends the live configuration serves
+
+
+def cut_error(text: str) -> str:
+    """``text`` as a summary carries it: whitespace runs as one space, at most
+    `MAX_BALANCER_ERROR` printable characters (an ellipsis ends what was cut)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if len(flat) <= MAX_BALANCER_ERROR:
+        return flat
+    return flat[: MAX_BALANCER_ERROR - 1] + "\u2026"
+
+
+@dataclass(frozen=True)
 class ClusterSummary:
     """One cluster at ``at``, as the provisioning container folds it for the installer.
 
@@ -144,9 +172,13 @@ class ClusterSummary:
     machines: list[MachineSummary] = field(default_factory=list)
     units: list[UnitSummary] = field(default_factory=list)
     version: int = SCHEMA_VERSION
+    balancers: list[BalancerSummary] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        data = asdict(self)
+        if not self.balancers:  # what an installer from before balancers takes
+            del data["balancers"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> ClusterSummary:
@@ -157,12 +189,14 @@ class ClusterSummary:
         _only(data, {f for f in cls.__dataclass_fields__}, "summary")
         machines = data.get("machines", [])
         units = data.get("units", [])
-        if not isinstance(machines, list):
-            raise HeartbeatError("machines", "must be a list")
-        if not isinstance(units, list):
-            raise HeartbeatError("units", "must be a list")
+        balancers = data.get("balancers", [])
+        for name, value in (("machines", machines), ("units", units), ("balancers", balancers)):
+            if not isinstance(value, list):
+                raise HeartbeatError(name, "must be a list")
         if len(machines) > MAX_MACHINES or len(units) > MAX_UNITS:
             raise SummaryTooLarge(f"at most {MAX_MACHINES} machines and {MAX_UNITS} units")
+        if len(balancers) > MAX_BALANCERS:
+            raise SummaryTooLarge(f"at most {MAX_BALANCERS} balancers")
         return cls(
             cluster=_ident(data.get("cluster"), "cluster"),
             seq=_count(data.get("seq"), "seq"),
@@ -171,6 +205,7 @@ class ClusterSummary:
             machines=[_machine(m, f"machines[{i}]") for i, m in enumerate(machines)],
             units=[_unit(u, f"units[{i}]") for i, u in enumerate(units)],
             version=_version(data.get("version", SCHEMA_VERSION), "version"),
+            balancers=[_balancer(b, f"balancers[{i}]") for i, b in enumerate(balancers)],
         )
 
 
@@ -214,6 +249,25 @@ def _unit(data: Any, where: str) -> UnitSummary:
         machine_id="" if machine == "" else _ident(machine, f"{where}.machine_id"),
         active=_word(data.get("active"), f"{where}.active"),
         sub=_word(data.get("sub", ""), f"{where}.sub", allow_empty=True),
+    )
+
+
+def _balancer(data: Any, where: str) -> BalancerSummary:
+    if not isinstance(data, dict):
+        raise HeartbeatError(where, "must be an object")
+    _only(data, set(BalancerSummary.__dataclass_fields__), where)
+    status = data.get("status")
+    if status not in BALANCER_STATUSES:
+        raise HeartbeatError(f"{where}.status", f"choose one of {', '.join(BALANCER_STATUSES)}")
+    backends = _count(data.get("backends", 0), f"{where}.backends")
+    if backends > MAX_UNITS:
+        raise HeartbeatError(f"{where}.backends", f"must be at most {MAX_UNITS}")
+    return BalancerSummary(
+        name=_ident(data.get("name"), f"{where}.name"),
+        machine_id=_ident(data.get("machine_id"), f"{where}.machine_id"),
+        status=str(status),
+        error=_text(data.get("error", ""), f"{where}.error", MAX_BALANCER_ERROR),
+        backends=backends,
     )
 
 

@@ -13,6 +13,10 @@ view shows. A machine stands (vulcano.heartbeat.MachineHealth):
   summary (kept `policy.DOWN_MACHINE_KEPT` after it was last seen);
 - **decommissioned** once removed on purpose (``decommissioned/<id>``): never an outage.
 
+Each balancer (``balancers/<name>/<machine>``, agent.balancer.status) is listed with its
+status, ok or stale, its error cut short and how many backends it serves; a record that
+does not parse, or names another balancer than its key, is left out and logged.
+
 Ages are the container's clock minus the sample's ``at`` (the machine's clock); machines
 should run NTP. Anything the schema cannot carry (a unit name with a systemd escape, a
 foreign key) is left out, so the installer always takes the summary.
@@ -22,21 +26,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from agent.balancer.status import BalancerStatus
 from container import policy
 from container.services import inventory
 from container.services.cluster import Cluster
 from vulcano.heartbeat import (
+    MAX_BALANCERS,
     MAX_MACHINES,
     MAX_SUMMARY_BYTES,
     MAX_UNITS,
+    BalancerSummary,
     ClusterSummary,
     HeartbeatError,
     MachineHealth,
     MachineSample,
     MachineSummary,
     UnitSummary,
+    cut_error,
 )
 from vulcano.records import UnitState
 from vulcano.registry import Registry
@@ -54,6 +62,7 @@ class ClusterView:
     decommissioned: set[str] = field(default_factory=set)
     restarting: set[str] = field(default_factory=set)  # agents that announced a restart
     states: list[UnitState] = field(default_factory=list)
+    balancers: list[BalancerSummary] = field(default_factory=list)
 
 
 def health(
@@ -85,6 +94,7 @@ def look(cluster: Cluster) -> ClusterView:
             decommissioned=_ids_under(registry, ks.decommissioned),
             restarting=_ids_under(registry, ks.machines_restarting),
             states=registry.machine_states(),
+            balancers=_balancers(registry),
         )
 
 
@@ -128,10 +138,13 @@ def fold(
         _machine(mid, view, rows.get(mid), earlier.get(mid), interval, now) for mid in sorted(known)
     ]
     units = [UnitSummary(s.name, s.machine_id or "", s.active, s.sub) for s in view.states]
-    if not _carried(machines, units):  # someone wrote what the schema cannot carry
+    balancers = view.balancers
+    if not _carried(machines, units, balancers):  # someone wrote what the schema cannot carry
         machines = [m for m in machines if _carried(machines=[m])]
         units = [u for u in units if _carried(units=[u])]
-    return _fitted(ClusterSummary(name, seq, now, interval, machines, units))
+        balancers = [b for b in balancers if _carried(balancers=[b])]
+    summary = ClusterSummary(name, seq, now, interval, machines, units, balancers=balancers)
+    return _fitted(summary)
 
 
 def _machine(
@@ -178,12 +191,18 @@ def _percent(used: int, total: int) -> float:
     return round(min(100.0, 100.0 * used / total), 1) if total > 0 else 0.0
 
 
-def _carried(machines: Iterable[MachineSummary] = (), units: Iterable[UnitSummary] = ()) -> bool:
+def _carried(
+    machines: Iterable[MachineSummary] = (),
+    units: Iterable[UnitSummary] = (),
+    balancers: Iterable[BalancerSummary] = (),
+) -> bool:
     """Whether the installer's parser takes these (the schema's own checks, not a copy).
 
     Past the size limits it cannot tell: False, so the caller looks at each one alone.
     """
-    probe = ClusterSummary("probe", 0, 1e9, 1.0, list(machines), list(units))
+    probe = ClusterSummary(
+        "probe", 0, 1e9, 1.0, list(machines), list(units), balancers=list(balancers)
+    )
     try:
         ClusterSummary.from_json(probe.to_json())
     except HeartbeatError as exc:
@@ -194,32 +213,52 @@ def _carried(machines: Iterable[MachineSummary] = (), units: Iterable[UnitSummar
 
 def _fitted(summary: ClusterSummary) -> ClusterSummary:
     """The summary within the installer's limits: past them, units that run are left out
-    first (then the rest, by name), and machines past MAX_MACHINES."""
+    first (then the rest, by name), machines past MAX_MACHINES, and balancers past
+    MAX_BALANCERS or past what the bytes allow once the units are gone (stale ones kept
+    first)."""
     machines = summary.machines[:MAX_MACHINES]
+    balancers = sorted(summary.balancers, key=lambda b: (b.status != "stale", b.name))
+    balancers = balancers[:MAX_BALANCERS]
     units = sorted(summary.units, key=lambda u: (u.active == "active", u.name))[:MAX_UNITS]
     keep = len(units)
-    fitted = _with(summary, machines, units)
+    fitted = _with(summary, machines, units, balancers)
     while len(fitted.to_json().encode()) > MAX_SUMMARY_BYTES and keep > 0:
         keep //= 2
-        fitted = _with(summary, machines, units[:keep])
-    if len(fitted.machines) != len(summary.machines) or len(fitted.units) != len(summary.units):
+        fitted = _with(summary, machines, units[:keep], balancers)
+    kept = len(balancers)
+    while len(fitted.to_json().encode()) > MAX_SUMMARY_BYTES and kept > 0:
+        kept //= 2
+        fitted = _with(summary, machines, [], balancers[:kept])
+    if (len(fitted.machines), len(fitted.units), len(fitted.balancers)) != (
+        len(summary.machines),
+        len(summary.units),
+        len(summary.balancers),
+    ):
         log.warning(
-            "summary of %s cut to %d of %d machines and %d of %d units (the installer's limits)",
+            "summary of %s cut to %d of %d machines, %d of %d units and %d of %d balancers "
+            "(the installer's limits)",
             summary.cluster,
             len(fitted.machines),
             len(summary.machines),
             len(fitted.units),
             len(summary.units),
+            len(fitted.balancers),
+            len(summary.balancers),
         )
     return fitted
 
 
 def _with(
-    summary: ClusterSummary, machines: list[MachineSummary], units: list[UnitSummary]
+    summary: ClusterSummary,
+    machines: list[MachineSummary],
+    units: list[UnitSummary],
+    balancers: list[BalancerSummary],
 ) -> ClusterSummary:
-    ordered = sorted(units, key=lambda u: (u.name, u.machine_id))
-    return ClusterSummary(
-        summary.cluster, summary.seq, summary.at, summary.interval, machines, ordered
+    return replace(
+        summary,
+        machines=machines,
+        units=sorted(units, key=lambda u: (u.name, u.machine_id)),
+        balancers=sorted(balancers, key=lambda b: (b.name, b.machine_id)),
     )
 
 
@@ -236,6 +275,31 @@ def _samples(registry: Registry) -> dict[str, MachineSample]:
         if sample.machine_id == key:
             out[key] = sample
     return out
+
+
+def _balancers(registry: Registry) -> list[BalancerSummary]:
+    out: list[BalancerSummary] = []
+    plen = len(registry.ks.balancers)
+    for value, meta in registry.client.get_prefix(registry.ks.balancers):
+        key = meta.key.decode()[plen:]
+        try:
+            record = BalancerStatus.from_json(value)
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("balancer %s unreadable: %s", key, exc)
+            continue
+        if key != f"{record.name}/{record.machine_id}":
+            log.warning("balancer %s: its record names %s/%s", key, record.name, record.machine_id)
+            continue
+        out.append(_balancer(record))
+    return out
+
+
+def _balancer(record: BalancerStatus) -> BalancerSummary:
+    count = len(record.backends) if isinstance(record.backends, list) else 0
+    error = cut_error(record.error) if isinstance(record.error, str) else ""
+    return BalancerSummary(
+        str(record.name), str(record.machine_id), str(record.status), error, count
+    )
 
 
 def _ids_under(registry: Registry, prefix: str) -> set[str]:
