@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import http.client
 import threading
 import time
 from collections.abc import Iterator
@@ -107,7 +108,7 @@ class ClientLoop:
             at = time.monotonic()
             try:
                 status, body = get(self.host, self.port)
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:  # a torn answer fails too
                 self.failures.append((at, repr(exc)))
                 continue
             if status == 200:
