@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from vulcano.lab import provisioning, services
+from vulcano.lab import provisioning
 from vulcano.lab.demo.parts import (
     ALERT_ADDRESS,
     BALANCER_UNIT,
@@ -23,11 +23,11 @@ from vulcano.lab.demo.parts import (
     Ports,
     Progress,
     Shown,
+    emulator_and_mail,
     step,
 )  # fmt: skip
 from vulcano.lab.forward import PortForward
 from vulcano.lab.installer import installer_server
-from vulcano.lab.mailsink import smtp_sink
 from vulcano.lab.netns import NETNS_DIR, Underlay
 from vulcano.lab.poll import wait_for
 from vulcano.lab.stack import Provisioner, set_alerts, status_count, status_page, status_url
@@ -52,20 +52,8 @@ def bring_up_machines(
         archive = provisioning.image_archive(podman, vulcano_image)
 
     shown = Shown()
-    emulator = step(
-        progress, "starting the Cloud Datastore emulator", 120,
-        lambda: stack.enter_context(services.datastore_emulator(project="vulcano-demo")),
-    )  # fmt: skip
-    mail = stack.enter_context(smtp_sink())
-    shown.mail = stack.enter_context(mail.web(port=ports.mail))
+    emulator, env = emulator_and_mail(stack, progress, shown, ports.mail)
     underlay = stack.enter_context(Underlay(tmp / "underlay", with_etcd=False))
-    env = {
-        "VULCANO_SMTP_HOST": "127.0.0.1",
-        "VULCANO_SMTP_PORT": str(mail.port),
-        "VULCANO_SMTP_FROM": "alerts@vulcano.demo",
-        "VULCANO_ALERT_WEBHOOK_ALLOW_PRIVATE": "1",
-        "VULCANO_EPHEMERAL": "1",  # the pages say the emulator keeps installs in memory
-    }
     installer = step(
         progress, "starting the hosted installer (gunicorn)", 60,
         lambda: stack.enter_context(installer_server(

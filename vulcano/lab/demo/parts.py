@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 T = TypeVar("T")
 CLUSTER = "demo"
@@ -232,3 +232,27 @@ class Shown:
 def step(progress: Progress, what: str, up_to: float, call: Callable[[], T]) -> T:
     with progress.step(what, up_to):
         return call()
+
+
+def emulator_and_mail(
+    stack: contextlib.ExitStack, progress: Progress, shown: Shown, mail_port: int
+) -> tuple[Any, dict[str, str]]:
+    """The Datastore emulator, and the mail sink with its page (``shown.mail``); the
+    installer's environment for them."""
+    from vulcano.lab import services
+    from vulcano.lab.mailsink import smtp_sink
+
+    emulator = step(
+        progress, "starting the Cloud Datastore emulator", 120,
+        lambda: stack.enter_context(services.datastore_emulator(project="vulcano-demo")),
+    )  # fmt: skip
+    mail = stack.enter_context(smtp_sink())
+    shown.mail = stack.enter_context(mail.web(port=mail_port))
+    env = {
+        "VULCANO_SMTP_HOST": "127.0.0.1",
+        "VULCANO_SMTP_PORT": str(mail.port),
+        "VULCANO_SMTP_FROM": "alerts@vulcano.demo",
+        "VULCANO_ALERT_WEBHOOK_ALLOW_PRIVATE": "1",
+        "VULCANO_EPHEMERAL": "1",  # the pages say the emulator keeps installs in memory
+    }
+    return emulator, env

@@ -23,10 +23,10 @@ from vulcano.lab.demo.parts import (
     Ports,
     Progress,
     Shown,
+    emulator_and_mail,
     step,
 )  # fmt: skip
 from vulcano.lab.installer import installer_server
-from vulcano.lab.mailsink import smtp_sink
 from vulcano.lab.poll import wait_for
 from vulcano.lab.stack import set_alerts, status_url
 
@@ -55,18 +55,7 @@ def bring_up_reduced(
     ports: Ports = args.ports
     shown = Shown(mode="reduced", service=None)
     shown.notes.append(f"no machines, overlay or balancer: {why}")
-    emulator = step(
-        progress, "starting the Cloud Datastore emulator", 120,
-        lambda: stack.enter_context(services.datastore_emulator(project="vulcano-demo")),
-    )  # fmt: skip
-    mail = stack.enter_context(smtp_sink())
-    shown.mail = stack.enter_context(mail.web(port=ports.mail))
-    env = {
-        "VULCANO_SMTP_HOST": "127.0.0.1",
-        "VULCANO_SMTP_PORT": str(mail.port),
-        "VULCANO_SMTP_FROM": "alerts@vulcano.demo",
-        "VULCANO_EPHEMERAL": "1",
-    }
+    emulator, env = emulator_and_mail(stack, progress, shown, ports.mail)
     installer = step(
         progress, "starting the hosted installer (gunicorn)", 60,
         lambda: stack.enter_context(installer_server(
