@@ -19,6 +19,7 @@ from vulcano.lab.demo.parts import (
     SERVICE_PORT_IN_MACHINE,
     STATUS_TIMEOUT,
     UNITS_TIMEOUT,
+    VULCANO_CLI,
     WEB_UNIT,
     Ports,
     Progress,
@@ -199,8 +200,8 @@ def bring_up_machines(
     )
     shown.try_commands = [
         f"curl -s {shown.service}/            # answered by web@1, @2 and @3 in turn",
-        f"vulcano --endpoint {shown.etcd[0]} list-units",
-        f"vulcano --endpoint {shown.etcd[0]} list-machines",
+        f"{VULCANO_CLI} --endpoint {shown.etcd[0]} list-units",
+        f"{VULCANO_CLI} --endpoint {shown.etcd[0]} list-machines",
         f"podman kill {victim.get('name', '')}   # then watch its units move, "
         "the status page turn red and an alert reach the mail page",
         f"podman exec {shown.machines[0]['name']} journalctl -u vulcano-agent -f",

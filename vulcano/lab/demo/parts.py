@@ -9,14 +9,18 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 T = TypeVar("T")
 CLUSTER = "demo"
+# The `vulcano` the demo's own virtualenv installed (nox's, which is not on PATH).
+VULCANO_CLI = os.path.relpath(Path(sys.executable).with_name("vulcano"))
 ALERT_ADDRESS = "you@vulcano.demo"
 PANEL_PORT_IN_MACHINE = 8080
 SERVICE_PORT_IN_MACHINE = 80

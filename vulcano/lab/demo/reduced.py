@@ -19,6 +19,7 @@ from vulcano.lab.demo.parts import (
     ALERT_ADDRESS,
     CLUSTER,
     HELLO_UNIT,
+    VULCANO_CLI,
     DemoError,
     Ports,
     Progress,
@@ -123,8 +124,8 @@ def bring_up_reduced(
             if done.returncode != 0:
                 raise DemoError(f"vulcano {' '.join(command)}: {done.stdout}{done.stderr}")
         shown.try_commands = [
-            f"vulcano --endpoint {etcd_endpoint} list-units",
-            f"vulcano --endpoint {etcd_endpoint} journal hello.service",
+            f"{VULCANO_CLI} --endpoint {etcd_endpoint} list-units",
+            f"{VULCANO_CLI} --endpoint {etcd_endpoint} journal hello.service",
         ]
     shown.notes.append(
         "the installer keeps installs in the Datastore emulator's memory: they are gone "
