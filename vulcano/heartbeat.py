@@ -34,7 +34,7 @@ MAX_UNITS = 5000
 MAX_BALANCERS = 1000
 # A balancer's error is cut to this many characters (`cut_error`), its first line kept.
 MAX_BALANCER_ERROR = 300
-BALANCER_STATUSES = ("ok", "stale")  # agent.balancer.status: OK, STALE
+BALANCER_STATUSES = ("ok", "stale")  # vulcano.records: BALANCER_OK, BALANCER_STALE
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
 _STATE_WORD = re.compile(r"[a-z-]{1,32}")
 

@@ -30,7 +30,7 @@
 <prefix>checks/<unit>/<check-name>   JSON CheckSpec added at runtime (`vulcano check add`), beside
                                      the unit file's own Check= lines; no lease, kept
 <prefix>check-states/<unit>/<machine> JSON CheckStates: each check's status, on the lease
-<prefix>balancers/<name>/<machine>   JSON balancer status (agent/balancer/): what it serves,
+<prefix>balancers/<name>/<machine>   JSON BalancerStatus (vulcano/records.py): what it serves,
                                      whether its last render was applied, on its lease
 <prefix>engine/leader                election key (lease)
 <prefix>engine/restarting/<machine>  an agent stopping to restart: its units stay put a

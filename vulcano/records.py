@@ -159,3 +159,37 @@ class UnitSource:
 
     name: str
     text: str | None = None
+
+
+# A balancer's status (agent/balancer/), read by the provisioning container's summary.
+BALANCER_OK = "ok"
+BALANCER_STALE = "stale"  # the last change was not applied; the last good config is live
+
+
+@dataclass
+class BalancerStatus:
+    name: str
+    machine_id: str
+    selector: str
+    kind: str
+    listen: str
+    status: str = BALANCER_OK
+    error: str = ""  # why the last change was not applied
+    backends: list[str] = field(default_factory=list)  # what the live config serves
+    skipped: list[str] = field(default_factory=list)  # endpoint records refused, and why
+    reloads: int = 0  # graceful reloads of the server (its start not counted)
+    runtime_changes: int = 0  # HAProxy slots changed through the runtime API
+    renders: int = 0  # configurations applied (start, reload or runtime)
+    rejected: int = 0  # configurations the server's check refused
+    watch_restarts: int = 0  # lost watches, started again
+    server_pid: int = 0  # the server's master process
+    since: float = 0.0  # when the live configuration was applied (wall clock)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> BalancerStatus:
+        d: dict[str, Any] = json.loads(raw)
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -31,9 +31,11 @@ from agent.balancer.render import (
     runtime_commands,
 )
 from agent.balancer.servers import ConfigRejected, HaproxyServer, NginxServer, ServerFailed
-from agent.balancer.status import OK, STALE, BalancerStatus
 from vulcano.etcd import refresh_lease
 from vulcano.keyspace import Keyspace
+from vulcano.records import BALANCER_OK as OK
+from vulcano.records import BALANCER_STALE as STALE
+from vulcano.records import BalancerStatus
 from vulcano.watch import PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ view shows. A machine stands (vulcano.heartbeat.MachineHealth):
   summary (kept `policy.DOWN_MACHINE_KEPT` after it was last seen);
 - **decommissioned** once removed on purpose (``decommissioned/<id>``): never an outage.
 
-Each balancer (``balancers/<name>/<machine>``, agent.balancer.status) is listed with its
+Each balancer (``balancers/<name>/<machine>``, vulcano.records.BalancerStatus) is listed with its
 status, ok or stale, its error cut short and how many backends it serves; a record that
 does not parse, or names another balancer than its key, is left out and logged.
 
@@ -28,7 +28,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from agent.balancer.status import BalancerStatus
 from container import policy
 from container.services import inventory
 from container.services.cluster import Cluster
@@ -46,7 +45,7 @@ from vulcano.heartbeat import (
     UnitSummary,
     cut_error,
 )
-from vulcano.records import UnitState
+from vulcano.records import BalancerStatus, UnitState
 from vulcano.registry import Registry
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from agent.balancer.status import BalancerStatus
 from agent.cli import main
 from tests.conftest import require
 from vulcano import etcd as vulcano_etcd
@@ -30,6 +29,7 @@ from vulcano.lab.httpbackend import HttpBackend, get
 from vulcano.lab.netns import REPO
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
+from vulcano.records import BalancerStatus
 
 KS = Keyspace()
 WAIT = 30.0

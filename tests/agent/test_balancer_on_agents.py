@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from agent.balancer.status import BalancerStatus
 from tests.agent.fleet import Fleet
 from tests.agent.test_services_netns import _web_unit
 from vulcano.lab.balancer import ClientLoop
 from vulcano.lab.poll import wait_for
+from vulcano.records import BalancerStatus
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 LISTEN = 8088

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from agent.balancer.status import BalancerStatus
 from tests.conftest import require
 from vulcano import etcd as vulcano_etcd
 from vulcano.keyspace import Keyspace
@@ -23,6 +22,7 @@ from vulcano.lab.balancer import put_endpoint
 from vulcano.lab.httpbackend import HttpBackend, get
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
+from vulcano.records import BalancerStatus
 
 KS = Keyspace()
 WAIT = 30.0

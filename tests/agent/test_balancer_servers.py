@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from agent.balancer.backends import Backend, Listen
-from agent.balancer.status import BalancerStatus
 from tests.conftest import require
 from vulcano import etcd as vulcano_etcd
 from vulcano.endpoints import Endpoint, PortSpec
@@ -25,6 +24,7 @@ from vulcano.lab.balancer import ClientLoop, put_endpoint, running_balancer, ser
 from vulcano.lab.httpbackend import HttpBackend, get
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
+from vulcano.records import BalancerStatus
 
 KS = Keyspace()
 KINDS = ["nginx", "haproxy"]

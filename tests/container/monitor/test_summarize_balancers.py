@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from agent.balancer.backends import Listen
-from agent.balancer.status import BalancerStatus
 from appengine.alert_rules import Change, transitions
 from container.services import monitor
 from container.services.cluster import Cluster
@@ -33,6 +32,7 @@ from vulcano.lab.httpbackend import HttpBackend
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 from vulcano.lab.services import Etcd
+from vulcano.records import BalancerStatus
 
 KS = Keyspace()
 INTERVAL = 10.0
