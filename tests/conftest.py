@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,35 @@ def require(condition: bool, why: str) -> None:
     if services.in_ci():
         pytest.fail(f"CI must run this test, but: {why}")
     pytest.skip(why)
+
+
+FAILED = pytest.StashKey[bool]()
+LOG_TAIL = 120  # lines of each log printed when a test fails
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember on the item whether its setup or call failed (for fixtures' teardown)."""
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+def print_logs_if_failed(request: pytest.FixtureRequest, logs: Iterable[Path]) -> None:
+    """In a fixture's teardown: the tail of each log, when the test failed (so CI's
+    output says what the agents did; pytest shows it as the teardown's stdout)."""
+    if not request.node.stash.get(FAILED, False):
+        return
+    for path in sorted(logs):
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        print(f"----- {path.name} (last {LOG_TAIL} of {len(lines)} lines) -----")
+        print("\n".join(lines[-LOG_TAIL:]))
 
 
 def require_root() -> None:

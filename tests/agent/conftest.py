@@ -8,16 +8,20 @@ from pathlib import Path
 import pytest
 
 from tests.agent.fleet import Fleet, running_fleet
-from tests.conftest import require_root
+from tests.conftest import print_logs_if_failed, require_root
 from vulcano.lab.netns import Underlay
 
 
 @pytest.fixture
-def underlay(tmp_path: Path) -> Iterator[Underlay]:
-    """A fresh underlay bridge with its own etcd; hosts are added by the test."""
+def underlay(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Underlay]:
+    """A fresh underlay bridge with its own etcd; hosts are added by the test (their
+    agents' logs printed when it fails)."""
     require_root()
     with Underlay(tmp_path / "underlay") as net:
-        yield net
+        try:
+            yield net
+        finally:
+            print_logs_if_failed(request, net.base.glob("agent-*.log"))
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,12 @@ def mesh3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Underlay]:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    """Three whole agents on netns hosts and the `vulcano` CLI (tests/agent/fleet.py)."""
+def fleet(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Fleet]:
+    """Three whole agents on netns hosts and the `vulcano` CLI (tests/agent/fleet.py);
+    the agents' logs are printed when the test fails."""
     require_root()
     with running_fleet(tmp_path) as f:
-        yield f
+        try:
+            yield f
+        finally:
+            print_logs_if_failed(request, f.net.base.glob("agent-*.log"))

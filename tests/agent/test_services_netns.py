@@ -112,8 +112,13 @@ def test_endpoints_follow_the_instances_health_and_runtime_checks(fleet: Fleet) 
     # unhealthy: withdrawn while it runs on; healthy again: back
     _sick(fleet, names[0], True)
     wait_for(lambda: _endpoint(fleet, names[0]) is None, WAIT, "the sick endpoint withdrawn")
-    st = _check_states(fleet, names[0])
-    assert st is not None and st.status == CheckStatus.FAILING
+    # the same transaction writes the failing state; read until it shows, in case a pass
+    # of the agent withdrew both for a moment (its log then says why: see the fixture)
+    st = wait_for(
+        lambda: (s := _check_states(fleet, names[0])) and s.status == CheckStatus.FAILING and s,
+        WAIT,
+        "the failing check state",
+    )
     assert "500" in st.checks["http-8080_healthz"].output
     assert fleet.pids(names[0]) == pids[names[0]]
     assert fleet.store.states()[names[0]].active == "active"
