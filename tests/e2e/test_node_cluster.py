@@ -23,11 +23,17 @@ from typing import Any
 import etcd3
 import pytest
 
-from tests.e2e.test_machines_boot import member_names, wait_booted, wait_etcd_healthy
+from tests.e2e.nodes import (
+    member_names,
+    new_discovery_url,
+    registered,
+    wait_booted,
+    wait_etcd_healthy,
+)
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 from vulcano.lab import machines as lab_machines
 from vulcano.lab import probe, services
-from vulcano.lab.installer import installer_server
+from vulcano.lab.installer import InstallerServer, installer_server
 from vulcano.lab.invariants import CopySampler, namespace_inode, process_copies
 from vulcano.lab.machines import Machine
 from vulcano.lab.netns import TestHost, Underlay
@@ -65,6 +71,7 @@ class Node:
     name: str
     host: TestHost
     machine: Machine
+    user_data: str = ""
     alive: bool = True
     machine_id: str = ""
 
@@ -74,6 +81,8 @@ class Cluster:
     nodes: list[Node]
     endpoint: str  # node-0's etcd, through a loopback forward
     tmp: Path
+    installer: InstallerServer
+    discovery_url: str
 
     def live(self) -> list[Node]:
         return [n for n in self.nodes if n.alive]
@@ -121,25 +130,22 @@ def cluster(
         ) as installer,
     ):
         try:
-            url = installer.new_discovery_url(SIZE)
+            url = new_discovery_url(installer, SIZE)
             for i, host in enumerate(underlay.add_hosts(SIZE)):
                 spec = NodeSpec(
                     name=f"node-{i}", ip=host.ip, discovery_url=url, metadata=(("n", str(i)),)
                 )
+                text = render_node(spec).text
                 machine = lab_machines.start_machine(
-                    podman,
-                    machine_image,
-                    render_node(spec).text,
-                    name=f"{underlay.token}-c{i}",
-                    netns=host.netns,
+                    podman, machine_image, text, name=f"{underlay.token}-c{i}", netns=host.netns
                 )
-                nodes.append(Node(spec.name, host, machine))
+                nodes.append(Node(spec.name, host, machine, text))
             for node in nodes:
                 wait_booted(node.machine)
             for node in nodes:
                 wait_etcd_healthy(node.machine)
             with nodes[0].host.forward(2379) as forward:
-                yield Cluster(nodes, f"http://127.0.0.1:{forward.port}", tmp)
+                yield Cluster(nodes, f"http://127.0.0.1:{forward.port}", tmp, installer, url)
         finally:
             for node in nodes:
                 node.machine.stop_and_remove()
@@ -151,13 +157,21 @@ def machines_listed(cluster: Cluster) -> dict[str, str]:
     return {row["ip"]: row["machine"] for row in rows}
 
 
-def test_three_nodes_form_one_etcd_and_each_runs_its_agent_under_systemd(
+def test_three_nodes_form_one_etcd_through_discovery_and_each_runs_its_agent_under_systemd(
     cluster: Cluster,
 ) -> None:
     names = [n.name for n in cluster.nodes]
-    for node in cluster.nodes:
+    for node in cluster.nodes:  # each booted from exactly its document
+        assert node.machine.exec(["hostname"]).stdout.strip() == node.name
+        assert node.machine.read_file("/var/lib/cloud/instance/user-data.txt") == node.user_data
+        assert node.machine.systemctl("is-active", "etcd.service").stdout.strip() == "active"
+    for node in cluster.nodes:  # every member sees the same three
         assert member_names(node.host) == names
         assert node.machine.systemctl("is-active", AGENT_UNIT).stdout.strip() == "active"
+    # they found each other through the hosted installer's discovery service
+    assert registered(cluster.installer, cluster.discovery_url) == sorted(
+        f"{n.name}=http://{n.host.ip}:2380" for n in cluster.nodes
+    )
     try:
         wait_for(lambda: len(machines_listed(cluster)) == SIZE, WAIT, "three machines", 0.5)
     except TimeoutError as exc:

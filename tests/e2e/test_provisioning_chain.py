@@ -29,7 +29,7 @@ import requests
 from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
 from tests.appengine.browser import chromium_page
 from tests.conftest import require_root
-from tests.e2e.test_machines_boot import wait_booted, wait_etcd_healthy
+from tests.e2e.nodes import wait_booted, wait_etcd_healthy
 from vulcano import image
 from vulcano.lab import machines as lab_machines
 from vulcano.lab import provisioning, services, stack
