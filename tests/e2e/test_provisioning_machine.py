@@ -19,11 +19,12 @@ import pytest
 import requests
 import yaml
 
+from tests.conftest import require_root
 from vulcano import image
-from vulcano.lab import provisioning
+from vulcano.lab import provisioning, services
 from vulcano.lab.errors import CloudInitFailed
 from vulcano.lab.images import ImageBuild
-from vulcano.lab.installer import InstallerServer
+from vulcano.lab.installer import installer_server
 from vulcano.lab.machines import Machine, start_machine
 from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.podman import Podman
@@ -82,30 +83,40 @@ def image_archive(podman: Podman, vulcano_image: ImageBuild) -> Path:
     return provisioning.image_archive(podman, vulcano_image)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def booted(
     podman: Podman,
     provisioning_machine_image: str,
     image_archive: Path,
-    underlay: Underlay,
-    installer: InstallerServer,
+    datastore_emulator: services.DatastoreEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ProvisioningMachine]:
-    """A machine booting the installer's document for a new install; removed after."""
-    document = provisioning.create_install(installer, cluster_name=CLUSTER, size=SIZE)
-    host = underlay.add_host()
-    machine = start_machine(
-        podman,
-        provisioning_machine_image,
-        document.text,
-        name=f"{underlay.token}-p{host.index}",
-        netns=host.netns,
-        read_only=[(image_archive, provisioning.IMAGE_ARCHIVE_DIR)],
-        cgroupns="private",
-    )
-    try:
-        yield ProvisioningMachine(machine, host, document)
-    finally:
-        machine.stop_and_remove()
+    """One machine booting the installer's document for a new install, for the module's
+    tests in order (booting one takes minutes); removed after."""
+    require_root()
+    tmp = tmp_path_factory.mktemp("provisioning-machine")
+    datastore_emulator.reset()
+    with (
+        Underlay(tmp / "underlay", with_etcd=False) as underlay,
+        installer_server(
+            datastore_emulator, tmp / "installer.log", underlay=underlay, workers=2, threads=8
+        ) as installer,
+    ):
+        document = provisioning.create_install(installer, cluster_name=CLUSTER, size=SIZE)
+        host = underlay.add_host()
+        machine = start_machine(
+            podman,
+            provisioning_machine_image,
+            document.text,
+            name=f"{underlay.token}-p{host.index}",
+            netns=host.netns,
+            read_only=[(image_archive, provisioning.IMAGE_ARCHIVE_DIR)],
+            cgroupns="private",
+        )
+        try:
+            yield ProvisioningMachine(machine, host, document)
+        finally:
+            machine.stop_and_remove()
 
 
 def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
@@ -168,6 +179,8 @@ def test_the_unit_restarts_a_container_that_died_and_its_state_survives(
 ) -> None:
     machine = booted.machine
     booted.wait_booted()
+    # the test before stopped the unit (when it ran): the unit starts the container again
+    machine.systemctl("start", provisioning.PROVISIONER_UNIT, check=True)
     with booted.host.forward(PANEL_PORT) as forward:
         booted.wait_panel(forward.port)
         first = machine.exec(["docker", "inspect", "--format", "{{.Id}}", "vulcano-provisioner"])
