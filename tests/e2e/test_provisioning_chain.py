@@ -7,6 +7,9 @@ is refused; a browser logs in to the panel, creates a cluster, starts a unit, se
 running and reads its log; and a restarted container keeps its clusters, keys and
 known_hosts.
 
+The first test checks the provisioning machine itself: booted from exactly the
+installer's document, the container run by exactly the unit it carries.
+
 The tests share one chain and run in order, each building on what the one before left.
 Every `vulcano` command runs inside the real provisioning container (`docker exec` in
 the provisioning machine); the test process reaches the panel only through a loopback
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
 from tests.appengine.browser import chromium_page
@@ -89,6 +93,7 @@ class Chain:
     installer_url: str
     installer_loopback: str = ""
     manage_token: str = ""
+    document: provisioning.InstallDocument | None = None
     mail: MailSink | None = None
     hook: Webhook | None = None
     node_hosts: list[TestHost] = field(default_factory=list)
@@ -183,6 +188,7 @@ def chain(
             installer.underlay_url,
             installer.url,
             document.token,
+            document,
             mail,
             hook,
         )
@@ -212,6 +218,53 @@ def _count(page: str, which: str) -> int:
 
 def _nodes(chain: Chain) -> list[Machine]:
     return chain.nodes[1:]
+
+
+def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
+    chain: Chain, podman: Podman, vulcano_image: ImageBuild
+) -> None:
+    """The machine booted from exactly the installer's document, and the container runs
+    from exactly the unit it carries, with the image built here."""
+    machine, document = chain.provisioner, chain.document
+    assert document is not None
+    assert document.content_type.startswith("text/cloud-config")
+    assert machine.read_file("/var/lib/cloud/instance/user-data.txt") == document.text
+    data = yaml.safe_load(document.text)
+    (unit,) = [f for f in data["write_files"] if f["path"] == provisioning.UNIT_PATH]
+    unit_text = str(unit["content"])
+    assert machine.read_file(provisioning.UNIT_PATH) == unit_text  # byte for byte
+
+    health = requests.get(f"http://127.0.0.1:{chain.panel.port}/healthz", timeout=5).json()
+    assert health == {
+        "status": "ok",
+        "cluster_name": CLUSTER,
+        "cluster_size": SIZE,
+        "state_dir_writable": True,
+        "version": image.VERSION,
+    }
+    # every page but /healthz (and the nodes' join route) asks for the admin's login
+    page = requests.get(f"http://127.0.0.1:{chain.panel.port}/", timeout=5)
+    assert page.status_code == 200
+    assert page.url.endswith("/login?next=/")
+    assert "<h1>Log in</h1>" in page.text
+
+    # Its main process is the unit's own ExecStart, with the unit's Environment=
+    # substituted, and the container runs the image built here, as the image's user.
+    assert machine.systemctl("is-active", provisioning.PROVISIONER_UNIT).stdout.strip() == (
+        "active"
+    )
+    exec_start = provisioning.unit_command(unit_text)
+    assert exec_start[:2] == ["/usr/bin/docker", "run"]
+    assert exec_start[-1] == image.REFERENCE
+    assert provisioning.main_process_argv(machine) == exec_start
+    assert provisioning.container_state(machine) == {
+        "status": "running",
+        "image": "sha256:" + podman.image_id(vulcano_image.reference),
+        "user": f"{image.USER_ID}:{image.USER_ID}",
+        "network": "host",
+    }
+    owner = machine.exec(["stat", "-c", "%u %g %a", image.STATE_DIR]).stdout.split()
+    assert owner == [str(image.USER_ID), str(image.USER_ID), "700"]
 
 
 def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
@@ -478,6 +531,13 @@ def test_a_cluster_that_stops_reporting_turns_unreachable_alerts_once_and_recove
 
     # The provisioning container stops (and its relay with it): no more heartbeats.
     chain.provisioner.systemctl("stop", provisioning.PROVISIONER_UNIT, check=True)
+    # the container stops with its unit, and the panel with it
+    assert chain.provisioner.systemctl(
+        "is-active", provisioning.PROVISIONER_UNIT
+    ).stdout.strip() in ("inactive", "failed")
+    assert provisioning.container_state(chain.provisioner) == {}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{chain.panel.port}/healthz", timeout=5)
     wait_for(lambda: page_state() == "unreachable", MONITOR_TIMEOUT, "unreachable", 2.0)
     sweep()
     wait_for(lambda: changes("cluster-unreachable") or None, 60, "the unreachable alert", 1.0)
