@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import ipaddress
+import itertools
 import logging
 import os
 import socket
@@ -68,17 +69,19 @@ def is_loopback(address: str) -> bool:
 def machine_names(extra: Iterable[str] = ()) -> list[str]:
     """The names the made certificate is for: ``extra``, this host's name and addresses, loopback.
 
-    Detection is best effort (the host name and what it resolves to); an address the
-    machine does not see on itself (a cloud's public IP behind NAT) must be given.
+    Detection is best effort (the host name, what it resolves to, the addresses on the
+    machine's interfaces); an address the machine does not see on itself (a cloud's
+    public IP behind NAT) must be given.
     """
     names: list[str] = [n.strip() for n in extra if n.strip()]
     hostname = socket.gethostname()
-    candidates = [hostname, socket.getfqdn(hostname)]
     try:
         found = socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
     except OSError:
         found = []
-    candidates += [str(info[4][0]).split("%")[0] for info in found]
+    # addresses first: the panel's URL names the first that is not loopback
+    candidates = [*local_addresses(), *(str(info[4][0]).split("%")[0] for info in found)]
+    candidates += [hostname, socket.getfqdn(hostname)]
     for name in candidates:
         try:
             address = ipaddress.ip_address(name)
@@ -90,6 +93,41 @@ def machine_names(extra: Iterable[str] = ()) -> list[str]:
             names.append(str(address))
     names += ALWAYS_NAMES
     return list(dict.fromkeys(names))
+
+
+def local_addresses(
+    fib_trie: Path = Path("/proc/net/fib_trie"), if_inet6: Path = Path("/proc/net/if_inet6")
+) -> list[str]:
+    """The addresses on this machine's interfaces, loopback and link-local left out.
+
+    Read from the kernel's tables (IPv4: the LOCAL host routes; IPv6: if_inet6), which
+    a container with the host's network sees as the host's.
+    """
+    found: list[str] = []
+    try:
+        lines = fib_trie.read_text().splitlines()
+    except OSError:
+        lines = []
+    for previous, line in itertools.pairwise(lines):
+        if line.strip() == "/32 host LOCAL" and "|--" in previous:
+            found.append(previous.split("|--")[1].strip())
+    try:
+        rows = if_inet6.read_text().splitlines()
+    except OSError:
+        rows = []
+    for row in rows:
+        raw = row.split()[0] if row.split() else ""
+        if len(raw) == 32:
+            found.append(str(ipaddress.IPv6Address(bytes.fromhex(raw))))
+    usable = []
+    for text in dict.fromkeys(found):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if not (address.is_loopback or address.is_link_local):
+            usable.append(str(address))
+    return usable
 
 
 def _usable_dns(name: str) -> bool:

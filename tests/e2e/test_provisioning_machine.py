@@ -28,6 +28,7 @@ from vulcano.lab.machines import Machine, start_machine
 from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.podman import Podman
 from vulcano.lab.poll import wait_for
+from vulcano.lab.stack import Provisioner
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -53,7 +54,8 @@ class ProvisioningMachine:
         return str(unit["content"])
 
     def health(self, port: int) -> requests.Response:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        # over HTTPS, verified against the certificate the panel made on its volume
+        return Provisioner(self.machine).get_panel(port)
 
     def wait_booted(self) -> None:
         try:
@@ -109,7 +111,7 @@ def booted(
 
 
 def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
-    booted: ProvisioningMachine, podman: Podman, vulcano_image: ImageBuild
+    booted: ProvisioningMachine, podman: Podman, vulcano_image: ImageBuild, tmp_path: Path
 ) -> None:
     machine = booted.machine
     assert booted.document.content_type.startswith("text/cloud-config")
@@ -128,10 +130,11 @@ def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
             "version": image.VERSION,
         }
         # every page but /healthz (and the nodes' join route) asks for the admin's login
-        page = requests.get(f"http://127.0.0.1:{forward.port}/", timeout=5)
+        page = Provisioner(machine).get_panel(forward.port, "/")
         assert page.status_code == 200
         assert page.url.endswith("/login?next=/")
         assert "<h1>Log in</h1>" in page.text
+        cert = Provisioner(machine).save_panel_certificate(tmp_path / "panel.pem")
 
         # Started by that unit: its main process is the unit's own ExecStart, with the
         # unit's Environment= substituted, and the container runs the image built here.
@@ -160,7 +163,8 @@ def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
         )
         assert provisioning.container_state(machine) == {}
         with pytest.raises(requests.ConnectionError):
-            booted.health(forward.port)
+            url = f"https://127.0.0.1:{forward.port}/healthz"
+            requests.get(url, timeout=5, verify=str(cert))
 
 
 def test_the_unit_restarts_a_container_that_died_and_its_state_survives(

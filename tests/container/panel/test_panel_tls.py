@@ -84,6 +84,36 @@ def test_the_fingerprint_is_the_one_openssl_prints(tmp_path: Path) -> None:
     assert printed.strip() == f"sha256 Fingerprint={made.fingerprint}"
 
 
+FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 127.0.0.0/8 2 0 2
+           |-- 127.0.0.1
+              /32 host LOCAL
+     +-- 10.0.0.0/24 2 0 2
+           |-- 10.0.0.0
+              /24 link UNICAST
+           |-- 10.0.0.7
+              /32 host LOCAL
+           |-- 10.0.0.255
+              /32 link BROADCAST
+Local:
+           |-- 10.0.0.7
+              /32 host LOCAL
+"""
+IF_INET6 = """00000000000000000000000000000001 01 80 10 80       lo
+20010db8000000000000000000000007 04 40 00 82     eth0
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+"""
+
+
+def test_the_machines_own_addresses_are_read_from_the_kernels_tables(tmp_path: Path) -> None:
+    (tmp_path / "fib_trie").write_text(FIB_TRIE)
+    (tmp_path / "if_inet6").write_text(IF_INET6)
+    found = tls.local_addresses(tmp_path / "fib_trie", tmp_path / "if_inet6")
+    assert found == ["10.0.0.7", "2001:db8::7"]  # no loopback, no link-local, once each
+    assert tls.local_addresses(tmp_path / "absent", tmp_path / "absent") == []
+
+
 def test_own_certificate_problems_name_the_flag(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
