@@ -131,11 +131,12 @@ def test_own_certificate_problems_name_the_flag(tmp_path: Path) -> None:
     assert tls.own_certificate(a.cert_path, a.key_path).own
 
 
-def _serve(state: Path, *args: str) -> tuple[int, str]:
+def _serve(state: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     result = CliRunner().invoke(
         main,
         ["serve", "--cluster-name", "prod", "--cluster-size", "3", "--state-dir", str(state),
          *args],
+        env=env,
         catch_exceptions=False,
     )  # fmt: skip
     return result.exit_code, result.output
@@ -159,6 +160,13 @@ def test_unsafe_or_incomplete_transport_flags_are_refused_before_anything_is_mad
     assert code == 2, output
     assert says in " ".join(output.split())
     assert not (state / "panel-tls-key.pem").exists()
+
+
+def test_the_units_plain_http_variable_is_held_to_the_same_rule(tmp_path: Path) -> None:
+    # what the installer's "localhost" choice sets, here without the loopback address
+    code, output = _serve(tmp_path / "state", env={"VULCANO_PANEL_PLAIN_HTTP": "1"})
+    assert code == 2
+    assert "--plain-http" in output and "SSH tunnel" in " ".join(output.split())
 
 
 def test_a_users_certificate_that_is_not_its_keys_is_refused(tmp_path: Path) -> None:
