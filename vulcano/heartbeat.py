@@ -41,7 +41,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
 _STATE_WORD = re.compile(r"[a-z-]{1,32}")
 # SHA-256 as `openssl x509 -fingerprint -sha256` prints it: 32 colon-separated hex pairs.
 FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
-_PANEL_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]-]{1,261}(:[0-9]{1,5})?/?")
+_PANEL_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]-]{1,261}(/[A-Za-z0-9._~/-]*)?")
 MAX_PANEL_URL = 300
 
 
@@ -186,7 +186,9 @@ def panel_from_dict(data: Any) -> PanelSummary | None:
     _only(data, set(PanelSummary.__dataclass_fields__), "panel")
     url = data.get("url")
     if not isinstance(url, str) or len(url) > MAX_PANEL_URL or not _PANEL_URL.fullmatch(url):
-        raise HeartbeatError("panel.url", f"an http(s)://host:port URL of at most {MAX_PANEL_URL}")
+        raise HeartbeatError(
+            "panel.url", f"an http(s)://host:port/path URL of at most {MAX_PANEL_URL} characters"
+        )
     fingerprint = data.get("fingerprint", "")
     if fingerprint != "":
         fingerprint = check_fingerprint(fingerprint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -23,7 +24,7 @@ from container.services.provisioning import (
     ProvisioningSettings,
     prepare_state_dir,
 )
-from vulcano.heartbeat import PanelSummary
+from vulcano.heartbeat import HeartbeatError, PanelSummary, panel_from_dict
 
 DEFAULT_PORT = 8080
 PLAIN_HTTP_VAR = "VULCANO_PANEL_PLAIN_HTTP"
@@ -151,6 +152,11 @@ def serve_command(
     fingerprint = cert.fingerprint if cert is not None else None
     app = create_app(settings=settings, tls_fingerprint=fingerprint)
     panel = PanelSummary(panel_url(address, port, cert is not None, names), fingerprint or "")
+    try:
+        reported: PanelSummary | None = panel_from_dict(dataclasses.asdict(panel))
+    except HeartbeatError as exc:  # a VULCANO_PANEL_URL the installer would refuse
+        logging.getLogger(__name__).warning("the panel is not reported to the installer: %s", exc)
+        reported = None
     if cert is None:
         print(f"vulcano panel: plain HTTP on {panel.url}", file=sys.stderr, flush=True)
     else:
@@ -168,7 +174,7 @@ def serve_command(
         keyfile=cert.key_path if cert else None,
     )
     # the heartbeat relay, when the provisioning user-data gave a reporting token
-    with relay_beside(dict(os.environ), panel):
+    with relay_beside(dict(os.environ), reported):
         serve(app, options)
 
 
