@@ -9,6 +9,7 @@ import json
 from flask import Flask
 from flask.testing import FlaskClient
 
+from appengine import panel_report
 from appengine.models import Install
 from tests.appengine.heartbeat_helpers import post, reporting_install, snapshot, summary
 from vulcano.heartbeat import PanelSummary
@@ -37,6 +38,10 @@ def test_the_reported_fingerprint_is_kept_and_shown_beside_the_panels_address(
     assert f'<code id="panel-fingerprint">{FINGERPRINT}</code>' in page
     assert f'<a id="panel-url" href="{URL}">{URL}</a>' in page
     assert "compare its SHA-256 fingerprint" in " ".join(page.split())
+
+
+def test_every_stored_heartbeat_keeps_the_panel(app: Flask) -> None:
+    assert app.extensions["vulcano.summary_hooks"].count(panel_report.remember_panel) == 1
 
 
 def test_a_new_certificate_replaces_the_kept_fingerprint(app: Flask, client: FlaskClient) -> None:
