@@ -89,9 +89,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     headers.init_app(app)  # first: the host is checked before CSRF or any view
     csrf.init_app(app)
-    from appengine import alerts
+    from appengine import alerts, panel_report
 
     alerts.init_app(app)
+    panel_report.init_app(app)
     client = db.init_app(app)
     if not app.config.get("SECRET_KEY"):
         # None configured: the installer's own, made once and kept in Datastore.

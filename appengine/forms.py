@@ -19,6 +19,8 @@ FIELD_MAX_CHARS: Mapping[str, int] = {
     "size": 16,
 }
 FIELDS = tuple(FIELD_MAX_CHARS)
+# Optional fields: absent means their default (forms and scripts from before them).
+OPTIONAL_FIELDS: Mapping[str, tuple[int, str]] = {"panel_access": (32, "https")}
 _SIZE_RE = re.compile(r"[0-9]{1,4}")
 
 
@@ -60,8 +62,26 @@ def read_install_form(form: MultiDict[str, str]) -> cloudconfig.ProvisionerSpec:
         if not _SIZE_RE.fullmatch(size_text):
             raise cloudconfig.InputError("size", "must be a whole number")
         size = cloudconfig.check_size(int(size_text))
+        panel_access = cloudconfig.check_panel_access(_optional(form, "panel_access"))
     except cloudconfig.InputError as exc:
         raise FormError(exc.field, exc.message) from None
     return cloudconfig.ProvisionerSpec(
-        cluster_name=cluster_name, ssh_keys=keys, flavour=flavour, image=image, size=size
+        cluster_name=cluster_name,
+        ssh_keys=keys,
+        flavour=flavour,
+        image=image,
+        size=size,
+        panel_access=panel_access,
     )
+
+
+def _optional(form: MultiDict[str, str], field: str) -> str:
+    limit, default = OPTIONAL_FIELDS[field]
+    values = form.getlist(field)
+    if len(values) > 1:
+        raise FormError(field, "given more than once")
+    if not values or not values[0].strip():
+        return default
+    if len(values[0]) > limit:
+        raise FormError(field, f"longer than {limit} characters", status=413)
+    return values[0].strip()

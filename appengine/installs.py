@@ -53,6 +53,7 @@ def _form_page(values: Any = None, error: FormError | None = None, status: int =
             default_image=images.offered(current_app.config),
             digest=current_app.config.get("PROVISIONER_DIGEST"),
             max_size=cloudconfig.CLUSTER_SIZE_MAX,
+            panel_access=cloudconfig.PANEL_ACCESS,
         ),
         status,
     )

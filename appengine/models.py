@@ -109,6 +109,10 @@ class Install(ndb.Model):  # type: ignore[misc]
     # SHA-256 of the secret part of its reporting secret (appengine.reporting); None for
     # installs made before heartbeats, which cannot report.
     report_hash = ndb.TextProperty()
+    # The provisioning container's admin panel as its heartbeats last described it
+    # (appengine.panel_report): its URL and its TLS certificate's SHA-256 fingerprint.
+    panel_url = ndb.TextProperty()
+    panel_fingerprint = ndb.TextProperty()
 
     @property
     def expired(self) -> bool:

@@ -134,6 +134,9 @@ class ProvisionerSpec:
     # The install's reporting secret for heartbeats (a secret, like the token); needs the
     # installer's URL.
     report_token: str = ""
+    # How the admin panel is reached: "https" on every address (the default), or
+    # "localhost": plain HTTP on the machine's loopback, for an SSH tunnel (PANEL_ACCESS).
+    panel_access: str = "https"
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,20 @@ def check_size(value: int) -> int:
         raise InputError("size", "must be a whole number")
     if not 1 <= value <= CLUSTER_SIZE_MAX:
         raise InputError("size", f"must be between 1 and {CLUSTER_SIZE_MAX}")
+    return value
+
+
+# How the provisioning machine's admin panel may be reached (the installer form's choice).
+PANEL_ACCESS = {
+    "https": "HTTPS on every address, with a certificate the panel makes (its fingerprint "
+    "shown on the install page)",
+    "localhost": "only from the machine itself: plain HTTP on 127.0.0.1, through an SSH tunnel",
+}
+
+
+def check_panel_access(value: str) -> str:
+    if value not in PANEL_ACCESS:
+        raise InputError("panel_access", f"choose one of {', '.join(PANEL_ACCESS)}")
     return value
 
 

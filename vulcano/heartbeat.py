@@ -8,9 +8,11 @@ interval and POSTs it to the hosted installer, which keeps the latest and a boun
 history. A summary also lists the cluster's balancers (issue 12: one that keeps a stale
 configuration alerts); the field is left out of the JSON when there is none, and a
 summary without it reads as one with none, so installers and containers of either age
-take each other's summaries. Parsing checks every field and raises `HeartbeatError`
-naming the first one it cannot take; documents past `MAX_SUMMARY_BYTES` are refused
-before they are parsed.
+take each other's summaries. It may also say where the admin panel answers and its TLS
+certificate's fingerprint (issue 18: the hosted page shows them, so the user can check
+the certificate before logging in), left out the same way when unknown. Parsing
+checks every field and raises `HeartbeatError` naming the first one it cannot take;
+documents past `MAX_SUMMARY_BYTES` are refused before they are parsed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ MAX_BALANCER_ERROR = 300
 BALANCER_STATUSES = ("ok", "stale")  # vulcano.records: BALANCER_OK, BALANCER_STALE
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
 _STATE_WORD = re.compile(r"[a-z-]{1,32}")
+# SHA-256 as `openssl x509 -fingerprint -sha256` prints it: 32 colon-separated hex pairs.
+FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
+_PANEL_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]-]{1,261}(/[A-Za-z0-9._~/-]*)?")
+MAX_PANEL_URL = 300
 
 
 class HeartbeatError(VulcanoError, ValueError):
@@ -157,6 +163,41 @@ def cut_error(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class PanelSummary:
+    """Where the provisioning container's admin panel answers, and how to recognise it."""
+
+    url: str  # scheme://host:port, as the container knows itself
+    fingerprint: str = ""  # its certificate's SHA-256 (FINGERPRINT); "" when plain HTTP
+
+
+def check_fingerprint(value: Any, where: str = "panel.fingerprint") -> str:
+    """A SHA-256 fingerprint in `FINGERPRINT`'s form (any case in, upper case out)."""
+    if not isinstance(value, str) or not FINGERPRINT.fullmatch(value.upper()):
+        raise HeartbeatError(where, "a SHA-256 fingerprint: 32 hex pairs joined by ':'")
+    return value.upper()
+
+
+def panel_from_dict(data: Any) -> PanelSummary | None:
+    """A summary's ``panel`` (None when absent); HeartbeatError naming the bad part."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise HeartbeatError("panel", "must be an object")
+    _only(data, set(PanelSummary.__dataclass_fields__), "panel")
+    url = data.get("url")
+    if not isinstance(url, str) or len(url) > MAX_PANEL_URL or not _PANEL_URL.fullmatch(url):
+        raise HeartbeatError(
+            "panel.url", f"an http(s)://host:port/path URL of at most {MAX_PANEL_URL} characters"
+        )
+    fingerprint = data.get("fingerprint", "")
+    if fingerprint != "":
+        fingerprint = check_fingerprint(fingerprint)
+    elif url.startswith("https://"):
+        raise HeartbeatError("panel.fingerprint", "an https panel needs its fingerprint")
+    return PanelSummary(url=url, fingerprint=fingerprint)
+
+
+@dataclass(frozen=True)
 class ClusterSummary:
     """One cluster at ``at``, as the provisioning container folds it for the installer.
 
@@ -173,11 +214,14 @@ class ClusterSummary:
     units: list[UnitSummary] = field(default_factory=list)
     version: int = SCHEMA_VERSION
     balancers: list[BalancerSummary] = field(default_factory=list)
+    panel: PanelSummary | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
         if not self.balancers:  # what an installer from before balancers takes
             del data["balancers"]
+        if self.panel is None:  # likewise from before the panel's fingerprint
+            del data["panel"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -206,6 +250,7 @@ class ClusterSummary:
             units=[_unit(u, f"units[{i}]") for i, u in enumerate(units)],
             version=_version(data.get("version", SCHEMA_VERSION), "version"),
             balancers=[_balancer(b, f"balancers[{i}]") for i, b in enumerate(balancers)],
+            panel=panel_from_dict(data.get("panel")),
         )
 
 

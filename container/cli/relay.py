@@ -32,6 +32,7 @@ from container.services.provisioning import (
 from container.services.relay import REPORT_TOKEN_FILE_VAR, relay_from_environment
 from container.services.reporter import ClusterReporter
 from container.store.db import open_store
+from vulcano.heartbeat import HeartbeatError, PanelSummary, panel_from_dict
 
 log = logging.getLogger(__name__)
 INTERVAL_VAR = "VULCANO_RELAY_INTERVAL"
@@ -45,12 +46,22 @@ INTERVAL_VAR = "VULCANO_RELAY_INTERVAL"
 @click.option("--interval", envvar=INTERVAL_VAR, type=click.FloatRange(1.0, 3600.0),
               default=policy.RELAY_INTERVAL, show_default=True,
               help=f"Seconds between heartbeats [env {INTERVAL_VAR}].")  # fmt: skip
-def relay_command(cluster_name: str, state_dir: str, interval: float) -> None:
+@click.option("--panel-url", help="Where the admin panel answers, for the hosted page.")
+@click.option("--panel-fingerprint",
+              help="The panel's certificate SHA-256 fingerprint, for the hosted page.")  # fmt: skip
+def relay_command(
+    cluster_name: str,
+    state_dir: str,
+    interval: float,
+    panel_url: str | None,
+    panel_fingerprint: str | None,
+) -> None:
     """Send the cluster's heartbeat to the hosted installer every interval, until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    panel = _panel(panel_url, panel_fingerprint)
     try:
         store = open_store(prepare_state_dir(Path(state_dir)))
-        reporter = ClusterReporter(store, cluster_name, interval)
+        reporter = ClusterReporter(store, cluster_name, interval, panel=panel)
         relay = relay_from_environment(store, reporter, os.environ, interval)
     except (SettingsError, StateDirError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -69,13 +80,36 @@ def relay_command(cluster_name: str, state_dir: str, interval: float) -> None:
             pass
 
 
+def _panel(url: str | None, fingerprint: str | None) -> PanelSummary | None:
+    """The panel as every heartbeat describes it; a usage error naming a bad part."""
+    if url is None:
+        if fingerprint is not None:
+            raise click.BadParameter("needs --panel-url too", param_hint="--panel-fingerprint")
+        return None
+    try:
+        return panel_from_dict({"url": url, "fingerprint": fingerprint or ""})
+    except HeartbeatError as exc:
+        hint = f"--{exc.field.replace('.', '-')}"
+        raise click.BadParameter(exc.message, param_hint=hint) from None
+
+
 @contextmanager
-def relay_beside(environ: dict[str, str]) -> Iterator[subprocess.Popen[bytes] | None]:
-    """`vulcano relay` as a child process while the block runs (None: no reporting token)."""
+def relay_beside(
+    environ: dict[str, str], panel: PanelSummary | None = None
+) -> Iterator[subprocess.Popen[bytes] | None]:
+    """`vulcano relay` as a child process while the block runs (None: no reporting token).
+
+    With ``panel`` every heartbeat also says where the panel answers, and its fingerprint.
+    """
     if not environ.get(REPORT_TOKEN_FILE_VAR):
         yield None
         return
-    child = subprocess.Popen([sys.executable, "-m", "container", "relay"], env=environ)
+    argv = [sys.executable, "-m", "container", "relay"]
+    if panel is not None:
+        argv += ["--panel-url", panel.url]
+        if panel.fingerprint:
+            argv += ["--panel-fingerprint", panel.fingerprint]
+    child = subprocess.Popen(argv, env=environ)
     try:
         yield child
     finally:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -52,6 +52,7 @@ def create_app(
     test_config: dict[str, Any] | None = None,
     settings: ProvisioningSettings | None = None,
     environ: Mapping[str, str] = os.environ,
+    tls_fingerprint: str | None = None,
 ) -> Flask:
     """Create and configure the admin panel.
 
@@ -59,7 +60,9 @@ def create_app(
     (`ProvisioningSettings.from_environ`); SettingsError or StateDirError when they
     cannot be used, so a container that could not work never starts serving. The store
     in the state directory keeps the session key and the admin password's hash
-    (``VULCANO_ADMIN_PASSWORD`` in ``environ`` sets it).
+    (``VULCANO_ADMIN_PASSWORD`` in ``environ`` sets it). ``tls_fingerprint`` says the
+    panel is served over HTTPS with that certificate: session cookies are then Secure,
+    and a generated password is printed with the fingerprint.
     """
     app = Flask(__name__)
     settings = settings or ProvisioningSettings.from_environ(environ)
@@ -73,6 +76,7 @@ def create_app(
         SESSION_COOKIE_NAME="vulcano_panel",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=tls_fingerprint is not None,
         PERMANENT_SESSION_LIFETIME=datetime.timedelta(seconds=policy.SESSION_LIFETIME),
         # the token is bound to the session, which has its own lifetime
         WTF_CSRF_TIME_LIMIT=None,
@@ -80,7 +84,7 @@ def create_app(
     if test_config is not None:
         app.config.from_mapping(test_config)
     app.config["ADMIN_PASSWORD_HASH"] = credentials.admin_password_hash(
-        store, environ.get(credentials.ADMIN_PASSWORD_VAR) or None
+        store, environ.get(credentials.ADMIN_PASSWORD_VAR) or None, fingerprint=tls_fingerprint
     )
     app.extensions["vulcano.store"] = store
     csrf.init_app(app)
@@ -125,6 +129,8 @@ def create_app(
     return app
 
 
+HSTS_MAX_AGE = 365 * 24 * 3600
+
 # The pages run no script and load nothing from elsewhere; only their inline styles.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
@@ -139,6 +145,8 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     # pages show the cluster as it is now, and some carry a CSRF token: never cache them
     response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:  # browsers take HSTS only over HTTPS they trusted anyway
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}")
     return response
 
 

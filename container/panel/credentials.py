@@ -33,12 +33,19 @@ def secret_key(store: Store) -> str:
     return store.setting_or_create(SECRET_KEY_SETTING, secrets.token_hex(SECRET_KEY_BYTES))
 
 
-def admin_password_hash(store: Store, from_environ: str | None, log: TextIO | None = None) -> str:
+def admin_password_hash(
+    store: Store,
+    from_environ: str | None,
+    log: TextIO | None = None,
+    fingerprint: str | None = None,
+) -> str:
     """The stored hash of the admin password, set from the environment or generated.
 
     ``from_environ`` (VULCANO_ADMIN_PASSWORD's value, or None) replaces the stored hash
     unless that already is its hash. A password generated here is printed to ``log``
-    (stderr by default) only when this call stored it (two processes starting at once print one).
+    (stderr by default) only when this call stored it (two processes starting at once print one),
+    with the panel's certificate ``fingerprint`` (HTTPS) in the same block: whoever
+    reads the password there learns what certificate to expect before typing it.
     """
     stored = store.setting(PASSWORD_HASH_SETTING)
     if from_environ:
@@ -52,12 +59,16 @@ def admin_password_hash(store: Store, from_environ: str | None, log: TextIO | No
     made = generate_password_hash(password, method=HASH_METHOD)
     kept = store.setting_or_create(PASSWORD_HASH_SETTING, made)
     if kept == made:
-        print(
+        block = (
             f"vulcano panel: generated admin password (shown only now; set "
-            f"{ADMIN_PASSWORD_VAR} to choose one): {password}",
-            file=log or sys.stderr,
-            flush=True,
+            f"{ADMIN_PASSWORD_VAR} to choose one): {password}"
         )
+        if fingerprint:
+            block += (
+                "\nvulcano panel: log in only if the browser shows this certificate, "
+                f"SHA-256 fingerprint {fingerprint}"
+            )
+        print(block, file=log or sys.stderr, flush=True)
     return kept
 
 

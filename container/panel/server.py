@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -25,6 +26,13 @@ class ServerOptions:
     port: int
     workers: int = 1
     threads: int = 4
+    # HTTPS when both are given (`container.panel.tls`), else plain HTTP
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None and self.keyfile is not None
 
     @property
     def bind(self) -> str:
@@ -34,7 +42,11 @@ class ServerOptions:
 
 def gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
     """gunicorn's settings for the panel: logs on stdout/stderr (the container's log)."""
+    tls: dict[str, Any] = {}
+    if options.tls:
+        tls = {"certfile": str(options.certfile), "keyfile": str(options.keyfile)}
     return {
+        **tls,
         "bind": [options.bind],
         "workers": options.workers,
         "threads": options.threads,

@@ -4,11 +4,13 @@ The installer's install is for one cluster (``VULCANO_CLUSTER_NAME``). Until the
 container has created it (or learned where its etcd answers) the summary says so by
 listing no machines: the hosted page shows the container reporting, with nothing up yet.
 When the cluster's etcd does not answer there is no summary at all, so the hosted page
-sees the cluster stop reporting, which is what happened.
+sees the cluster stop reporting, which is what happened. Every summary also carries
+the panel's URL and certificate fingerprint when `vulcano serve` gave them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from container.services import clusters, monitor
 from container.services.errors import ClusterNotFound, ClusterUnavailable
 from container.store import Store
-from vulcano.heartbeat import ClusterSummary
+from vulcano.heartbeat import ClusterSummary, PanelSummary
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,13 @@ class ClusterReporter:
         name: str,
         interval: float,
         clock: Callable[[], float] = time.time,
+        panel: PanelSummary | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.interval = interval
         self.clock = clock
+        self.panel = panel  # told with every summary: where the panel answers, its fingerprint
         self.previous: ClusterSummary | None = None
 
     def __call__(self, seq: int) -> ClusterSummary | None:
@@ -42,7 +46,7 @@ class ClusterReporter:
         try:
             cluster = clusters.connect(self.store, self.name)
         except ClusterNotFound:
-            return ClusterSummary(self.name, seq, now, self.interval)
+            return ClusterSummary(self.name, seq, now, self.interval, panel=self.panel)
         try:
             with cluster:
                 summary = monitor.summarize(
@@ -56,5 +60,7 @@ class ClusterReporter:
         except ClusterUnavailable as exc:
             log.warning("cluster %s: no heartbeat this time: %s", self.name, exc)
             return None
+        if self.panel is not None:
+            summary = dataclasses.replace(summary, panel=self.panel)
         self.previous = summary
         return summary

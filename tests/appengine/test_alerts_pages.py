@@ -122,7 +122,8 @@ def test_the_sweep_answers_app_engine_cron_only(client: FlaskClient) -> None:
 
 
 def test_every_stored_heartbeat_runs_the_alert_engine(app: Flask) -> None:
-    assert app.extensions["vulcano.summary_hooks"] == [on_summary]
+    # once, beside the other hooks (the panel's fingerprint is kept by one too)
+    assert app.extensions["vulcano.summary_hooks"].count(on_summary) == 1
 
 
 def test_test_alerts_are_bounded_per_install(

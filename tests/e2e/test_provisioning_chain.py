@@ -58,6 +58,8 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
 CLUSTER = "prod"
 SIZE = 3
 PANEL_PORT = 8080
+# Debian's python3-requests (cloud-init's) verifies against this bundle
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 PANEL_UP_TIMEOUT = stack.PANEL_UP_TIMEOUT
 CONTAINER = stack.CONTAINER
 UNITS_TIMEOUT = 120.0
@@ -280,8 +282,12 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
     assert record["discovery"].startswith(chain.installer_url + "/"), record
 
     # Nodes 1 and 2 get their documents pasted; node 3 a two-line #include of the panel's
-    # join URL, fetched by its cloud-init at boot with the cluster's join token.
-    panel_url = f"http://{chain.provisioner_host.ip}:{PANEL_PORT}"
+    # join URL, fetched by its cloud-init at boot with the cluster's join token, over the
+    # panel's HTTPS: cloud-init checks the certificate against the system's CA bundle
+    # only, so node 3's bundle is the panel's certificate (as a user's node would trust
+    # a certificate given with --tls-cert; the one the panel made names its address).
+    panel_url = f"https://{chain.provisioner_host.ip}:{PANEL_PORT}"
+    bundle = chain.box.save_panel_certificate(chain.tmp / "node-ca-bundle.crt")
     _, joined = chain.vulcano("cluster", "join-token", CLUSTER, "--panel-url", panel_url)
     include = next(line for line in joined.splitlines() if line.startswith("include "))
     include_doc = include.removeprefix("include ").replace(" ", "\n", 1).replace("/N?", "/3?")
@@ -299,6 +305,7 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
                 text,
                 name=f"{chain.underlay.token}-n{node}",
                 netns=host.netns,
+                read_only=[(bundle, CA_BUNDLE)] if node == 3 else [],
             )
         )
     for machine in _nodes(chain):
@@ -386,8 +393,9 @@ def test_a_browser_logs_in_creates_a_cluster_starts_a_unit_and_reads_its_log(
 ) -> None:
     from playwright.sync_api import Page
 
-    url = f"http://127.0.0.1:{chain.panel.port}"
-    with chromium_page(chain.tmp / "chromium") as page:
+    url = stack.panel_url(chain.panel)
+    trusted = chain.box.save_panel_certificate(chain.tmp / "panel.pem")
+    with chromium_page(chain.tmp / "chromium", trusted) as page:
         assert isinstance(page, Page)
         page.goto(url + "/clusters")
         assert "/login" in page.url

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from container.cli import main as vulcano
 from tests.conftest import require
+from vulcano import pki
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 
@@ -61,8 +62,12 @@ def test_the_reduced_demo_runs_installer_panel_and_one_agent(tmp_path: Path) -> 
         page = requests.get(shown["installer"] + "/", timeout=10)
         assert page.ok and 'id="ephemeral"' in page.text
         assert requests.get(shown["status_page"], timeout=10).ok
-        # the panel, with its generated password
-        assert requests.get(shown["panel"] + "/healthz", timeout=10).ok
+        # the panel over HTTPS, verified against the certificate it made and the demo shows
+        assert shown["panel"].startswith("https://")
+        cert = Path(shown["panel_certificate"]).read_bytes()
+        assert pki.fingerprint(cert) == shown["panel_fingerprint"]
+        verify = shown["panel_certificate"]
+        assert requests.get(shown["panel"] + "/healthz", timeout=10, verify=verify).ok
         assert len(shown["panel_password"]) >= 16
         # one local agent, running the demo's unit
         [endpoint] = shown["etcd"]

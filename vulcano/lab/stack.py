@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
@@ -24,6 +26,10 @@ CONTAINER = provisioning.PROVISIONER_CONTAINER
 PANEL_UP_TIMEOUT = 300.0
 COMMAND_TIMEOUT = 180.0
 _PASSWORD = re.compile(r"generated admin password \([^)]*\): (\S+)")
+_FINGERPRINT = re.compile(r"certificate SHA-256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})")
+# the certificate `vulcano serve` made on its first start, in the container's state dir
+_PANEL_CERT = 'cat "$VULCANO_STATE_DIR/panel-tls.pem"'
+
 _STATUS_LINK = re.compile(r'id="status-link" href="([^"]+)"')
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 _CLUSTER_STATE = re.compile(r'id="cluster-state"[^>]*data-state="([a-z-]+)"')
@@ -62,20 +68,47 @@ class Provisioner:
         ).stdout.strip()
 
     def wait_panel(self, forward: PortForward, timeout: float = PANEL_UP_TIMEOUT) -> None:
-        """Until the panel answers /healthz through ``forward`` (LabError with the
-        container's diagnostics when it does not)."""
+        """Until the panel answers /healthz over HTTPS through ``forward``, its certificate
+        verified against the one it made (LabError with the container's diagnostics when
+        it does not)."""
 
         def answered() -> bool:
-            try:
-                url = f"http://127.0.0.1:{forward.port}/healthz"
-                return requests.get(url, timeout=5).ok
-            except requests.RequestException:
-                return False
+            return self.get_panel(forward.port).ok
 
         try:
             wait_for(answered, timeout, "the provisioning panel", 1.0)
         except TimeoutError as exc:
             raise LabError(f"{exc}\n{provisioning.diagnostics(self.machine)}") from None
+
+    def panel_certificate(self, check: bool = True) -> str:
+        """The panel's certificate (PEM) from the container's volume ("" before it is made)."""
+        done = self.machine.exec(
+            ["docker", "exec", CONTAINER, "sh", "-c", _PANEL_CERT], check=False
+        )
+        if "BEGIN CERTIFICATE" in done.stdout:
+            return done.stdout
+        if check:
+            raise LabError(f"no panel certificate in the container: {done.stderr.strip()}")
+        return ""
+
+    def get_panel(self, port: int, path: str = "/healthz") -> requests.Response:
+        """GET ``path`` from the panel through a loopback forward on ``port``, over HTTPS
+        verified against the certificate the panel made (LabError before it made one)."""
+        with tempfile.TemporaryDirectory(prefix="vulcano-panel-") as tmp:
+            cert = self.save_panel_certificate(Path(tmp) / "panel.pem")
+            return requests.get(f"https://127.0.0.1:{port}{path}", timeout=5, verify=str(cert))
+
+    def save_panel_certificate(self, path: Path) -> Path:
+        """The panel's certificate written to ``path``: what clients verify the panel with."""
+        path.write_text(self.panel_certificate())
+        return path
+
+    def panel_fingerprint(self) -> str:
+        """The certificate fingerprint the panel printed on its last start."""
+        found = _FINGERPRINT.findall(provisioning.docker_logs(self.machine))
+        if found:
+            return str(found[-1])
+        raise LabError("no certificate fingerprint in the container's log")
 
     def generated_password(self) -> str:
         """The admin password the panel made on its first start: printed once, to its log."""
@@ -84,6 +117,12 @@ class Provisioner:
         if len(found) == 1:
             return str(found[0])
         raise LabError(f"no generated admin password in the container's log:\n{log}")
+
+
+def panel_url(forward: PortForward) -> str:
+    """The provisioning panel through ``forward``: HTTPS, as `vulcano serve` serves it;
+    127.0.0.1 is among the names of the certificate it made."""
+    return f"https://127.0.0.1:{forward.port}"
 
 
 # --- the hosted installer's pages of one install ---------------------------------------

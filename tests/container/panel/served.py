@@ -1,4 +1,8 @@
-"""The panel served for real: `vulcano serve` (gunicorn) in a child process."""
+"""The panel served for real: `vulcano serve` (gunicorn) in a child process.
+
+Plain HTTP on loopback unless ``https``: then over the certificate the panel made in
+its state directory, which the helpers' requests verify against (no verify=False).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 class ServedPanel:
     url: str
     log_path: Path
+    # what requests verify the panel's certificate with: its own certificate, or True
+    verify: str | bool = True
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -32,10 +38,15 @@ class ServedPanel:
 
 @contextmanager
 def served_panel(
-    state_dir: Path, log_path: Path, env: dict[str, str] | None = None
+    state_dir: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    https: bool = False,
+    args: tuple[str, ...] = (),
 ) -> Iterator[ServedPanel]:
     """`python -m container serve` on a loopback port until the block ends (then SIGTERM)."""
     port = reserve_port()
+    transport = () if https else ("--plain-http",)
     full_env = {
         **{k: v for k, v in os.environ.items() if k != "VULCANO_ADMIN_PASSWORD"},
         "PYTHONPATH": str(ROOT),
@@ -47,17 +58,34 @@ def served_panel(
     }
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "container", "serve", "--address", "127.0.0.1"],
+            [
+                sys.executable,
+                "-m",
+                "container",
+                "serve",
+                "--address",
+                "127.0.0.1",
+                *transport,
+                *args,
+            ],
             cwd=ROOT,
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
+    cert = state_dir / "panel-tls.pem"
     try:
-        wait_for(lambda: requests.get(url + "/healthz", timeout=2).ok, 30, f"panel on {url}", 0.1)
-        yield ServedPanel(url, log_path)
+
+        def up() -> bool:
+            verify: str | bool = str(cert) if https else True
+            if https and not cert.exists():
+                return False
+            return requests.get(url + "/healthz", timeout=2, verify=verify).ok
+
+        wait_for(up, 30, f"panel on {url}", 0.1)
+        yield ServedPanel(url, log_path, str(cert) if https else True)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
@@ -66,15 +94,20 @@ def served_panel(
             proc.wait(10)
 
 
-def login(url: str, password: str) -> requests.Session:
+def login(url: str, password: str, verify: str | bool = True) -> requests.Session:
     """A requests session logged in to the panel at ``url`` (raises if the login fails)."""
     http = requests.Session()
+    http.verify = verify
+    # else REQUESTS_CA_BUNDLE, when set, wins over a session's verify (requests #3829)
+    http.trust_env = verify is True
     page = http.get(url + "/login", timeout=10)
     token = _TOKEN.search(page.text)
     assert token is not None
     answer = http.post(
         url + "/login",
         data={"csrf_token": token.group(1), "password": password},
+        # as a browser sends it: over HTTPS Flask-WTF refuses a form POST without it
+        headers={"Referer": url + "/login"},
         timeout=10,
         allow_redirects=False,
     )

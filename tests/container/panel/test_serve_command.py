@@ -79,7 +79,7 @@ def test_serve_answers_health_under_gunicorn_until_terminated(tmp_path: Path) ->
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "container", "serve", "--address", "127.0.0.1"],
+            [sys.executable, "-m", "container", "serve", "--address", "127.0.0.1", "--plain-http"],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -31,7 +31,14 @@ from vulcano.lab.forward import PortForward
 from vulcano.lab.installer import installer_server
 from vulcano.lab.netns import NETNS_DIR, Underlay
 from vulcano.lab.poll import wait_for
-from vulcano.lab.stack import Provisioner, set_alerts, status_count, status_page, status_url
+from vulcano.lab.stack import (
+    Provisioner,
+    panel_url,
+    set_alerts,
+    status_count,
+    status_page,
+    status_url,
+)
 
 # --- the full demo --------------------------------------------------------------------
 
@@ -94,8 +101,10 @@ def bring_up_machines(
         300,
         lambda: box.wait_panel(panel),
     )
-    shown.panel = f"http://127.0.0.1:{panel.port}"
+    shown.panel = panel_url(panel)
     shown.panel_password = box.generated_password()
+    shown.panel_fingerprint = box.panel_fingerprint()
+    shown.panel_certificate = str(box.save_panel_certificate(tmp / "panel.pem"))
 
     hosts = underlay.add_hosts(size)
     ips = [arg for h in hosts for arg in ("--ip", h.ip)]

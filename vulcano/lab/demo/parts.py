@@ -180,6 +180,8 @@ class Shown:
     status_page: str = ""
     panel: str = ""
     panel_password: str = ""
+    panel_fingerprint: str = ""  # its certificate's SHA-256, as the install page shows it
+    panel_certificate: str = ""  # a copy of that certificate, for clients to verify with
     service: str | None = None
     heartbeat: str = ""
     etcd: list[str] = field(default_factory=list)
@@ -197,6 +199,8 @@ class Shown:
                 "status_page": self.status_page,
                 "panel": self.panel,
                 "panel_password": self.panel_password,
+                "panel_fingerprint": self.panel_fingerprint,
+                "panel_certificate": self.panel_certificate,
                 "service": self.service,
                 "heartbeat": self.heartbeat,
                 "etcd": self.etcd,
@@ -215,6 +219,9 @@ class Shown:
             f"  your install         {self.manage}",
             f"  its status page      {self.status_page}",
             f"  provisioning panel   {self.panel}/   password: {self.panel_password}",
+            f"  panel certificate    SHA-256 {self.panel_fingerprint}",
+            "                       (self-signed: compare it with your browser's certificate "
+            "view and the install page)",
         ]
         if self.service:
             lines.append(f"  web@ x3, balanced    {self.service}/")

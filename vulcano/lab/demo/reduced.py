@@ -101,13 +101,18 @@ def bring_up_reduced(
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=panel_env,
     )  # fmt: skip
     stack.callback(services.stop_process, panel)
-    shown.panel = f"http://127.0.0.1:{ports.panel}"
+    shown.panel = f"https://127.0.0.1:{ports.panel}"
+    # the certificate the panel makes on its first start: what the demo verifies it with
+    cert = tmp / "state" / "panel-tls.pem"
 
     def panel_up() -> bool:
         if panel.poll() is not None:
             raise DemoError(f"the panel exited: {panel_log.read_text(errors='replace')[-2000:]}")
         try:
-            return requests.get(shown.panel + "/healthz", timeout=2).ok
+            return (
+                cert.exists()
+                and requests.get(shown.panel + "/healthz", timeout=2, verify=str(cert)).ok
+            )
         except requests.RequestException:
             return False
 
@@ -115,6 +120,9 @@ def bring_up_reduced(
           lambda: wait_for(panel_up, 60, "the panel", 0.5))  # fmt: skip
     found = re.search(r"generated admin password \([^)]*\): (\S+)", panel_log.read_text())
     shown.panel_password = found.group(1) if found else "(see the panel's log)"
+    printed = re.findall(r"certificate SHA-256 fingerprint (\S+)", panel_log.read_text())
+    shown.panel_fingerprint = printed[-1] if printed else "(see the panel's log)"
+    shown.panel_certificate = str(cert)
     if etcd_endpoint:
         hello = tmp / "hello.service"
         hello.write_text(HELLO_UNIT)
