@@ -98,7 +98,13 @@ class _FirstPuts:
         self._thread.join(10)
 
 
-def _time_sandbox(host: TestHost, targets: Path, lock: threading.Lock, n: int) -> dict[str, Any]:
+def _time_sandbox(
+    host: TestHost,
+    targets: Path,
+    lock: threading.Lock,
+    n: int,
+    probers: list[subprocess.Popen[bytes]],
+) -> dict[str, Any]:
     """Wait for the host's overlay, make its sandbox, start its prober; the times."""
     host.wait_overlay(timeout=CONVERGENCE_TIMEOUT)
     overlay_up = time.monotonic()
@@ -130,11 +136,12 @@ def _time_sandbox(host: TestHost, targets: Path, lock: threading.Lock, n: int) -
         env=lab_env(),
         start_new_session=True,
     )
+    with lock:
+        probers.append(prober)  # stopped by the caller, even when another host fails
     return {
         "host": host,
         "overlay_up": overlay_up,
         "sandbox": made,
-        "prober": prober,
         "ip": ip,
         "result": result,
     }
@@ -157,8 +164,7 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             for host in hosts:
                 host.start_agent(ttl=10, subnet_ttl=120)
             with ThreadPoolExecutor(n) as pool:
-                made = list(pool.map(lambda h: _time_sandbox(h, targets, lock, n), hosts))
-            probers = [m["prober"] for m in made]
+                made = list(pool.map(lambda h: _time_sandbox(h, targets, lock, n, probers), hosts))
             deadline = time.monotonic() + CONVERGENCE_TIMEOUT
             pending = {m["ip"]: m["result"] for m in made}
             firsts: dict[str, dict[str, float]] = {}
