@@ -7,7 +7,9 @@ Needs root (a network namespace). Prints three tables:
 1. a real `vulcano-agent run` on one test host (real etcd): VmRSS, RssAnon, RssFile
    and threads once its overlay is up, then once it has programmed PEERS more subnet
    leases (written straight into etcd: real records the agent watches and plumbs into
-   the kernel; nothing sends packets to them);
+   the kernel; nothing sends packets to them); and the floor under any agent: an
+   interpreter that only imports the etcd client (etcd3, gRPC), connects and does 200
+   puts and reads;
 2. RSS by importer: a fresh interpreter imports what a running agent imports, and each
    import's own growth of VmRSS (its children's taken out) is summed per top-level
    package (the standard library as one row);
@@ -37,7 +39,7 @@ ROUTE_PROTO = "77"  # agent.overlay.datapath.ROUTE_PROTO
 
 # What `vulcano-agent run` has imported once its overlay is up (pyroute2 is imported by
 # the data path when the overlay starts).
-RUNNING_AGENT = "import agent.cli, agent.app; from pyroute2 import IPRoute"
+RUNNING_AGENT = "import agent.cli, agent.app; from agent.overlay.netlink import iproute; iproute()"
 
 _PROFILE = r"""
 import builtins, importlib.util, json, sys
@@ -79,6 +81,36 @@ exec(sys.argv[1])
 builtins.__import__ = original
 print(json.dumps({"start": start, "end": rss(), "own": own, "pulled": pulled}))
 """
+
+
+# The floor under any agent: an interpreter with only the etcd client, connected and used.
+_CLIENT_ONLY = r"""
+import sys
+from vulcano.etcd import connect
+client = connect(sys.argv[1])
+for i in range(200):
+    client.put(f"/bench-memory/{i}", "x")
+    client.get_prefix("/bench-memory/")
+client.delete_prefix("/bench-memory/")
+for line in open("/proc/self/status"):
+    name, _, value = line.partition(":")
+    if name in ("VmRSS", "RssAnon", "RssFile", "Threads"):
+        print(name, value.split()[0])
+"""
+
+
+def client_only(endpoint: str) -> dict[str, int]:
+    """/proc status of an interpreter that only imported, connected and used etcd3."""
+    out = subprocess.run(
+        [sys.executable, "-c", _CLIENT_ONLY, endpoint],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=lab_env(),
+        timeout=120,
+    ).stdout
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -132,6 +164,7 @@ def running_agent(base: Path, peers: int) -> list[tuple[str, dict[str, int], int
             readings.append((f"{peers} peers programmed", _status(agent.pid), routes()))
         finally:
             client.close()
+        readings.append(("floor: etcd3 client only", client_only(net.etcd_local_endpoint), -1))
     return readings
 
 
@@ -197,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{status['RssAnon'] / 1024:.1f}",
                 f"{status['RssFile'] / 1024:.1f}",
                 str(status["Threads"]),
-                str(routes),
+                str(routes) if routes >= 0 else "-",
             ]
         )
     _print_table(table)
