@@ -1,16 +1,26 @@
 """Installer throughput, and its front page while discovery watches wait.
 
-Runs the real Cloud Datastore emulator and the installer under gunicorn on loopback. The
-first table: generate-and-store and permalink fetch (one sync worker, a few client
-threads). The second: front-page latency with no watch waiting and with the most watches
-one worker allows (one worker of eight threads, as on App Engine), side by side. Run
-with `python -m bench.installer` (or `nox -s bench -- installer`).
+Runs the real Cloud Datastore emulator and the installer under gunicorn on loopback.
+
+1. app.yaml's gunicorn (its --workers and --threads, read from app.yaml's entrypoint):
+   requests/s of a static file (appengine/static, the baseline: the same gunicorn and
+   Flask with no Datastore), of generate-and-store (the form POST that renders the
+   user-data and stores the install in Datastore) and of the permalink GET, with the CPU
+   each side used meanwhile (gunicorn's processes, the emulator's JVM, the client: 100%
+   is one core), which says what limited the rate;
+2. generate-and-store and permalink fetch on one sync worker, with and without the
+   validators;
+3. front-page latency with no watch waiting and with the most watches one worker
+   allows (one worker of eight threads), side by side.
+
+Run with `python -m bench.installer` (or `nox -s bench -- installer`).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import random
 import re
 import statistics
@@ -31,6 +41,9 @@ from vulcano.lab.loopback_http import get_from, watch_url
 from vulcano.lab.sshkeys import ed25519_line
 
 _CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+APP_YAML = Path(__file__).resolve().parents[1] / "app.yaml"
+STATIC_FILE = "/static/style.css"
+_TICK = os.sysconf("SC_CLK_TCK")
 TIMEOUT = 30.0
 # The bench makes more installs from one address than the hourly quota lets a user.
 _UNBOUNDED = {
@@ -172,6 +185,132 @@ def bench(
     return rows
 
 
+def app_yaml_gunicorn() -> tuple[int, int]:
+    """(workers, threads) of app.yaml's entrypoint."""
+    text = APP_YAML.read_text()
+    entry = next(line for line in text.splitlines() if line.startswith("entrypoint:"))
+    workers = re.search(r"--workers[ =](\d+)", entry)
+    threads = re.search(r"--threads[ =](\d+)", entry)
+    return int(workers.group(1)) if workers else 1, int(threads.group(1)) if threads else 1
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
+    return found
+
+
+def _descendants(root: int, table: dict[int, tuple[int, str]]) -> list[int]:
+    out, frontier = [root], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _) in table.items() if ppid == parent]
+        out += children
+        frontier += children
+    return out
+
+
+@dataclass
+class CpuRow:
+    row: Row
+    cpu: dict[str, float]  # side -> share of one core while the row ran
+
+    def cells(self) -> list[str]:
+        return [*self.row.cells(), *(f"{self.cpu[side] * 100:.0f}%" for side in _SIDES)]
+
+
+_SIDES = ("gunicorn", "emulator", "client")
+
+
+def _with_cpu(sides: dict[str, list[int]], run: Callable[[], Row]) -> CpuRow:
+    before = {side: _cpu_seconds(pids) for side, pids in sides.items()}
+    mine = os.times()
+    row = run()
+    after = os.times()
+    cpu = {side: (_cpu_seconds(pids) - before[side]) / row.seconds for side, pids in sides.items()}
+    client = (after.user + after.system) - (mine.user + mine.system)
+    cpu["client"] = client / row.seconds
+    return CpuRow(row, cpu)
+
+
+def bench_app_yaml(creates: int, fetches: int, statics: int, clients: int) -> list[CpuRow]:
+    """Static file, generate-and-store and permalink on app.yaml's workers and threads."""
+    workers, threads = app_yaml_gunicorn()
+    rows: list[CpuRow] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp,
+        services.datastore_emulator(project="vulcano-bench") as emulator,
+        installer_server(
+            emulator,
+            Path(tmp) / "gunicorn.log",
+            workers=workers,
+            threads=threads,
+            validate="off",
+            env_extra=_UNBOUNDED,
+        ) as server,
+    ):
+        table = _processes()
+        port = emulator.host.rsplit(":", 1)[1]
+        jvm = [pid for pid, (_, cmd) in table.items() if f"--port={port}" in cmd]
+        sides = {
+            "gunicorn": _descendants(server.proc.pid, table),
+            "emulator": [p for root in jvm for p in _descendants(root, table)],
+        }
+
+        def static(session: requests.Session, csrf: str, n: int) -> None:
+            session.get(server.url + STATIC_FILE, timeout=TIMEOUT).raise_for_status()
+
+        rows.append(
+            _with_cpu(
+                sides,
+                lambda: _drive(server.url, f"static {STATIC_FILE}", statics, clients, static),
+            )
+        )
+        tokens: list[str] = []
+
+        def create(session: requests.Session, csrf: str, n: int) -> None:
+            tokens.append(read_token(_create(session, server.url, csrf, "cloud-init", n)))
+
+        rows.append(
+            _with_cpu(
+                sides,
+                lambda: _drive(server.url, "generate+store cloud-init", creates, clients, create),
+            )
+        )
+        rng = random.Random(1)
+
+        def fetch(session: requests.Session, csrf: str, n: int) -> None:
+            response = session.get(
+                f"{server.url}/cloud-config/{rng.choice(tokens)}", timeout=TIMEOUT
+            )
+            response.raise_for_status()
+
+        rows.append(
+            _with_cpu(sides, lambda: _drive(server.url, "permalink GET", fetches, clients, fetch))
+        )
+    return rows
+
+
 def _front_page(url: str, samples: int) -> list[float]:
     latencies = []
     with requests.Session() as session:
@@ -263,10 +402,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fetches", type=int, default=1000, help="permalink fetches (1000)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument("--pages", type=int, default=200, help="front pages per row (200)")
+    parser.add_argument("--statics", type=int, default=2000, help="static GETs (2000)")
+    parser.add_argument(
+        "--app-clients",
+        type=int,
+        default=0,
+        help="client threads against app.yaml's gunicorn (default: its workers x threads)",
+    )
     parser.add_argument(
         "--only-watches", action="store_true", help="only the front page under watches"
     )
+    parser.add_argument(
+        "--only-app-yaml", action="store_true", help="only the table on app.yaml's gunicorn"
+    )
     args = parser.parse_args(argv)
+
+    if not args.only_watches:
+        workers, threads = app_yaml_gunicorn()
+        clients = args.app_clients or workers * threads
+        load = os.getloadavg()
+        app_rows = bench_app_yaml(args.creates, args.fetches, args.statics, clients)
+        print(
+            f"\nInstaller on app.yaml's gunicorn ({workers} workers x {threads} threads), "
+            f"Datastore emulator, {clients} client threads, loopback, validators off "
+            f"(load 1m {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after)\n"
+        )
+        header = ["operation", "requests", "seconds", "req/s", "p50 ms", "p95 ms"]
+        header += [f"CPU {side}" for side in _SIDES]
+        _print_table([header, *(row.cells() for row in app_rows)])
+        static_rate = app_rows[0].row.rate
+        for row in app_rows[1:]:
+            print(f"{row.row.operation}: {row.row.rate / static_rate:.2f} of the static rate")
+        if args.only_app_yaml:
+            return
 
     if not args.only_watches:
         rows = bench("off", ["cloud-init"], args.creates, args.fetches, args.clients)
