@@ -30,8 +30,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
+import requests.adapters
 
 from appengine import limits
 from appengine.models import read_token
@@ -79,8 +81,22 @@ class Row:
         ]
 
 
-def _session(url: str) -> tuple[requests.Session, str]:
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connections from one local address (127.0.1.x): one client of many, to the quota."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self._address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _session(url: str, source: str | None = None) -> tuple[requests.Session, str]:
     session = requests.Session()
+    if source is not None:
+        session.mount("http://", _FromAddress(source))
     page = session.get(url + "/", timeout=TIMEOUT)
     page.raise_for_status()
     match = _CSRF_RE.search(page.text)
@@ -113,9 +129,11 @@ def _drive(
     total: int,
     clients: int,
     work: Callable[[requests.Session, str, int], None],
+    spread: bool = False,
 ) -> Row:
-    """Run ``work`` ``total`` times from ``clients`` threads, each with its own session."""
-    url_sessions = [_session(url) for _ in range(clients)]
+    """Run ``work`` ``total`` times from ``clients`` threads, each with its own session
+    (with ``spread``, each from an address of its own, 127.0.1.N)."""
+    url_sessions = [_session(url, f"127.0.1.{i + 1}" if spread else None) for i in range(clients)]
     latencies: list[float] = []
     errors: list[BaseException] = []
     counter = iter(range(total))
@@ -291,12 +309,20 @@ def bench_app_yaml(creates: int, fetches: int, statics: int, clients: int) -> li
         def create(session: requests.Session, csrf: str, n: int) -> None:
             tokens.append(read_token(_create(session, server.url, csrf, "cloud-init", n)))
 
-        rows.append(
-            _with_cpu(
-                sides,
-                lambda: _drive(server.url, "generate+store cloud-init", creates, clients, create),
+        for spread, label in ((False, "one address"), (True, f"{clients} addresses")):
+            rows.append(
+                _with_cpu(
+                    sides,
+                    lambda spread=spread, label=label: _drive(
+                        server.url,
+                        f"generate+store cloud-init, from {label}",
+                        creates,
+                        clients,
+                        create,
+                        spread,
+                    ),
+                )
             )
-        )
         rng = random.Random(1)
 
         def fetch(session: requests.Session, csrf: str, n: int) -> None:
