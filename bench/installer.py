@@ -25,148 +25,26 @@ import random
 import re
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 import requests.adapters
 
 from appengine import limits
 from appengine.models import read_token
+from bench._installer_client import TIMEOUT, UNBOUNDED, Row, create_install, drive
+from bench._procstat import cpu_seconds, descendants, print_table, processes
 from vulcano.lab import services
 from vulcano.lab.installer import InstallerServer, installer_server
 from vulcano.lab.loopback_http import get_from, watch_url
-from vulcano.lab.sshkeys import ed25519_line
 
-_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 APP_YAML = Path(__file__).resolve().parents[1] / "app.yaml"
 STATIC_FILE = "/static/style.css"
-_TICK = os.sysconf("SC_CLK_TCK")
-TIMEOUT = 30.0
-# The bench makes more installs from one address than the hourly quota lets a user.
-_UNBOUNDED = {
-    "VULCANO_INSTALLS_PER_CLIENT_PER_HOUR": "1000000",
-    "VULCANO_NEW_TOKENS_PER_CLIENT_PER_HOUR": "1000000",
-}
 # Watches in the second table wait this long unless a registration wakes them first.
 _WATCH_TIMEOUT = "60"
-
-
-@dataclass
-class Row:
-    operation: str
-    requests: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def cells(self) -> list[str]:
-        ordered = sorted(self.latencies)
-        p50 = statistics.median(ordered) * 1000
-        p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
-        return [
-            self.operation,
-            str(self.requests),
-            f"{self.seconds:.2f}",
-            f"{self.rate:.1f}",
-            f"{p50:.1f}",
-            f"{p95:.1f}",
-        ]
-
-
-class _FromAddress(requests.adapters.HTTPAdapter):
-    """Connections from one local address (127.0.1.x): one client of many, to the quota."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (self._address, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def _session(url: str, source: str | None = None) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    if source is not None:
-        session.mount("http://", _FromAddress(source))
-    page = session.get(url + "/", timeout=TIMEOUT)
-    page.raise_for_status()
-    match = _CSRF_RE.search(page.text)
-    assert match, "no CSRF token on the form"
-    return session, match.group(1)
-
-
-def _create(session: requests.Session, url: str, csrf: str, flavour: str, n: int) -> str:
-    response = session.post(
-        url + "/installs",
-        data={
-            "csrf_token": csrf,
-            "cluster_name": f"bench-{n}",
-            "ssh_keys": ed25519_line(f"bench-{n}"),
-            "flavour": flavour,
-            "image": "ghcr.io/vulcano/provisioner:1.0",
-            "size": "3",
-        },
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
-    if response.status_code != 303:
-        raise RuntimeError(f"create answered {response.status_code}: {response.text[:200]}")
-    return response.headers["Location"].rsplit("/", 1)[1]
-
-
-def _drive(
-    url: str,
-    name: str,
-    total: int,
-    clients: int,
-    work: Callable[[requests.Session, str, int], None],
-    spread: bool = False,
-) -> Row:
-    """Run ``work`` ``total`` times from ``clients`` threads, each with its own session
-    (with ``spread``, each from an address of its own, 127.0.1.N)."""
-    url_sessions = [_session(url, f"127.0.1.{i + 1}" if spread else None) for i in range(clients)]
-    latencies: list[float] = []
-    errors: list[BaseException] = []
-    counter = iter(range(total))
-    lock = threading.Lock()
-
-    def client(i: int) -> None:
-        session, csrf = url_sessions[i]
-        while True:
-            with lock:
-                n = next(counter, None)
-            if n is None:
-                return
-            started = time.perf_counter()
-            try:
-                work(session, csrf, n)
-            except BaseException as exc:
-                errors.append(exc)
-                return
-            with lock:
-                latencies.append(time.perf_counter() - started)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    for session, _ in url_sessions:
-        session.close()
-    if errors:
-        raise errors[0]
-    return Row(name, len(latencies), elapsed, latencies)
 
 
 def bench(
@@ -177,7 +55,7 @@ def bench(
         tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp,
         services.datastore_emulator(project="vulcano-bench") as emulator,
         installer_server(
-            emulator, Path(tmp) / "gunicorn.log", workers=1, validate=validate, env_extra=_UNBOUNDED
+            emulator, Path(tmp) / "gunicorn.log", workers=1, validate=validate, env_extra=UNBOUNDED
         ) as server,
     ):
         tokens: list[str] = []
@@ -186,10 +64,10 @@ def bench(
             def create(
                 session: requests.Session, csrf: str, n: int, flavour: str = flavour
             ) -> None:
-                tokens.append(read_token(_create(session, server.url, csrf, flavour, n)))
+                tokens.append(read_token(create_install(session, server.url, csrf, flavour, n)))
 
             label = f"generate+store {flavour} (validators {validate})"
-            rows.append(_drive(server.url, label, creates, clients, create))
+            rows.append(drive(server.url, label, creates, clients, create))
         if fetches:
             rng = random.Random(1)
 
@@ -199,7 +77,7 @@ def bench(
                 )
                 response.raise_for_status()
 
-            rows.append(_drive(server.url, "permalink fetch", fetches, clients, fetch))
+            rows.append(drive(server.url, "permalink fetch", fetches, clients, fetch))
     return rows
 
 
@@ -210,42 +88,6 @@ def app_yaml_gunicorn() -> tuple[int, int]:
     workers = re.search(r"--workers[ =](\d+)", entry)
     threads = re.search(r"--threads[ =](\d+)", entry)
     return int(workers.group(1)) if workers else 1, int(threads.group(1)) if threads else 1
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICK
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        found[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
-    return found
-
-
-def _descendants(root: int, table: dict[int, tuple[int, str]]) -> list[int]:
-    out, frontier = [root], [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, (ppid, _) in table.items() if ppid == parent]
-        out += children
-        frontier += children
-    return out
 
 
 @dataclass
@@ -261,11 +103,11 @@ _SIDES = ("gunicorn", "emulator", "client")
 
 
 def _with_cpu(sides: dict[str, list[int]], run: Callable[[], Row]) -> CpuRow:
-    before = {side: _cpu_seconds(pids) for side, pids in sides.items()}
+    before = {side: cpu_seconds(pids) for side, pids in sides.items()}
     mine = os.times()
     row = run()
     after = os.times()
-    cpu = {side: (_cpu_seconds(pids) - before[side]) / row.seconds for side, pids in sides.items()}
+    cpu = {side: (cpu_seconds(pids) - before[side]) / row.seconds for side, pids in sides.items()}
     client = (after.user + after.system) - (mine.user + mine.system)
     cpu["client"] = client / row.seconds
     return CpuRow(row, cpu)
@@ -284,15 +126,15 @@ def bench_app_yaml(creates: int, fetches: int, statics: int, clients: int) -> li
             workers=workers,
             threads=threads,
             validate="off",
-            env_extra=_UNBOUNDED,
+            env_extra=UNBOUNDED,
         ) as server,
     ):
-        table = _processes()
+        table = processes()
         port = emulator.host.rsplit(":", 1)[1]
         jvm = [pid for pid, (_, cmd) in table.items() if f"--port={port}" in cmd]
         sides = {
-            "gunicorn": _descendants(server.proc.pid, table),
-            "emulator": [p for root in jvm for p in _descendants(root, table)],
+            "gunicorn": descendants(server.proc.pid, table),
+            "emulator": [p for root in jvm for p in descendants(root, table)],
         }
 
         def static(session: requests.Session, csrf: str, n: int) -> None:
@@ -301,28 +143,21 @@ def bench_app_yaml(creates: int, fetches: int, statics: int, clients: int) -> li
         rows.append(
             _with_cpu(
                 sides,
-                lambda: _drive(server.url, f"static {STATIC_FILE}", statics, clients, static),
+                lambda: drive(server.url, f"static {STATIC_FILE}", statics, clients, static),
             )
         )
         tokens: list[str] = []
 
         def create(session: requests.Session, csrf: str, n: int) -> None:
-            tokens.append(read_token(_create(session, server.url, csrf, "cloud-init", n)))
+            tokens.append(read_token(create_install(session, server.url, csrf, "cloud-init", n)))
 
         for spread, label in ((False, "one address"), (True, f"{clients} addresses")):
-            rows.append(
-                _with_cpu(
-                    sides,
-                    lambda spread=spread, label=label: _drive(
-                        server.url,
-                        f"generate+store cloud-init, from {label}",
-                        creates,
-                        clients,
-                        create,
-                        spread,
-                    ),
-                )
-            )
+
+            def creates_from(spread: bool = spread, label: str = label) -> Row:
+                name = f"generate+store cloud-init, from {label}"
+                return drive(server.url, name, creates, clients, create, spread)
+
+            rows.append(_with_cpu(sides, creates_from))
         rng = random.Random(1)
 
         def fetch(session: requests.Session, csrf: str, n: int) -> None:
@@ -332,7 +167,7 @@ def bench_app_yaml(creates: int, fetches: int, statics: int, clients: int) -> li
             response.raise_for_status()
 
         rows.append(
-            _with_cpu(sides, lambda: _drive(server.url, "permalink GET", fetches, clients, fetch))
+            _with_cpu(sides, lambda: drive(server.url, "permalink GET", fetches, clients, fetch))
         )
     return rows
 
@@ -384,23 +219,10 @@ def bench_watches(samples: int) -> list[tuple[str, list[float]]]:
             workers=1,
             threads=8,
             validate="off",
-            env_extra={**_UNBOUNDED, "VULCANO_DISCOVERY_WATCH_TIMEOUT": _WATCH_TIMEOUT},
+            env_extra={**UNBOUNDED, "VULCANO_DISCOVERY_WATCH_TIMEOUT": _WATCH_TIMEOUT},
         ) as server,
     ):
         return _watches_open(server, samples)
-
-
-def _print_table(table: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for i, r in enumerate(table):
-        print(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def _watch_table(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
@@ -455,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         header = ["operation", "requests", "seconds", "req/s", "p50 ms", "p95 ms"]
         header += [f"CPU {side}" for side in _SIDES]
-        _print_table([header, *(row.cells() for row in app_rows)])
+        print_table([header, *(row.cells() for row in app_rows)])
         static_rate = app_rows[0].row.rate
         for row in app_rows[1:]:
             print(f"{row.row.operation}: {row.row.rate / static_rate:.2f} of the static rate")
@@ -472,13 +294,13 @@ def main(argv: list[str] | None = None) -> None:
             f"\nInstaller on one gunicorn worker (sync), Datastore emulator, "
             f"{args.clients} client threads, loopback\n"
         )
-        _print_table([header, *(row.cells() for row in rows)])
+        print_table([header, *(row.cells() for row in rows)])
 
     print(
         "\nFront page, one gunicorn worker of 8 threads (as on App Engine), one client, "
         "with discovery watches waiting\n"
     )
-    _print_table(_watch_table(bench_watches(args.pages)))
+    print_table(_watch_table(bench_watches(args.pages)))
 
 
 if __name__ == "__main__":
