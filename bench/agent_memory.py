@@ -29,6 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from agent.overlay.component import load_network_config
+from bench._procstat import print_table
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 from vulcano.lab.netns import REPO, Underlay
 from vulcano.lab.netns import _env as lab_env
@@ -204,15 +205,6 @@ def import_times(statement: str) -> dict[str, float]:
     return dict(grouped)
 
 
-def _print_table(table: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for i, row in enumerate(table):
-        pairs = enumerate(zip(row, widths, strict=True))
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in pairs))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=49, help="peer subnet leases (49)")
@@ -233,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(routes) if routes >= 0 else "-",
             ]
         )
-    _print_table(table)
+    print_table(table)
 
     start, end, own, pulled = by_importer(RUNNING_AGENT)
     print(f"\n(2) RSS by importer: {RUNNING_AGENT}")
@@ -241,14 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     table = [["package", "own MiB", "with the stdlib it pulled in"]]
     for top, kib in sorted(pulled.items(), key=lambda kv: -kv[1])[: args.top]:
         table.append([top, f"{own.get(top, 0) / 1024:.1f}", f"{kib / 1024:.1f}"])
-    _print_table(table)
+    print_table(table)
 
     times = import_times(RUNNING_AGENT)
     print(f"\n(3) import time, self, per package (total {sum(times.values()):.0f} ms)")
     table = [["package", "ms"]]
     for top, ms in sorted(times.items(), key=lambda kv: -kv[1])[: args.top]:
         table.append([top, f"{ms:.0f}"])
-    _print_table(table)
+    print_table(table)
     return 0
 
 
