@@ -142,9 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp:
         base = Path(tmp)
         rows = []
+        failed = []
         for n in sizes:
-            rows.append(convergence(base, n))
-            print(f"  converged N={n}", file=sys.stderr, flush=True)
+            try:
+                rows.append(convergence(base, n))
+            except Exception as exc:  # report it, and go on with the other sizes
+                print(f"  N={n} failed: {exc}", file=sys.stderr, flush=True)
+                failed.append(n)
+                continue
+            print(f"  converged N={n}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+        if failed:
+            print(f"\nsizes that failed (see the log): {failed}")
+        if not rows:
+            return 1
         print("\n(1a) N-1 agents started at once: seconds from process start")
         print_table(
             [
