@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from bench._convergence import convergence
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rows.append(convergence(base, n))
             except Exception as exc:  # report it, and go on with the other sizes
+                traceback.print_exc()
                 print(f"  N={n} failed: {exc}", file=sys.stderr, flush=True)
                 failed.append(n)
                 continue
