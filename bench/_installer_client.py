@@ -31,6 +31,7 @@ class Row:
     requests: int
     seconds: float
     latencies: list[float]
+    failed: int = 0  # answers that were not the expected one (with ``tolerate``)
 
     @property
     def rate(self) -> float:
@@ -99,16 +100,20 @@ def drive(
     clients: int,
     work: Callable[[requests.Session, str, int], None],
     spread: bool = False,
+    tolerate: bool = False,
 ) -> Row:
     """Run ``work`` ``total`` times from ``clients`` threads, each with its own session
-    (with ``spread``, each from an address of its own, 127.0.1.N)."""
+    (with ``spread``, each from an address of its own, 127.0.1.N). With ``tolerate`` a
+    wrong answer (RuntimeError) is counted in ``failed`` and the client goes on."""
     url_sessions = [_session(url, f"127.0.1.{i + 1}" if spread else None) for i in range(clients)]
     latencies: list[float] = []
     errors: list[BaseException] = []
+    failed = 0
     counter = iter(range(total))
     lock = threading.Lock()
 
     def client(i: int) -> None:
+        nonlocal failed
         session, csrf = url_sessions[i]
         while True:
             with lock:
@@ -118,6 +123,13 @@ def drive(
             started = time.perf_counter()
             try:
                 work(session, csrf, n)
+            except RuntimeError as exc:
+                if not tolerate:
+                    errors.append(exc)
+                    return
+                with lock:
+                    failed += 1
+                continue
             except BaseException as exc:
                 errors.append(exc)
                 return
@@ -135,4 +147,4 @@ def drive(
         session.close()
     if errors:
         raise errors[0]
-    return Row(name, len(latencies), elapsed, latencies)
+    return Row(name, len(latencies), elapsed, latencies, failed)
