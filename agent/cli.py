@@ -19,7 +19,6 @@ from typing import Any
 import click
 
 from agent import policy
-from agent.balancer.command import balancer as balancer_command
 from agent.config import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, ENDPOINT_ENVVARS, resolve
 from agent.overlay import nft
 from agent.overlay.sandboxes import NodeSandboxes
@@ -39,7 +38,24 @@ log = logging.getLogger("agent")
 EXIT_DECOMMISSIONED = 4
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _AgentCommands(click.Group):
+    """The agent's commands; `balancer`'s (a process of its own) are imported when used,
+    so `run` and the short-lived commands do not load the balancer's modules."""
+
+    _LAZY = "balancer"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), self._LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == self._LAZY and cmd_name not in self.commands:
+            from agent.balancer.command import balancer
+
+            self.add_command(balancer)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_AgentCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vulcano", prog_name="vulcano-agent")
 def main() -> None:
     """Vulcano's node agent: joins the cluster, builds the overlay, runs units."""
@@ -370,8 +386,3 @@ def sandbox_delete(name: str, state_dir: str | None) -> None:
             _with_deadline("deleting the sandbox", lambda: sandboxes.delete(name))
     finally:
         sandboxes.close()
-
-
-# --- balancer -------------------------------------------------------------------------
-
-main.add_command(balancer_command)

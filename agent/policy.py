@@ -30,6 +30,11 @@ CONFLICT_PROBE_INTERVAL = 0.25
 RESYNC_INTERVAL = 30.0
 # Coalesce watch events arriving this close together into one reconcile.
 WATCH_COALESCE = 0.05
+# The forward-chain checks (our accepts against a DROP policy in nftables, the warning
+# about iptables-legacy's) cost two processes: a reconcile runs them only when they last
+# ran this long ago, so a burst of joining peers does not spawn two per peer per node.
+# The periodic resync always runs them (RESYNC_INTERVAL is longer).
+FORWARD_CHECK_INTERVAL = 5.0
 
 # Waiting for the network config to appear in etcd.
 NETWORK_CONFIG_POLL = 1.0

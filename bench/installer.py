@@ -1,141 +1,50 @@
 """Installer throughput, and its front page while discovery watches wait.
 
-Runs the real Cloud Datastore emulator and the installer under gunicorn on loopback. The
-first table: generate-and-store and permalink fetch (one sync worker, a few client
-threads). The second: front-page latency with no watch waiting and with the most watches
-one worker allows (one worker of eight threads, as on App Engine), side by side. Run
-with `python -m bench.installer` (or `nox -s bench -- installer`).
+Runs the real Cloud Datastore emulator and the installer under gunicorn on loopback.
+
+1. app.yaml's gunicorn (its --workers and --threads, read from app.yaml's entrypoint):
+   requests/s of a static file (appengine/static, the baseline: the same gunicorn and
+   Flask with no Datastore), of generate-and-store (the form POST that renders the
+   user-data and stores the install in Datastore) and of the permalink GET, with the CPU
+   each side used meanwhile (gunicorn's processes, the emulator's JVM, the client: 100%
+   is one core), which says what limited the rate;
+2. generate-and-store and permalink fetch on one sync worker, with and without the
+   validators;
+3. front-page latency with no watch waiting and with the most watches one worker
+   allows (one worker of eight threads), side by side.
+
+Run with `python -m bench.installer` (or `nox -s bench -- installer`).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import random
 import re
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import requests.adapters
 
 from appengine import limits
 from appengine.models import read_token
+from bench._installer_client import TIMEOUT, UNBOUNDED, Row, create_install, drive
+from bench._procstat import cpu_seconds, descendants, print_table, processes
 from vulcano.lab import services
 from vulcano.lab.installer import InstallerServer, installer_server
 from vulcano.lab.loopback_http import get_from, watch_url
-from vulcano.lab.sshkeys import ed25519_line
 
-_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-TIMEOUT = 30.0
-# The bench makes more installs from one address than the hourly quota lets a user.
-_UNBOUNDED = {
-    "VULCANO_INSTALLS_PER_CLIENT_PER_HOUR": "1000000",
-    "VULCANO_NEW_TOKENS_PER_CLIENT_PER_HOUR": "1000000",
-}
+APP_YAML = Path(__file__).resolve().parents[1] / "app.yaml"
+STATIC_FILE = "/static/style.css"
 # Watches in the second table wait this long unless a registration wakes them first.
 _WATCH_TIMEOUT = "60"
-
-
-@dataclass
-class Row:
-    operation: str
-    requests: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def cells(self) -> list[str]:
-        ordered = sorted(self.latencies)
-        p50 = statistics.median(ordered) * 1000
-        p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
-        return [
-            self.operation,
-            str(self.requests),
-            f"{self.seconds:.2f}",
-            f"{self.rate:.1f}",
-            f"{p50:.1f}",
-            f"{p95:.1f}",
-        ]
-
-
-def _session(url: str) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    page = session.get(url + "/", timeout=TIMEOUT)
-    page.raise_for_status()
-    match = _CSRF_RE.search(page.text)
-    assert match, "no CSRF token on the form"
-    return session, match.group(1)
-
-
-def _create(session: requests.Session, url: str, csrf: str, flavour: str, n: int) -> str:
-    response = session.post(
-        url + "/installs",
-        data={
-            "csrf_token": csrf,
-            "cluster_name": f"bench-{n}",
-            "ssh_keys": ed25519_line(f"bench-{n}"),
-            "flavour": flavour,
-            "image": "ghcr.io/vulcano/provisioner:1.0",
-            "size": "3",
-        },
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
-    if response.status_code != 303:
-        raise RuntimeError(f"create answered {response.status_code}: {response.text[:200]}")
-    return response.headers["Location"].rsplit("/", 1)[1]
-
-
-def _drive(
-    url: str,
-    name: str,
-    total: int,
-    clients: int,
-    work: Callable[[requests.Session, str, int], None],
-) -> Row:
-    """Run ``work`` ``total`` times from ``clients`` threads, each with its own session."""
-    url_sessions = [_session(url) for _ in range(clients)]
-    latencies: list[float] = []
-    errors: list[BaseException] = []
-    counter = iter(range(total))
-    lock = threading.Lock()
-
-    def client(i: int) -> None:
-        session, csrf = url_sessions[i]
-        while True:
-            with lock:
-                n = next(counter, None)
-            if n is None:
-                return
-            started = time.perf_counter()
-            try:
-                work(session, csrf, n)
-            except BaseException as exc:
-                errors.append(exc)
-                return
-            with lock:
-                latencies.append(time.perf_counter() - started)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    for session, _ in url_sessions:
-        session.close()
-    if errors:
-        raise errors[0]
-    return Row(name, len(latencies), elapsed, latencies)
 
 
 def bench(
@@ -146,7 +55,7 @@ def bench(
         tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp,
         services.datastore_emulator(project="vulcano-bench") as emulator,
         installer_server(
-            emulator, Path(tmp) / "gunicorn.log", workers=1, validate=validate, env_extra=_UNBOUNDED
+            emulator, Path(tmp) / "gunicorn.log", workers=1, validate=validate, env_extra=UNBOUNDED
         ) as server,
     ):
         tokens: list[str] = []
@@ -155,10 +64,10 @@ def bench(
             def create(
                 session: requests.Session, csrf: str, n: int, flavour: str = flavour
             ) -> None:
-                tokens.append(read_token(_create(session, server.url, csrf, flavour, n)))
+                tokens.append(read_token(create_install(session, server.url, csrf, flavour, n)))
 
             label = f"generate+store {flavour} (validators {validate})"
-            rows.append(_drive(server.url, label, creates, clients, create))
+            rows.append(drive(server.url, label, creates, clients, create))
         if fetches:
             rng = random.Random(1)
 
@@ -168,7 +77,99 @@ def bench(
                 )
                 response.raise_for_status()
 
-            rows.append(_drive(server.url, "permalink fetch", fetches, clients, fetch))
+            rows.append(drive(server.url, "permalink fetch", fetches, clients, fetch))
+    return rows
+
+
+def app_yaml_gunicorn() -> tuple[int, int]:
+    """(workers, threads) of app.yaml's entrypoint."""
+    text = APP_YAML.read_text()
+    entry = next(line for line in text.splitlines() if line.startswith("entrypoint:"))
+    workers = re.search(r"--workers[ =](\d+)", entry)
+    threads = re.search(r"--threads[ =](\d+)", entry)
+    return int(workers.group(1)) if workers else 1, int(threads.group(1)) if threads else 1
+
+
+@dataclass
+class CpuRow:
+    row: Row
+    cpu: dict[str, float]  # side -> share of one core while the row ran
+
+    def cells(self) -> list[str]:
+        cpu = (f"{self.cpu[side] * 100:.0f}%" for side in _SIDES)
+        return [*self.row.cells(), str(self.row.failed), *cpu]
+
+
+_SIDES = ("gunicorn", "emulator", "client")
+
+
+def _with_cpu(sides: dict[str, list[int]], run: Callable[[], Row]) -> CpuRow:
+    before = {side: cpu_seconds(pids) for side, pids in sides.items()}
+    mine = os.times()
+    row = run()
+    after = os.times()
+    cpu = {side: (cpu_seconds(pids) - before[side]) / row.seconds for side, pids in sides.items()}
+    client = (after.user + after.system) - (mine.user + mine.system)
+    cpu["client"] = client / row.seconds
+    return CpuRow(row, cpu)
+
+
+def bench_app_yaml(creates: int, fetches: int, statics: int, clients: int) -> list[CpuRow]:
+    """Static file, generate-and-store and permalink on app.yaml's workers and threads."""
+    workers, threads = app_yaml_gunicorn()
+    rows: list[CpuRow] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp,
+        services.datastore_emulator(project="vulcano-bench") as emulator,
+        installer_server(
+            emulator,
+            Path(tmp) / "gunicorn.log",
+            workers=workers,
+            threads=threads,
+            validate="off",
+            env_extra=UNBOUNDED,
+        ) as server,
+    ):
+        table = processes()
+        port = emulator.host.rsplit(":", 1)[1]
+        jvm = [pid for pid, (_, cmd) in table.items() if f"--port={port}" in cmd]
+        sides = {
+            "gunicorn": descendants(server.proc.pid, table),
+            "emulator": [p for root in jvm for p in descendants(root, table)],
+        }
+
+        def static(session: requests.Session, csrf: str, n: int) -> None:
+            session.get(server.url + STATIC_FILE, timeout=TIMEOUT).raise_for_status()
+
+        rows.append(
+            _with_cpu(
+                sides,
+                lambda: drive(server.url, f"static {STATIC_FILE}", statics, clients, static),
+            )
+        )
+        tokens: list[str] = []
+
+        def create(session: requests.Session, csrf: str, n: int) -> None:
+            tokens.append(read_token(create_install(session, server.url, csrf, "cloud-init", n)))
+
+        for spread, label in ((False, "one address"), (True, f"{clients} addresses")):
+
+            def creates_from(spread: bool = spread, label: str = label) -> Row:
+                name = f"generate+store cloud-init, from {label}"
+                return drive(server.url, name, creates, clients, create, spread, tolerate=True)
+
+            rows.append(_with_cpu(sides, creates_from))
+        rng = random.Random(1)
+
+        def fetch(session: requests.Session, csrf: str, n: int) -> None:
+            response = session.get(
+                f"{server.url}/cloud-config/{rng.choice(tokens)}", timeout=TIMEOUT
+            )
+            response.raise_for_status()
+
+        rows.append(
+            _with_cpu(sides, lambda: drive(server.url, "permalink GET", fetches, clients, fetch))
+        )
     return rows
 
 
@@ -219,23 +220,10 @@ def bench_watches(samples: int) -> list[tuple[str, list[float]]]:
             workers=1,
             threads=8,
             validate="off",
-            env_extra={**_UNBOUNDED, "VULCANO_DISCOVERY_WATCH_TIMEOUT": _WATCH_TIMEOUT},
+            env_extra={**UNBOUNDED, "VULCANO_DISCOVERY_WATCH_TIMEOUT": _WATCH_TIMEOUT},
         ) as server,
     ):
         return _watches_open(server, samples)
-
-
-def _print_table(table: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for i, r in enumerate(table):
-        print(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def _watch_table(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
@@ -263,10 +251,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fetches", type=int, default=1000, help="permalink fetches (1000)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument("--pages", type=int, default=200, help="front pages per row (200)")
+    parser.add_argument("--statics", type=int, default=2000, help="static GETs (2000)")
+    parser.add_argument(
+        "--app-clients",
+        type=int,
+        default=0,
+        help="client threads against app.yaml's gunicorn (default: its workers x threads)",
+    )
     parser.add_argument(
         "--only-watches", action="store_true", help="only the front page under watches"
     )
+    parser.add_argument(
+        "--only-app-yaml", action="store_true", help="only the table on app.yaml's gunicorn"
+    )
     args = parser.parse_args(argv)
+
+    if not args.only_watches:
+        workers, threads = app_yaml_gunicorn()
+        clients = args.app_clients or workers * threads
+        load = os.getloadavg()
+        app_rows = bench_app_yaml(args.creates, args.fetches, args.statics, clients)
+        print(
+            f"\nInstaller on app.yaml's gunicorn ({workers} workers x {threads} threads), "
+            f"Datastore emulator, {clients} client threads, loopback, validators off "
+            f"(load 1m {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after)\n"
+        )
+        header = ["operation", "requests", "seconds", "req/s", "p50 ms", "p95 ms", "failed"]
+        header += [f"CPU {side}" for side in _SIDES]
+        print_table([header, *(row.cells() for row in app_rows)])
+        static_rate = app_rows[0].row.rate
+        for row in app_rows[1:]:
+            print(f"{row.row.operation}: {row.row.rate / static_rate:.2f} of the static rate")
+        if args.only_app_yaml:
+            return
 
     if not args.only_watches:
         rows = bench("off", ["cloud-init"], args.creates, args.fetches, args.clients)
@@ -278,13 +295,13 @@ def main(argv: list[str] | None = None) -> None:
             f"\nInstaller on one gunicorn worker (sync), Datastore emulator, "
             f"{args.clients} client threads, loopback\n"
         )
-        _print_table([header, *(row.cells() for row in rows)])
+        print_table([header, *(row.cells() for row in rows)])
 
     print(
         "\nFront page, one gunicorn worker of 8 threads (as on App Engine), one client, "
         "with discovery watches waiting\n"
     )
-    _print_table(_watch_table(bench_watches(args.pages)))
+    print_table(_watch_table(bench_watches(args.pages)))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,17 @@
 
 Needs root (network namespaces). Prints three tables:
 
-1. convergence — N test hosts, all agents started at once; seconds from the last agent's
-   start until every host's sandbox reaches every other sandbox (ICMP and TCP echo).
+1. convergence — N test hosts. Each host's sandbox is made as soon as its overlay is up
+   and runs a UDP prober (vulcano.lab.meshprobe) that echoes to every other sandbox; a
+   pair's time is its first echo across the overlay. (1a) N-1 agents started at once:
+   seconds from process start to their last machine lease, last sandbox and full mesh.
+   (1b) then the last agent starts: seconds from its machine lease in etcd (seen by a
+   watch) to its subnet lease, its subnet.env, its sandbox, and every ordered pair of
+   the N sandboxes reachable. That is where the agent's own work starts: started with
+   the others, the last lease is dominated by N Python start-ups sharing this machine.
+   Sandboxes are made by the agent's own code (NodeSandboxes.create, what `vulcano-agent
+   sandbox create` runs) in a bench thread inside the host's namespace, so one CLI
+   start-up (timed apart, "one CLI start") is not counted in the mesh times.
 2. throughput — iperf3 between two hosts: sandbox→sandbox over the overlay, host→host
    over the underlay, and host→host over a VXLAN pair built by hand with `ip` on the same
    hosts (the kernel's own limit); medians of alternating runs, and the ratios.
@@ -15,106 +24,22 @@ Needs root (network namespaces). Prints three tables:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import traceback
 from pathlib import Path
 
+from bench._convergence import convergence
+from bench._procstat import print_table
 from vulcano.lab import services
-from vulcano.lab.netns import TestHost, Underlay
+from vulcano.lab.netns import Underlay
 from vulcano.lab.poll import wait_for
 
-PROBE_WORKERS = 6
-CONVERGENCE_TIMEOUT = 600.0
 IPERF_PORT = 5201
-
-
-def _pairs_ok(results: dict[str, dict[str, bool]]) -> set[str]:
-    failed = {kind for r in results.values() for kind, ok in r.items() if not ok}
-    if failed:
-        print(f"  failed probes: {sorted(failed)}", file=sys.stderr)
-    return {ip for ip, r in results.items() if all(r.values())}
-
-
-_GC_THRESH = Path("/proc/sys/net/ipv4/neigh/default")
-
-
-@contextlib.contextmanager
-def neighbour_room(hosts: int) -> Iterator[None]:
-    """Make room in the kernel's ARP table for `hosts` simulated hosts, then restore it.
-
-    The table and its gc_thresh limits are global to the kernel, not per namespace: 50
-    test hosts on one kernel need 50 x 49 underlay entries (plus sandbox ones), past the
-    default gc_thresh3 of 1024, and the kernel then drops new entries ("neighbor table
-    overflow"), which real hosts, each with its own table, never see.
-    """
-    need = 4 * hosts * hosts + 1024
-    names = ["gc_thresh3", "gc_thresh2"]
-    saved = {name: (_GC_THRESH / name).read_text().strip() for name in names}
-    try:
-        if int(saved["gc_thresh3"]) < need:
-            (_GC_THRESH / "gc_thresh3").write_text(str(need))
-            (_GC_THRESH / "gc_thresh2").write_text(str(need // 2))
-        yield
-    finally:
-        for name, value in saved.items():
-            (_GC_THRESH / name).write_text(value)
-
-
-def convergence(base: Path, n: int) -> dict[str, float]:
-    """Seconds from the last agent's start until the full mesh answers; plus RSS."""
-    with neighbour_room(n), Underlay(base / f"conv{n}") as net:
-        hosts = net.add_hosts(n)
-        net.init_network("10.244.0.0/16", 24)
-        for host in hosts:
-            host.start_agent(ttl=10, subnet_ttl=120)
-        started = time.monotonic()
-
-        def ready(host: TestHost) -> None:
-            host.wait_overlay(timeout=CONVERGENCE_TIMEOUT)
-            host.create_sandbox("a")
-
-        with ThreadPoolExecutor(PROBE_WORKERS) as pool:
-            list(pool.map(ready, hosts))
-        sandboxes_up = time.monotonic() - started
-        addresses = {h.netns: h.sandbox_ip("a") for h in hosts}
-        pending = {h.netns: {ip for ns, ip in addresses.items() if ns != h.netns} for h in hosts}
-        by_ns = {h.netns: h for h in hosts}
-        deadline = started + CONVERGENCE_TIMEOUT
-        while any(pending.values()) and time.monotonic() < deadline:
-
-            def probe(ns: str) -> tuple[str, set[str]]:
-                return ns, _pairs_ok(by_ns[ns].probe("a", sorted(pending[ns])))
-
-            with ThreadPoolExecutor(PROBE_WORKERS) as pool:
-                for ns, ok in pool.map(probe, [ns for ns, left in pending.items() if left]):
-                    pending[ns] -= ok
-            left = sum(len(v) for v in pending.values())
-            print(f"  N={n} t={time.monotonic() - started:.1f}s pairs left {left}", file=sys.stderr)
-        converged = time.monotonic() - started
-        if any(pending.values()):
-            raise RuntimeError(f"mesh of {n} did not converge: {pending}")
-        rss = [_rss_kib(h.agent.pid) for h in hosts if h.agent is not None]
-        return {
-            "n": n,
-            "sandboxes_up_s": sandboxes_up,
-            "converged_s": converged,
-            "rss_median_mib": statistics.median(rss) / 1024,
-            "rss_max_mib": max(rss) / 1024,
-        }
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def _iperf(server: list[str], client: list[str], target: str, seconds: int) -> float:
@@ -221,13 +146,71 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp:
         base = Path(tmp)
         rows = []
+        failed = []
         for n in sizes:
-            rows.append(convergence(base, n))
-            print(f"  converged N={n}", file=sys.stderr, flush=True)
-        print("\n(1) convergence: all agents started at once")
-        print(f"{'hosts':>6} {'sandboxes up (s)':>17} {'full mesh (s)':>14}")
-        for r in rows:
-            print(f"{r['n']:>6} {r['sandboxes_up_s']:>17.1f} {r['converged_s']:>14.1f}")
+            try:
+                rows.append(convergence(base, n))
+            except Exception as exc:  # report it, and go on with the other sizes
+                traceback.print_exc()
+                print(f"  N={n} failed: {exc}", file=sys.stderr, flush=True)
+                failed.append(n)
+                continue
+            print(f"  converged N={n}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+        if failed:
+            print(f"\nsizes that failed (see the log): {failed}")
+        if not rows:
+            return 1
+        print("\n(1a) N-1 agents started at once: seconds from process start")
+        print_table(
+            [
+                ["hosts", "last machine lease", "last sandbox", "full mesh", "create median"],
+                *(
+                    [
+                        str(r["n"] - 1),
+                        f"{r['first_machine_s']:.2f}",
+                        f"{r['first_sandbox_s']:.2f}",
+                        f"{r['first_mesh_s']:.2f}",
+                        f"{r['create_median_s']:.2f}",
+                    ]
+                    for r in rows
+                ),
+            ]
+        )
+        print("\n(1b) then the N-th agent joins: seconds from its machine lease in etcd")
+        print("     (lease→mesh: until every ordered pair of the N sandboxes with it answered)")
+        header = [
+            "hosts",
+            "pairs",
+            "start→lease",
+            "subnet lease",
+            "subnet.env",
+            "sandbox made",
+            "lease→mesh",
+            "sandbox→mesh",
+            "one CLI start",
+            "load 1m start/join/end",
+        ]
+        table = [header] + [
+            [
+                str(r["n"]),
+                str(r["pairs"]),
+                *(
+                    f"{r[k]:.2f}"
+                    for k in (
+                        "process_s",
+                        "subnet_s",
+                        "overlay_s",
+                        "sandbox_s",
+                        "lease_to_mesh_s",
+                        "sandbox_to_mesh_s",
+                        "cli_s",
+                    )
+                ),
+                "{:.0f}/{:.0f}/{:.0f}".format(*r["load"]),
+            ]
+            for r in rows
+        ]
+        print_table(table)
         if not args.skip_throughput:
             t = throughput(base, args.seconds, args.repeats)
             print(f"\n(2) throughput: iperf3, {args.seconds}s runs, median of {args.repeats}")
@@ -242,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"overlay host→host / hand-built     = {t['overlay_host'] / hand:.2f}")
         largest = rows[-1]
         print(f"\n(3) agent RSS with {largest['n'] - 1} peers")
-        print(f"median {largest['rss_median_mib']:.1f} MiB, max {largest['rss_max_mib']:.1f} MiB")
+        print(
+            f"VmRSS median {largest['rss_median_mib']:.1f} MiB, max {largest['rss_max_mib']:.1f}"
+            f" MiB; RssAnon median {largest['anon_median_mib']:.1f} MiB"
+        )
     return 0
 
 

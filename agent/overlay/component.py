@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -95,6 +96,7 @@ class Overlay:
         self._watch: PrefixWatch | None = None
         self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
         self._legacy_warned = False
+        self._forward_checked: float | None = None  # monotonic time of the last check
         self.ready = threading.Event()
 
     # -- component -------------------------------------------------------------------
@@ -362,8 +364,13 @@ class Overlay:
                 )
                 self._datapath.apply(vx, actions)
             # Docker (or anyone) may have set a FORWARD policy of DROP since: win over it
-            nft.ensure_forward_accepts(self.config.network)
-            self._warn_legacy_drop()
+            now = time.monotonic()
+            if self._forward_checked is None or (
+                now - self._forward_checked >= policy.FORWARD_CHECK_INTERVAL
+            ):
+                nft.ensure_forward_accepts(self.config.network)
+                self._warn_legacy_drop()
+                self._forward_checked = now
             self.reconciles += 1
 
     def _warn_legacy_drop(self) -> None:

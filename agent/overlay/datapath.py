@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.overlay import netlink
 from agent.overlay.plan import DataPathState, FdbEntry, Neighbour, Plan, Route
 from vulcano.errors import VulcanoError
 from vulcano.network import NetworkConfig, bridge_address, vtep_address
@@ -63,10 +64,8 @@ class DataPath:
 
     def __init__(self, ipr: Any = None) -> None:
         """Work in the calling thread's namespace, or through the given IPRoute."""
-        from pyroute2 import IPRoute
-
         self._own = ipr is None
-        self.ipr: Any = IPRoute() if ipr is None else ipr
+        self.ipr: Any = netlink.iproute() if ipr is None else ipr
 
     def close(self) -> None:
         if self._own:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import policy
+from agent.overlay import netlink
 from agent.overlay.datapath import BRIDGE
 from agent.overlay.state import OverlayState
 from agent.statedir import NodeState, read_json, write_json
@@ -165,9 +166,7 @@ class NodeSandboxes:
             if netns_exists(name):
                 raise SandboxError(f"network namespace {name!r} already exists")
             subnet = ipaddress.IPv4Network(overlay.subnet)
-            from pyroute2 import IPRoute
-
-            with IPRoute() as ipr:
+            with netlink.iproute() as ipr:
                 if not ipr.link_lookup(ifname=BRIDGE):
                     raise SandboxError(f"bridge {BRIDGE} is missing: the overlay is not up")
             client = self._client(node)
@@ -202,8 +201,6 @@ class NodeSandboxes:
         The records (state directory) outlive a reboot, the namespaces and veths do not.
         A sandbox whose namespace and veth are there is only put back on the bridge.
         """
-        from pyroute2 import IPRoute
-
         rebuilt: tuple[str, ...] = ()
         with self._lock:
             for sandbox in self.list():
@@ -216,7 +213,7 @@ class NodeSandboxes:
                         subnet,
                     )
                     continue
-                with IPRoute() as ipr:
+                with netlink.iproute() as ipr:
                     veth = ipr.link_lookup(ifname=sandbox.host_veth)
                     if veth and netns_exists(sandbox.name):
                         bridge = ipr.link_lookup(ifname=BRIDGE)[0]
@@ -297,10 +294,8 @@ def _run(*argv: str) -> None:
 
 
 def _plumb(sandbox: Sandbox, subnet: ipaddress.IPv4Network, mtu: int) -> None:
-    from pyroute2 import IPRoute
-
     _run("ip", "netns", "add", sandbox.name)
-    with IPRoute() as ipr:
+    with netlink.iproute() as ipr:
         bridge = ipr.link_lookup(ifname=BRIDGE)[0]
         ipr.link(
             "add",
@@ -329,10 +324,8 @@ def in_namespace(name: str, work: Callable[[Any], None]) -> None:
 
     def body() -> None:
         try:
-            from pyroute2 import IPRoute, netns
-
-            netns.setns(name, flags=0, fork=False)  # this thread only
-            with IPRoute() as ipr:
+            netlink.setns(name)  # this thread only
+            with netlink.iproute() as ipr:
                 work(ipr)
         except BaseException as exc:
             errors.append(exc)
@@ -347,9 +340,7 @@ def in_namespace(name: str, work: Callable[[Any], None]) -> None:
 
 
 def _unplumb(sandbox: Sandbox) -> None:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
+    with netlink.iproute() as ipr:
         for index in ipr.link_lookup(ifname=sandbox.host_veth):
             ipr.link("del", index=index)
     if netns_exists(sandbox.name):

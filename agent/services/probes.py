@@ -7,7 +7,6 @@ group, when it overstays) and says what it saw in a short message.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import signal
 import socket
@@ -37,6 +36,10 @@ def probe(spec: CheckSpec, address: str, netns: str | None = None) -> ProbeResul
 
 
 def _http(spec: CheckSpec, address: str) -> ProbeResult:
+    # Imported here: http.client (and the email package under it) is about 1 MiB of an
+    # agent's memory, paid only by agents that run an HTTP check.
+    import http.client
+
     host, port, path = spec.address(address)
     url = f"http://{_bracketed(host)}:{port}{path}"
     conn = http.client.HTTPConnection(host, port, timeout=spec.timeout)
