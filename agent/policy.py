@@ -117,8 +117,11 @@ MACHINE_UNITS_TICK = 0.25
 MACHINE_UNITS_POLL = 0.5
 # Stopping MachineUnits waits this long for each of its threads.
 UNIT_THREAD_JOIN_TIMEOUT = 10.0
-# Unit states published per etcd transaction (one compare + one put each).
-UNIT_STATES_PER_TXN = 50
+# Unit states published per etcd transaction (one compare + one put each): under
+# etcd's default --max-txn-ops of 128 compares and 128 operations.
+UNIT_STATES_PER_TXN = 100
+# Unit files an agent reads per etcd transaction (one range read each), under 128 too.
+UNIT_FILES_PER_TXN = 100
 # How often a unit's journal tail is published to etcd, and how many lines.
 JOURNAL_PUBLISH_INTERVAL = 1.0
 JOURNAL_LINES = 100

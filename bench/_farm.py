@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import etcd3
 import requests
 
 from agent.units.runners.noop import NoopRunner
+from vulcano import etcd as vulcano_etcd
 from vulcano.keyspace import Keyspace
 from vulcano.lab.services import Etcd, stop_process
 from vulcano.records import UnitState
@@ -39,6 +39,7 @@ from vulcano.watch import PrefixWatch, Resync, current_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 300.0
+REQUEST_TIMEOUT = 30.0  # a loaded 2-core machine: patience rather than errors
 
 
 def etcd_requests(endpoint: str) -> int:
@@ -81,8 +82,8 @@ def _usage() -> dict[str, float]:
 
 
 def _client(endpoint: str) -> Any:
-    host, port = endpoint.split("//", 1)[1].rsplit(":", 1)
-    return etcd3.client(host=host, port=int(port), timeout=30)
+    """The client the agent itself uses (a lone endpoint is never put aside after an error)."""
+    return vulcano_etcd.connect(endpoint, timeout=REQUEST_TIMEOUT)
 
 
 class CountingRunner(NoopRunner):
@@ -106,9 +107,13 @@ def engine_main(endpoint: str, out: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = Engine(client, Keyspace(), "bench-engine", stop=stop)
-    engine.start()
-    stop.wait()
-    engine.stop()
+    profile = os.environ.get("BENCH_PROFILE")  # a file: the engine's cProfile stats
+    if profile:
+        import cProfile
+
+        cProfile.runctx("engine.run()", globals(), {"engine": engine}, profile)
+    else:
+        engine.run()  # on this thread, until SIGTERM sets ``stop``
     stats = engine.stats
     record = {"plans": stats.plans, "plan_seconds": stats.plan_seconds, "txns": stats.txns}
     Path(out).write_text(json.dumps({**record, **_usage()}))
@@ -118,16 +123,27 @@ def agents_main(endpoint: str, first: int, count: int, ttl: int, base: str, out:
     """Agents ``first``..``first+count-1`` in this process until SIGTERM, then report."""
     from agent.units.machine_units import MachineUnits
     from vulcano.lab.cluster import Member
+    from vulcano.lab.leases import LeaseKeeper
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     client = _client(endpoint)
+    keeper = LeaseKeeper(client, ttl / 3)  # as often as a Member refreshes by itself
     starts: dict[str, list[float]] = {}
     members = []
     agents = []
     for i in range(first, first + count):
-        m = Member(endpoint, machine_id(i), Path(base) / f"{i:05d}", ttl=ttl, client=client)
-        members.append(m.start())
+        m = Member(
+            endpoint, machine_id(i), Path(base) / f"{i:05d}", ttl=ttl, client=client, keeper=keeper
+        )
+        for delay in (0.5, 1, 2, 4, 8, 0):
+            try:
+                members.append(m.start())
+                break
+            except Exception:
+                if not delay:
+                    raise
+                time.sleep(delay)
         agents.append(MachineUnits(m, CountingRunner(starts)))
     for a in agents:
         a.start()
@@ -135,8 +151,7 @@ def agents_main(endpoint: str, first: int, count: int, ttl: int, base: str, out:
     stop.wait()
     for a in agents:
         a.stop_event.set()
-    for m in members:
-        m.closed.set()  # no more keep-alives: the leases just expire
+    keeper.close()  # no more keep-alives: the leases just expire
     Path(out).write_text(json.dumps({"starts": starts, **_usage()}))
     os._exit(0)  # the agents' threads need not be joined one by one
 
@@ -188,8 +203,13 @@ class Farm:
             out = str(self.base / f"agents-{first:05d}.json")
             self.workers.append(
                 self._spawn(
-                    "agents", self.endpoint, str(first), str(count), str(self.ttl),
-                    str(self.base / "state"), out,
+                    "agents",
+                    self.endpoint,
+                    str(first),
+                    str(count),
+                    str(self.ttl),
+                    str(self.base / "state"),
+                    out,
                 )
             )
         self._wait_ready()

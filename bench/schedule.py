@@ -27,9 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import etcd3
-
 from bench._farm import ActiveUnits, Farm, etcd_cpu, etcd_requests_by_method
+from vulcano import etcd as vulcano_etcd
 from vulcano.lab.services import etcd_server
 from vulcano.records import DesiredState, UnitSource
 from vulcano.registry import Registry
@@ -50,8 +49,7 @@ def run_size(n_agents: int, n_units: int, procs: int, base: Path) -> dict[str, o
     """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures."""
     (base / "etcd").mkdir(parents=True)
     with etcd_server(base / "etcd") as member:
-        host, port = member.host_port
-        client = etcd3.client(host=host, port=port, timeout=60)
+        client = vulcano_etcd.connect(member.endpoint, timeout=60)
         farm = Farm(member.endpoint, base / "farm", n_agents, procs, MACHINE_TTL).start()
         watch = ActiveUnits(client)
         try:

@@ -217,11 +217,16 @@ class Registry:
         return lost
 
     def _retrying(self, names: list[str], step: Any) -> None:
-        """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races."""
+        """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races.
+
+        It gives up after UNIT_COMMAND_RETRY_SECONDS without progress: a batch so large
+        that one pass takes longer than that still gets its lost units tried again.
+        """
         deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
         pending = list(dict.fromkeys(names))
         done: list[str] = []
-        for _ in policy.TXN_CONFLICT.sleep_until(deadline):
+        delays = policy.TXN_CONFLICT.delays()
+        while True:
             current = self._read_many(pending)
             plan = []
             try:
@@ -233,10 +238,17 @@ class Registry:
             except RegistryError as exc:
                 raise _partly_done(exc, done) from None
             lost = self._commit(plan)
-            done += [name for name, _, _ in plan if name not in lost]
+            progress = [name for name, _, _ in plan if name not in lost]
+            done += progress
             if not lost:
                 return
             pending = lost
+            now = time.monotonic()
+            if progress:
+                deadline = max(deadline, now + policy.UNIT_COMMAND_RETRY_SECONDS)
+            if now >= deadline:
+                break
+            time.sleep(min(next(delays), deadline - now))
         raise _partly_done(
             RegistryError(
                 "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])

@@ -260,10 +260,13 @@ class Engine:
                     batch.append(events.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
+            news = False
             for b in batch:
                 if isinstance(b, Resync):
                     raise b
-                self._apply(world, b)
+                news = self._apply(world, b) or news
+            if not news and not owed:
+                continue  # only the echoes of our own placement writes: nothing to plan
             if self._grace_left(world) > 0:
                 owed = True
                 continue
@@ -271,8 +274,20 @@ class Engine:
             owed = False
             last_plan = time.monotonic()
 
-    def _apply(self, world: _World, changes: list[Change]) -> None:
+    def _apply(self, world: _World, changes: list[Change]) -> bool:
+        """Fold changes into ``world``; False when they were only our own writes' echoes."""
+        news = False
         for ch in changes:
+            if ch.key.startswith(self.ks.schedule):
+                machine, _, name = ch.key[len(self.ks.schedule) :].partition("/")
+                if ch.value is None:
+                    news = world.placed.pop((machine, name), None) is not None or news
+                else:
+                    value = ch.value.decode()
+                    news = news or world.placed.get((machine, name), (None, 0))[0] != value
+                    world.placed[(machine, name)] = (value, ch.lease)
+                continue
+            news = True
             if ch.key.startswith(self.ks.machines):
                 mid = ch.key[len(self.ks.machines) :]
                 if ch.value is None:
@@ -316,12 +331,7 @@ class Engine:
                         world.specs[name] = UnitSpec.from_json(ch.value)
                     except (ValueError, KeyError, TypeError):
                         log.warning("engine: unreadable unit spec %s", ch.key)
-            elif ch.key.startswith(self.ks.schedule):
-                machine, _, name = ch.key[len(self.ks.schedule) :].partition("/")
-                if ch.value is None:
-                    world.placed.pop((machine, name), None)
-                else:
-                    world.placed[(machine, name)] = (ch.value.decode(), ch.lease)
+        return news
 
     def _reconcile(self, world: _World) -> None:
         started = time.monotonic()
