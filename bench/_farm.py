@@ -32,6 +32,7 @@ import requests
 
 from agent.units.runners.noop import NoopRunner
 from vulcano import etcd as vulcano_etcd
+from vulcano import watch_hub
 from vulcano.keyspace import Keyspace
 from vulcano.lab.services import Etcd, stop_process
 from vulcano.records import UnitState
@@ -129,6 +130,7 @@ def agents_main(endpoint: str, first: int, count: int, ttl: int, base: str, out:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     client = _client(endpoint)
     keeper = LeaseKeeper(client, ttl / 3)  # as often as a Member refreshes by itself
+    watch_hub.attach(client)  # every agent's watch on one stream: see vulcano/watch_hub.py
     starts: dict[str, list[float]] = {}
     members = []
     agents = []

@@ -30,7 +30,8 @@ from agent.units.reports import UnitReports
 from agent.units.runners.base import Generational, RunContext, Runner
 from agent.units.unit_files import UnitFiles
 from vulcano.records import RUNNING_STATES, Assignment, DesiredState
-from vulcano.watch import Change, PrefixWatch, Resync, snapshot
+from vulcano.watch import Change, Resync, snapshot
+from vulcano.watch_hub import open_watch
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class MachineUnits:
         self.assigned = {}
         self._apply(entries, prefix)
         self._kick.clear()  # a restarted agent leaves failed units failed
-        watch = PrefixWatch(self.client, [prefix], revision + 1)
+        watch = open_watch(self.client, [prefix], revision + 1)
         last_pass = 0.0
         dirty = True
         try:
@@ -200,8 +201,11 @@ class MachineUnits:
                     self.reports.publish(self.assigned, self._problems, self._sandbox_ips)
                     self._tell_services()
                     last_pass, dirty = now, False
+                tick = policy.MACHINE_UNITS_TICK
+                if not self._polled():  # nothing to look at but the fence: nearer it, sooner
+                    tick = max(tick, (deadline - time.monotonic()) / 4)
                 try:
-                    item = watch.events.get(timeout=policy.MACHINE_UNITS_TICK)
+                    item = watch.events.get(timeout=tick)
                 except queue.Empty:
                     continue
                 items = [item]
@@ -216,10 +220,15 @@ class MachineUnits:
         finally:
             watch.cancel()
 
+    def _polled(self) -> bool:
+        """Whether the runner must be looked at every MACHINE_UNITS_POLL (not Generational)."""
+        return self.services is not None or not isinstance(self.runner, Generational)
+
     def _moved(self) -> bool:
         """Whether a look at the runner may find news (False: its generation stood still)."""
-        if self.services is not None or not isinstance(self.runner, Generational):
+        if self._polled():
             return True
+        assert isinstance(self.runner, Generational)
         generation = self.runner.generation()
         if generation == self._generation:
             return False
