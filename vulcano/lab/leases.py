@@ -9,7 +9,6 @@ per lease per refresh, and each member's deadline is confirmed from its own resp
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -42,7 +41,8 @@ class LeaseKeeper:
         self._sent: dict[int, float] = {}
         self._lock = threading.Lock()
         self.closed = threading.Event()
-        self._outbox: queue.Queue[int | None] = queue.Queue()
+        self._outbox: queue.Queue[int | None] = queue.Queue()  # the live stream's
+        self._wake = threading.Event()  # send every keep-alive now, not at the next round
         self._threads = [
             threading.Thread(target=self._send_loop, name="lease-keeper", daemon=True),
             threading.Thread(target=self._read_loop, name="lease-keeper-read", daemon=True),
@@ -62,30 +62,36 @@ class LeaseKeeper:
 
     def close(self) -> None:
         self.closed.set()
+        self._wake.set()
         self._outbox.put(None)
 
     def _send_loop(self) -> None:
-        while not self.closed.wait(self.every):
+        while True:
+            self._wake.wait(self.every)
+            self._wake.clear()
+            if self.closed.is_set():
+                return
             with self._lock:
                 leases = list(self._members)
+                outbox = self._outbox
             now = time.monotonic()
             for lease in leases:
                 self._sent[lease] = now
-                self._outbox.put(lease)
+                outbox.put(lease)
 
-    def _requests(self) -> Iterator[Any]:
-        while True:
-            lease = self._outbox.get()
-            if lease is None:
-                return
+    @staticmethod
+    def _requests(outbox: queue.Queue[int | None]) -> Iterator[Any]:
+        while (lease := outbox.get()) is not None:
             yield etcdrpc.LeaseKeepAliveRequest(ID=lease)
 
     def _read_loop(self) -> None:
         while not self.closed.is_set():
+            with self._lock:
+                outbox = self._outbox
             try:
                 stub = etcdrpc.LeaseStub(self.client.channel)
                 call = stub.LeaseKeepAlive(
-                    self._requests(),
+                    self._requests(outbox),
                     credentials=self.client.call_credentials,
                     metadata=self.client.metadata,
                 )
@@ -98,5 +104,8 @@ class LeaseKeeper:
                 if self.closed.is_set():
                     return
                 log.warning("lease keeper: keep-alive stream lost (%s); reopening", exc)
-            with contextlib.suppress(Exception):
-                self.closed.wait(REOPEN_DELAY)
+            outbox.put(None)  # ends that stream's request side
+            with self._lock:
+                self._outbox = queue.Queue()
+            self.closed.wait(REOPEN_DELAY)
+            self._wake.set()  # what was in flight is lost: every lease again, at once
