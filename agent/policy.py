@@ -83,6 +83,9 @@ ENGINE_CAMPAIGN_INTERVAL = 2.0
 # After the first watch event, the engine waits this long for more before planning, so a
 # burst (10,000 submits, a machine with 1,000 units leaving) is planned once.
 ENGINE_BATCH_WINDOW = 0.05
+# ... and at most this long, when the last plan took longer than the window (a cluster
+# of 100,000 units: a plan takes about a second, and units stream in meanwhile).
+ENGINE_BATCH_MAX = 1.0
 # The leader wakes this often while waiting for watch events (to notice a lost lease).
 ENGINE_IDLE_TICK = 0.5
 # Even with no event the leader re-plans this often (nothing should need it; a safety net).
