@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._farm import ActiveUnits, Farm, machine_id
+from bench._farm import ActiveUnits, Farm, favour, machine_id
 from vulcano import etcd as vulcano_etcd
 from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.netns import Underlay
@@ -137,6 +137,8 @@ def farm_failover(machines: int, n_units: int, procs: int, ttl: int) -> None:
         base = Path(tmp)
         (base / "etcd").mkdir()
         with etcd_server(base / "etcd") as member:
+            assert member.proc is not None
+            favour(member.proc.pid)
             client = vulcano_etcd.connect(member.endpoint, timeout=60)
             farm = Farm(member.endpoint, base / "farm", machines, procs, ttl).start(alone=victim)
             active = ActiveUnits(client)

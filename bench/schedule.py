@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._farm import ActiveUnits, Farm, etcd_cpu, etcd_requests_by_method
+from bench._farm import ActiveUnits, Farm, etcd_cpu, etcd_requests_by_method, favour
 from vulcano import etcd as vulcano_etcd
 from vulcano.lab.services import etcd_server
 from vulcano.records import DesiredState, UnitSource
@@ -49,6 +49,8 @@ def run_size(n_agents: int, n_units: int, procs: int, base: Path) -> dict[str, o
     """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures."""
     (base / "etcd").mkdir(parents=True)
     with etcd_server(base / "etcd") as member:
+        assert member.proc is not None
+        favour(member.proc.pid)
         client = vulcano_etcd.connect(member.endpoint, timeout=60)
         farm = Farm(member.endpoint, base / "farm", n_agents, procs, MACHINE_TTL).start()
         watch = ActiveUnits(client)
