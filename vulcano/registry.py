@@ -217,16 +217,12 @@ class Registry:
         return lost
 
     def _retrying(self, names: list[str], step: Any) -> None:
-        """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races.
-
-        It gives up after UNIT_COMMAND_RETRY_SECONDS without progress: a batch so large
-        that one pass takes longer than that still gets its lost units tried again.
-        """
+        """Apply ``step(name, current, rev) -> ops`` to every name; retry lost races until
+        UNIT_COMMAND_RETRY_SECONDS pass without progress (a huge batch's pass takes long)."""
         deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
         pending = list(dict.fromkeys(names))
         done: list[str] = []
-        delays = policy.TXN_CONFLICT.delays()
-        while True:
+        for delay in policy.TXN_CONFLICT.delays():
             current = self._read_many(pending)
             plan = []
             try:
@@ -239,16 +235,13 @@ class Registry:
                 raise _partly_done(exc, done) from None
             lost = self._commit(plan)
             progress = [name for name, _, _ in plan if name not in lost]
-            done += progress
-            if not lost:
-                return
-            pending = lost
-            now = time.monotonic()
-            if progress:
-                deadline = max(deadline, now + policy.UNIT_COMMAND_RETRY_SECONDS)
-            if now >= deadline:
+            done, pending, now = done + progress, lost, time.monotonic()
+            if not lost or (now >= deadline and not progress):
                 break
-            time.sleep(min(next(delays), deadline - now))
+            deadline = max(deadline, now + policy.UNIT_COMMAND_RETRY_SECONDS * bool(progress))
+            time.sleep(min(delay, max(0.0, deadline - now)))
+        if not pending:
+            return
         raise _partly_done(
             RegistryError(
                 "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])
