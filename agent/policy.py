@@ -88,6 +88,9 @@ ENGINE_CAMPAIGN_INTERVAL = 2.0
 # After the first watch event, the engine waits this long for more before planning, so a
 # burst (10,000 submits, a machine with 1,000 units leaving) is planned once.
 ENGINE_BATCH_WINDOW = 0.05
+# ... and at most this long, when the last plan took longer than the window (a cluster
+# of 100,000 units: a plan takes about a second, and units stream in meanwhile).
+ENGINE_BATCH_MAX = 1.0
 # The leader wakes this often while waiting for watch events (to notice a lost lease).
 ENGINE_IDLE_TICK = 0.5
 # Even with no event the leader re-plans this often (nothing should need it; a safety net).
@@ -122,8 +125,11 @@ MACHINE_UNITS_TICK = 0.25
 MACHINE_UNITS_POLL = 0.5
 # Stopping MachineUnits waits this long for each of its threads.
 UNIT_THREAD_JOIN_TIMEOUT = 10.0
-# Unit states published per etcd transaction (one compare + one put each).
-UNIT_STATES_PER_TXN = 50
+# Unit states published per etcd transaction (one compare + one put each): under
+# etcd's default --max-txn-ops of 128 compares and 128 operations.
+UNIT_STATES_PER_TXN = 100
+# Unit files an agent reads per etcd transaction (one range read each), under 128 too.
+UNIT_FILES_PER_TXN = 100
 # How often a unit's journal tail is published to etcd, and how many lines.
 JOURNAL_PUBLISH_INTERVAL = 1.0
 JOURNAL_LINES = 100

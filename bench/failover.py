@@ -6,19 +6,32 @@ SIGKILLed; we time until every one of its units reports active on another machin
 check that no unit ever ran twice (its old process was gone before the new one started).
 The agent is then started again and the next round kills another. fleet's fault here
 was the old copy running on alongside the new one.
+
+`python -m bench.failover --machines 1000 --units 100000` (no root) is the same question
+at scale: real agent code (MachineUnits on machine leases, no-op runner) for every
+machine, in a few processes (bench/_farm.py), the victim alone in a process of its own.
+Once every unit runs, that process is SIGKILLed (its lease is no longer kept); we time
+until every one of its units reports active elsewhere, and prove that none ran twice:
+each moved unit was started exactly once afterwards, after the kill, and no unit was
+ever reported active on two machines at once.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench._farm import ActiveUnits, Farm, favour, machine_id
+from vulcano import etcd as vulcano_etcd
 from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.netns import Underlay
 from vulcano.lab.poll import wait_for
+from vulcano.lab.services import etcd_server
 from vulcano.records import DesiredState, UnitSource
 from vulcano.registry import Registry
 
@@ -30,6 +43,19 @@ BENCH_TMP = os.environ.get("VULCANO_BENCH_TMP")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--machines", type=int, help="the farm mode: this many machines")
+    parser.add_argument("--units", type=int, default=100_000)
+    parser.add_argument("--procs", type=int, default=4, help="agent processes (farm mode)")
+    parser.add_argument("--ttl", type=int, default=10, help="machine lease TTL (farm mode)")
+    args = parser.parse_args()
+    if args.machines:
+        farm_failover(args.machines, args.units, args.procs, args.ttl)
+    else:
+        netns_failover()
+
+
+def netns_failover() -> None:
     marker = f"vbench{int(time.time())}"
     results: list[tuple[int, float, int]] = []
     with (
@@ -103,6 +129,60 @@ def main() -> None:
     for i, (moved, secs, overlaps) in enumerate(results, 1):
         print(f"{i:>5} {moved:>12} {secs:>8.1f} {overlaps:>10}")
     print(f"median {statistics.median(r[1] for r in results):.1f}s (goal: within TTL + 3 s)")
+
+
+def farm_failover(machines: int, n_units: int, procs: int, ttl: int) -> None:
+    victim = machines // 2
+    with tempfile.TemporaryDirectory(prefix="vulcano-failover-", dir=BENCH_TMP) as tmp:
+        base = Path(tmp)
+        (base / "etcd").mkdir()
+        with etcd_server(base / "etcd") as member:
+            assert member.proc is not None
+            favour(member.proc.pid)
+            client = vulcano_etcd.connect(member.endpoint, timeout=60)
+            farm = Farm(member.endpoint, base / "farm", machines, procs, ttl).start(alone=victim)
+            active = ActiveUnits(client)
+            try:
+                store = Registry(client)
+                names = [f"u{i:06d}.service" for i in range(n_units)]
+                text = "[Service]\nExecStart=/bin/true %n\n"
+                store.submit([UnitSource(n, text) for n in names])
+                store.set_desired(names, DesiredState.LAUNCHED)
+                launched = time.monotonic()
+                while active.count() < n_units:
+                    if time.monotonic() - launched > 600:
+                        raise RuntimeError(f"only {active.count()}/{n_units} launched")
+                    time.sleep(0.2)
+                time.sleep(1)  # let the last reports settle
+                gone = machine_id(victim)
+                moving = [n for n in names if active.where(n) == {gone}]
+                load = os.getloadavg()[0]
+                killed_at = time.time()
+                killed = time.monotonic()
+                os.killpg(farm.worker_of(victim).pid, signal.SIGKILL)
+                while not all(active.where(n) and gone not in active.where(n) for n in moving):
+                    if time.monotonic() - killed > TIMEOUT:
+                        raise RuntimeError("the victim's units did not all move")
+                    time.sleep(0.02)
+                seconds = time.monotonic() - killed
+                twice_active = len(active.twice)
+            finally:
+                active.close()
+                results = farm.stop()
+                client.close()
+    starts = results["starts"]
+    moved_twice = sum(1 for n in moving if len(starts.get(n, [])) != 1 or starts[n][0] < killed_at)
+    others_twice = sum(1 for n, t in starts.items() if n not in moving and len(t) != 1)
+    print(f"\nunit failover after SIGKILL of one machine's agent process: {machines} machines")
+    print(f"in {procs}+1 agent processes, {n_units} units, machine TTL {ttl}s, no-op runner")
+    print(
+        f"{'units moved':>11} {'seconds':>8} {'goal (TTL+3)':>12} {'moved ran twice':>15} "
+        f"{'others ran twice':>16} {'active on 2':>11} {'load1':>5}"
+    )
+    print(
+        f"{len(moving):>11} {seconds:>8.1f} {ttl + 3:>12} {moved_twice:>15} "
+        f"{others_twice:>16} {twice_active:>11} {load:>5.2f}"
+    )
 
 
 def _wait_all_active(store: Registry, names: list[str]) -> None:

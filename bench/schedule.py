@@ -1,187 +1,141 @@
 """How fast the unit engine launches many units: `python -m bench.schedule`.
 
-One real etcd 3.4 on loopback; the engine in a process of its own (so its CPU time is
-its own); 100 agents in this process, each with its own machine lease, watch and a
-no-op runner (start = running at once). For 1,000 and 10,000 units it submits and
-starts every unit through the same Registry the CLI uses, then waits until every unit
-reports active, and prints:
+One real etcd 3.4 on loopback; the engine in a process of its own; the agents (real
+``MachineUnits`` on real machine leases, no-op runner: start = running at once) spread
+over ``--procs`` processes (bench/_farm.py). It submits and starts every unit through
+the same Registry the CLI uses, then waits until the agents report every unit active,
+and prints per size:
 
 - seconds from the first submit until every unit is launched (reported active);
 - etcd requests per unit, counted by etcd itself (its gRPC metrics: every unary call
-  and every lease keep-alive message, minus the benchmark's own progress polls);
-- the engine's CPU seconds (user + system of its process).
+  and every lease keep-alive message), and how they split by gRPC method;
+- CPU seconds of the engine, of all agent processes together, of etcd and of this
+  driver (which submits); the engine's peak RSS; the machine's load average.
 
-fleet documented its ceiling at 100 nodes / 1,000 units; the goal here is 10,000 units
-on 100 agents in under 60 s.
+Without arguments: 100 agents, 1,000 and 10,000 units. The issue's run:
+`python -m bench.schedule --agents 1000 --units 100000` (goal: under 60 s on 2 cores,
+at most 1.5 etcd requests a unit).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import etcd3
-import requests
-
-from agent.units.machine_units import MachineUnits
-from agent.units.runners.noop import NoopRunner
-from vulcano.keyspace import Keyspace
-from vulcano.lab.cluster import Member
-from vulcano.lab.services import etcd_server, stop_process
-from vulcano.records import DesiredState, UnitSource, UnitState
+from bench._farm import ActiveUnits, Farm, etcd_cpu, etcd_requests_by_method, favour
+from vulcano import etcd as vulcano_etcd
+from vulcano.lab.services import etcd_server
+from vulcano.records import DesiredState, UnitSource
 from vulcano.registry import Registry
 
 AGENTS = 100
 SIZES = (1_000, 10_000)
+PROCS = 4
 MACHINE_TTL = 10
 LAUNCH_TIMEOUT = 600.0
-POLL_INTERVAL = 0.5
-
-
-def _etcd_requests(endpoint: str) -> int:
-    """Unary gRPC calls plus lease keep-alive messages etcd has received so far."""
-    text = requests.get(f"{endpoint}/metrics", timeout=10).text
-    total = 0
-    for line in text.splitlines():
-        unary = line.startswith("grpc_server_started_total{") and 'grpc_type="unary"' in line
-        keepalive = line.startswith("grpc_server_msg_received_total{") and "KeepAlive" in line
-        if unary or keepalive:
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
-
-
-def _engine_main(endpoint: str, out: str) -> None:
-    """The engine alone in this process until SIGTERM; then its stats and CPU to ``out``."""
-    from agent.units.engine import Engine
-
-    host, port = endpoint.split("//", 1)[1].rsplit(":", 1)
-    client = etcd3.client(host=host, port=int(port), timeout=30)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    engine = Engine(client, Keyspace(), "bench-engine", stop=stop)
-    engine.start()
-    stop.wait()
-    engine.stop()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats = engine.stats
-    Path(out).write_text(
-        json.dumps(
-            {
-                "cpu": usage.ru_utime + usage.ru_stime,
-                "plans": stats.plans,
-                "plan_seconds": stats.plan_seconds,
-                "txns": stats.txns,
-            }
-        )
-    )
+POLL_INTERVAL = 0.2
 
 
 def _unit_text(i: int) -> str:
     return f"[Unit]\nDescription=bench unit {i}\n\n[Service]\nExecStart=/bin/true {i}\n"
 
 
-def run_size(n_units: int, base: Path) -> dict[str, float]:
-    (base / f"etcd-{n_units}").mkdir(parents=True)
-    with etcd_server(base / f"etcd-{n_units}") as member:
-        endpoint = member.endpoint
-        host, port = member.host_port
-        client = etcd3.client(host=host, port=port, timeout=30)
-        stats_file = base / f"engine-{n_units}.json"
-        engine = subprocess.Popen(
-            [sys.executable, "-m", "bench.schedule", "--engine", endpoint, str(stats_file)],
-            start_new_session=True,
-            cwd=str(Path(__file__).resolve().parent.parent),
-        )
-        members: list[Member] = []
-        agents: list[MachineUnits] = []
+def run_size(n_agents: int, n_units: int, procs: int, base: Path) -> dict[str, object]:
+    """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures."""
+    (base / "etcd").mkdir(parents=True)
+    with etcd_server(base / "etcd") as member:
+        assert member.proc is not None
+        favour(member.proc.pid)
+        client = vulcano_etcd.connect(member.endpoint, timeout=60)
+        farm = Farm(member.endpoint, base / "farm", n_agents, procs, MACHINE_TTL).start()
+        watch = ActiveUnits(client)
         try:
-            for i in range(AGENTS):
-                m = Member(
-                    endpoint,
-                    f"bench{i:03d}",
-                    base / f"agents-{n_units}" / f"{i:03d}",
-                    ttl=MACHINE_TTL,
-                    client=client,
-                ).start()
-                members.append(m)
-                agents.append(MachineUnits(m, NoopRunner()))
-            for a in agents:
-                a.start()
-            deadline = time.monotonic() + 60
-            while client.get(Keyspace().engine_leader)[0] is None:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no engine leader")
-                time.sleep(0.1)
             store = Registry(client)
-            sources = [UnitSource(f"u{i:05d}.service", _unit_text(i)) for i in range(n_units)]
+            sources = [UnitSource(f"u{i:06d}.service", _unit_text(i)) for i in range(n_units)]
             names = [s.name for s in sources]
-            before = _etcd_requests(endpoint)
+            before = etcd_requests_by_method(member.endpoint)
+            etcd_before = etcd_cpu(member)
+            me_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.monotonic()
             store.submit(sources)
+            submitted = time.monotonic() - started
             store.set_desired(names, DesiredState.LAUNCHED)
-            polls = 0
-            while True:
-                polls += 1
-                active = sum(
-                    1
-                    for v, _ in client.get_prefix(Keyspace().unit_states)
-                    if UnitState.from_json(v).active == "active"
-                )
-                if active >= n_units:
-                    break
+            desired = time.monotonic() - started
+            while (active := watch.count()) < n_units:
                 if time.monotonic() - started > LAUNCH_TIMEOUT:
                     raise RuntimeError(f"only {active}/{n_units} launched")
                 time.sleep(POLL_INTERVAL)
             seconds = time.monotonic() - started
-            requests_used = _etcd_requests(endpoint) - before - polls
+            load = os.getloadavg()[0]
+            after = etcd_requests_by_method(member.endpoint)
+            etcd_used = etcd_cpu(member) - etcd_before
+            me = resource.getrusage(resource.RUSAGE_SELF)
         finally:
-            for a in agents:
-                a.stop_event.set()
-            stop_process(engine)  # type: ignore[arg-type]
-            for a in agents:
-                a.stop()
-            for m in members:
-                m.close(revoke=False)
+            watch.close()
+            results = farm.stop()
             client.close()
-        engine_stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        by_method = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
+        engine = results["engine"]
         return {
+            "agents": n_agents,
             "units": n_units,
+            "procs": procs,
             "seconds": seconds,
-            "requests_per_unit": requests_used / n_units,
-            "engine_cpu": float(engine_stats.get("cpu", float("nan"))),
-            "plans": float(engine_stats.get("plans", 0)),
+            "submitted": submitted,
+            "desired": desired,
+            "requests_per_unit": sum(by_method.values()) / n_units,
+            "by_method": by_method,
+            "engine_cpu": float(engine.get("cpu", float("nan"))),
+            "engine_rss": float(engine.get("max_rss_mb", float("nan"))),
+            "plans": int(engine.get("plans", 0)),
+            "agents_cpu": float(results["agents_cpu"]),
+            "etcd_cpu": etcd_used,
+            "driver_cpu": me.ru_utime + me.ru_stime - me_before.ru_utime - me_before.ru_stime,
+            "load": load,
         }
+
+
+def _print(rows: list[dict[str, object]]) -> None:
+    print(f"\nunit engine: no-op runner, one etcd 3.4, {os.cpu_count()} cores")
+    head = (
+        f"{'agents':>6} {'procs':>5} {'units':>7} {'seconds':>8} {'req/unit':>9} "
+        f"{'engine CPU':>10} {'engine MB':>9} {'agents CPU':>10} {'etcd CPU':>8} "
+        f"{'driver CPU':>10} {'plans':>6} {'load1':>5}"
+    )
+    print(head)
+    for r in rows:
+        print(
+            f"{r['agents']:>6} {r['procs']:>5} {r['units']:>7} {r['seconds']:>8.1f} "
+            f"{r['requests_per_unit']:>9.2f} {r['engine_cpu']:>10.1f} {r['engine_rss']:>9.0f} "
+            f"{r['agents_cpu']:>10.1f} {r['etcd_cpu']:>8.1f} {r['driver_cpu']:>10.1f} "
+            f"{r['plans']:>6} {r['load']:>5.2f}"
+        )
+    for r in rows:
+        split = ", ".join(f"{k} {v}" for k, v in sorted(r["by_method"].items()))  # type: ignore[attr-defined]
+        print(
+            f"# {r['units']} units: submitted in {r['submitted']:.1f}s, started in "
+            f"{r['desired']:.1f}s; etcd requests: {split}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--engine", nargs=2, metavar=("ENDPOINT", "OUT"), help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    parser.add_argument("--agents", type=int, default=AGENTS)
+    parser.add_argument("--units", type=int, help="one size (default: 1,000 and 10,000)")
+    parser.add_argument("--procs", type=int, default=PROCS, help="agent processes")
     args = parser.parse_args()
-    if args.engine:
-        _engine_main(*args.engine)
-        return
+    sizes = [args.units] if args.units else list(SIZES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp:
-        for size in (int(s) for s in args.sizes.split(",")):
-            rows.append(run_size(size, Path(tmp)))
+        for size in sizes:
+            rows.append(run_size(args.agents, size, args.procs, Path(tmp) / str(size)))
             print(f"# {size} units done", file=sys.stderr)
-    print(f"\nunit engine: {AGENTS} agents (no-op runner), one etcd 3.4, {os.cpu_count()} cores")
-    print(f"{'units':>7} {'seconds':>8} {'etcd req/unit':>14} {'engine CPU s':>13} {'plans':>6}")
-    for r in rows:
-        print(
-            f"{int(r['units']):>7} {r['seconds']:>8.1f} {r['requests_per_unit']:>14.2f} "
-            f"{r['engine_cpu']:>13.1f} {int(r['plans']):>6}"
-        )
+    _print(rows)
 
 
 if __name__ == "__main__":

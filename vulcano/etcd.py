@@ -252,6 +252,7 @@ def connect(
         ("grpc.initial_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.min_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_INITIAL * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(policy.ETCD_GRPC_RECONNECT_MAX * 1000)),
+        ("grpc.max_receive_message_length", policy.ETCD_MAX_RESPONSE_BYTES),
     ]
     endpoint_list = []
     for i, (_, host, port) in enumerate(urls):

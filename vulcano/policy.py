@@ -19,6 +19,9 @@ ETCD_ENDPOINT_RETRY = 5.0
 # client would keep failing for many seconds after etcd is back): first and longest wait.
 ETCD_GRPC_RECONNECT_INITIAL = 0.2
 ETCD_GRPC_RECONNECT_MAX = 1.0
+# The largest etcd response a client accepts (gRPC's default is 4 MiB): one read of
+# every unit spec of a 100,000-unit cluster is about 30 MB.
+ETCD_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 # A request that finds its etcd member dead, or the cluster between leaders, is tried on
 # the next member (and again, as the cluster elects a leader) for this long before it
 # fails naming every endpoint: an election takes a few of etcd's 1 s election timeouts.

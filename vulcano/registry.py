@@ -217,11 +217,12 @@ class Registry:
         return lost
 
     def _retrying(self, names: list[str], step: Any) -> None:
-        """Apply ``step(name, current, rev) -> ops`` to every name, retrying lost races."""
+        """Apply ``step(name, current, rev) -> ops`` to every name; retry lost races until
+        UNIT_COMMAND_RETRY_SECONDS pass without progress (a huge batch's pass takes long)."""
         deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
         pending = list(dict.fromkeys(names))
         done: list[str] = []
-        for _ in policy.TXN_CONFLICT.sleep_until(deadline):
+        for delay in policy.TXN_CONFLICT.delays():
             current = self._read_many(pending)
             plan = []
             try:
@@ -233,10 +234,14 @@ class Registry:
             except RegistryError as exc:
                 raise _partly_done(exc, done) from None
             lost = self._commit(plan)
-            done += [name for name, _, _ in plan if name not in lost]
-            if not lost:
-                return
-            pending = lost
+            progress = [name for name, _, _ in plan if name not in lost]
+            done, pending, now = done + progress, lost, time.monotonic()
+            if not lost or (now >= deadline and not progress):
+                break
+            deadline = max(deadline, now + policy.UNIT_COMMAND_RETRY_SECONDS * bool(progress))
+            time.sleep(min(delay, max(0.0, deadline - now)))
+        if not pending:
+            return
         raise _partly_done(
             RegistryError(
                 "gave up after racing other writers on: " + ", ".join(sorted(pending)[:5])

@@ -135,7 +135,7 @@ class PrefixWatch:
                         or f"revision compacted (to {response.compact_revision})"
                     )
                     return
-                changes = [_change(event) for event in response.events]
+                changes = [change_of(event) for event in response.events]
                 if changes:
                     self.events.put(changes)
             reason = "watch stream ended"
@@ -164,7 +164,8 @@ class PrefixWatch:
                     log.warning("watch thread %s did not end when cancelled", thread.name)
 
 
-def _change(event: Any) -> Change:
+def change_of(event: Any) -> Change:
+    """A watch event as a Change."""
     kv = event.kv
     if event.type == etcdrpc.kv_pb2.Event.DELETE:
         return Change(kv.key.decode(), None, 0, kv.mod_revision)

@@ -28,39 +28,17 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent import policy
 from agent.units import plan
+from agent.units.world import EngineStats, World, parse_spec
 from vulcano.etcd import LeaseCompare
 from vulcano.keyspace import Keyspace
-from vulcano.records import Machine, UnitSpec
+from vulcano.records import Machine
 from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EngineStats:
-    plans: int = 0
-    plan_seconds: float = 0.0
-    txns: int = 0
-    failed_txns: int = 0
-    refused_as_deposed: int = 0  # writes etcd refused because another term had begun
-    reads: int = 0
-
-
-@dataclass
-class _World:
-    machines: dict[str, Machine] = field(default_factory=dict)
-    specs: dict[str, UnitSpec] = field(default_factory=dict)
-    # (machine, unit) → (assignment JSON, lease id)
-    placed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)  # reasons this leader wrote
-    departed: dict[str, float] = field(default_factory=dict)  # machine → grace ends at
-    restarting: set[str] = field(default_factory=set)  # machines announcing a restart
-    decommissioned: set[str] = field(default_factory=set)  # machines removed on purpose
 
 
 class Engine:
@@ -85,6 +63,7 @@ class Engine:
         self._leader_rev = 0
         self._lease: Any = None
         self._lost = threading.Event()
+        self._last_plan = 0.0  # seconds the last plan took
 
     # --- start and stop -----------------------------------------------------------
 
@@ -184,7 +163,7 @@ class Engine:
 
     def _lead(self) -> None:
         while not self.stop_event.is_set() and not self._lost.is_set():
-            world = _World()
+            world = World()
             prefixes = [
                 self.ks.decommissioned,
                 self.ks.machines_restarting,
@@ -224,7 +203,7 @@ class Engine:
             finally:
                 watch.cancel()
 
-    def _grace_left(self, world: _World) -> float:
+    def _grace_left(self, world: World) -> float:
         """Seconds until the last departed machine's grace ends (0: plan now)."""
         now = time.monotonic()
         for mid, ends in list(world.departed.items()):
@@ -235,7 +214,7 @@ class Engine:
         return max(0.0, min(world.departed.values()) - now)
 
     def _follow(
-        self, world: _World, events: queue.Queue[list[Change] | Resync], owed: bool = False
+        self, world: World, events: queue.Queue[list[Change] | Resync], owed: bool = False
     ) -> None:
         """Apply watch events and re-plan; ``owed``: a plan deferred by a grace period."""
         last_plan = time.monotonic()
@@ -254,16 +233,22 @@ class Engine:
                     raise Resync("periodic") from None
                 continue
             batch = [item]
-            deadline = time.monotonic() + policy.ENGINE_BATCH_WINDOW
+            # While a big change streams in, gather for as long as the last plan took:
+            # planning stays at most about half of the engine's time.
+            window = min(max(policy.ENGINE_BATCH_WINDOW, self._last_plan), policy.ENGINE_BATCH_MAX)
+            deadline = time.monotonic() + window
             while True:
                 try:
                     batch.append(events.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
+            news = False
             for b in batch:
                 if isinstance(b, Resync):
                     raise b
-                self._apply(world, b)
+                news = self._apply(world, b) or news
+            if not news and not owed:
+                continue  # only the echoes of our own placement writes: nothing to plan
             if self._grace_left(world) > 0:
                 owed = True
                 continue
@@ -271,8 +256,20 @@ class Engine:
             owed = False
             last_plan = time.monotonic()
 
-    def _apply(self, world: _World, changes: list[Change]) -> None:
+    def _apply(self, world: World, changes: list[Change]) -> bool:
+        """Fold changes into ``world``; False when they were only our own writes' echoes."""
+        news = False
         for ch in changes:
+            if ch.key.startswith(self.ks.schedule):
+                machine, _, name = ch.key[len(self.ks.schedule) :].partition("/")
+                if ch.value is None:
+                    news = world.placed.pop((machine, name), None) is not None or news
+                else:
+                    value = ch.value.decode()
+                    news = news or world.placed.get((machine, name), (None, 0))[0] != value
+                    world.placed[(machine, name)] = (value, ch.lease)
+                continue
+            news = True
             if ch.key.startswith(self.ks.machines):
                 mid = ch.key[len(self.ks.machines) :]
                 if ch.value is None:
@@ -313,23 +310,19 @@ class Engine:
                     world.specs.pop(name, None)
                 else:
                     try:
-                        world.specs[name] = UnitSpec.from_json(ch.value)
+                        world.specs[name] = parse_spec(ch.value, world.specs.get(name))
                     except (ValueError, KeyError, TypeError):
                         log.warning("engine: unreadable unit spec %s", ch.key)
-            elif ch.key.startswith(self.ks.schedule):
-                machine, _, name = ch.key[len(self.ks.schedule) :].partition("/")
-                if ch.value is None:
-                    world.placed.pop((machine, name), None)
-                else:
-                    world.placed[(machine, name)] = (ch.value.decode(), ch.lease)
+        return news
 
-    def _reconcile(self, world: _World) -> None:
+    def _reconcile(self, world: World) -> None:
         started = time.monotonic()
         placed = {key: value for key, (value, _) in world.placed.items()}
         machines = {m: r for m, r in world.machines.items() if m not in world.decommissioned}
         actions = plan.plan(world.specs, machines, placed, world.reasons)
         self.stats.plans += 1
-        self.stats.plan_seconds += time.monotonic() - started
+        self._last_plan = time.monotonic() - started
+        self.stats.plan_seconds += self._last_plan
         for batch in actions.assignments:
             self._commit(world, batch)
             if self._lost.is_set():
@@ -338,7 +331,7 @@ class Engine:
             if not self._explain(world, reasons):
                 return
 
-    def _commit(self, world: _World, batch: plan.AssignmentBatch) -> None:
+    def _commit(self, world: World, batch: plan.AssignmentBatch) -> None:
         """One transaction of placement writes, while we lead and the machines live."""
         t = self.client.transactions
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
@@ -372,7 +365,7 @@ class Engine:
         log.warning(msg, self.identity, what, self._leader_rev)
         self._lost.set()
 
-    def _explain(self, world: _World, reasons: tuple[plan.ReasonWrite, ...]) -> bool:
+    def _explain(self, world: World, reasons: tuple[plan.ReasonWrite, ...]) -> bool:
         """Write why units have no machine (unit-reasons/<name>); False: no longer leader."""
         t = self.client.transactions
         ops = [

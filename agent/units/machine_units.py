@@ -21,60 +21,19 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from agent import policy
 from agent.services.instances import Instance
+from agent.units.host import Membership, Sandboxes, Services
 from agent.units.reports import UnitReports
-from agent.units.runners.base import RunContext, Runner
-from vulcano.keyspace import Keyspace
+from agent.units.runners.base import Generational, RunContext, Runner
+from agent.units.unit_files import UnitFiles
 from vulcano.records import RUNNING_STATES, Assignment, DesiredState
-from vulcano.watch import Change, PrefixWatch, Resync, snapshot
+from vulcano.watch import Change, Resync, snapshot
+from vulcano.watch_hub import open_watch
 
 log = logging.getLogger(__name__)
-
-
-class Sandboxes(Protocol):
-    """Network namespaces on the overlay for units with Sandbox=true."""
-
-    def create(self, name: str) -> str:
-        """Make sandbox ``name``; its overlay address."""
-
-    def delete(self, name: str) -> None: ...
-
-    def address_of(self, name: str) -> str | None:
-        """The address of sandbox ``name`` if it exists (made before a restart)."""
-
-
-class Membership(Protocol):
-    """What this machine's units need from its membership: who it is, on which lease."""
-
-    @property
-    def machine_id(self) -> str: ...
-    @property
-    def hostname(self) -> str: ...
-    @property
-    def keyspace(self) -> Keyspace: ...
-    @property
-    def lease_ttl(self) -> float: ...
-
-    def etcd_client(self) -> Any: ...
-
-    def lease_id(self) -> int:
-        """The machine lease unit states are written on."""
-
-    def lease_deadline(self) -> float:
-        """Monotonic time until which the machine lease is certainly held."""
-
-
-class Services(Protocol):
-    """Checks and endpoints (agent/services/); ``observe`` returns what to restart now."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def observe(self, instances: list[Instance]) -> list[str]: ...
-    def forget(self, name: str) -> None: ...
-    def clear(self) -> None: ...
 
 
 def sandbox_name(machine_id: str, unit: str) -> str:
@@ -109,13 +68,14 @@ class MachineUnits:
         self._problems: dict[str, str] = {}  # why an assigned unit cannot even be loaded
         self._kick: set[str] = set()  # start these even if they failed before
         self._restarting: set[str] = set()  # stopped by CheckRestart=: start once stopped
-        self._texts: dict[str, str] = {}
+        self.files = UnitFiles(lambda: self.host.etcd_client(), self.ks)
         self._sandbox_ips: dict[str, str] = {}
         self.reports = UnitReports(host, runner)
         self._thread: threading.Thread | None = None
         self._fence_thread: threading.Thread | None = None
         self.requests = 0  # etcd requests made besides the reports', for the benchmark
         self.fenced = threading.Event()
+        self._generation = -1  # the runner's at the last look (Generational runners)
 
     # --- start and stop -----------------------------------------------------------
 
@@ -133,16 +93,21 @@ class MachineUnits:
         """Pass every lease confirmation on to the units' supervisors at once.
 
         Its own thread: a long reconcile pass must never let the fence go stale while
-        the lease is in fact held (the units would stop themselves for nothing)."""
+        the lease is in fact held (the units would stop themselves for nothing). It looks
+        again within a quarter of the time the units have left, at least every tick."""
         written = -1.0
-        while not self.stop_event.wait(policy.UNIT_FENCE_TICK):
+        wait = policy.UNIT_FENCE_TICK
+        while not self.stop_event.wait(wait):
+            wait = policy.UNIT_FENCE_TICK
             if self.fenced.is_set():
                 continue
             deadline = self._fence_deadline()
-            if deadline != written and time.monotonic() < deadline:
+            now = time.monotonic()
+            if deadline != written and now < deadline:
                 with contextlib.suppress(OSError):
                     self.runner.fence(deadline)
                     written = deadline
+            wait = max(wait, (written - now) / 4)
 
     def stop(self) -> None:
         """Stop reconciling; units keep running briefly, for the next agent to adopt."""
@@ -220,7 +185,7 @@ class MachineUnits:
         self.assigned = {}
         self._apply(entries, prefix)
         self._kick.clear()  # a restarted agent leaves failed units failed
-        watch = PrefixWatch(self.client, [prefix], revision + 1)
+        watch = open_watch(self.client, [prefix], revision + 1)
         last_pass = 0.0
         dirty = True
         try:
@@ -231,13 +196,16 @@ class MachineUnits:
                     raise _Fenced("machine lease not confirmed in time")
                 self.runner.fence(deadline)  # before starting anything in this session
                 # a pass on every change, and a look at the runner every MACHINE_UNITS_POLL
-                if dirty or now - last_pass >= policy.MACHINE_UNITS_POLL:
+                if dirty or (now - last_pass >= policy.MACHINE_UNITS_POLL and self._moved()):
                     self._reconcile()
                     self.reports.publish(self.assigned, self._problems, self._sandbox_ips)
                     self._tell_services()
                     last_pass, dirty = now, False
+                tick = policy.MACHINE_UNITS_TICK
+                if not self._polled():  # nothing to look at but the fence: nearer it, sooner
+                    tick = max(tick, (deadline - time.monotonic()) / 4)
                 try:
-                    item = watch.events.get(timeout=policy.MACHINE_UNITS_TICK)
+                    item = watch.events.get(timeout=tick)
                 except queue.Empty:
                     continue
                 items = [item]
@@ -251,6 +219,21 @@ class MachineUnits:
                 dirty = True
         finally:
             watch.cancel()
+
+    def _polled(self) -> bool:
+        """Whether the runner must be looked at every MACHINE_UNITS_POLL (not Generational)."""
+        return self.services is not None or not isinstance(self.runner, Generational)
+
+    def _moved(self) -> bool:
+        """Whether a look at the runner may find news (False: its generation stood still)."""
+        if self._polled():
+            return True
+        assert isinstance(self.runner, Generational)
+        generation = self.runner.generation()
+        if generation == self._generation:
+            return False
+        self._generation = generation
+        return True
 
     def _apply(self, changes: list[Change], prefix: str) -> None:
         for ch in changes:
@@ -285,17 +268,9 @@ class MachineUnits:
 
     # --- reconcile -------------------------------------------------------------------
 
-    def _text(self, digest: str) -> str | None:
-        if digest not in self._texts:
-            value, _ = self.client.get(self.ks.unit_file(digest))
-            self.requests += 1
-            if value is None:
-                return None
-            self._texts[digest] = value.decode("utf-8")
-        return self._texts[digest]
-
     def _reconcile(self) -> None:
         loaded = set(self.runner.loaded())
+        self.files.prefetch(a.hash for a in self.assigned.values())
         for name, a in sorted(self.assigned.items()):
             st = self.runner.status(name) if name in loaded else None
             running = st is not None and st.active in RUNNING_STATES
@@ -304,7 +279,7 @@ class MachineUnits:
                     log.info("machine units: stopping %s (new content %s)", name, a.hash[:7])
                     self.runner.stop(name)  # new content: stop first, load when stopped
                     continue
-                text = self._text(a.hash)
+                text = self.files.text(a.hash)
                 if text is None:
                     self._problems[name] = f"unit file {a.hash[:7]} is missing from etcd"
                     continue
@@ -354,7 +329,7 @@ class MachineUnits:
         instances = []
         for name, a in sorted(self.assigned.items()):
             st = self.runner.status(name)
-            text = self._text(a.hash) if st.active == "active" and st.hash == a.hash else None
+            text = self.files.text(a.hash) if st.active == "active" and st.hash == a.hash else None
             if text is not None:  # only what runs: the services withdraw the rest
                 ns = sandbox_name(self.host.machine_id, name) if a.options.sandbox else None
                 ip = self._sandbox_ips.get(name)

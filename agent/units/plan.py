@@ -76,7 +76,8 @@ def desired_placements(
     wanted = {
         n: s
         for n, s in specs.items()
-        if s.desired != DesiredState.INACTIVE and not unitnames.is_template(n)
+        # every template's name has an "@": the others need no parsing
+        if s.desired != DesiredState.INACTIVE and not ("@" in n and unitnames.is_template(n))
     }
     current: dict[str, str] = {}
     for machine, name in placed:

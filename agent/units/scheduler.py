@@ -16,6 +16,8 @@ naming both.
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -51,22 +53,38 @@ def describe_metadata(requirements: Mapping[str, list[str]]) -> str:
 
 
 class _Board:
-    """Units per machine while a plan is being built."""
+    """Units per machine while a plan is being built.
+
+    A heap of (load, machine id) answers "the least loaded machine" without sorting
+    every machine for every unit: each change pushes the machine's new load, and stale
+    entries (a load that is no longer the machine's) are dropped when they surface.
+    """
 
     def __init__(self, machines: Iterable[Machine]) -> None:
         self.machines = {m.id: m for m in machines}
+        self.by_id = sorted(self.machines.values(), key=lambda m: m.id)
         self.units: dict[str, set[str]] = {m: set() for m in self.machines}
         self.where: dict[str, str] = {}
+        self._loads = [(0, m.id) for m in self.by_id]  # sorted, hence a heap already
 
     def put(self, unit: str, machine: str) -> None:
         self.units[machine].add(unit)
         self.where[unit] = machine
+        heapq.heappush(self._loads, (len(self.units[machine]), machine))
 
     def remove(self, unit: str) -> str | None:
         machine = self.where.pop(unit, None)
         if machine is not None:
             self.units[machine].discard(unit)
+            heapq.heappush(self._loads, (len(self.units[machine]), machine))
         return machine
+
+    def least_loaded(self) -> str | None:
+        """The machine with the fewest units, ties to the lowest id (None: no machines)."""
+        loads = self._loads
+        while loads and loads[0][0] != len(self.units[loads[0][1]]):
+            heapq.heappop(loads)
+        return loads[0][1] if loads else None
 
 
 class _Planner:
@@ -94,6 +112,8 @@ class _Planner:
     ) -> str | None:
         """The unit on ``machine`` that conflicts with ``name`` (either way), if any."""
         mine = self.requests[name].options
+        if not mine.conflicts and not self.with_conflicts:
+            return None
         here = self.board.units[machine] | self.globals_on[machine]
         if mine.conflicts:
             for other in sorted(here):
@@ -215,9 +235,9 @@ class _Planner:
                 for victim in self._replaceable_on(name, self.board.where[name]):
                     self._evict(victim)
         # 2. place the rest
-        queue = [n for n in ordered if n not in self.board.where]
+        queue = deque(n for n in ordered if n not in self.board.where)
         while queue:
-            name = queue.pop(0)
+            name = queue.popleft()
             if name in self.board.where:
                 continue
             evicted = self._place(name)
@@ -251,9 +271,15 @@ class _Planner:
     def _place(self, name: str) -> list[str]:
         req = self.requests[name]
         o = req.options
-        machines = sorted(self.board.machines.values(), key=lambda m: m.id)
+        machines = self.board.by_id
         if not machines:
             self.plan.reasons[name] = "no machines in the cluster"
+            return []
+        if self._unconstrained(o):
+            # every machine fits: the least loaded one, as the sort below would find
+            chosen = self.board.least_loaded()
+            assert chosen is not None
+            self.board.put(name, chosen)
             return []
         candidates = machines
         if o.machine_id:
@@ -315,9 +341,15 @@ class _Planner:
         self.board.put(name, chosen)
         return evicted
 
+    def _unconstrained(self, o: FleetOptions) -> bool:
+        """Nothing in the plan can keep this unit off any machine."""
+        pinned = o.machine_id or o.machine_of or o.machine_metadata
+        others = self.with_conflicts or self.with_replaces
+        return not (pinned or o.replaces or o.conflicts or others)
+
     def _place_globals(self) -> None:
         """Every Global unit on every matching machine, by name; conflicting ones apart."""
-        machines = sorted(self.board.machines.values(), key=lambda m: m.id)
+        machines = self.board.by_id
         for name, req in sorted(self.requests.items()):
             if not req.options.global_:
                 continue

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from agent.units import plan
-from agent.units.engine import Engine, _World
+from agent.units.engine import Engine
+from agent.units.world import World as _World
 from vulcano.etcd import connect
 from vulcano.keyspace import Keyspace
 from vulcano.lab.cluster import Member

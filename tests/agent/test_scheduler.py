@@ -297,3 +297,57 @@ def test_a_follower_whose_peer_was_replaced_away_follows_it_to_its_new_machine()
     first = plan(units, machines)
     assert first.targets["u4.service"] == first.targets["u0.service"]
     assert plan(units, machines, first.targets).targets == first.targets
+
+
+def _least_loaded_reference(
+    names: list[str], machines: list[str], current: dict[str, str]
+) -> dict[str, str]:
+    """fleet's rule spelled out: keep what sits on a live machine, then each unit by
+    name onto the machine with the fewest units, ties to the lowest id."""
+    where = {n: m for n, m in current.items() if n in names and m in machines}
+    load = {m: sum(1 for x in where.values() if x == m) for m in machines}
+    for n in sorted(names):
+        if n not in where:
+            chosen = min(machines, key=lambda m: (load[m], m))
+            where[n] = chosen
+            load[chosen] += 1
+    return where
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_machines=st.integers(1, 6),
+    n_units=st.integers(0, 40),
+    current=st.dictionaries(st.integers(0, 39), st.integers(0, 7), max_size=20),
+    with_a_conflict=st.booleans(),
+)
+def test_the_fast_least_loaded_pick_places_as_the_rule_says(
+    n_machines: int, n_units: int, current: dict[int, int], with_a_conflict: bool
+) -> None:
+    machines = [Machine(f"m{i}aaaaaaaa") for i in range(n_machines)]
+    ids = [m.id for m in machines]
+    names = [f"u{i:02d}.service" for i in range(n_units)]
+    placed = {f"u{n:02d}.service": f"m{m}aaaaaaaa" for n, m in current.items()}
+    units = [u(n) for n in names]
+    if with_a_conflict:  # any Conflicts= in the plan takes the slow, general path
+        units.append(u("zz.service", conflicts=("nothing-matches-*",)))
+    p = plan(units, machines, placed)
+    got = {n: m for n, m in p.targets.items() if n != "zz.service"}
+    want_current = {n: m for n, m in placed.items() if n in names}
+    if with_a_conflict:
+        names_all = [*names, "zz.service"]
+        want = _least_loaded_reference(names_all, ids, want_current)
+        want.pop("zz.service")
+    else:
+        want = _least_loaded_reference(names, ids, want_current)
+    assert got == want
+
+
+def test_many_units_on_many_machines_spread_evenly() -> None:
+    machines = [Machine(f"m{i:04d}aaaa") for i in range(300)]
+    p = plan([u(f"u{i:05d}.service") for i in range(30_000)], machines)
+    per_machine: dict[str, int] = {}
+    for m in p.targets.values():
+        per_machine[m] = per_machine.get(m, 0) + 1
+    assert sorted(set(per_machine.values())) == [100]
+    assert len(per_machine) == 300

@@ -24,6 +24,7 @@ from agent.units.runners.builtin import BuiltinRunner
 from vulcano import etcd as vulcano_etcd
 from vulcano.errors import MachineDecommissioned
 from vulcano.keyspace import Keyspace
+from vulcano.lab.leases import LeaseKeeper
 from vulcano.records import Machine, UnitState
 from vulcano.registry import Registry
 
@@ -41,6 +42,7 @@ class Member:
         metadata: dict[str, str] | None = None,
         public_ip: str = "",
         client: Any = None,
+        keeper: LeaseKeeper | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.hostname = machine_id
@@ -58,6 +60,7 @@ class Member:
         self.paused = threading.Event()
         self.closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self.keeper = keeper  # refreshes the lease on a stream shared with other members
 
     # Membership
     def etcd_client(self) -> Any:
@@ -108,9 +111,25 @@ class Member:
     def start(self) -> Member:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.register()
+        if self.keeper is not None:
+            self.keeper.add(self)
+            return self
         self._thread = threading.Thread(target=self._keepalive, daemon=True)
         self._thread.start()
         return self
+
+    def kept(self, sent: float, ttl: int) -> None:
+        """The shared keeper's answer for our lease (LeaseKeeper)."""
+        if self.paused.is_set() or self.closed.is_set():
+            return
+        if ttl > 0:
+            self._deadline = sent + self.ttl
+            return
+        assert self.keeper is not None
+        self.keeper.remove(self)
+        with contextlib.suppress(Exception):  # the lease is gone: a new one, a new record
+            self.register()
+        self.keeper.add(self)
 
     def _keepalive(self) -> None:
         while not self.closed.wait(self.ttl / 3):
@@ -129,12 +148,18 @@ class Member:
     def pause(self) -> None:
         """Stop refreshing the lease, as a machine cut off from etcd would."""
         self.paused.set()
+        if self.keeper is not None:
+            self.keeper.remove(self)
 
     def resume(self) -> None:
         self.paused.clear()
+        if self.keeper is not None and not self.closed.is_set():
+            self.keeper.add(self)
 
     def close(self, revoke: bool = False) -> None:
         self.closed.set()
+        if self.keeper is not None:
+            self.keeper.remove(self)
         if self._thread is not None:
             self._thread.join(timeout=5)
         if revoke:

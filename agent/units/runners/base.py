@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,17 @@ class Runner(Protocol):
 
     def reap(self, timeout: float = 0.0) -> None:
         """Collect helper processes that have finished (waiting up to ``timeout``)."""
+
+
+@runtime_checkable
+class Generational(Protocol):
+    """A runner that knows when its units' statuses changed: ``generation()`` moves then.
+
+    MachineUnits skips its periodic look at such a runner while the generation stands
+    still (and nothing changed in etcd); other runners are looked at every poll.
+    """
+
+    def generation(self) -> int: ...
 
 
 def systemd_is_pid1() -> bool:

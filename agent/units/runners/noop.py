@@ -12,23 +12,32 @@ class NoopRunner:
 
     def __init__(self) -> None:
         self._units: dict[str, tuple[RunContext, bool, float]] = {}
+        self._generation = 0
+
+    def generation(self) -> int:
+        """Changes whenever a unit's status may have (nothing else changes them here)."""
+        return self._generation
 
     def load(self, ctx: RunContext, text: str) -> None:
         old = self._units.get(ctx.name)
         self._units[ctx.name] = (ctx, old[1] if old else False, old[2] if old else time.time())
+        self._generation += 1
 
     def start(self, name: str) -> None:
         ctx, running, _ = self._units[name]
         if not running:
             self._units[name] = (ctx, True, time.time())
+            self._generation += 1
 
     def stop(self, name: str) -> None:
         ctx, running, _ = self._units[name]
         if running:
             self._units[name] = (ctx, False, time.time())
+            self._generation += 1
 
     def unload(self, name: str) -> None:
         self._units.pop(name, None)
+        self._generation += 1
 
     def loaded(self) -> list[str]:
         return list(self._units)
