@@ -236,7 +236,7 @@ def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
     unit_text = str(unit["content"])
     assert machine.read_file(provisioning.UNIT_PATH) == unit_text  # byte for byte
 
-    health = requests.get(f"http://127.0.0.1:{chain.panel.port}/healthz", timeout=5).json()
+    health = chain.box.get_panel(chain.panel.port).json()  # HTTPS, verified
     assert health == {
         "status": "ok",
         "cluster_name": CLUSTER,
@@ -245,7 +245,7 @@ def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
         "version": image.VERSION,
     }
     # every page but /healthz (and the nodes' join route) asks for the admin's login
-    page = requests.get(f"http://127.0.0.1:{chain.panel.port}/", timeout=5)
+    page = chain.box.get_panel(chain.panel.port, "/")
     assert page.status_code == 200
     assert page.url.endswith("/login?next=/")
     assert "<h1>Log in</h1>" in page.text
@@ -538,6 +538,7 @@ def test_a_cluster_that_stops_reporting_turns_unreachable_alerts_once_and_recove
         return cluster_state(_status_page(chain))
 
     # The provisioning container stops (and its relay with it): no more heartbeats.
+    cert = chain.box.save_panel_certificate(chain.tmp / "panel-before-stop.pem")
     chain.provisioner.systemctl("stop", provisioning.PROVISIONER_UNIT, check=True)
     # the container stops with its unit, and the panel with it
     assert chain.provisioner.systemctl(
@@ -545,7 +546,7 @@ def test_a_cluster_that_stops_reporting_turns_unreachable_alerts_once_and_recove
     ).stdout.strip() in ("inactive", "failed")
     assert provisioning.container_state(chain.provisioner) == {}
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{chain.panel.port}/healthz", timeout=5)
+        requests.get(f"https://127.0.0.1:{chain.panel.port}/healthz", timeout=5, verify=str(cert))
     wait_for(lambda: page_state() == "unreachable", MONITOR_TIMEOUT, "unreachable", 2.0)
     sweep()
     wait_for(lambda: changes("cluster-unreachable") or None, 60, "the unreachable alert", 1.0)
