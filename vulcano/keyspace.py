@@ -40,6 +40,10 @@
                                      engine places nothing there and moves its units at once
                                      (no grace, no outage); its agent may not register again
                                      nor lease a subnet
+<prefix>pki/crl                      the cluster CA's CRL (PEM), written by the provisioning
+                                     container when it revokes a machine's certificates;
+                                     each agent checks its signature and writes it where its
+                                     etcd member reads --client-crl-file
 ```
 
 Why units are laid out this way (not units/<name>/{spec,target,state}):
@@ -221,3 +225,7 @@ class Keyspace:
 
     def machine_decommissioned(self, machine_id: str) -> str:
         return f"{self.decommissioned}{machine_id}"
+
+    @property
+    def crl(self) -> str:
+        return f"{self.prefix}pki/crl"

@@ -35,6 +35,8 @@ Kind = Literal["server", "peer", "client"]
 KINDS: tuple[Kind, ...] = ("server", "peer", "client")
 CA_VALIDITY = datetime.timedelta(days=3650)
 CERT_VALIDITY = datetime.timedelta(days=365)
+# a CRL names when the next one is due; ours are re-signed whenever a serial is added
+CRL_VALIDITY = datetime.timedelta(days=3650)
 # issued this long before "now", so a node whose clock is a little behind accepts it
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 _DNS_NAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
@@ -154,8 +156,10 @@ def issue(
     dns: Iterable[str] = (),
     valid_for: datetime.timedelta = CERT_VALIDITY,
     not_before: datetime.datetime | None = None,
+    public_key: ec.EllipticCurvePublicKey | None = None,
 ) -> Issued:
-    """A leaf certificate of ``kind`` signed by ``ca``, with a new key.
+    """A leaf certificate of ``kind`` signed by ``ca``, with a new key (or for
+    ``public_key``, a CSR's: then the Issued's key_pem is empty).
 
     Server and peer certificates need at least one SAN: Go checks the name it dialled
     against the SANs only, never the common name.
@@ -170,8 +174,9 @@ def issue(
     ca_key = load_key(ca.key_pem)
     if end > ca_cert.not_valid_after_utc:
         end = ca_cert.not_valid_after_utc  # never outlive the CA that vouches for it
-    key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
+    key = ec.generate_private_key(ec.SECP256R1()) if public_key is None else None
+    public = key.public_key() if key is not None else public_key
+    assert public is not None
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -205,7 +210,48 @@ def issue(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key) if key else b"")
+
+
+def new_crl(
+    ca: Issued,
+    serials: Iterable[int],
+    *,
+    valid_for: datetime.timedelta = CRL_VALIDITY,
+    at: datetime.datetime | None = None,
+) -> bytes:
+    """A CRL (PEM) signed by ``ca`` revoking ``serials``: what etcd's --client-crl-file
+    reads, on every handshake (etcd 3.4 reads the file anew for each connection)."""
+    now = at if at is not None else _now()
+    ca_cert = load_cert(ca.cert_pem)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - CLOCK_SKEW)
+        .next_update(now + valid_for)
+    )
+    for serial in sorted(set(serials)):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    crl = builder.sign(load_key(ca.key_pem), hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def crl_serials(crl_pem: bytes, ca_cert_pem: bytes, where: str = "CRL") -> set[int]:
+    """The serials a CRL revokes, once its signature checks against the CA's key;
+    PKIError names ``where`` for anything else (not a CRL, another CA's)."""
+    try:
+        crl = x509.load_pem_x509_crl(crl_pem)
+    except ValueError:
+        raise PKIError(f"{where}: not a PEM CRL") from None
+    ca_cert = load_cert(ca_cert_pem, "CA certificate")
+    public = ca_cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(public):
+        raise PKIError(
+            f"{where}: not signed by the cluster's CA ({ca_cert.subject.rfc4514_string()})"
+        )
+    return {revoked.serial_number for revoked in crl}
 
 
 # --- reading ----------------------------------------------------------------------------

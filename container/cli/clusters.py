@@ -22,7 +22,15 @@ from vulcano import nodeconfig
 from vulcano.keyspace import DEFAULT_PREFIX
 
 _COLUMNS = ["cluster", "size", "flavour", "network", "etcd"]
-_KNOWN = [*_COLUMNS, "discovery", "endpoints", "network_written", "created", "join_token"]
+_KNOWN = [
+    *_COLUMNS,
+    "tls",
+    "discovery",
+    "endpoints",
+    "network_written",
+    "created",
+    "join_token",
+]
 
 
 @click.group("cluster")
@@ -37,6 +45,7 @@ def _row(record: ClusterRecord) -> dict[str, str]:
         "flavour": record.flavour,
         "network": record.network,
         "etcd": str(record.etcd_size),
+        "tls": "mutual" if record.tls else "off",
         "discovery": record.discovery_url,
         "endpoints": or_dash(record.endpoints),
         "network_written": timestamp(record.network_written_at),
@@ -81,6 +90,12 @@ def _expiry(expires: float) -> str:
     help="The hosted installer that makes discovery URLs (the provisioning user-data's).",
 )
 @click.option("--agent-bundle-url", default="", help="Where nodes fetch the agent's wheels.")
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="etcd on mutual TLS with the cluster's own CA (needs the members' --ip).",
+)
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -91,10 +106,15 @@ def create(
     node_ips: tuple[str, ...],
     installer_url: str | None,
     agent_bundle_url: str,
+    tls: bool,
 ) -> None:
-    """Make a cluster: a discovery URL from the installer, its network, its user-data."""
+    """Make a cluster: a discovery URL from the installer, its network, its user-data.
+
+    With --tls the container makes the cluster's CA (kept in the state dir, 0600) and
+    each node's key and certificate, carried only in that node's user-data.
+    """
     with service_errors():
-        clusters.check_fields(name, size, flavour, network_cidr, node_ips)
+        clusters.check_fields(name, size, flavour, network_cidr, node_ips, tls)
     store = store_of(ctx)
     with service_errors():
         installer = Installer.configured(state_dir_of(ctx), installer_url)
@@ -108,6 +128,7 @@ def create(
             node_ips=node_ips,
             agent_bundle_url=agent_bundle_url,
             prefix=ctx.find_root().params.get("prefix") or DEFAULT_PREFIX,
+            tls=tls,
         )
     click.echo(
         f"cluster {record.name}: {record.size} nodes ({record.etcd_size} etcd members), "
