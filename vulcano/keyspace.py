@@ -44,6 +44,10 @@
                                      container when it revokes a machine's certificates;
                                      each agent checks its signature and writes it where its
                                      etcd member reads --client-crl-file
+<prefix>pki/requests/<machine-id>    a CSR (PEM) of a key the agent made itself, when its
+                                     certificate is due (2/3 of its life), on its lease
+<prefix>pki/issued/<machine-id>      the renewed certificate (PEM) the container signed for
+                                     that request; the agent installs it and deletes both
 ```
 
 Why units are laid out this way (not units/<name>/{spec,target,state}):
@@ -229,3 +233,17 @@ class Keyspace:
     @property
     def crl(self) -> str:
         return f"{self.prefix}pki/crl"
+
+    @property
+    def certificate_requests(self) -> str:
+        return f"{self.prefix}pki/requests/"
+
+    def certificate_request(self, machine_id: str) -> str:
+        return f"{self.certificate_requests}{machine_id}"
+
+    @property
+    def issued_certificates(self) -> str:
+        return f"{self.prefix}pki/issued/"
+
+    def issued_certificate(self, machine_id: str) -> str:
+        return f"{self.issued_certificates}{machine_id}"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -35,6 +36,8 @@ Kind = Literal["server", "peer", "client"]
 KINDS: tuple[Kind, ...] = ("server", "peer", "client")
 CA_VALIDITY = datetime.timedelta(days=3650)
 CERT_VALIDITY = datetime.timedelta(days=365)
+# a certificate is renewed once this share of its life has passed
+RENEW_AT = 2 / 3
 # a CRL names when the next one is due; ours are re-signed whenever a serial is added
 CRL_VALIDITY = datetime.timedelta(days=3650)
 # issued this long before "now", so a node whose clock is a little behind accepts it
@@ -90,6 +93,11 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def new_key_pem() -> bytes:
+    """A new P-256 private key, PEM (PKCS#8, unencrypted: etcd reads it as it is)."""
+    return _key_pem(ec.generate_private_key(ec.SECP256R1()))
 
 
 def new_ca(
@@ -296,10 +304,29 @@ def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
     )
 
 
+def issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
+    """Whether the CA's key signed the certificate (and names it as its issuer)."""
+    cert, ca = load_cert(cert_pem), load_cert(ca_cert_pem, "CA certificate")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def fingerprint(cert_pem: bytes) -> str:
     """The certificate's SHA-256 fingerprint as colon-separated upper-case hex."""
     digest = hashlib.sha256(load_cert(cert_pem).public_bytes(serialization.Encoding.DER))
     return ":".join(f"{b:02X}" for b in digest.digest())
+
+
+def renewal_due(
+    cert_pem: bytes, share: float = RENEW_AT, now: datetime.datetime | None = None
+) -> bool:
+    """Whether ``share`` of the certificate's life has passed (or it expired)."""
+    cert = load_cert(cert_pem)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    return (now or _now()) >= start + (end - start) * share
 
 
 def expiry(cert_pem: bytes) -> datetime.datetime:

@@ -1,4 +1,5 @@
-"""The cluster commands: `vulcano cluster create|list|show|delete|user-data|join-token|endpoints`.
+"""The cluster commands: `vulcano cluster` create, list, show, renew, delete, user-data,
+join-token, endpoints.
 
 Clusters live in the state dir's database (`--state-dir`); each command opens it only
 when it runs, so `vulcano --help` and the etcd commands need no writable state dir.
@@ -15,7 +16,14 @@ import click
 from container import policy
 from container.cli.context import service_errors, state_dir_of, store_of
 from container.cli.output import list_options, or_dash, print_table, timestamp
-from container.services import clusternetwork, clusters, discovery, jointokens, nodes
+from container.services import (
+    certificates,
+    clusternetwork,
+    clusters,
+    discovery,
+    jointokens,
+    nodes,
+)
 from container.services.clusters import ClusterRecord
 from container.services.installer import INSTALLER_URL_VAR, Installer
 from vulcano import nodeconfig
@@ -174,6 +182,26 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     for key in [*_KNOWN, "nodes"]:
         click.echo(f"{key.upper()}\t{row[key]}")
+
+
+@cluster.command("renew")
+@click.argument("name")
+@click.pass_context
+def renew(ctx: click.Context, name: str) -> None:
+    """Sign the renewal requests of a TLS cluster's machines now (the relay does it
+    on every beat): each agent asks when 2/3 of its certificate's life has passed."""
+    store = store_of(ctx)
+    with service_errors(), clusters.connect(store, name) as cluster:
+        done = certificates.sign_requests(store, cluster)
+    for renewal in done:
+        if renewal.signed:
+            click.echo(
+                f"Signed a renewed certificate for {renewal.hostname} ({renewal.machine_id})"
+            )
+        else:
+            click.echo(f"Refused machine {renewal.machine_id}: {renewal.reason}", err=True)
+    if not done:
+        click.echo("No renewal requests")
 
 
 @cluster.command("delete")

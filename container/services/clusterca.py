@@ -10,7 +10,7 @@ renewal work from.
 
 A node's key is made here and carried only in that node's user-data (`issue_node`),
 which the container hands to the node's cloud or over SSH, never through the hosted
-installer. When a node's certificate is due (`due`, at `RENEW_AT` of its life) its
+installer. When a node's certificate is due (`vulcano.pki.renewal_due`: 2/3 of its life) its
 agent asks for a new one with a CSR of a key it made itself (`sign_renewal`): past
 boot, no node key travels anywhere.
 """
@@ -36,8 +36,6 @@ from vulcano.nodetls import NodeTLS
 
 PKI_DIR = "pki"
 CONTAINER_SUBJECT = "vulcano-container"
-# renewed once this share of a certificate's life has passed
-RENEW_AT = 2 / 3
 NODE_VALIDITY = pki.CERT_VALIDITY
 LOOPBACK = "127.0.0.1"
 
@@ -210,14 +208,6 @@ def revoke(store: Store, cluster: str, subject: str) -> tuple[list[int], bytes]:
     crl = pki.new_crl(authority.ca, revoked_serials(store, cluster))
     _write(authority.crl_path, crl)
     return [int(r["serial"], 16) for r in rows], crl
-
-
-def due(cert_pem: bytes, now: datetime.datetime | None = None) -> bool:
-    """Whether a certificate has lived `RENEW_AT` of its life (or expired)."""
-    cert = pki.load_cert(cert_pem)
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    at = now if now is not None else datetime.datetime.now(datetime.UTC)
-    return at >= start + (end - start) * RENEW_AT
 
 
 def sign_renewal(
