@@ -157,6 +157,7 @@ def issue_node(
     ip: str | None,
     *,
     valid_for: datetime.timedelta = NODE_VALIDITY,
+    not_before: datetime.datetime | None = None,
 ) -> NodeTLS:
     """A new key and certificate for one node, recorded, with the CA and its CRL.
 
@@ -167,10 +168,20 @@ def issue_node(
     authority = load(store, cluster)
     if ip:
         ips, dns = node_sans(node_name, ip)
-        issued = pki.issue(authority.ca, node_name, "peer", ips=ips, dns=dns, valid_for=valid_for)
+        issued = pki.issue(
+            authority.ca,
+            node_name,
+            "peer",
+            ips=ips,
+            dns=dns,
+            valid_for=valid_for,
+            not_before=not_before,
+        )
         kind = "peer"
     else:
-        issued = pki.issue(authority.ca, node_name, "client", valid_for=valid_for)
+        issued = pki.issue(
+            authority.ca, node_name, "client", valid_for=valid_for, not_before=not_before
+        )
         kind = "client"
     _record(store, cluster, issued.cert, kind)
     return NodeTLS(
