@@ -123,7 +123,7 @@ def connect(store: Store, name: str) -> Cluster:
             f"cluster {name!r} has no etcd endpoints yet: none of its members has come up"
         )
     tls = clusterca.load(store, name).client_files() if record.tls else None
-    return Cluster(record.endpoints, record.prefix, tls=tls)
+    return Cluster(record.endpoints, record.prefix, tls=tls, name=name)
 
 
 # --- making and forgetting clusters -----------------------------------------------------

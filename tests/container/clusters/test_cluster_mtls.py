@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import secrets
+import socket
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,10 @@ import pytest
 import requests
 import yaml
 
+from agent.app import build
+from agent.config import resolve
 from agent.credentials import Credentials
+from agent.units.runners.builtin import BuiltinRunner
 from container.services import clusterca
 from container.services.audit import AuditLog
 from container.store import open_store
@@ -28,6 +34,7 @@ from tests.container.clusters.conftest import Invoke
 from vulcano import etcd as vulcano_etcd
 from vulcano import nodeconfig, nodetls, pki
 from vulcano.keyspace import Keyspace
+from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
 from vulcano.lab.services import stop_process
@@ -279,3 +286,79 @@ def test_a_removed_machines_certificates_are_refused_once_the_agents_write_the_c
         e for e in AuditLog(open_store(state_dir)).entries() if e.action == "certificate-revoke"
     ]
     assert entry.target == AGENT_ONLY and f"{serial:x}" in entry.detail
+
+
+def test_an_agent_renews_its_certificate_and_reconnects_with_it_while_its_unit_runs(
+    member: Member, vulcano: Invoke, tmp_path: Path, state_dir: Path
+) -> None:
+    store = open_store(state_dir)
+    hostname = socket.gethostname()  # what the agent's record names, the container signs for
+    now = datetime.datetime.now(datetime.UTC)
+    due = clusterca.issue_node(
+        store, NAME, hostname, "198.51.100.9", valid_for=datetime.timedelta(hours=1),
+        not_before=now - datetime.timedelta(minutes=50),
+    )  # fmt: skip
+    files = tmp_path / "agent-tls"
+    files.mkdir()
+    for name, text in (("ca", due.ca_pem), ("node", due.cert_pem), ("crl", due.crl_pem)):
+        pki.write_pem(files / f"{name}.pem", text.encode(), private=False)
+    pki.write_pem(files / "node-key.pem", due.key_pem.encode(), private=True)
+    old = vulcano_etcd.TLSFiles(files / "ca.pem", tmp_path / "old.pem", tmp_path / "old-key.pem")
+    pki.write_pem(tmp_path / "old.pem", due.cert_pem.encode(), private=False)
+    pki.write_pem(tmp_path / "old-key.pem", due.key_pem.encode(), private=True)
+    config = resolve(
+        {
+            "etcd_endpoints": member.endpoint, "public_ip": "198.51.100.9",
+            "machine_id": "m-renew", "state_dir": str(tmp_path / "agent"), "ttl": "3",
+            "overlay": "false", "cacert": str(files / "ca.pem"),
+            "cert": str(files / "node.pem"), "key": str(files / "node-key.pem"),
+            "crl_file": str(files / "crl.pem"),
+        },
+        environ={},
+    )  # fmt: skip
+    agent = build(config, runner=BuiltinRunner(tmp_path / "agent"))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    marker = "vrn-" + secrets.token_hex(4)
+    unit = tmp_path / "sleeper.service"
+    unit.write_text(f"[Service]\nExecStart=/bin/sh -c 'sleep 1000; :' {marker}\n")
+    try:
+        thread.start()
+        wait_for(agent.ready.is_set, 15, "the agent joined over TLS")
+        r = vulcano("--cluster", NAME, "start", "--block-timeout", "20", str(unit))
+        assert r.exit_code == 0, r.output
+        running = wait_for(lambda: pids_of(marker), 15, "the unit's process")
+        [credentials] = [c for c in agent._started if isinstance(c, Credentials)]
+
+        credentials.check()  # due: asks with a CSR of a key of its own
+        client = connect(member, member.node.tls)
+        csr, _ = client.get(KS.certificate_request("m-renew"))
+        assert csr is not None and b"CERTIFICATE REQUEST" in csr
+        r = vulcano("cluster", "renew", NAME)
+        assert r.exit_code == 0, r.output
+        assert f"Signed a renewed certificate for {hostname} (m-renew)" in r.output
+        credentials.check()  # installs it and reloads
+        assert credentials.reloads == 1
+        renewed = (files / "node.pem").read_bytes()
+        assert renewed != due.cert_pem.encode()
+        assert not pki.renewal_due(renewed) and pki.key_matches(
+            renewed, (files / "node-key.pem").read_bytes()
+        )
+        assert client.get(KS.certificate_request("m-renew"))[0] is None
+        client.close()
+
+        # the old certificate revoked and every connection cut: only the new one gets in
+        old_serial = pki.load_cert(due.cert_pem.encode()).serial_number
+        ca = clusterca.load(store, NAME).ca
+        pki.write_pem(member.node.crl, pki.new_crl(ca, [old_serial]), private=False)
+        member.stop()
+        member.start()
+        assert not handshake_admitted(member, old)
+        assert agent.etcd.client().get(KS.machine("m-renew"))[0] is not None
+        threading.Event().wait(4)  # past the machine TTL: its keep-alive got through
+        assert agent.registration_alive() and thread.is_alive()
+        assert pids_of(marker) == running  # the unit never stopped
+    finally:
+        vulcano("--cluster", NAME, "destroy", unit.name)
+        agent.stop()
+        thread.join(timeout=15)
+        kill_by_pid(pids_of(marker))
