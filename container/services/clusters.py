@@ -9,7 +9,9 @@ makes the `Cluster` connection every other service function talks through.
 renders every node's user-data before it stores anything: a refused cluster leaves no
 row behind. Its overlay config is kept here until its etcd is reachable
 (`container.services.clusternetwork`); its nodes' user-data is made on demand
-(`container.services.nodes`).
+(`container.services.nodes`). A cluster made with ``tls`` has its own CA
+(`container.services.clusterca`, made once its row is stored); `connect()` then reaches
+its etcd with the container's client certificate.
 """
 
 from __future__ import annotations
