@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,7 +310,7 @@ def test_an_agent_renews_its_certificate_and_reconnects_with_it_while_its_unit_r
     config = resolve(
         {
             "etcd_endpoints": member.endpoint, "public_ip": "198.51.100.9",
-            "machine_id": "m-renew", "state_dir": str(tmp_path / "agent"), "ttl": "3",
+            "machine_id": "m-renew", "state_dir": str(tmp_path / "agent"), "ttl": "15",
             "overlay": "false", "cacert": str(files / "ca.pem"),
             "cert": str(files / "node.pem"), "key": str(files / "node-key.pem"),
             "crl_file": str(files / "crl.pem"),
@@ -350,12 +351,17 @@ def test_an_agent_renews_its_certificate_and_reconnects_with_it_while_its_unit_r
         old_serial = pki.load_cert(due.cert_pem.encode()).serial_number
         ca = clusterca.load(store, NAME).ca
         pki.write_pem(member.node.crl, pki.new_crl(ca, [old_serial]), private=False)
-        member.stop()
+        member.stop()  # (the machine lease, 15 s, outlives the restart even under load)
         member.start()
+        restarted = time.monotonic()
         assert not handshake_admitted(member, old)
         assert agent.etcd.client().get(KS.machine("m-renew"))[0] is not None
-        threading.Event().wait(4)  # past the machine TTL: its keep-alive got through
-        assert agent.registration_alive() and thread.is_alive()
+        wait_for(
+            lambda: agent.registration.held_until() > restarted + 14,
+            15,
+            "a keep-alive of the machine lease through the new connection",
+        )
+        assert thread.is_alive()
         assert pids_of(marker) == running  # the unit never stopped
     finally:
         vulcano("--cluster", NAME, "destroy", unit.name)
