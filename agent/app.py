@@ -2,8 +2,9 @@
 
 The only place that knows every part: membership (the machine record on its lease), the
 overlay (when enabled), the units (engine and this machine's units, with their checks
-and endpoints) and the monitor
-(heartbeat samples on the machine lease). Each component is handed a small view of the
+and endpoints), the monitor
+(heartbeat samples on the machine lease) and, on TLS, the credentials (reloaded,
+renewed, the CRL kept). Each component is handed a small view of the
 node that names what it uses (`OverlayNode`, `Membership`, `SampledMachine`), never the
 Agent.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from agent import policy
 from agent.config import AgentConfig
+from agent.credentials import Credentials
 from agent.lifecycle import Agent, EtcdConnection, Threads
 from agent.membership.hostkeys import read_host_keys
 from agent.membership.identity import machine_id
@@ -152,4 +154,8 @@ def build(config: AgentConfig, *, units: bool = True, runner: Runner | None = No
     agent.add_component(
         Monitor(membership, state_dir, interval=config.sample_interval, units=unit_states)
     )
+    if config.tls is not None:
+        agent.add_component(
+            Credentials(membership, config.tls, state_dir, stop_event, crl_file=config.crl_file)
+        )
     return agent

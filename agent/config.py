@@ -10,6 +10,7 @@ The config file is TOML with the flags' names (dashes or underscores), e.g.::
     cacert = "/etc/vulcano/tls/ca.pem"       # with https:// endpoints
     cert = "/etc/vulcano/tls/client.pem"
     key = "/etc/vulcano/tls/client-key.pem"
+    crl-file = "/etc/etcd/tls/crl.pem"       # where the cluster's CRL is kept for etcd
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ FIELDS = (
     "cacert",
     "cert",
     "key",
+    "crl_file",
 )
 
 
@@ -84,6 +86,8 @@ class AgentConfig:
     prefix: str = DEFAULT_PREFIX
     ssh_host_key_dir: Path = Path("/etc/ssh")  # its ssh_host_*_key.pub go in the record
     tls: TLSFiles | None = None  # for https:// endpoints: --cacert, --cert, --key
+    # where the agent writes the cluster's CRL from etcd, for its member's etcd to read
+    crl_file: Path | None = None
 
     @property
     def keyspace(self) -> Keyspace:
@@ -329,6 +333,12 @@ def resolve(
         except ValueError as exc:
             raise ConfigError(f"{source('prefix')}: {exc}") from None
         kwargs["prefix"] = text("prefix")
+    if "crl_file" in merged:
+        raw = text("crl_file")
+        if tls is None or not raw.strip():
+            why = "empty path" if raw.strip() == "" else "needs https:// etcd endpoints"
+            raise ConfigError(f"{source('crl_file')}: {why}")
+        kwargs["crl_file"] = Path(raw)
     if "ssh_host_key_dir" in merged:
         raw = text("ssh_host_key_dir")
         if not raw.strip():

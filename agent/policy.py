@@ -54,6 +54,9 @@ SAMPLE_INTERVAL_MAX = 3600
 
 # Retrying a failed data-path or registration step while the agent runs.
 DAEMON_RETRY = Backoff(initial=0.2, maximum=5.0)
+# How often the agent looks at its TLS files (reload when changed, renewal when due) and
+# at the cluster's CRL in etcd.
+CREDENTIALS_INTERVAL = 10.0
 # On shutdown, the agent waits this long for its threads (keep-alive, overlay) to end.
 THREAD_JOIN_TIMEOUT = 10.0
 

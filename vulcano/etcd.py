@@ -144,10 +144,46 @@ class FailoverClient(etcd3.MultiEndpointEtcd3Client):  # type: ignore[misc]
     saying why (`etcdtls.refusal_reason`).
     """
 
-    def __init__(self, urls: list[str], tls: TLSFiles | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        tls: TLSFiles | None = None,
+        channel_options: list[list[tuple[str, int | str]]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.urls = urls
         self.tls = tls  # what a TLS refusal is explained with
+        self._channel_options = channel_options or [[] for _ in self.endpoints]
+        self._retired: list[Any] = []  # channels replaced by reload_tls, closed with us
+
+    def reload_tls(self, tls: TLSFiles) -> None:
+        """Use ``tls``'s files (read now) for every connection from here on.
+
+        Each endpoint gets a new channel with the new credentials; the old channels are
+        left open (a stream or call on them finishes; TLS is checked only when a
+        connection is made) and closed with the client. Our watches (`vulcano.watch`)
+        break with their old channel's stream only when etcd ends it, and resync on
+        the new one.
+        """
+        if self.tls is None:
+            raise TLSFileError("this etcd client is not on TLS: nothing to reload")
+        credentials = _credentials(tls)
+        for endpoint, options in zip(self.endpoints.values(), self._channel_options, strict=True):
+            self._retired.append(endpoint.channel)
+            endpoint.credentials = credentials
+            endpoint.channel = endpoint._mkchannel(options)
+        self.tls = tls
+        # stubs are bound to a channel: made again on the new one at their next use
+        stubs: dict[str, Any] = self.__dict__["_stubs"]
+        for name in [k for k in stubs if k != "watcher"]:
+            del stubs[name]
+
+    def close(self) -> None:
+        super().close()
+        for channel in self._retired:
+            channel.close()
+        self._retired = []
 
     @property
     def channel(self) -> Any:
@@ -239,12 +275,7 @@ def connect(
         raise TLSFileError("--cacert given but the etcd endpoints are http://: use https:// URLs")
     if server_names is not None and len(server_names) != len(urls):
         raise ValueError("one server name per endpoint")
-    credentials = None
-    if tls is not None:
-        ca_pem, cert_pem, key_pem = tls.read()
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
-        )
+    credentials = _credentials(tls) if tls is not None else None
     # etcd3.client() would skip its only endpoint for 300 s after one failed request;
     # with nothing to fail over to, a lone endpoint is always worth trying again.
     retry = policy.ETCD_ENDPOINT_RETRY if len(urls) > 1 else 0.0
@@ -255,10 +286,12 @@ def connect(
         ("grpc.max_receive_message_length", policy.ETCD_MAX_RESPONSE_BYTES),
     ]
     endpoint_list = []
+    channel_options = []
     for i, (_, host, port) in enumerate(urls):
         opts = list(options)
         if secure and server_names is not None:
             opts.append(("grpc.ssl_target_name_override", server_names[i]))
+        channel_options.append(opts)
         endpoint_list.append(
             etcd3.Endpoint(
                 host, port, secure=secure, creds=credentials, time_retry=retry, opts=opts
@@ -267,9 +300,17 @@ def connect(
     return FailoverClient(
         [f"{scheme}://{host}:{port}" for scheme, host, port in urls],
         tls,
+        channel_options,
         endpoints=endpoint_list,
         timeout=timeout,
         failover=True,
+    )
+
+
+def _credentials(tls: TLSFiles) -> Any:
+    ca_pem, cert_pem, key_pem = tls.read()
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
     )
 
 

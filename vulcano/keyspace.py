@@ -40,6 +40,14 @@
                                      engine places nothing there and moves its units at once
                                      (no grace, no outage); its agent may not register again
                                      nor lease a subnet
+<prefix>pki/crl                      the cluster CA's CRL (PEM), written by the provisioning
+                                     container when it revokes a machine's certificates;
+                                     each agent checks its signature and writes it where its
+                                     etcd member reads --client-crl-file
+<prefix>pki/requests/<machine-id>    a CSR (PEM) of a key the agent made itself, when its
+                                     certificate is due (2/3 of its life), on its lease
+<prefix>pki/issued/<machine-id>      the renewed certificate (PEM) the container signed for
+                                     that request; the agent installs it and deletes both
 ```
 
 Why units are laid out this way (not units/<name>/{spec,target,state}):
@@ -221,3 +229,21 @@ class Keyspace:
 
     def machine_decommissioned(self, machine_id: str) -> str:
         return f"{self.decommissioned}{machine_id}"
+
+    @property
+    def crl(self) -> str:
+        return f"{self.prefix}pki/crl"
+
+    @property
+    def certificate_requests(self) -> str:
+        return f"{self.prefix}pki/requests/"
+
+    def certificate_request(self, machine_id: str) -> str:
+        return f"{self.certificate_requests}{machine_id}"
+
+    @property
+    def issued_certificates(self) -> str:
+        return f"{self.prefix}pki/issued/"
+
+    def issued_certificate(self, machine_id: str) -> str:
+        return f"{self.issued_certificates}{machine_id}"

@@ -22,20 +22,16 @@ writes the default route's source address where the two configuration files hold
 
 from __future__ import annotations
 
-import copy
 import functools
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass, replace
-from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
-import yaml
-
-from vulcano import cloudconfig, sshkeys
+from vulcano import cloudconfig, nodeshape, nodetls, sshkeys
 from vulcano import image as vulcano_image
 from vulcano.cloudconfig import Document, InputError, InvalidDocument
+from vulcano.nodeshape import written_file as written_file  # where callers found it
 
 FLAVOURS = {
     "cloud-init": "node-cloud-init.yaml.j2",
@@ -56,7 +52,7 @@ ADDRESS_SCRIPT_PATHS = {
 ETCD_MEMBER_UNIT_TEMPLATE = "node-etcd-member.service.j2"
 # etcd's own release image, for nodes whose OS ships none (Flatcar, CoreOS).
 ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.4.34"
-_DATA_URL = "data:,"
+_DATA_URL = nodeshape.DATA_URL
 _URL_WORD = re.compile(r"[A-Za-z0-9.:/\[\]-]+\Z")
 _DATA_DIR = re.compile(r"/[A-Za-z0-9._/-]*")
 _HTTP_URL = "must be an http(s) URL with a host"
@@ -115,6 +111,13 @@ class NodeSpec:
     # for a node past the discovery size (its etcd finds the cluster full and is only a
     # v2 proxy, which the agent's v3 client cannot use).
     etcd_endpoints: str = ""
+    # The cluster's CA and this node's certificate: etcd and the agent on mutual TLS,
+    # every URL https:// (None: plain http, for a cluster made without TLS).
+    tls: nodetls.NodeTLS | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @property
     def auto_ip(self) -> bool:
@@ -149,6 +152,8 @@ def check_node(spec: NodeSpec) -> None:
         raise InputError("discovery_fallback", f"choose one of {', '.join(FALLBACKS)}")
     if spec.flavour not in FLAVOURS:
         raise InputError("flavour", f"choose one of {', '.join(FLAVOURS)}")
+    if spec.tls is not None:
+        nodetls.check(spec.tls)
     _check_agent(spec)
 
 
@@ -180,9 +185,14 @@ def _check_agent(spec: NodeSpec) -> None:
         except (sshkeys.SSHKeyError, TypeError) as exc:
             raise InputError("ssh_keys", str(exc)) from None
     for url in spec.etcd_endpoints.split(",") if spec.etcd_endpoints else ():
-        message = f"{url!r} is not an http://host:port URL"
+        message = f"{url!r} is not an {spec.scheme}://host:port URL"
         parts = cloudconfig.split_url(url, "etcd_endpoints", message)
-        if parts.scheme != "http" or not parts.hostname or parts.path or not _URL_WORD.match(url):
+        if (
+            parts.scheme != spec.scheme
+            or not parts.hostname
+            or parts.path
+            or not _URL_WORD.match(url)
+        ):
             raise InputError("etcd_endpoints", message)
     if spec.flavour != "cloud-init":
         cloudconfig.check_image(spec.image)
@@ -196,13 +206,15 @@ def _urls(spec: NodeSpec) -> _Urls:
         address = ipaddress.ip_address(spec.ip)
         host = f"[{address}]" if address.version == 6 else str(address)
         loopback = address.is_loopback
-    client = f"http://{host}:{spec.client_port}"
+    client = f"{spec.scheme}://{host}:{spec.client_port}"
     listen = [client]
     if not loopback:
         # The node's own agent talks to its member over loopback.
-        listen.append(f"http://127.0.0.1:{spec.client_port}")
+        listen.append(f"{spec.scheme}://127.0.0.1:{spec.client_port}")
     return _Urls(
-        peer=f"http://{host}:{spec.peer_port}", client=client, listen_client=",".join(listen)
+        peer=f"{spec.scheme}://{host}:{spec.peer_port}",
+        client=client,
+        listen_client=",".join(listen),
     )
 
 
@@ -210,7 +222,7 @@ def etcd_config(spec: NodeSpec) -> str:
     """The etcd --config-file YAML for the node's member."""
     check_node(spec)
     template = _env().get_template(ETCD_TEMPLATE)
-    return template.render(spec=spec, urls=_urls(spec))
+    return template.render(spec=spec, urls=_urls(spec), tls=nodetls)
 
 
 def agent_endpoint(spec: NodeSpec) -> str:
@@ -220,7 +232,7 @@ def agent_endpoint(spec: NodeSpec) -> str:
         return spec.etcd_endpoints
     if not spec.auto_ip and ipaddress.ip_address(spec.ip).is_loopback:
         return _urls(spec).client
-    return f"http://127.0.0.1:{spec.client_port}"
+    return f"{spec.scheme}://127.0.0.1:{spec.client_port}"
 
 
 def agent_config(spec: NodeSpec) -> str:
@@ -233,6 +245,7 @@ def agent_config(spec: NodeSpec) -> str:
         public_ip=public_ip,
         etcd_endpoint=agent_endpoint(spec),
         agent_state_dir=AGENT_STATE_DIR,
+        tls=nodetls,
     )
 
 
@@ -251,11 +264,12 @@ def agent_unit() -> str:
     return template.render(**_unit_paths())
 
 
-def docker_agent_unit(image: str) -> str:
-    """vulcano-agent.service for a Flatcar node: the agent runs from the Vulcano image."""
+def docker_agent_unit(image: str, tls: bool = False) -> str:
+    """vulcano-agent.service for a Flatcar node: the agent runs from the Vulcano image
+    (with ``tls``, given the node's TLS directory to read and renew)."""
     cloudconfig.check_image(image)
     template = _env().get_template(DOCKER_AGENT_UNIT_TEMPLATE)
-    return template.render(image=image, **_unit_paths())
+    return template.render(image=image, tls_dir=nodetls.TLS_DIR if tls else "", **_unit_paths())
 
 
 def install_agent_script() -> str:
@@ -304,7 +318,9 @@ def _render_text(spec: NodeSpec) -> str:
         agent_config=agent,
         agent_config_path=AGENT_CONFIG_PATH,
         agent_bundle_url=spec.agent_bundle_url,
-        agent_unit=docker_agent_unit(spec.image) if docker else agent_unit(),
+        agent_unit=docker_agent_unit(spec.image, spec.tls is not None) if docker else agent_unit(),
+        tls_files=spec.tls.files() if spec.tls is not None else [],
+        data_url=_data_url,
         etcd_unit=etcd_member_unit(spec) if docker else "",
         install_agent=install_agent_script(),
         address_script=address_script,
@@ -326,58 +342,8 @@ def _placeholder(spec: NodeSpec) -> NodeSpec:
         ip=AUTO_IP if spec.auto_ip else "10.0.0.1",
         metadata=tuple((f"k{i}", "v") for i, _ in enumerate(spec.metadata)),
         agent_bundle_url="http://x/b" if spec.agent_bundle_url else "",
-        etcd_endpoints="http://x:1" if spec.etcd_endpoints else "",
+        etcd_endpoints=f"{spec.scheme}://x:1" if spec.etcd_endpoints else "",
     )
-
-
-def _file_entries(data: Any) -> list[tuple[dict[str, Any], str]]:
-    """Every file a parsed node document writes, with the key holding its content."""
-    entries = [(e, "content") for e in data.get("write_files", [])]
-    storage = data.get("storage", {}) if isinstance(data, dict) else {}
-    entries += [(e, "contents") for e in storage.get("files", [])]
-    return entries
-
-
-def written_file(data: Any, path: str) -> str:
-    """The content the node's boot writes to `path`, from a parsed node document."""
-    for entry, key in _file_entries(data):
-        if entry.get("path") != path:
-            continue
-        if key == "content":
-            content: str = entry["content"]
-            return content
-        source: str = entry["contents"]["source"]
-        if not source.startswith(_DATA_URL):
-            raise InvalidDocument(f"{path} is not a plain data URL")
-        return unquote(source[len(_DATA_URL) :])
-    raise InvalidDocument(f"the node document writes no {path}")
-
-
-def _shapes(data: Any) -> tuple[Any, Any, Any]:
-    """The document's shape with etcd's and the agent's configuration abstracted, and
-    those files' shapes."""
-    inner = yaml.safe_load(written_file(data, ETCD_CONFIG_PATH))
-    try:
-        agent = tomllib.loads(written_file(data, AGENT_CONFIG_PATH))
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidDocument(f"the agent's configuration does not parse: {exc}") from None
-    outer = copy.deepcopy(data)
-    for entry, key in _file_entries(outer):
-        if entry.get("path") in (ETCD_CONFIG_PATH, AGENT_CONFIG_PATH):
-            entry[key] = "<configuration>"
-    # Metadata keys are the user's; the table's shape is how many pairs it holds.
-    metadata = agent.pop("metadata", None)
-    agent_shape = (_structure(agent), type(metadata).__name__, len(metadata or {}))
-    return cloudconfig.shape(outer), _structure(inner), agent_shape
-
-
-def _structure(value: Any) -> Any:
-    """Keys and nesting only: in etcd's file every leaf is one quoted scalar."""
-    if isinstance(value, dict):
-        return {k: _structure(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_structure(v) for v in value]
-    return type(value).__name__
 
 
 def render_node(spec: NodeSpec) -> Document:
@@ -390,7 +356,8 @@ def render_node(spec: NodeSpec) -> Document:
     cloudconfig.check_size_limit(text)
     data = cloudconfig.parse(text, spec.flavour)
     placeholder = cloudconfig.parse(_render_text(_placeholder(spec)), spec.flavour)
-    if _shapes(data) != _shapes(placeholder):
+    paths = (ETCD_CONFIG_PATH, AGENT_CONFIG_PATH)
+    if nodeshape.shapes(data, *paths) != nodeshape.shapes(placeholder, *paths):
         raise InvalidDocument("node document's structure differs from its template's")
     content_type = cloudconfig.FLAVOURS[spec.flavour].content_type
     return Document(flavour=spec.flavour, text=text, content_type=content_type, data=data)

@@ -12,7 +12,6 @@ write PEM atomically, private keys 0600. The kinds are etcd's roles:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
 import hashlib
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -36,6 +36,10 @@ Kind = Literal["server", "peer", "client"]
 KINDS: tuple[Kind, ...] = ("server", "peer", "client")
 CA_VALIDITY = datetime.timedelta(days=3650)
 CERT_VALIDITY = datetime.timedelta(days=365)
+# a certificate is renewed once this share of its life has passed
+RENEW_AT = 2 / 3
+# a CRL names when the next one is due; ours are re-signed whenever a serial is added
+CRL_VALIDITY = datetime.timedelta(days=3650)
 # issued this long before "now", so a node whose clock is a little behind accepts it
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 _DNS_NAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
@@ -89,6 +93,11 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def new_key_pem() -> bytes:
+    """A new P-256 private key, PEM (PKCS#8, unencrypted: etcd reads it as it is)."""
+    return _key_pem(ec.generate_private_key(ec.SECP256R1()))
 
 
 def new_ca(
@@ -155,8 +164,10 @@ def issue(
     dns: Iterable[str] = (),
     valid_for: datetime.timedelta = CERT_VALIDITY,
     not_before: datetime.datetime | None = None,
+    public_key: ec.EllipticCurvePublicKey | None = None,
 ) -> Issued:
-    """A leaf certificate of ``kind`` signed by ``ca``, with a new key.
+    """A leaf certificate of ``kind`` signed by ``ca``, with a new key (or for
+    ``public_key``, a CSR's: then the Issued's key_pem is empty).
 
     Server and peer certificates need at least one SAN: Go checks the name it dialled
     against the SANs only, never the common name.
@@ -171,8 +182,9 @@ def issue(
     ca_key = load_key(ca.key_pem)
     if end > ca_cert.not_valid_after_utc:
         end = ca_cert.not_valid_after_utc  # never outlive the CA that vouches for it
-    key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
+    key = ec.generate_private_key(ec.SECP256R1()) if public_key is None else None
+    public = key.public_key() if key is not None else public_key
+    assert public is not None
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -206,60 +218,48 @@ def issue(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key) if key else b"")
 
 
-def self_signed_server(
-    common_name: str,
+def new_crl(
+    ca: Issued,
+    serials: Iterable[int],
     *,
-    ips: Iterable[str] = (),
-    dns: Iterable[str] = (),
-    valid_for: datetime.timedelta = CERT_VALIDITY,
-    not_before: datetime.datetime | None = None,
-) -> Issued:
-    """A self-signed TLS server certificate (no CA vouches for it: clients pin it).
-
-    Not a CA (it signs nothing); at least one SAN, which browsers check the host against.
-    """
-    sans = subject_alt_names(ips, dns)
-    if not sans:
-        raise PKIError("a server certificate needs an IP or DNS name to be checked against")
-    start, end = _validity(not_before, valid_for)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = _name(common_name)
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(key, hashes.SHA256())
+    valid_for: datetime.timedelta = CRL_VALIDITY,
+    at: datetime.datetime | None = None,
+) -> bytes:
+    """A CRL (PEM) signed by ``ca`` revoking ``serials``: what etcd's --client-crl-file
+    reads, on every handshake (etcd 3.4 reads the file anew for each connection)."""
+    now = at if at is not None else _now()
+    ca_cert = load_cert(ca.cert_pem)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - CLOCK_SKEW)
+        .next_update(now + valid_for)
     )
-    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    for serial in sorted(set(serials)):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    crl = builder.sign(load_key(ca.key_pem), hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM)
 
 
-# --- reading ----------------------------------------------------------------------------
+def crl_serials(crl_pem: bytes, ca_cert_pem: bytes, where: str = "CRL") -> set[int]:
+    """The serials a CRL revokes, once its signature checks against the CA's key;
+    PKIError names ``where`` for anything else (not a CRL, another CA's)."""
+    try:
+        crl = x509.load_pem_x509_crl(crl_pem)
+    except ValueError:
+        raise PKIError(f"{where}: not a PEM CRL") from None
+    ca_cert = load_cert(ca_cert_pem, "CA certificate")
+    public = ca_cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(public):
+        raise PKIError(
+            f"{where}: not signed by the cluster's CA ({ca_cert.subject.rfc4514_string()})"
+        )
+    return {revoked.serial_number for revoked in crl}
 
 
 def load_cert(pem: bytes, where: str = "certificate") -> x509.Certificate:
@@ -301,30 +301,29 @@ def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
     )
 
 
+def issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
+    """Whether the CA's key signed the certificate (and names it as its issuer)."""
+    cert, ca = load_cert(cert_pem), load_cert(ca_cert_pem, "CA certificate")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def fingerprint(cert_pem: bytes) -> str:
     """The certificate's SHA-256 fingerprint as colon-separated upper-case hex."""
     digest = hashlib.sha256(load_cert(cert_pem).public_bytes(serialization.Encoding.DER))
     return ":".join(f"{b:02X}" for b in digest.digest())
 
 
-def spki_pin(cert_pem: bytes) -> str:
-    """Base64 SHA-256 of the certificate's public key (SPKI): what key pins are written as."""
-    spki = (
-        load_cert(cert_pem)
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
-
-
-def san_names(cert_pem: bytes) -> set[str]:
-    """The certificate's SANs, IP addresses and DNS names as text (empty without any)."""
-    try:
-        ext = load_cert(cert_pem).extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return set()
-    ips = {str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)}
-    return ips | set(ext.value.get_values_for_type(x509.DNSName))
+def renewal_due(
+    cert_pem: bytes, share: float = RENEW_AT, now: datetime.datetime | None = None
+) -> bool:
+    """Whether ``share`` of the certificate's life has passed (or it expired)."""
+    cert = load_cert(cert_pem)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    return (now or _now()) >= start + (end - start) * share
 
 
 def expiry(cert_pem: bytes) -> datetime.datetime:

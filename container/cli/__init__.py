@@ -105,12 +105,14 @@ def main(
     """
     tunnel, timeout, settings = ssh.settings_from(ssh_flags)
     set_state_dir(ctx, settings.state_dir)
+    tls = None
     if cluster_name:
         with service_errors():
             named = clusters_service.connect(store_of(ctx), cluster_name)
         etcd_endpoints, prefix = named.endpoints, named.prefix
-    tls = None
-    if cacert or cert or key or "https:" in etcd_endpoints:
+        if not (cacert or cert or key):
+            tls = named.tls  # the container's own certificate for the cluster it made
+    if tls is None and (cacert or cert or key or "https:" in etcd_endpoints):
         try:
             tls = etcd.tls_files(etcd_endpoints, cacert, cert, key)
         except (etcd.EndpointError, etcd.TLSFileError) as exc:

@@ -1,4 +1,5 @@
-"""The cluster commands: `vulcano cluster create|list|show|delete|user-data|join-token|endpoints`.
+"""The cluster commands: `vulcano cluster` create, list, show, renew, delete, user-data,
+join-token, endpoints.
 
 Clusters live in the state dir's database (`--state-dir`); each command opens it only
 when it runs, so `vulcano --help` and the etcd commands need no writable state dir.
@@ -15,14 +16,29 @@ import click
 from container import policy
 from container.cli.context import service_errors, state_dir_of, store_of
 from container.cli.output import list_options, or_dash, print_table, timestamp
-from container.services import clusternetwork, clusters, discovery, jointokens, nodes
+from container.services import (
+    certificates,
+    clusternetwork,
+    clusters,
+    discovery,
+    jointokens,
+    nodes,
+)
 from container.services.clusters import ClusterRecord
 from container.services.installer import INSTALLER_URL_VAR, Installer
 from vulcano import nodeconfig
 from vulcano.keyspace import DEFAULT_PREFIX
 
 _COLUMNS = ["cluster", "size", "flavour", "network", "etcd"]
-_KNOWN = [*_COLUMNS, "discovery", "endpoints", "network_written", "created", "join_token"]
+_KNOWN = [
+    *_COLUMNS,
+    "tls",
+    "discovery",
+    "endpoints",
+    "network_written",
+    "created",
+    "join_token",
+]
 
 
 @click.group("cluster")
@@ -37,6 +53,7 @@ def _row(record: ClusterRecord) -> dict[str, str]:
         "flavour": record.flavour,
         "network": record.network,
         "etcd": str(record.etcd_size),
+        "tls": "mutual" if record.tls else "off",
         "discovery": record.discovery_url,
         "endpoints": or_dash(record.endpoints),
         "network_written": timestamp(record.network_written_at),
@@ -81,6 +98,12 @@ def _expiry(expires: float) -> str:
     help="The hosted installer that makes discovery URLs (the provisioning user-data's).",
 )
 @click.option("--agent-bundle-url", default="", help="Where nodes fetch the agent's wheels.")
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="etcd on mutual TLS with the cluster's own CA (needs the members' --ip).",
+)
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -91,10 +114,15 @@ def create(
     node_ips: tuple[str, ...],
     installer_url: str | None,
     agent_bundle_url: str,
+    tls: bool,
 ) -> None:
-    """Make a cluster: a discovery URL from the installer, its network, its user-data."""
+    """Make a cluster: a discovery URL from the installer, its network, its user-data.
+
+    With --tls the container makes the cluster's CA (kept in the state dir, 0600) and
+    each node's key and certificate, carried only in that node's user-data.
+    """
     with service_errors():
-        clusters.check_fields(name, size, flavour, network_cidr, node_ips)
+        clusters.check_fields(name, size, flavour, network_cidr, node_ips, tls)
     store = store_of(ctx)
     with service_errors():
         installer = Installer.configured(state_dir_of(ctx), installer_url)
@@ -108,6 +136,7 @@ def create(
             node_ips=node_ips,
             agent_bundle_url=agent_bundle_url,
             prefix=ctx.find_root().params.get("prefix") or DEFAULT_PREFIX,
+            tls=tls,
         )
     click.echo(
         f"cluster {record.name}: {record.size} nodes ({record.etcd_size} etcd members), "
@@ -153,6 +182,26 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     for key in [*_KNOWN, "nodes"]:
         click.echo(f"{key.upper()}\t{row[key]}")
+
+
+@cluster.command("renew")
+@click.argument("name")
+@click.pass_context
+def renew(ctx: click.Context, name: str) -> None:
+    """Sign the renewal requests of a TLS cluster's machines now (the relay does it
+    on every beat): each agent asks when 2/3 of its certificate's life has passed."""
+    store = store_of(ctx)
+    with service_errors(), clusters.connect(store, name) as cluster:
+        done = certificates.sign_requests(store, cluster)
+    for renewal in done:
+        if renewal.signed:
+            click.echo(
+                f"Signed a renewed certificate for {renewal.hostname} ({renewal.machine_id})"
+            )
+        else:
+            click.echo(f"Refused machine {renewal.machine_id}: {renewal.reason}", err=True)
+    if not done:
+        click.echo("No renewal requests")
 
 
 @cluster.command("delete")

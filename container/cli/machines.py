@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from container.cli.context import cluster_of, service_errors
+from container.cli.context import cluster_of, service_errors, store_of
 from container.cli.output import list_options, or_dash, print_table
-from container.services import decommission, machines
+from container.services import certificates, decommission, machines
 from vulcano import policy
 from vulcano.records import short_id
 
@@ -58,13 +58,24 @@ def remove(ctx: click.Context, machine_id: str, block_timeout: float) -> None:
     """Decommission a machine: its units move first, then its record and subnet go.
 
     ID is the machine's id or a unique leading part of it (list-machines shows them).
+    In a TLS cluster this container made (--cluster), the machine's certificates are
+    revoked too: etcd refuses its next connection.
     """
+    cluster = cluster_of(ctx)
     with service_errors():
         done = decommission.remove_machine(
-            cluster_of(ctx), machine_id, timeout=block_timeout, on_move=_print_move
+            cluster, machine_id, timeout=block_timeout, on_move=_print_move
         )
     released = f", subnet {', '.join(done.subnets)} released" if done.subnets else ""
     click.echo(f"Machine {done.machine_id} removed{released}")
+    if cluster.name is not None:
+        with service_errors():
+            revoked = certificates.revoke_machine(store_of(ctx), cluster, done.hostname)
+        if revoked is not None:
+            click.echo(
+                f"Certificates of {revoked.hostname} revoked ({len(revoked.serials)} new); "
+                "the CRL is in etcd for the members"
+            )
 
 
 def _print_move(move: decommission.Move) -> None:

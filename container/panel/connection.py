@@ -65,6 +65,7 @@ def _audited(plain: Cluster, name: str) -> Cluster:
         plain.endpoints,
         plain.prefix,
         timeout=plain.timeout,
+        tls=plain.tls,
         audit=AuditLog(store()),
         actor=Actor(auth.actor_name(), auth.FACE),
         name=name,

@@ -27,7 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from container.services.errors import SettingsError
-from vulcano import pki
+from vulcano import pki, selfsigned
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class PanelCertificate:
 
     @property
     def spki_pin(self) -> str:
-        return pki.spki_pin(self.cert_path.read_bytes())
+        return selfsigned.spki_pin(self.cert_path.read_bytes())
 
 
 def is_loopback(address: str) -> bool:
@@ -175,7 +175,7 @@ def ensure_certificate(
             os.chmod(key_path, 0o600)  # ours: keep it private even if someone loosened it
             return _described(cert_path, key_path, made=False)
         ips, dns = _split(wanted)
-        issued = pki.self_signed_server(
+        issued = selfsigned.self_signed_server(
             "vulcano panel",
             ips=ips,
             dns=dns,
@@ -198,7 +198,7 @@ def _why_renew(
         if not pki.key_matches(cert_pem, key_pem):
             return "its key does not match it"
         not_after = pki.expiry(cert_pem)
-        sans = pki.san_names(cert_pem)
+        sans = selfsigned.san_names(cert_pem)
     except (OSError, ValueError, TypeError) as exc:
         return f"the stored one is unreadable: {exc}"
     if not_after - now < RENEW_BEFORE:

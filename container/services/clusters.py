@@ -9,7 +9,9 @@ makes the `Cluster` connection every other service function talks through.
 renders every node's user-data before it stores anything: a refused cluster leaves no
 row behind. Its overlay config is kept here until its etcd is reachable
 (`container.services.clusternetwork`); its nodes' user-data is made on demand
-(`container.services.nodes`).
+(`container.services.nodes`). A cluster made with ``tls`` has its own CA
+(`container.services.clusterca`, made once its row is stored); `connect()` then reaches
+its etcd with the container's client certificate.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, replace
 
+from container.services import clusterca
 from container.services.cluster import Cluster
 from container.services.errors import ClusterExists, ClusterInputError, ClusterNotFound
 from container.services.installer import Installer
@@ -56,6 +59,7 @@ class ClusterRecord:
     node_ips: tuple[str, ...] = ()
     agent_bundle_url: str = ""
     join_token_expires: float = 0.0
+    tls: bool = False  # its etcd on mutual TLS, with its own CA (`clusterca`)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ClusterRecord:
@@ -74,6 +78,7 @@ class ClusterRecord:
             node_ips=tuple(json.loads(row["node_ips"] or "[]")),
             agent_bundle_url=row["agent_bundle_url"],
             join_token_expires=float(row["join_token_expires"]),
+            tls=bool(row["tls"]),
         )
 
     def node_name(self, node: int) -> str:
@@ -112,20 +117,27 @@ def get_cluster(store: Store, name: str) -> ClusterRecord:
 
 
 def connect(store: Store, name: str) -> Cluster:
-    """A connection to the named cluster's etcd (opened on first use; close() it)."""
+    """A connection to the named cluster's etcd (opened on first use; close() it): with
+    the container's own client certificate when the cluster is on TLS."""
     record = get_cluster(store, name)
     if not record.endpoints:
         raise ClusterNotFound(
             f"cluster {name!r} has no etcd endpoints yet: none of its members has come up"
         )
-    return Cluster(record.endpoints, record.prefix)
+    tls = clusterca.load(store, name).client_files() if record.tls else None
+    return Cluster(record.endpoints, record.prefix, tls=tls, name=name)
 
 
 # --- making and forgetting clusters -----------------------------------------------------
 
 
 def check_fields(
-    name: str, size: int, flavour: str, cidr: str, node_ips: tuple[str, ...] = ()
+    name: str,
+    size: int,
+    flavour: str,
+    cidr: str,
+    node_ips: tuple[str, ...] = (),
+    tls: bool = False,
 ) -> network.NetworkConfig:
     """Raise ClusterInputError naming the first field (as the CLI's flag) we cannot take;
     the cluster's network config otherwise."""
@@ -163,6 +175,13 @@ def check_fields(
             raise ClusterInputError("--ip", f"{ip!r} is not an IPv4 or IPv6 address") from None
     if len(set(node_ips)) != len(node_ips):
         raise ClusterInputError("--ip", "an address is given twice")
+    if tls and len(node_ips) < etcd_size(size):
+        raise ClusterInputError(
+            "--ip",
+            f"with --tls give the addresses of the {etcd_size(size)} etcd member(s) "
+            f"(nodes 1-{etcd_size(size)}): each member's certificate names its address, "
+            "which etcd checks (or --no-tls)",
+        )
     return config
 
 
@@ -177,12 +196,14 @@ def create(
     node_ips: tuple[str, ...] = (),
     agent_bundle_url: str = "",
     prefix: str = DEFAULT_PREFIX,
+    tls: bool = False,
 ) -> ClusterRecord:
     """Make a cluster: checked, every node's user-data rendered, its discovery URL from
-    the installer, then stored. Nothing is stored when any step fails."""
+    the installer, then stored, and with ``tls`` its CA made. Nothing is stored when
+    any step fails."""
     from container.services import nodes  # here: nodes imports this module
 
-    config = check_fields(name, size, flavour, network_cidr, node_ips)
+    config = check_fields(name, size, flavour, network_cidr, node_ips, tls)
     if _exists(store, name):
         raise ClusterExists(
             f"a cluster named {name!r} exists already (vulcano cluster show {name})"
@@ -200,6 +221,7 @@ def create(
         network_config=config.to_json(),
         node_ips=node_ips,
         agent_bundle_url=agent_bundle_url,
+        tls=tls,
     )
     # Rendered before the installer is asked: each discovery URL counts in the install's
     # quota, so none is spent on a cluster that could not be stored.
@@ -210,8 +232,8 @@ def create(
         with store.transaction() as conn:
             conn.execute(
                 "INSERT INTO clusters (name, size, flavour, network, discovery_url, prefix, "
-                "created_at, etcd_size, network_config, node_ips, agent_bundle_url) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, etcd_size, network_config, node_ips, agent_bundle_url, tls) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.name,
                     record.size,
@@ -224,11 +246,24 @@ def create(
                     record.network_config,
                     json.dumps(list(record.node_ips)),
                     record.agent_bundle_url,
+                    int(record.tls),
                 ),
             )
     except sqlite3.IntegrityError:
         raise ClusterExists(f"a cluster named {name!r} exists already") from None
+    if tls:
+        # made once the row is ours: a concurrent create of the name never touches it
+        try:
+            clusterca.create(store, name)
+        except BaseException:
+            _delete_row(store, name)
+            raise
     return get_cluster(store, name)
+
+
+def _delete_row(store: Store, name: str) -> None:
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM clusters WHERE name = ?", (name,))
 
 
 def _exists(store: Store, name: str) -> bool:
@@ -244,4 +279,7 @@ def delete(store: Store, name: str) -> ClusterRecord:
         if row is None:
             raise ClusterNotFound(f"no cluster named {name!r} (vulcano cluster list shows them)")
         conn.execute("DELETE FROM clusters WHERE name = ?", (name,))
-    return ClusterRecord.from_row(row)
+    record = ClusterRecord.from_row(row)
+    if record.tls:
+        clusterca.forget(store, name)
+    return record

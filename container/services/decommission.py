@@ -52,6 +52,7 @@ class Removal:
     machine_id: str
     moves: dict[str, Move] = field(default_factory=dict)
     subnets: list[str] = field(default_factory=list)  # the subnets released
+    hostname: str = ""  # its node's name: whose certificates a TLS cluster revokes
 
 
 def resolve(cluster: Cluster, given: str) -> str:
@@ -86,7 +87,9 @@ def remove_machine(
             for s in registry.machine_states()
             if s.machine_id == machine_id and s.name not in on_it
         )
-        marked = _mark(registry, machine_id, cluster)
+        hostname = next((m.hostname for m in registry.machines() if m.id == machine_id), "")
+        marked = _mark(registry, machine_id, cluster, hostname)
+        hostname = hostname or _marked_hostname(registry, machine_id)
     if marked:
         shown = ", ".join(on_it[:20]) + (", ..." if len(on_it) > 20 else "")
         cluster.record(
@@ -94,7 +97,7 @@ def remove_machine(
             machine_id,
             detail=f"{len(on_it)} unit(s) to move" + (f": {shown}" if on_it else ""),
         )
-    removal = Removal(machine_id)
+    removal = Removal(machine_id, hostname=hostname)
     deadline = time.monotonic() + timeout
     last: dict[str, Move] = {}
     while True:
@@ -138,10 +141,12 @@ def _known_machines(registry: Registry) -> set[str]:
     return known
 
 
-def _mark(registry: Registry, machine_id: str, cluster: Cluster) -> bool:
+def _mark(registry: Registry, machine_id: str, cluster: Cluster, hostname: str) -> bool:
     """Write the decommissioned marker; False when an earlier run had written it."""
     by = str(cluster.actor) if cluster.actor is not None else ""
-    value = json.dumps({"machine_id": machine_id, "at": time.time(), "by": by})
+    value = json.dumps(
+        {"machine_id": machine_id, "at": time.time(), "by": by, "hostname": hostname}
+    )
     key = registry.ks.machine_decommissioned(machine_id)
     t = registry.client.transactions
     # a second run keeps the first marker
@@ -149,6 +154,16 @@ def _mark(registry: Registry, machine_id: str, cluster: Cluster) -> bool:
         compare=[t.version(key) == 0], success=[t.put(key, value)], failure=[]
     )
     return bool(ok)
+
+
+def _marked_hostname(registry: Registry, machine_id: str) -> str:
+    """The hostname an earlier run recorded in the marker ("" when none)."""
+    value, _ = registry.client.get(registry.ks.machine_decommissioned(machine_id))
+    try:
+        found = json.loads(value or b"{}").get("hostname", "")
+    except (ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
 
 
 def _standing(

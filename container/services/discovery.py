@@ -64,7 +64,8 @@ def _client_urls(value: str) -> list[str]:
     found = []
     for pair in value.split(","):
         _, _, peer = pair.partition("=")
-        host = urlsplit(peer).hostname
+        parts = urlsplit(peer)
+        host = parts.hostname
         if not host:
             continue
         try:
@@ -72,5 +73,7 @@ def _client_urls(value: str) -> list[str]:
         except ValueError:
             continue  # our nodes advertise addresses; a name is not one of ours
         shown = f"[{address}]" if address.version == 6 else str(address)
-        found.append(f"http://{shown}:{CLIENT_PORT}")
+        # a TLS cluster's members advertise https:// peer URLs, and serve clients so too
+        scheme = "https" if parts.scheme == "https" else "http"
+        found.append(f"{scheme}://{shown}:{CLIENT_PORT}")
     return found

@@ -10,6 +10,11 @@ provisioning container log in with its SSH key (`container.ssh.keys.public_key_l
 carries the cluster's name as machine metadata (``cluster=C``). Its address is the one
 given for it or, by default, found at boot (`vulcano.nodeconfig.AUTO_IP`).
 
+A TLS cluster's node also carries the cluster's CA, a key and certificate made for it
+(`container.services.clusterca.issue_node`: made anew each time its user-data is made,
+each one recorded, so `machine remove` revokes them all) and the CA's CRL; its URLs are
+https://.
+
 Documents are checked as the installer checks its own: the renderer's quoting, shape and
 64 KiB checks always, the real validators (`cloud-init schema`, `ignition-validate`)
 when they are installed.
@@ -17,15 +22,17 @@ when they are installed.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from container.services import discovery
+from container.services import clusterca, discovery
 from container.services.clusters import ClusterRecord, get_cluster
 from container.services.errors import ClusterInputError, NodeNotReady
 from container.ssh import keys
 from container.store import Store
-from vulcano import nodeconfig, validators
+from vulcano import nodeconfig, pki, validators
 from vulcano.cloudconfig import Document, InputError
+from vulcano.nodetls import NodeTLS
 
 CLUSTER_METADATA_KEY = "cluster"
 # The renderer's fields a user gives, as the CLI's flags name them.
@@ -49,8 +56,10 @@ def member_endpoints(record: ClusterRecord) -> str:
     given = [record.node_ip(i) for i in range(1, record.etcd_size + 1)]
     if all(ip != nodeconfig.AUTO_IP for ip in given):
         port = nodeconfig.NodeSpec.client_port
+        scheme = "https" if record.tls else "http"
         return ",".join(
-            f"http://{ip}:{port}" if ":" not in ip else f"http://[{ip}]:{port}" for ip in given
+            f"{scheme}://{ip}:{port}" if ":" not in ip else f"{scheme}://[{ip}]:{port}"
+            for ip in given
         )
     if record.endpoints:
         return record.endpoints
@@ -58,10 +67,14 @@ def member_endpoints(record: ClusterRecord) -> str:
 
 
 def node_spec(
-    record: ClusterRecord, node: int, ssh_key: str, endpoints: str = ""
+    record: ClusterRecord,
+    node: int,
+    ssh_key: str,
+    endpoints: str = "",
+    tls: NodeTLS | None = None,
 ) -> nodeconfig.NodeSpec:
     """What node ``node`` of the cluster boots with (``endpoints``: the members', for an
-    agent-only node)."""
+    agent-only node; ``tls``: its TLS material, for a TLS cluster)."""
     if not 1 <= node <= record.size:
         raise ClusterInputError(
             "--node", f"cluster {record.name!r} has nodes 1 to {record.size}, not {node}"
@@ -81,21 +94,44 @@ def node_spec(
         agent_bundle_url=record.agent_bundle_url,
         ssh_keys=(ssh_key,),
         etcd_endpoints="" if is_member(record, node) else endpoints,
+        tls=tls,
     )
 
 
-def _render(record: ClusterRecord, node: int, ssh_key: str, endpoints: str) -> Document:
+def _render(
+    record: ClusterRecord, node: int, ssh_key: str, endpoints: str, tls: NodeTLS | None
+) -> Document:
     try:
-        return nodeconfig.render_node(node_spec(record, node, ssh_key, endpoints))
+        return nodeconfig.render_node(node_spec(record, node, ssh_key, endpoints, tls))
     except InputError as exc:
         raise ClusterInputError(_FLAGS.get(exc.field, exc.field), exc.message) from None
 
 
+@functools.cache
+def _check_tls() -> NodeTLS:
+    """TLS material of a throwaway CA, as large as a cluster's: what a cluster not yet
+    stored is checked with (its own CA is made once it is)."""
+    ca = pki.new_ca("vulcano cluster check")
+    issued = pki.issue(ca, "check", "peer", ips=["192.0.2.1", "127.0.0.1"], dns=["check"])
+    return NodeTLS(
+        ca.cert_pem.decode(),
+        issued.cert_pem.decode(),
+        issued.key_pem.decode(),
+        pki.new_crl(ca, []).decode(),
+    )
+
+
 def render(
-    record: ClusterRecord, node: int, ssh_key: str, endpoints: str = "", *, tools: bool = True
+    record: ClusterRecord,
+    node: int,
+    ssh_key: str,
+    endpoints: str = "",
+    *,
+    tools: bool = True,
+    tls: NodeTLS | None = None,
 ) -> Document:
     """Node ``node``'s user-data; with ``tools`` also checked by the real validator."""
-    document = _render(record, node, ssh_key, endpoints)
+    document = _render(record, node, ssh_key, endpoints, tls)
     if tools:
         validators.validate_with_tools(document)
     return document
@@ -108,13 +144,22 @@ def check_renders(store: Store, record: ClusterRecord, *, tools: bool = True) ->
     key = keys.public_key_line(state_dir_of(store))
     for node in range(1, record.size + 1):
         checked = tools and node in (1, record.etcd_size + 1)
-        render(record, node, key, _CHECK_ENDPOINTS, tools=checked)
+        endpoints = _CHECK_ENDPOINTS.replace("http:", "https:") if record.tls else _CHECK_ENDPOINTS
+        tls = _check_tls() if record.tls else None
+        render(record, node, key, endpoints, tools=checked, tls=tls)
 
 
 def user_data(store: Store, name: str, node: int = 1) -> Document:
     """The user-data node ``node`` of the named cluster boots from."""
     record = get_cluster(store, name)
     key = keys.public_key_line(state_dir_of(store))
+    endpoints = ""
     if 1 <= node <= record.size and not is_member(record, node):
-        return render(record, node, key, member_endpoints(record))
-    return render(record, node, key)
+        endpoints = member_endpoints(record)
+    node_spec(record, node, key, endpoints)  # refused before a key is made for it
+    tls = None
+    if record.tls:
+        ip = record.node_ip(node)
+        address = None if ip == nodeconfig.AUTO_IP else ip
+        tls = clusterca.issue_node(store, name, record.node_name(node), address)
+    return render(record, node, key, endpoints, tls=tls)

@@ -5,7 +5,8 @@ container has created it (or learned where its etcd answers) the summary says so
 listing no machines: the hosted page shows the container reporting, with nothing up yet.
 When the cluster's etcd does not answer there is no summary at all, so the hosted page
 sees the cluster stop reporting, which is what happened. Every summary also carries
-the panel's URL and certificate fingerprint when `vulcano serve` gave them.
+the panel's URL and certificate fingerprint when `vulcano serve` gave them. On the
+same beat a TLS cluster's renewal requests are signed (`container.services.certificates`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from container.services import clusters, monitor
-from container.services.errors import ClusterNotFound, ClusterUnavailable
+from container.services import certificates, clusters, monitor
+from container.services.cluster import Cluster
+from container.services.errors import ClusterNotFound, ClusterUnavailable, ServiceError
 from container.store import Store
 from vulcano.heartbeat import ClusterSummary, PanelSummary
 
@@ -49,6 +51,7 @@ class ClusterReporter:
             return ClusterSummary(self.name, seq, now, self.interval, panel=self.panel)
         try:
             with cluster:
+                self._sign_renewals(cluster)
                 summary = monitor.summarize(
                     cluster,
                     self.name,
@@ -64,3 +67,10 @@ class ClusterReporter:
             summary = dataclasses.replace(summary, panel=self.panel)
         self.previous = summary
         return summary
+
+    def _sign_renewals(self, cluster: Cluster) -> None:
+        """A TLS cluster's due certificates are renewed on the relay's beat."""
+        try:
+            certificates.sign_requests(self.store, cluster)
+        except (ClusterUnavailable, ServiceError) as exc:
+            log.warning("cluster %s: renewals wait for the next beat: %s", self.name, exc)

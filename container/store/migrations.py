@@ -60,4 +60,21 @@ MIGRATIONS: list[str] = [
     INSERT INTO settings (name, value) VALUES ('relay.last_seq', '0')
         ON CONFLICT (name) DO NOTHING;
     """,
+    # 3: clusters on mutual TLS (each with its own CA, kept beside the database) and every
+    # certificate the container issued from them: what `machine remove` revokes and
+    # renewal replaces. Serials are hex text (up to 159 bits, past SQLite's integers).
+    """
+    ALTER TABLE clusters ADD COLUMN tls INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE certificates (
+        cluster     TEXT NOT NULL,
+        serial      TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        issued_at   REAL NOT NULL,
+        not_after   REAL NOT NULL,
+        revoked_at  REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (cluster, serial)
+    );
+    CREATE INDEX certificates_subject ON certificates (cluster, subject);
+    """,
 ]

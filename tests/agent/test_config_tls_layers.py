@@ -93,3 +93,18 @@ def test_bad_tls_settings_name_their_source(
     with pytest.raises(ConfigError) as caught:
         resolve({"etcd_endpoints": HTTPS, "public_ip": "10.0.0.5", **flags}, environ=environ)
     assert says in str(caught.value)
+
+
+def test_the_crl_file_comes_from_the_file_or_the_environment_with_tls_only(
+    tmp_path: Path, pems: dict[str, Path]
+) -> None:
+    path = config_file(tmp_path, pems)
+    path.write_text(path.read_text() + 'crl-file = "/etc/etcd/tls/crl.pem"\n')
+    assert resolve({}, path, environ={}).crl_file == Path("/etc/etcd/tls/crl.pem")
+    env = {"VULCANO_CRL_FILE": "/run/crl.pem"}
+    assert resolve({}, path, environ=env).crl_file == Path("/run/crl.pem")
+    plain = {"VULCANO_ETCD_ENDPOINTS": "http://10.0.0.1:2379", "VULCANO_PUBLIC_IP": "10.0.0.5"}
+    with pytest.raises(ConfigError, match="VULCANO_CRL_FILE: needs https:// etcd endpoints"):
+        resolve({}, None, environ={**plain, **env})
+    with pytest.raises(ConfigError, match="VULCANO_CRL_FILE: empty path"):
+        resolve({}, path, environ={"VULCANO_CRL_FILE": " "})

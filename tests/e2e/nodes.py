@@ -13,6 +13,7 @@ import json
 import etcd3
 import requests
 
+from vulcano import nodetls
 from vulcano.lab.errors import CloudInitFailed
 from vulcano.lab.installer import InstallerServer
 from vulcano.lab.machines import Machine
@@ -30,7 +31,15 @@ def new_discovery_url(installer: InstallerServer, size: int) -> str:
 
 
 def etcd_health(machine: Machine) -> bool:
-    done = machine.exec(["curl", "-fsS", "--max-time", "3", "http://127.0.0.1:2379/health"])
+    """etcd's /health on the machine's loopback: over mutual TLS with the node's own
+    files when its user-data wrote them (a --tls cluster's node), else plain."""
+    tls = nodetls.TLS_DIR
+    script = (
+        f"if [ -f {tls}/node.pem ]; then exec curl -fsS --max-time 3 --cacert {tls}/ca.pem "
+        f"--cert {tls}/node.pem --key {tls}/node-key.pem https://127.0.0.1:2379/health; "
+        "else exec curl -fsS --max-time 3 http://127.0.0.1:2379/health; fi"
+    )
+    done = machine.exec(["sh", "-c", script])
     return bool(json.loads(done.stdout).get("health") == "true")
 
 

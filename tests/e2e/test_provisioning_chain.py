@@ -116,7 +116,8 @@ class Chain:
         return self.box.in_container(script, stdin)
 
     def tunnel(self) -> list[str]:
-        return ["--tunnel", f"core@{self.node_hosts[0].ip}"]
+        """Through node 1 to the cluster's members, with the container's certificate."""
+        return ["--cluster", CLUSTER, "--tunnel", f"core@{self.node_hosts[0].ip}"]
 
     def container_id(self) -> str:
         return self.box.container_id()
@@ -273,7 +274,7 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
     chain: Chain, podman: Podman, machine_image: str
 ) -> None:
     ips = [arg for h in chain.node_hosts for arg in ("--ip", h.ip)]
-    chain.vulcano("cluster", "create", CLUSTER, "--size", str(SIZE), *ips)
+    chain.vulcano("cluster", "create", CLUSTER, "--size", str(SIZE), *ips, "--tls")
     _, shown = chain.vulcano("cluster", "show", CLUSTER, "--json")
     record = json.loads(shown)
     assert record["cluster"] == CLUSTER and record["size"] == str(SIZE)
@@ -319,7 +320,7 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
     # the overlay config there; then every agent comes up.
     _, learned = chain.vulcano("cluster", "endpoints", CLUSTER)
     for host in chain.node_hosts:
-        assert f"http://{host.ip}:2379" in learned, learned
+        assert f"https://{host.ip}:2379" in learned, learned  # etcd on mutual TLS
 
     def three_machines() -> bool:
         code, out = chain.vulcano("--cluster", CLUSTER, "list-machines", "--no-legend", check=False)

@@ -22,7 +22,7 @@ from container.panel import tls
 from container.services.errors import SettingsError
 from tests.conftest import require
 from tests.container.panel.served import login, served_panel
-from vulcano import pki
+from vulcano import selfsigned
 
 PASSWORD = "tls-test-password"
 _LOGGED = re.compile(r"certificate SHA-256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})")
@@ -48,7 +48,7 @@ def test_the_certificate_is_made_once_then_reused_with_its_key_0600(tmp_path: Pa
     first = tls.ensure_certificate(tmp_path, names)
     assert first.made
     assert stat.S_IMODE(first.key_path.stat().st_mode) == 0o600
-    sans = pki.san_names(first.cert_path.read_bytes())
+    sans = selfsigned.san_names(first.cert_path.read_bytes())
     assert {"panel.example", "203.0.113.7", "localhost", "127.0.0.1", "::1"} <= sans
     again = tls.ensure_certificate(tmp_path, names)
     assert not again.made
@@ -71,7 +71,7 @@ def test_it_is_renewed_near_its_end_or_when_a_name_is_missing(tmp_path: Path) ->
     assert renewed.made and renewed.fingerprint != first.fingerprint
     assert renewed.not_after > first.not_after
     wider = tls.ensure_certificate(tmp_path, [*names, "panel.example"])
-    assert wider.made and "panel.example" in pki.san_names(wider.cert_path.read_bytes())
+    assert wider.made and "panel.example" in selfsigned.san_names(wider.cert_path.read_bytes())
 
 
 def test_the_fingerprint_is_the_one_openssl_prints(tmp_path: Path) -> None:
