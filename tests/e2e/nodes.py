@@ -9,6 +9,8 @@ bridge address, so every packet stays inside what the test made.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import etcd3
 import requests
@@ -58,10 +60,27 @@ def wait_etcd_healthy(machine: Machine) -> None:
         raise AssertionError(f"{exc}\n{machine.journal('etcd.service')}") from None
 
 
-def member_names(host: TestHost) -> list[str]:
-    """The members a node's etcd knows, asked on the node's underlay address."""
+@dataclass(frozen=True)
+class ClientFiles:
+    """A client's TLS files for a cluster whose etcd requires certificates."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def flags(self) -> list[str]:
+        return ["--cacert", str(self.ca), "--cert", str(self.cert), "--key", str(self.key)]
+
+    def etcd3_kwargs(self) -> dict[str, str]:
+        return {"ca_cert": str(self.ca), "cert_cert": str(self.cert), "cert_key": str(self.key)}
+
+
+def member_names(host: TestHost, tls: ClientFiles | None = None) -> list[str]:
+    """The members a node's etcd knows, asked on the node's underlay address (over
+    mutual TLS with ``tls``: the members' certificates name 127.0.0.1 too)."""
     with host.forward(2379) as forward:
-        client = etcd3.client(host="127.0.0.1", port=forward.port, timeout=10)
+        extra = tls.etcd3_kwargs() if tls is not None else {}
+        client = etcd3.client(host="127.0.0.1", port=forward.port, timeout=10, **extra)
         try:
             return sorted(member.name for member in client.members)
         finally:

@@ -1,4 +1,5 @@
-"""Three machines booted from Vulcano's node user-data are one cluster: one etcd formed
+"""Three machines booted from Vulcano's node user-data are one cluster on mutual TLS
+(the cluster's CA, each node's certificate in its own user-data): one etcd formed
 through discovery, one agent each run by systemd, a full overlay mesh, and units placed
 by the engine and run by the machines' own systemd.
 
@@ -24,12 +25,14 @@ import etcd3
 import pytest
 
 from tests.e2e.nodes import (
+    ClientFiles,
     member_names,
     new_discovery_url,
     registered,
     wait_booted,
     wait_etcd_healthy,
 )
+from vulcano import pki
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace
 from vulcano.lab import machines as lab_machines
 from vulcano.lab import probe, services
@@ -40,6 +43,7 @@ from vulcano.lab.netns import TestHost, Underlay
 from vulcano.lab.podman import Podman
 from vulcano.lab.poll import wait_for
 from vulcano.nodeconfig import AGENT_STATE_DIR, AGENT_UNIT, AGENT_VENV, NodeSpec, render_node
+from vulcano.nodetls import NodeTLS
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -83,6 +87,7 @@ class Cluster:
     tmp: Path
     installer: InstallerServer
     discovery_url: str
+    tls: ClientFiles  # the test's own client certificate of the cluster's CA
 
     def live(self) -> list[Node]:
         return [n for n in self.nodes if n.alive]
@@ -91,14 +96,15 @@ class Cluster:
         return next(n for n in self.nodes if n.host.ip == ip)
 
     def etcd(self) -> Any:
-        host, port = self.endpoint.removeprefix("http://").split(":")
-        return etcd3.client(host=host, port=int(port), timeout=10)
+        host, port = self.endpoint.removeprefix("https://").split(":")
+        return etcd3.client(host=host, port=int(port), timeout=10, **self.tls.etcd3_kwargs())
 
 
 def run_cli(module: str, cluster: Cluster, *args: str, check: bool = True) -> str:
     """`vulcano` (module container) or `vulcano-agent` (module agent), for real."""
     argv = [sys.executable, "-m", module]
-    argv += ["--etcd-endpoints", cluster.endpoint] if module == "container" else []
+    if module == "container":
+        argv += ["--etcd-endpoints", cluster.endpoint, *cluster.tls.flags()]
     done = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=180, check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)}: {done.returncode}\n{done.stderr}")
@@ -111,6 +117,21 @@ def vulcano(cluster: Cluster, *args: str) -> str:
 
 def agent_journal(node: Node) -> str:
     return node.machine.journal(AGENT_UNIT, lines=80)
+
+
+def _cluster_ca(directory: Path) -> tuple[pki.Issued, ClientFiles]:
+    """The cluster's CA (as `cluster create --tls` makes one) and a client certificate
+    of it for the test's own CLI calls and etcd client."""
+    ca = pki.new_ca("vulcano e2e node cluster")
+    client = pki.issue(ca, "e2e-test", "client")
+    directory.mkdir(parents=True)
+    files = ClientFiles(
+        directory / "ca.pem", directory / "client.pem", directory / "client-key.pem"
+    )
+    pki.write_pem(files.ca, ca.cert_pem, private=False)
+    pki.write_pem(files.cert, client.cert_pem, private=False)
+    pki.write_pem(files.key, client.key_pem, private=True)
+    return ca, files
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +152,22 @@ def cluster(
     ):
         try:
             url = new_discovery_url(installer, SIZE)
+            ca, tls = _cluster_ca(tmp / "tls")
+            crl = pki.new_crl(ca, []).decode()
             for i, host in enumerate(underlay.add_hosts(SIZE)):
+                name = f"node-{i}"
+                cert = pki.issue(
+                    ca, name, "peer", ips=[host.ip, "127.0.0.1"], dns=[name, "localhost"]
+                )
+                node_tls = NodeTLS(
+                    ca.cert_pem.decode(), cert.cert_pem.decode(), cert.key_pem.decode(), crl
+                )
                 spec = NodeSpec(
-                    name=f"node-{i}", ip=host.ip, discovery_url=url, metadata=(("n", str(i)),)
+                    name=name,
+                    ip=host.ip,
+                    discovery_url=url,
+                    metadata=(("n", str(i)),),
+                    tls=node_tls,
                 )
                 text = render_node(spec).text
                 machine = lab_machines.start_machine(
@@ -145,7 +179,8 @@ def cluster(
             for node in nodes:
                 wait_etcd_healthy(node.machine)
             with nodes[0].host.forward(2379) as forward:
-                yield Cluster(nodes, f"http://127.0.0.1:{forward.port}", tmp, installer, url)
+                endpoint = f"https://127.0.0.1:{forward.port}"
+                yield Cluster(nodes, endpoint, tmp, installer, url, tls)
         finally:
             for node in nodes:
                 node.machine.stop_and_remove()
@@ -166,11 +201,17 @@ def test_three_nodes_form_one_etcd_through_discovery_and_each_runs_its_agent_und
         assert node.machine.read_file("/var/lib/cloud/instance/user-data.txt") == node.user_data
         assert node.machine.systemctl("is-active", "etcd.service").stdout.strip() == "active"
     for node in cluster.nodes:  # every member sees the same three
-        assert member_names(node.host) == names
+        assert member_names(node.host, cluster.tls) == names
         assert node.machine.systemctl("is-active", AGENT_UNIT).stdout.strip() == "active"
+    # the members require a certificate of the cluster's CA: the CLI with only the CA
+    # bundle (no client certificate) is refused, saying so
+    argv = [sys.executable, "-m", "container", "--etcd-endpoints", cluster.endpoint]
+    argv += ["--cacert", str(cluster.tls.ca), "list-machines"]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode != 0 and "certificate" in refused.stderr, refused.stderr
     # they found each other through the hosted installer's discovery service
     assert registered(cluster.installer, cluster.discovery_url) == sorted(
-        f"{n.name}=http://{n.host.ip}:2380" for n in cluster.nodes
+        f"{n.name}=https://{n.host.ip}:2380" for n in cluster.nodes
     )
     try:
         wait_for(lambda: len(machines_listed(cluster)) == SIZE, WAIT, "three machines", 0.5)
@@ -191,6 +232,7 @@ def test_the_overlay_meshes_sandboxes_on_every_pair_with_tcp_echo(cluster: Clust
         "init",
         "--etcd-endpoints",
         cluster.endpoint,
+        *cluster.tls.flags(),
         "--network",
         NETWORK,
     )
