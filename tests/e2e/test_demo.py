@@ -94,10 +94,26 @@ def test_the_demo_comes_up_alerts_on_a_killed_machine_and_leaves_nothing(tmp_pat
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{progress.read_text()[-6000:]}") from None
         for key in ("installer", "status_page", "panel", "panel_password", "service",
-                    "heartbeat", "etcd", "mail", "machines"):  # fmt: skip
+                    "heartbeat", "etcd", "etcd_client", "mail", "machines"):  # fmt: skip
             assert shown.get(key), (key, shown)
         assert len(shown["machines"]) == 3 and all(m["id"] and m["name"] for m in shown["machines"])
         assert len(shown["etcd"]) == 3
+
+        # etcd is on mutual TLS: the client files the demo gives are admitted, and the
+        # CLI without a client certificate is refused, saying so
+        tls = shown["etcd_client"]
+        base = [sys.executable, "-m", "container", "--endpoint", shown["etcd"][0]]
+        base += ["--cacert", tls["cacert"]]
+        listed = subprocess.run(
+            [*base, "--cert", tls["cert"], "--key", tls["key"], "list-machines", "--no-legend"],
+            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        )  # fmt: skip
+        assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 3, listed.stderr
+        refused = subprocess.run(
+            [*base, "list-machines"], capture_output=True, text=True, timeout=120, check=False,
+            cwd=ROOT,
+        )  # fmt: skip
+        assert refused.returncode != 0 and "certificate" in refused.stderr, refused.stderr
 
         # The balanced service: every answer is a web instance; all three answer.
         answers = Counter()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import requests
 
+from vulcano import image, nodetls
 from vulcano.lab import provisioning
 from vulcano.lab.demo.parts import (
     ALERT_ADDRESS,
@@ -110,7 +111,7 @@ def bring_up_machines(
     ips = [arg for h in hosts for arg in ("--ip", h.ip)]
     step(
         progress, f"creating cluster {CLUSTER!r} (a discovery URL from the installer)", 60,
-        lambda: box.vulcano("cluster", "create", CLUSTER, "--size", str(size), *ips),
+        lambda: box.vulcano("cluster", "create", CLUSTER, "--size", str(size), *ips, "--tls"),
     )  # fmt: skip
     nodes = []
     for i, h in enumerate(hosts, 1):
@@ -127,9 +128,14 @@ def bring_up_machines(
 
     step(progress, f"booting {size} machines from the node user-data", MACHINE_BOOT_TIMEOUT, booted)
 
+    # each node's etcd admits only certificates of the cluster's CA
+    health = ["curl", "-fsS", "--max-time", "3", "--cacert", nodetls.CA_PATH]
+    health += ["--cert", nodetls.CERT_PATH, "--key", nodetls.KEY_PATH]
+    health += ["https://127.0.0.1:2379/health"]
+
     def etcd_healthy() -> bool:
         for node in nodes:
-            done = node.exec(["curl", "-fsS", "--max-time", "3", "http://127.0.0.1:2379/health"])
+            done = node.exec(health)
             if '"health":"true"' not in done.stdout.replace(" ", ""):
                 return False
         return True
@@ -201,7 +207,9 @@ def bring_up_machines(
     )  # fmt: skip
     for h in hosts:
         forward = stack.enter_context(h.forward(2379))
-        shown.etcd.append(f"http://127.0.0.1:{forward.port}")
+        shown.etcd.append(f"https://127.0.0.1:{forward.port}")
+    shown.etcd_client = _etcd_client_files(box, tmp / "etcd-client")
+    tls_flags = " ".join(f"--{k} {v}" for k, v in shown.etcd_client.items())
     victim = shown.machines[-1] if shown.machines else {}
     shown.notes.append(
         "the installer keeps installs in the Datastore emulator's memory: they are gone "
@@ -209,10 +217,25 @@ def bring_up_machines(
     )
     shown.try_commands = [
         f"curl -s {shown.service}/            # answered by web@1, @2 and @3 in turn",
-        f"{VULCANO_CLI} --endpoint {shown.etcd[0]} list-units",
-        f"{VULCANO_CLI} --endpoint {shown.etcd[0]} list-machines",
+        f"{VULCANO_CLI} --endpoint {shown.etcd[0]} {tls_flags} list-units",
+        f"{VULCANO_CLI} --endpoint {shown.etcd[0]} {tls_flags} list-machines",
         f"podman kill {victim.get('name', '')}   # then watch its units move, "
         "the status page turn red and an alert reach the mail page",
         f"podman exec {shown.machines[0]['name']} journalctl -u vulcano-agent -f",
     ]
     return shown
+
+
+def _etcd_client_files(box: Provisioner, directory: Path) -> dict[str, str]:
+    """The container's own client certificate of the cluster's CA, copied out for the
+    commands to try (the key 0600): cacert, cert and key paths."""
+    source = f"{image.STATE_DIR}/pki/{CLUSTER}"
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"cacert": "ca.pem", "cert": "container.pem", "key": "container-key.pem"}
+    out = {}
+    for flag, name in files.items():
+        path = directory / name
+        path.touch(mode=0o600)
+        path.write_text(box.in_container(f"cat {source}/{name}"))
+        out[flag] = str(path)
+    return out

@@ -185,6 +185,8 @@ class Shown:
     service: str | None = None
     heartbeat: str = ""
     etcd: list[str] = field(default_factory=list)
+    # the CA bundle and a client certificate etcd admits (the cluster is on mutual TLS)
+    etcd_client: dict[str, str] = field(default_factory=dict)
     mail: str = ""
     machines: list[dict[str, str]] = field(default_factory=list)
     mode: str = "full"
@@ -204,6 +206,7 @@ class Shown:
                 "service": self.service,
                 "heartbeat": self.heartbeat,
                 "etcd": self.etcd,
+                "etcd_client": self.etcd_client,
                 "mail": self.mail,
                 "machines": self.machines,
                 "mode": self.mode,
