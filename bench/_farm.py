@@ -33,6 +33,7 @@ import requests
 from agent.units.runners.noop import NoopRunner
 from vulcano import etcd as vulcano_etcd
 from vulcano import watch_hub
+from vulcano.etcdtls import TLSFiles
 from vulcano.keyspace import Keyspace
 from vulcano.lab.services import Etcd, stop_process
 from vulcano.records import UnitState
@@ -46,9 +47,27 @@ ETCD_NICE = -10
 REQUEST_TIMEOUT = 30.0  # a loaded 2-core machine: patience rather than errors
 
 
+# With mutual TLS on, every process of the farm finds the client's files here (the
+# agent's own variables, inherited from the benchmark that sets them).
+TLS_VARS = ("VULCANO_CACERT", "VULCANO_CERT", "VULCANO_KEY")
+
+
+def tls_from_environment() -> TLSFiles | None:
+    cacert, cert, key = (os.environ.get(v, "") for v in TLS_VARS)
+    return TLSFiles(Path(cacert), Path(cert), Path(key)) if cacert else None
+
+
+def _metrics(endpoint: str) -> str:
+    tls = tls_from_environment()
+    if tls is None:
+        return requests.get(f"{endpoint}/metrics", timeout=10).text
+    cert = (str(tls.cert), str(tls.key))
+    return requests.get(f"{endpoint}/metrics", timeout=10, verify=str(tls.cacert), cert=cert).text
+
+
 def etcd_requests(endpoint: str) -> int:
     """Unary gRPC calls plus lease keep-alive messages etcd has received so far."""
-    text = requests.get(f"{endpoint}/metrics", timeout=10).text
+    text = _metrics(endpoint)
     total = 0
     for line in text.splitlines():
         unary = line.startswith("grpc_server_started_total{") and 'grpc_type="unary"' in line
@@ -60,7 +79,7 @@ def etcd_requests(endpoint: str) -> int:
 
 def etcd_requests_by_method(endpoint: str) -> dict[str, int]:
     """The same count, per gRPC method (Txn, Range, Put, LeaseKeepAlive...)."""
-    text = requests.get(f"{endpoint}/metrics", timeout=10).text
+    text = _metrics(endpoint)
     out: dict[str, int] = {}
     for line in text.splitlines():
         unary = line.startswith("grpc_server_started_total{") and 'grpc_type="unary"' in line
@@ -87,7 +106,7 @@ def _usage() -> dict[str, float]:
 
 def _client(endpoint: str) -> Any:
     """The client the agent itself uses (a lone endpoint is never put aside after an error)."""
-    return vulcano_etcd.connect(endpoint, timeout=REQUEST_TIMEOUT)
+    return vulcano_etcd.connect(endpoint, timeout=REQUEST_TIMEOUT, tls=tls_from_environment())
 
 
 class CountingRunner(NoopRunner):

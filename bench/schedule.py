@@ -20,16 +20,26 @@ at most 1.5 etcd requests a unit).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from bench._farm import ActiveUnits, Farm, etcd_cpu, etcd_requests_by_method, favour
+from bench._farm import (
+    TLS_VARS,
+    ActiveUnits,
+    Farm,
+    etcd_cpu,
+    etcd_requests_by_method,
+    favour,
+    tls_from_environment,
+)
 from vulcano import etcd as vulcano_etcd
-from vulcano.lab.services import etcd_server
+from vulcano.lab.services import Etcd, etcd_server
 from vulcano.records import DesiredState, UnitSource
 from vulcano.registry import Registry
 
@@ -45,13 +55,16 @@ def _unit_text(i: int) -> str:
     return f"[Unit]\nDescription=bench unit {i}\n\n[Service]\nExecStart=/bin/true {i}\n"
 
 
-def run_size(n_agents: int, n_units: int, procs: int, base: Path) -> dict[str, object]:
-    """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures."""
+def run_size(
+    n_agents: int, n_units: int, procs: int, base: Path, tls: bool = False
+) -> dict[str, object]:
+    """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures.
+    With ``tls`` etcd requires client certificates and every process shows one."""
     (base / "etcd").mkdir(parents=True)
-    with etcd_server(base / "etcd") as member:
+    with etcd_server(base / "etcd", tls=tls) as member, _tls_environment(member):
         assert member.proc is not None
         favour(member.proc.pid)
-        client = vulcano_etcd.connect(member.endpoint, timeout=60)
+        client = vulcano_etcd.connect(member.endpoint, timeout=60, tls=tls_from_environment())
         farm = Farm(member.endpoint, base / "farm", n_agents, procs, MACHINE_TTL).start()
         watch = ActiveUnits(client)
         try:
@@ -82,6 +95,7 @@ def run_size(n_agents: int, n_units: int, procs: int, base: Path) -> dict[str, o
         by_method = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
         engine = results["engine"]
         return {
+            "tls": tls,
             "agents": n_agents,
             "units": n_units,
             "procs": procs,
@@ -100,17 +114,35 @@ def run_size(n_agents: int, n_units: int, procs: int, base: Path) -> dict[str, o
         }
 
 
+@contextlib.contextmanager
+def _tls_environment(member: Etcd) -> Iterator[None]:
+    """The farm's processes (and this one) take the client's files from the agent's
+    own variables while a TLS member runs."""
+    if member.tls is None:
+        yield
+        return
+    files = member.tls.client_files()
+    values = dict(zip(TLS_VARS, (str(files.cacert), str(files.cert), str(files.key)), strict=True))
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name in TLS_VARS:
+            os.environ.pop(name, None)
+
+
 def _print(rows: list[dict[str, object]]) -> None:
     print(f"\nunit engine: no-op runner, one etcd 3.4, {os.cpu_count()} cores")
     head = (
-        f"{'agents':>6} {'procs':>5} {'units':>7} {'seconds':>8} {'req/unit':>9} "
+        f"{'tls':>3} {'agents':>6} {'procs':>5} {'units':>7} {'seconds':>8} {'req/unit':>9} "
         f"{'engine CPU':>10} {'engine MB':>9} {'agents CPU':>10} {'etcd CPU':>8} "
         f"{'driver CPU':>10} {'plans':>6} {'load1':>5}"
     )
     print(head)
     for r in rows:
         print(
-            f"{r['agents']:>6} {r['procs']:>5} {r['units']:>7} {r['seconds']:>8.1f} "
+            f"{'on' if r['tls'] else 'off':>3} {r['agents']:>6} {r['procs']:>5} "
+            f"{r['units']:>7} {r['seconds']:>8.1f} "
             f"{r['requests_per_unit']:>9.2f} {r['engine_cpu']:>10.1f} {r['engine_rss']:>9.0f} "
             f"{r['agents_cpu']:>10.1f} {r['etcd_cpu']:>8.1f} {r['driver_cpu']:>10.1f} "
             f"{r['plans']:>6} {r['load']:>5.2f}"
@@ -128,13 +160,18 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=AGENTS)
     parser.add_argument("--units", type=int, help="one size (default: 1,000 and 10,000)")
     parser.add_argument("--procs", type=int, default=PROCS, help="agent processes")
+    parser.add_argument(
+        "--tls", action="store_true", help="each size also on mutual TLS, side by side"
+    )
     args = parser.parse_args()
     sizes = [args.units] if args.units else list(SIZES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp:
         for size in sizes:
-            rows.append(run_size(args.agents, size, args.procs, Path(tmp) / str(size)))
-            print(f"# {size} units done", file=sys.stderr)
+            for tls in (False, True) if args.tls else (False,):
+                where = Path(tmp) / f"{size}{'-tls' if tls else ''}"
+                rows.append(run_size(args.agents, size, args.procs, where, tls))
+                print(f"# {size} units done (tls {'on' if tls else 'off'})", file=sys.stderr)
     _print(rows)
 
 
