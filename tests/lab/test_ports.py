@@ -12,8 +12,11 @@ import pytest
 from vulcano.lab import ports
 
 ROOT = Path(__file__).resolve().parents[2]
-# A range of our own, far from what other test runs pick, so the test owns every port.
-LOW, HIGH = 31990, 31999
+# A range of our own, outside the lab's (ports.LOW-HIGH, where the run's other servers,
+# a session's etcd or the emulator, may hold one for minutes) and below the kernel's
+# ephemeral ports, so the test owns every port in it.
+LOW, HIGH = 32100, 32109
+assert ports.HIGH < LOW
 
 HOLDER = f"""
 import sys
