@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import secrets
 import socket
 import stat
@@ -68,9 +69,8 @@ def node_files(vulcano: Invoke, node: int, root: Path, ports: dict[str, str]) ->
     def moved(text: str) -> str:
         text = text.replace(nodetls.TLS_DIR, str(tls_dir))
         text = text.replace("/var/lib/etcd/vulcano", str(root / "data"))
-        for old, new in ports.items():
-            text = text.replace(old, new)
-        return text
+        # at once, as whole port numbers: a new client port starting 2380 is left alone
+        return re.sub(r":(2379|2380)\b", lambda m: ports.get(m.group(0), m.group(0)), text)
 
     for path in (nodetls.CA_PATH, nodetls.CERT_PATH, nodetls.KEY_PATH, nodetls.CRL_PATH):
         [entry] = [f for f in data["write_files"] if f["path"] == path]
