@@ -22,6 +22,9 @@ INSTALLER_ATTEMPTS = 3
 INSTALLER_RETRY_DELAY = 0.5
 # A cluster's join token (the URL a node #includes) lasts this long unless told.
 JOIN_TOKEN_TTL = 24 * 3600
+# An enrolment token (in the user-data of a TLS member whose address is found at boot:
+# what it asks the panel for its certificate with) lasts this long.
+ENROL_TOKEN_TTL = 24 * 3600
 
 # The heartbeat relay (container/services/relay.py): one summary per interval to the
 # installer's POST /api/heartbeat. Each POST's deadline (connect, read); a failed send

@@ -17,7 +17,9 @@ etcd's image (`etcd_member_unit`), as units named as the OS names them.
 
 A node's address: given (``ip``), or ``AUTO_IP`` — found at boot by node-address.sh, which
 writes the default route's source address where the two configuration files hold
-`NODE_IP_MARK`, before etcd or the agent start.
+`NODE_IP_MARK`, before etcd or the agent start. A TLS member whose address is found so
+gets its certificate at boot too (`vulcano.nodetls.Enrolment`: node-certificate.sh, run
+after node-address and before etcd).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ ADDRESS_SCRIPT_PATHS = {
     "flatcar": "/opt/vulcano/lib/node-address",
     "coreos-legacy": "/opt/vulcano/lib/node-address",
 }
+ENROL_UNIT_TEMPLATE = "node-certificate.service.j2"
+# Who owns a node's TLS files: etcd's user on Debian; root where etcd runs in Docker.
+TLS_OWNERS = {"cloud-init": "etcd", "flatcar": "root", "coreos-legacy": "root"}
 ETCD_MEMBER_UNIT_TEMPLATE = "node-etcd-member.service.j2"
 # etcd's own release image, for nodes whose OS ships none (Flatcar, CoreOS).
 ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.4.34"
@@ -288,14 +293,39 @@ def etcd_member_unit(spec: NodeSpec) -> str:
     )
 
 
-def address_unit(flavour: str) -> str:
-    """vulcano-node-address.service: the node's address filled in before etcd starts."""
+def address_unit(flavour: str, enrolling: bool = False) -> str:
+    """vulcano-node-address.service: the node's address filled in before etcd starts
+    (also in the enrolment file, when the node gets its certificate at boot)."""
     template = _env().get_template(ADDRESS_UNIT_TEMPLATE)
     return template.render(
         script=ADDRESS_SCRIPT_PATHS[flavour],
         etcd_config=ETCD_CONFIG_PATH,
         agent_config=AGENT_CONFIG_PATH,
+        enrol=nodetls.ENROL_PATH if enrolling else "",
     )
+
+
+def _enrolment(spec: NodeSpec) -> dict[str, object] | None:
+    """What a node getting its certificate at boot is given: the enrolment file, the
+    script that asks for it and (Flatcar, CoreOS) its unit; None for any other node."""
+    if spec.tls is None or spec.tls.enrolment is None:
+        return None
+    owner = TLS_OWNERS[spec.flavour]
+    nodetls.check_owner(owner)
+    address = NODE_IP_MARK if spec.auto_ip else spec.ip
+    env = spec.tls.enrolment.env(spec.name, owner, address)
+    script = (cloudconfig.TEMPLATES / nodetls.ENROL_SCRIPT).read_text()
+    script_path = nodetls.ENROL_SCRIPT_PATHS[spec.flavour]
+    unit = _env().get_template(ENROL_UNIT_TEMPLATE)
+    return {
+        "path": nodetls.ENROL_PATH,
+        "env": env,
+        "env_url": _data_url(env),
+        "script_path": script_path,
+        "script": script,
+        "script_url": _data_url(script),
+        "unit": unit.render(script=script_path, enrol=nodetls.ENROL_PATH),
+    }
 
 
 def _data_url(text: str) -> cloudconfig.Quoted:
@@ -309,6 +339,7 @@ def _render_text(spec: NodeSpec) -> str:
     agent = agent_config(spec)
     address_script = (cloudconfig.TEMPLATES / ADDRESS_SCRIPT).read_text()
     docker = spec.flavour != "cloud-init"
+    enrol = _enrolment(spec)
     return template.render(
         spec=spec,
         auto_ip=spec.auto_ip,
@@ -325,7 +356,8 @@ def _render_text(spec: NodeSpec) -> str:
         install_agent=install_agent_script(),
         address_script=address_script,
         address_script_path=ADDRESS_SCRIPT_PATHS[spec.flavour],
-        address_unit=address_unit(spec.flavour),
+        address_unit=address_unit(spec.flavour, enrolling=enrol is not None),
+        enrol=enrol,
         hostname_url=_data_url(spec.name + "\n"),
         etcd_config_url=_data_url(etcd),
         agent_config_url=_data_url(agent),

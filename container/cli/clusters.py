@@ -21,6 +21,7 @@ from container.services import (
     clusternetwork,
     clusters,
     discovery,
+    enrolment,
     jointokens,
     nodes,
 )
@@ -100,9 +101,9 @@ def _expiry(expires: float) -> str:
 @click.option("--agent-bundle-url", default="", help="Where nodes fetch the agent's wheels.")
 @click.option(
     "--tls/--no-tls",
-    default=False,
+    default=True,
     show_default=True,
-    help="etcd on mutual TLS with the cluster's own CA (needs the members' --ip).",
+    help="etcd on mutual TLS with the cluster's own CA (--no-tls: open to its network).",
 )
 @click.pass_context
 def create(
@@ -118,11 +119,15 @@ def create(
 ) -> None:
     """Make a cluster: a discovery URL from the installer, its network, its user-data.
 
-    With --tls the container makes the cluster's CA (kept in the state dir, 0600) and
-    each node's key and certificate, carried only in that node's user-data.
+    On TLS (the default) the container makes the cluster's CA (kept in the state dir,
+    0600). A node whose address is given gets its key and certificate in its user-data;
+    a member whose address is found at boot makes its key then, and gets its
+    certificate from the panel (vulcano serve), with a token only its user-data holds.
     """
     with service_errors():
         clusters.check_fields(name, size, flavour, network_cidr, node_ips, tls)
+        members = clusters.etcd_size(size)
+        enrolment.check_ready(state_dir_of(ctx), tls, members, node_ips)
     store = store_of(ctx)
     with service_errors():
         installer = Installer.configured(state_dir_of(ctx), installer_url)

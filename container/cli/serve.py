@@ -14,6 +14,7 @@ import click
 from container.cli.relay import relay_beside
 from container.panel import create_app, tls
 from container.panel.server import ServerOptions, serve
+from container.services import enrolment
 from container.services.errors import SettingsError, StateDirError
 from container.services.jointokens import PANEL_URL_VAR
 from container.services.provisioning import (
@@ -150,6 +151,7 @@ def serve_command(
     except SettingsError as exc:
         raise click.BadParameter(exc.message, param_hint=exc.setting) from None
     fingerprint = cert.fingerprint if cert is not None else None
+    enrolment.record_panel(settings.state_dir, node_endpoint(address, port, cert, names))
     app = create_app(settings=settings, tls_fingerprint=fingerprint)
     panel = PanelSummary(panel_url(address, port, cert is not None, names), fingerprint or "")
     try:
@@ -212,6 +214,38 @@ def panel_url(address: str, port: int, https: bool, names: list[str]) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{'https' if https else 'http'}://{host}:{port}"
+
+
+def node_endpoint(
+    address: str, port: int, cert: tls.PanelCertificate | None, names: list[str]
+) -> enrolment.PanelEndpoint | None:
+    """Where the cluster's nodes reach this panel to enrol at boot, and its key's pin:
+    VULCANO_PANEL_URL when it is https, else the listen address (on a wildcard, the
+    machine's first address that is not loopback); None without HTTPS, or on loopback
+    with no VULCANO_PANEL_URL (nodes cannot reach it there)."""
+    given = os.environ.get(PANEL_URL_VAR, "").rstrip("/")
+    if cert is None or (given and not given.startswith("https://")):
+        return None
+    if given:
+        return enrolment.PanelEndpoint(given, cert.spki_pin)
+    if tls.is_loopback(address):
+        return None
+    host = address
+    if _wildcard(address):
+        host = next((n for n in names if _is_ip(n) and not tls.is_loopback(n)), "")
+    if not host or not _is_ip(host):
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return enrolment.PanelEndpoint(f"https://{host}:{port}", cert.spki_pin)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _wildcard(address: str) -> bool:

@@ -116,6 +116,8 @@ def create_app(
         join.bp,  # no login: a node holds only the cluster's join token
     ):
         app.register_blueprint(blueprint)
+    # a node's enrolment carries its token in a header, never a cookie: no CSRF to stop
+    csrf.exempt(join.bp)
     _register_error_pages(app)
     app.after_request(_security_headers)
     app.add_template_filter(_ago, "ago")

@@ -5,15 +5,24 @@ join token (`container.services.jointokens`) in the URL. A wrong, revoked or exp
 token, or an unknown cluster, is a 403 and serves nothing; a node the cluster does not
 have is a 404; an agent-only node asked for before the etcd members came up is a 409
 (its user-data needs their addresses). The answer is never cached.
+
+``POST /join/<cluster>/<node>/certificate?address=…``: a TLS member whose address was
+found at boot enrols (`container.services.enrolment`): the body is a CSR (PEM) of a key
+it made, ``Authorization: Bearer`` its enrolment token. The answer is its certificate
+(PEM); a wrong, used or expired token is a 403, a bad CSR or address a 400, each saying
+why. Each certificate signed is in the audit log (serial, node, address; never the
+token).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from container.services import jointokens, nodes
+from container.services import enrolment, jointokens, nodes
+from container.services.audit import Actor, AuditLog
 from container.services.errors import (
     ClusterInputError,
+    EnrolmentError,
     InstallerError,
     JoinTokenError,
     NodeNotReady,
@@ -52,5 +61,35 @@ def user_data(cluster: str, node: int) -> Response:
     except (NodeNotReady, InstallerError) as exc:
         return _refused(f"node: {exc}", 409)
     response = Response(document.text, content_type=document.content_type)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/join/<cluster>/<int:node>/certificate")
+def certificate(cluster: str, node: int) -> Response:
+    """Node ``node``'s certificate for the CSR in the body, when its token is live."""
+    store = _store()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _refused("token: give the enrolment token as Authorization: Bearer", 403)
+    try:
+        enrolled = enrolment.sign(
+            store,
+            cluster,
+            node,
+            token.strip(),
+            request.get_data(cache=False, as_text=False)[: enrolment.MAX_CSR_BYTES + 1],
+            request.args.get("address", ""),
+        )
+    except EnrolmentError as exc:
+        return _refused(str(exc), exc.status)
+    AuditLog(store).record(
+        Actor(f"node {enrolled.node_name}@{request.remote_addr or '-'}", "join"),
+        "certificate-enrol",
+        enrolled.node_name,
+        cluster=cluster,
+        detail=f"serial {enrolled.serial}, address {enrolled.address}",
+    )
+    response = Response(enrolled.cert_pem, mimetype="application/x-pem-file")
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -235,15 +235,7 @@ def sign_renewal(
     Only a node the CA issued to and has not revoked is renewed; the certificate names
     what the container knows of the node (its name and address), not what the CSR asks.
     """
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem)
-    except ValueError:
-        raise CertificateError(f"{node_name}: the renewal request is not a PEM CSR") from None
-    if not csr.is_signature_valid:
-        raise CertificateError(f"{node_name}: the renewal request's signature does not verify")
-    public = csr.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise CertificateError(f"{node_name}: the renewal request's key is not an EC key")
+    public = csr_public_key(node_name, csr_pem, "renewal request")
     with store.read() as conn:
         rows = conn.execute(
             "SELECT kind, revoked_at FROM certificates WHERE cluster = ? AND subject = ? "
@@ -254,8 +246,37 @@ def sign_renewal(
         raise CertificateError(f"{node_name}: no certificate was issued to it in {cluster!r}")
     if any(r["revoked_at"] for r in rows):
         raise CertificateError(f"{node_name}: its certificates were revoked")
-    authority = load(store, cluster)
     kind: pki.Kind = "peer" if rows[0]["kind"] == "peer" and ip else "client"
+    return sign_key(store, cluster, node_name, ip, public, kind, valid_for=valid_for)
+
+
+def csr_public_key(node_name: str, csr_pem: bytes, what: str) -> ec.EllipticCurvePublicKey:
+    """The EC key a CSR is for, once its signature checks out; CertificateError else."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise CertificateError(f"{node_name}: the {what} is not a PEM CSR") from None
+    if not csr.is_signature_valid:
+        raise CertificateError(f"{node_name}: the {what}'s signature does not verify")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise CertificateError(f"{node_name}: the {what}'s key is not an EC key")
+    return public
+
+
+def sign_key(
+    store: Store,
+    cluster: str,
+    node_name: str,
+    ip: str | None,
+    public: ec.EllipticCurvePublicKey,
+    kind: pki.Kind,
+    *,
+    valid_for: datetime.timedelta = NODE_VALIDITY,
+) -> bytes:
+    """A node's certificate (PEM) for a key it made itself, recorded: a ``peer`` one
+    names its address and loopback, a ``client`` one no address."""
+    authority = load(store, cluster)
     ips, dns = node_sans(node_name, ip) if kind == "peer" else ([], [])
     issued = pki.issue(
         authority.ca, node_name, kind, ips=ips, dns=dns, valid_for=valid_for, public_key=public

@@ -175,13 +175,6 @@ def check_fields(
             raise ClusterInputError("--ip", f"{ip!r} is not an IPv4 or IPv6 address") from None
     if len(set(node_ips)) != len(node_ips):
         raise ClusterInputError("--ip", "an address is given twice")
-    if tls and len(node_ips) < etcd_size(size):
-        raise ClusterInputError(
-            "--ip",
-            f"with --tls give the addresses of the {etcd_size(size)} etcd member(s) "
-            f"(nodes 1-{etcd_size(size)}): each member's certificate names its address, "
-            "which etcd checks (or --no-tls)",
-        )
     return config
 
 
@@ -201,7 +194,7 @@ def create(
     """Make a cluster: checked, every node's user-data rendered, its discovery URL from
     the installer, then stored, and with ``tls`` its CA made. Nothing is stored when
     any step fails."""
-    from container.services import nodes  # here: nodes imports this module
+    from container.services import enrolment, nodes  # here: they import this module
 
     config = check_fields(name, size, flavour, network_cidr, node_ips, tls)
     if _exists(store, name):
@@ -223,6 +216,7 @@ def create(
         agent_bundle_url=agent_bundle_url,
         tls=tls,
     )
+    enrolment.check_ready(store.path.parent, tls, members, node_ips)
     # Rendered before the installer is asked: each discovery URL counts in the install's
     # quota, so none is spent on a cluster that could not be stored.
     nodes.check_renders(store, record)
@@ -281,5 +275,8 @@ def delete(store: Store, name: str) -> ClusterRecord:
         conn.execute("DELETE FROM clusters WHERE name = ?", (name,))
     record = ClusterRecord.from_row(row)
     if record.tls:
+        from container.services import enrolment  # here: it imports this module
+
+        enrolment.forget(store, name)
         clusterca.forget(store, name)
     return record

@@ -112,6 +112,15 @@ class JoinTokenError(ServiceError, PermissionError):
     """A join token that is wrong, revoked or expired: nothing is served."""
 
 
+class EnrolmentError(ServiceError, PermissionError):
+    """A node's certificate request at boot that is not signed; ``status`` is the HTTP
+    answer (403: the token; 400: the request), the message says why."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class NodeNotReady(ServiceError):
     """A node whose user-data needs something the cluster does not have yet."""
 

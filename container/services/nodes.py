@@ -13,7 +13,8 @@ given for it or, by default, found at boot (`vulcano.nodeconfig.AUTO_IP`).
 A TLS cluster's node also carries the cluster's CA, a key and certificate made for it
 (`container.services.clusterca.issue_node`: made anew each time its user-data is made,
 each one recorded, so `machine remove` revokes them all) and the CA's CRL; its URLs are
-https://.
+https://. A member whose address is found at boot carries an enrolment instead: it
+makes its key then and gets its certificate from the panel (`enrolment`).
 
 Documents are checked as the installer checks its own: the renderer's quoting, shape and
 64 KiB checks always, the real validators (`cloud-init schema`, `ignition-validate`)
@@ -25,14 +26,14 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from container.services import clusterca, discovery
+from container.services import clusterca, discovery, enrolment
 from container.services.clusters import ClusterRecord, get_cluster
 from container.services.errors import ClusterInputError, NodeNotReady
 from container.ssh import keys
 from container.store import Store
 from vulcano import nodeconfig, pki, validators
 from vulcano.cloudconfig import Document, InputError
-from vulcano.nodetls import NodeTLS
+from vulcano.nodetls import Enrolment, NodeTLS
 
 CLUSTER_METADATA_KEY = "cluster"
 # The renderer's fields a user gives, as the CLI's flags name them.
@@ -121,6 +122,14 @@ def _check_tls() -> NodeTLS:
     )
 
 
+def _check_enrolment() -> NodeTLS:
+    """What a member enrolling at boot is checked with while its cluster is not stored."""
+    tls = _check_tls()
+    url = "https://192.0.2.1:8443" + enrolment.certificate_path("check", 1)
+    check = Enrolment(url, "sha256//" + "A" * 43 + "=", "A" * 43)
+    return NodeTLS(tls.ca_pem, "", "", tls.crl_pem, enrolment=check)
+
+
 def render(
     record: ClusterRecord,
     node: int,
@@ -145,8 +154,16 @@ def check_renders(store: Store, record: ClusterRecord, *, tools: bool = True) ->
     for node in range(1, record.size + 1):
         checked = tools and node in (1, record.etcd_size + 1)
         endpoints = _CHECK_ENDPOINTS.replace("http:", "https:") if record.tls else _CHECK_ENDPOINTS
-        tls = _check_tls() if record.tls else None
+        tls = None
+        if record.tls:
+            tls = _check_enrolment() if _enrols(record, node) else _check_tls()
         render(record, node, key, endpoints, tools=checked, tls=tls)
+
+
+def _enrols(record: ClusterRecord, node: int) -> bool:
+    """Whether the node gets its certificate at boot: a TLS member, its address not given
+    (an agent-only node's certificate names no address: it is made here)."""
+    return record.tls and is_member(record, node) and record.node_ip(node) == nodeconfig.AUTO_IP
 
 
 def user_data(store: Store, name: str, node: int = 1) -> Document:
@@ -158,7 +175,16 @@ def user_data(store: Store, name: str, node: int = 1) -> Document:
         endpoints = member_endpoints(record)
     node_spec(record, node, key, endpoints)  # refused before a key is made for it
     tls = None
-    if record.tls:
+    if _enrols(record, node):
+        authority = clusterca.load(store, name)
+        tls = NodeTLS(
+            authority.ca.cert_pem.decode(),
+            "",
+            "",
+            authority.crl().decode(),
+            enrolment=enrolment.enrolment(store, record, node),
+        )
+    elif record.tls:
         ip = record.node_ip(node)
         address = None if ip == nodeconfig.AUTO_IP else ip
         tls = clusterca.issue_node(store, name, record.node_name(node), address)

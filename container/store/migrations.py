@@ -77,4 +77,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX certificates_subject ON certificates (cluster, subject);
     """,
+    # 4: enrolment tokens: a TLS cluster's member whose address is found at boot gets its
+    # certificate then, from the panel, for a CSR of a key it made itself. Each token is
+    # one node's, kept as its SHA-256, expiring; once used it signs only for that key.
+    """
+    CREATE TABLE enrolments (
+        token_hash  TEXT PRIMARY KEY,
+        cluster     TEXT NOT NULL,
+        node        INTEGER NOT NULL,
+        expires     REAL NOT NULL,
+        used_key    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX enrolments_cluster ON enrolments (cluster, node);
+    """,
 ]

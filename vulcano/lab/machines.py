@@ -93,7 +93,7 @@ CLOUD_IMAGE_PACKAGES = (
     "procps",
 )
 # templates/cloud-config/node-cloud-init.yaml.j2's packages (the others are above).
-USER_DATA_PACKAGES = ("etcd-server", "python3-venv", "nginx", "haproxy")
+USER_DATA_PACKAGES = ("etcd-server", "python3-venv", "openssl", "nginx", "haproxy")
 
 MACHINE_IMAGE = rootfs.Rootfs(
     name="vulcano-machine",

@@ -17,6 +17,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from container.cli import main
+from container.panel import tls
+from container.services import enrolment
 from container.services.installer import INSTALLER_TOKEN_FILE_VAR, INSTALLER_URL_VAR
 from container.store import DATABASE_NAME, Store, open_store
 from vulcano import cloudconfig
@@ -68,14 +70,22 @@ def install(installer: InstallerServer) -> Install:
     return Install(document.token, url, token)
 
 
+# Where the panel of these tests' provisioning machine listens, as nodes reach it.
+PANEL_URL = "https://192.0.2.10:8443"
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path, install: Install) -> Path:
-    """The provisioning machine's state dir: the token file its unit copied in (0600)."""
+    """The provisioning machine's state dir: the token file its unit copied in (0600),
+    and what its `vulcano serve` made and recorded on its start (the panel's certificate,
+    where nodes reach the panel: what a member enrolling at boot is told)."""
     path = tmp_path / "state"
     path.mkdir(mode=0o700)
     token = path / cloudconfig.INSTALLER_TOKEN_NAME
     token.write_text(install.provisioner_token)
     token.chmod(0o600)
+    cert = tls.ensure_certificate(path, tls.machine_names(["192.0.2.10"]))
+    enrolment.record_panel(path, enrolment.PanelEndpoint(PANEL_URL, cert.spki_pin))
     return path
 
 

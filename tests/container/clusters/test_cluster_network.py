@@ -41,7 +41,9 @@ def test_the_network_waits_in_the_store_then_reaches_etcd(
     vulcano: Invoke, store: Store, state_dir: Path, etcd: Etcd, etcd_client: etcd3.Etcd3Client
 ) -> None:
     assert (
-        vulcano("cluster", "create", "prod", "--size", "3", "--network", "10.60.0.0/16").exit_code
+        vulcano(
+            "cluster", "create", "prod", "--size", "3", "--network", "10.60.0.0/16", "--no-tls"
+        ).exit_code
         == 0
     )
     assert clusternetwork.write_network(store, "prod") == clusternetwork.PENDING
@@ -62,7 +64,7 @@ def test_the_network_waits_in_the_store_then_reaches_etcd(
 def test_commands_reach_a_cluster_by_name_at_its_recorded_endpoints(
     vulcano: Invoke, etcd: Etcd, etcd_client: etcd3.Etcd3Client
 ) -> None:
-    assert vulcano("cluster", "create", "prod", "--size", "1").exit_code == 0
+    assert vulcano("cluster", "create", "prod", "--size", "1", "--no-tls").exit_code == 0
     unknown = vulcano("--cluster", "prod", "list-machines")
     assert unknown.exit_code == 1
     assert "cluster 'prod' has no etcd endpoints yet" in unknown.output
@@ -81,7 +83,7 @@ def test_another_config_in_etcd_is_left_alone(
 ) -> None:
     theirs = '{"network": "10.99.0.0/16"}'
     etcd_client.put(KEY, theirs)
-    assert vulcano("cluster", "create", "prod", "--size", "1").exit_code == 0
+    assert vulcano("cluster", "create", "prod", "--size", "1", "--no-tls").exit_code == 0
     result = vulcano("cluster", "endpoints", "prod", etcd.endpoint)
     assert result.exit_code == 1
     assert "etcd holds another network config" in result.output
@@ -90,7 +92,7 @@ def test_another_config_in_etcd_is_left_alone(
 
 
 def test_an_etcd_that_does_not_answer_is_named(vulcano: Invoke, state_dir: Path) -> None:
-    assert vulcano("cluster", "create", "prod", "--size", "1").exit_code == 0
+    assert vulcano("cluster", "create", "prod", "--size", "1", "--no-tls").exit_code == 0
     url = f"http://127.0.0.1:{reserve_port()}"
     result = vulcano("cluster", "endpoints", "prod", url)
     assert result.exit_code == 1
@@ -115,7 +117,7 @@ def test_the_endpoints_are_learned_from_a_real_member_that_joined_through_discov
     with the installer's discovery; the container learns its client URL from there and
     writes the network config into it."""
     require(shutil.which("etcd") is not None, "needs Debian's etcd-server")
-    created = vulcano("cluster", "create", "lab", "--size", "2", "--ip", node_address)
+    created = vulcano("cluster", "create", "lab", "--size", "2", "--ip", node_address, "--no-tls")
     assert created.exit_code == 0, created.output
     waiting = vulcano("cluster", "endpoints", "lab")
     assert waiting.exit_code == 0 and "no member has come up yet" in waiting.output

@@ -43,9 +43,11 @@ def served_panel(
     env: dict[str, str] | None = None,
     https: bool = False,
     args: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Iterator[ServedPanel]:
-    """`python -m container serve` on a loopback port until the block ends (then SIGTERM)."""
-    port = reserve_port()
+    """`python -m container serve` on a loopback port (``port``, else a free one) until
+    the block ends (then SIGTERM)."""
+    port = port or reserve_port()
     transport = () if https else ("--plain-http",)
     full_env = {
         **{k: v for k, v in os.environ.items() if k != "VULCANO_ADMIN_PASSWORD"},
