@@ -126,11 +126,11 @@ def create(
     """
     with service_errors():
         clusters.check_fields(name, size, flavour, network_cidr, node_ips, tls)
-        members = clusters.etcd_size(size)
-        enrolment.check_ready(state_dir_of(ctx), tls, members, node_ips)
     store = store_of(ctx)
     with service_errors():
         installer = Installer.configured(state_dir_of(ctx), installer_url)
+        members = clusters.etcd_size(size)
+        enrolment.check_ready(state_dir_of(ctx), tls, members, node_ips)
         record = clusters.create(
             store,
             name,

@@ -30,7 +30,13 @@ from vulcano import nodeconfig
 bp = Blueprint("clusters", __name__)
 
 # The clusters service names fields as the CLI's flags; the form's names for them.
-_FORM_FIELDS = {"NAME": "name", "--size": "size", "--flavour": "flavour", "--network": "network"}
+_FORM_FIELDS = {
+    "NAME": "name",
+    "--size": "size",
+    "--flavour": "flavour",
+    "--network": "network",
+    "--ip": "tls",  # a TLS member enrols at boot with this panel, which must serve HTTPS
+}
 
 
 @bp.get("/")
@@ -59,6 +65,8 @@ def cluster_form(form: Any) -> dict[str, Any]:
         "size": size,
         "flavour": form.get("flavour", clusters.DEFAULT_FLAVOUR),
         "network": form.get("network", "").strip() or clusters.DEFAULT_NETWORK,
+        # a checkbox: sent (checked by default) or absent
+        "tls": form.get("tls", "") == "on",
     }
     try:
         clusters.check_fields(fields["name"], size, fields["flavour"], fields["network"])
@@ -90,6 +98,7 @@ def create() -> Response:
             fields["flavour"],
             fields["network"],
             installer=installer,
+            tls=fields["tls"],
         )
     except ConnectionError as exc:  # the installer did not answer, or refused
         abort(502, str(exc))

@@ -34,7 +34,7 @@ from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_re
 from tests.appengine.browser import chromium_page
 from tests.conftest import require_root
 from tests.e2e.nodes import wait_booted, wait_etcd_healthy
-from vulcano import image
+from vulcano import image, nodetls, pki, selfsigned
 from vulcano.lab import machines as lab_machines
 from vulcano.lab import provisioning, services, stack
 from vulcano.lab.errors import CloudInitFailed, LabError
@@ -273,11 +273,14 @@ def test_the_installers_unit_runs_the_provisioning_container_in_the_machine(
 def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
     chain: Chain, podman: Podman, machine_image: str
 ) -> None:
-    ips = [arg for h in chain.node_hosts for arg in ("--ip", h.ip)]
-    chain.vulcano("cluster", "create", CLUSTER, "--size", str(SIZE), *ips, "--tls")
+    # On TLS by default. Node 1's address is given: its key and certificate are made in
+    # the container and carried in its user-data. Nodes 2 and 3 find theirs at boot, so
+    # each makes its key then and gets its certificate from the panel (enrolment).
+    chain.vulcano("cluster", "create", CLUSTER, "--size", str(SIZE), "--ip", chain.node_hosts[0].ip)
     _, shown = chain.vulcano("cluster", "show", CLUSTER, "--json")
     record = json.loads(shown)
     assert record["cluster"] == CLUSTER and record["size"] == str(SIZE)
+    assert record["tls"] == "mutual", record
     # The discovery URL is the hosted installer's own (on the underlay), made with the
     # install's token, which reached the container only as a 0600 file.
     assert record["discovery"].startswith(chain.installer_url + "/"), record
@@ -315,6 +318,7 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
         wait_etcd_healthy(machine)
     hostnames = [m.exec(["hostname"]).stdout.strip() for m in _nodes(chain)]
     assert hostnames == [f"{CLUSTER}-{i}" for i in (1, 2, 3)]
+    _check_enrolled(chain)
 
     # The container learns where etcd answers from the discovery registrations, and writes
     # the overlay config there; then every agent comes up.
@@ -327,6 +331,26 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
         return code == 0 and len(out.splitlines()) == SIZE
 
     wait_for(three_machines, UNITS_TIMEOUT, "three machines in list-machines", 2.0)
+
+
+def _check_enrolled(chain: Chain) -> None:
+    """Nodes 2 and 3 hold certificates of the cluster's CA for keys they made, naming the
+    addresses they found; their enrolment files (the token) are gone; the container's
+    audit log has each signing, and its database no token."""
+    for node, (machine, host) in enumerate(zip(_nodes(chain), chain.node_hosts, strict=True), 1):
+        tls_dir = nodetls.TLS_DIR
+        listed = machine.exec(["ls", tls_dir]).stdout.split()
+        assert sorted(listed) == ["ca.pem", "crl.pem", "node-key.pem", "node.pem"], listed
+        cert = machine.exec(["cat", nodetls.CERT_PATH]).stdout.encode()
+        assert host.ip in selfsigned.san_names(cert)
+        assert pki.issued_by(cert, machine.exec(["cat", nodetls.CA_PATH]).stdout.encode())
+        enrolled = machine.exec(["test", "-e", nodetls.ENROL_PATH], check=False).returncode
+        assert enrolled != 0, f"node {node} kept its enrolment file"
+        owner = machine.exec(["stat", "-c", "%U %a", nodetls.KEY_PATH]).stdout.split()
+        assert owner == ["etcd", "600"], owner
+    _, audit = chain.vulcano("audit", "--no-legend")
+    for node in (2, 3):
+        assert re.search(rf"certificate-enrol\s+{CLUSTER}-{node}\b", audit), audit
 
 
 def test_units_go_in_through_the_tunnel_and_run_on_every_node(chain: Chain) -> None:
@@ -415,6 +439,14 @@ def test_a_browser_logs_in_creates_a_cluster_starts_a_unit_and_reads_its_log(
         page.click("#create")
         page.wait_for_url("**/clusters/edge")
         assert "<h1>Cluster edge</h1>" in page.content()
+        # on TLS, as the form's box is checked by default; its member enrols with this panel
+        _, edge = chain.vulcano("cluster", "show", "edge", "--json")
+        assert json.loads(edge)["tls"] == "mutual", edge
+        _, edge_node = chain.vulcano("cluster", "user-data", "edge", "--node", "1")
+        assert (
+            f"VULCANO_ENROL_URL='https://{chain.provisioner_host.ip}:{PANEL_PORT}/join/edge/1/certificate'"
+            in edge_node
+        )
 
         page.goto(url + f"/clusters/{CLUSTER}/units")
         page.set_input_files(
