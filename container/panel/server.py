@@ -17,6 +17,9 @@ from gunicorn.app.base import BaseApplication
 
 from container import policy
 
+# gunicorn's default access line, less the query string and the referrer.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
 
 @dataclass(frozen=True)
 class ServerOptions:
@@ -56,6 +59,9 @@ def gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
         "keepalive": policy.PANEL_KEEPALIVE,
         "preload_app": True,
         "accesslog": "-",
+        # the path without its query, and no referrer: a node's #include URL carries
+        # the cluster's join token in its query, and no secret reaches a log
+        "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": "-",
         # gunicorn 23+ opens a control socket at one fixed path; the panel needs none.
         "control_socket_disable": True,
