@@ -78,7 +78,7 @@ class Enrolment:
             "OWNER": owner,
             "ADDRESS": address,
         }
-        return "".join(f"VULCANO_ENROL_{key}='{value}'\n" for key, value in values.items())
+        return "".join(f"enrol_{key.lower()}='{value}'\n" for key, value in values.items())
 
 
 @dataclass(frozen=True)

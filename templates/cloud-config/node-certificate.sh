@@ -10,7 +10,7 @@ set -eu
 enrol=$1
 # shellcheck disable=SC1090 # written by Vulcano beside this script
 . "$enrol"
-dir=$VULCANO_ENROL_DIR
+dir=$enrol_dir
 key=$dir/node-key.pem
 cert=$dir/node.pem
 [ -s "$cert" ] && exit 0
@@ -21,20 +21,20 @@ if [ ! -s "$key" ]; then
   openssl ecparam -name prime256v1 -genkey -noout -out "$work/key.pem"
   mv "$work/key.pem" "$key"
 fi
-openssl req -new -key "$key" -subj "/CN=$VULCANO_ENROL_NAME" -out "$work/csr.pem"
+openssl req -new -key "$key" -subj "/CN=$enrol_name" -out "$work/csr.pem"
 # The token goes in a header read from a file: never on a command line.
-printf 'Authorization: Bearer %s\n' "$VULCANO_ENROL_TOKEN" > "$work/header"
+printf 'Authorization: Bearer %s\n' "$enrol_token" > "$work/header"
 tries=120
 while :; do
   # --insecure: no CA vouches for the panel; its key's pin is checked all the same
   status=0
-  code=$(curl --silent --show-error --insecure --pinnedpubkey "$VULCANO_ENROL_PIN" \
+  code=$(curl --silent --show-error --insecure --pinnedpubkey "$enrol_pin" \
     --connect-timeout 10 --max-time 30 --header "@$work/header" \
     --header "Content-Type: application/pkcs10" --data-binary "@$work/csr.pem" \
     --output "$work/cert.pem" --write-out '%{http_code}' \
-    "$VULCANO_ENROL_URL?address=$VULCANO_ENROL_ADDRESS") || status=$?
+    "$enrol_url?address=$enrol_address") || status=$?
   if [ "$status" -eq 90 ]; then
-    echo "node-certificate: $VULCANO_ENROL_URL is not the panel: its key is not the pinned one" >&2
+    echo "node-certificate: $enrol_url is not the panel: its key is not the pinned one" >&2
     exit 1
   fi
   [ "$status" -eq 0 ] || code=000
@@ -47,7 +47,7 @@ while :; do
   esac
   tries=$((tries - 1))
   if [ "$tries" -le 0 ]; then
-    echo "node-certificate: no certificate from $VULCANO_ENROL_URL (last answer $code)" >&2
+    echo "node-certificate: no certificate from $enrol_url (last answer $code)" >&2
     exit 1
   fi
   sleep 5
@@ -61,7 +61,7 @@ if [ "$(openssl x509 -in "$work/cert.pem" -noout -pubkey)" != "$(openssl pkey -i
   exit 1
 fi
 chmod 0644 "$work/cert.pem"
-chown "$VULCANO_ENROL_OWNER:" "$key" "$work/cert.pem"
+chown "$enrol_owner:" "$key" "$work/cert.pem"
 mv "$work/cert.pem" "$cert"
 rm -f "$enrol"
-echo "node-certificate: $cert issued for $VULCANO_ENROL_ADDRESS" >&2
+echo "node-certificate: $cert issued for $enrol_address" >&2

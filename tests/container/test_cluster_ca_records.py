@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from container.services import clusterca, clusters
+from container.services import clusterca, clusters, enrolment
 from container.services.clusterca import CertificateError
 from container.services.errors import ClusterInputError
 from container.store import Store, open_store
@@ -159,10 +159,16 @@ def test_forget_removes_the_ca_and_its_records(store: Store) -> None:
         clusterca.load(store, "c")
 
 
-def test_a_tls_cluster_needs_its_members_addresses() -> None:
-    with pytest.raises(ClusterInputError, match="with --tls give the addresses of the 3"):
-        clusters.check_fields("c", 3, "cloud-init", "10.244.0.0/16", ("10.0.0.1",), tls=True)
-    clusters.check_fields("c", 4, "cloud-init", "10.244.0.0/16", (), tls=False)
-    clusters.check_fields(
-        "c", 4, "cloud-init", "10.244.0.0/16", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), tls=True
-    )
+def test_a_tls_cluster_without_its_members_addresses_needs_a_panel_to_enrol_with(
+    tmp_path: Path,
+) -> None:
+    # the fields themselves are fine either way: members may find their address at boot
+    clusters.check_fields("c", 3, "cloud-init", "10.244.0.0/16", ("10.0.0.1",), tls=True)
+    with pytest.raises(ClusterInputError, match="no panel serving HTTPS") as refused:
+        enrolment.check_ready(tmp_path, True, 3, ("10.0.0.1",))
+    assert refused.value.field == "--ip" and "--no-tls" in refused.value.message
+    enrolment.check_ready(tmp_path, False, 3, ())  # an open cluster needs none
+    enrolment.check_ready(tmp_path, True, 3, ("10.0.0.1", "10.0.0.2", "10.0.0.3"))
+    enrolment.record_panel(tmp_path, enrolment.PanelEndpoint("https://192.0.2.9:8443", "A" * 44))
+    enrolment.check_ready(tmp_path, True, 3, ())
+    assert oct((tmp_path / enrolment.ENDPOINT_FILE).stat().st_mode & 0o777) == "0o600"

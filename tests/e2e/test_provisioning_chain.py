@@ -33,8 +33,9 @@ import yaml
 from tests.appengine.alert_sinks import MailSink, Webhook, smtp_sink, webhook_receiver
 from tests.appengine.browser import chromium_page
 from tests.conftest import require_root
+from tests.container.panel.served import login
 from tests.e2e.nodes import wait_booted, wait_etcd_healthy
-from vulcano import image, nodetls, pki, selfsigned
+from vulcano import cloudconfig, image, nodetls, pki, selfsigned
 from vulcano.lab import machines as lab_machines
 from vulcano.lab import provisioning, services, stack
 from vulcano.lab.errors import CloudInitFailed, LabError
@@ -100,6 +101,8 @@ class Chain:
     hook: Webhook | None = None
     node_hosts: list[TestHost] = field(default_factory=list)
     nodes: list[Machine] = field(default_factory=list)
+    # every secret the run made, by what it is: none may reach a log, a page or an answer
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def box(self) -> Provisioner:
@@ -295,11 +298,14 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
     _, joined = chain.vulcano("cluster", "join-token", CLUSTER, "--panel-url", panel_url)
     include = next(line for line in joined.splitlines() if line.startswith("include "))
     include_doc = include.removeprefix("include ").replace(" ", "\n", 1).replace("/N?", "/3?")
+    chain.secrets["join token"] = include_doc.rsplit("token=", 1)[1]
     documents = []
     for node in (1, 2):
         _, text = chain.vulcano("cluster", "user-data", CLUSTER, "--node", str(node))
         assert text.startswith("#cloud-config")
         documents.append(text)
+    chain.secrets["node 1's key"] = _key_body(documents[0])
+    chain.secrets["node 2's enrolment token"] = _ENROL_TOKEN.findall(documents[1])[0]
     documents.append(include_doc + "\n")
     for node, (host, text) in enumerate(zip(chain.node_hosts, documents, strict=True), 1):
         chain.nodes.append(
@@ -331,6 +337,16 @@ def test_the_container_creates_a_cluster_and_its_nodes_boot_from_its_user_data(
         return code == 0 and len(out.splitlines()) == SIZE
 
     wait_for(three_machines, UNITS_TIMEOUT, "three machines in list-machines", 2.0)
+
+
+_ENROL_TOKEN = re.compile(r"enrol_token='([^']+)'")
+
+
+def _key_body(text: str) -> str:
+    """The first private key's base64 in a text (a line of it: what a leak would show)."""
+    found = re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\s+([A-Za-z0-9+/=]{40,})", text)
+    assert found, "no private key in the text"
+    return found.group(1)
 
 
 def _check_enrolled(chain: Chain) -> None:
@@ -444,7 +460,7 @@ def test_a_browser_logs_in_creates_a_cluster_starts_a_unit_and_reads_its_log(
         assert json.loads(edge)["tls"] == "mutual", edge
         _, edge_node = chain.vulcano("cluster", "user-data", "edge", "--node", "1")
         assert (
-            f"VULCANO_ENROL_URL='https://{chain.provisioner_host.ip}:{PANEL_PORT}/join/edge/1/certificate'"
+            f"enrol_url='https://{chain.provisioner_host.ip}:{PANEL_PORT}/join/edge/1/certificate'"
             in edge_node
         )
 
@@ -592,3 +608,63 @@ def test_a_cluster_that_stops_reporting_turns_unreachable_alerts_once_and_recove
     wait_for(lambda: page_state() == "reporting", MONITOR_TIMEOUT, "reporting again", 2.0)
     wait_for(lambda: changes("cluster-reporting") or None, 60, "the recovery notice", 1.0)
     assert len(changes("cluster-reporting")) == 1, hook.changes
+
+
+def test_no_secret_of_the_run_reaches_a_log_a_page_or_an_answer(chain: Chain) -> None:
+    """Every secret this run made, looked for in every log, page and answer it produced:
+    the installer's log, the provisioning container's log, every machine's journal and
+    cloud-init logs, the hosted status page, the panel's pages, and the CLI's answers.
+    Excepted by design: the container's log prints the generated admin password once,
+    on its own line (and nowhere else), and the pages made to hand out user-data."""
+    assert chain.document is not None
+    document = yaml.safe_load(chain.document.text)
+    files = {f["path"]: str(f["content"]).strip() for f in document["write_files"]}
+    state = image.STATE_DIR
+    secrets = {
+        **chain.secrets,
+        "manage token": chain.manage_token,
+        "admin password": chain.password,
+        "installer token": files[cloudconfig.INSTALLER_TOKEN_HOST_PATH],
+        "reporting secret": files[cloudconfig.REPORT_TOKEN_HOST_PATH],
+        "the CA's key": _key_body(chain.in_container(f"cat {state}/pki/{CLUSTER}/ca-key.pem")),
+        "the container's etcd key": _key_body(
+            chain.in_container(f"cat {state}/pki/{CLUSTER}/container-key.pem")
+        ),
+        "the panel's key": _key_body(chain.in_container(f"cat {state}/panel-tls-key.pem")),
+    }
+    assert all(len(value) >= 16 for value in secrets.values()), secrets.keys()
+    sources: dict[str, str] = {"the installer's log": (chain.tmp / "installer.log").read_text()}
+    container_log = provisioning.docker_logs(chain.provisioner)
+    shown = [line for line in container_log.splitlines() if chain.password in line]
+    assert len(shown) == 1 and "generated admin password" in shown[0], shown
+    sources["the container's log"] = container_log.replace(shown[0], "")
+    for name, machine in [("provisioning machine", chain.provisioner)] + [
+        (f"node {i}", m) for i, m in enumerate(_nodes(chain), 1)
+    ]:
+        journal = machine.exec(["journalctl", "--no-pager", "-o", "cat"], timeout=120).stdout
+        sources[f"the {name}'s journal"] = journal
+        logs = machine.exec(["sh", "-c", "cat /var/log/cloud-init*.log"], check=False).stdout
+        sources[f"the {name}'s cloud-init logs"] = logs
+    sources["the hosted status page"] = _status_page(chain)
+    trusted = chain.box.save_panel_certificate(chain.tmp / "panel-secrets.pem")
+    session = login(stack.panel_url(chain.panel), chain.password, verify=str(trusted))
+    for path in ("/clusters", f"/clusters/{CLUSTER}", f"/clusters/{CLUSTER}/units", "/audit"):
+        page = session.get(stack.panel_url(chain.panel) + path, timeout=30)
+        assert page.status_code == 200, (path, page.status_code)
+        sources[f"the panel's {path}"] = page.text
+    for args in (
+        ("cluster", "list"),
+        ("cluster", "show", CLUSTER, "--json"),
+        ("audit", "--json"),
+        ("--cluster", CLUSTER, "list-machines", "--full"),
+        ("--cluster", CLUSTER, "list-units"),
+    ):
+        sources[f"vulcano {' '.join(args)}"] = chain.vulcano(*args)[1]
+    assert all(sources.values()), [k for k, v in sources.items() if not v]
+    leaks = [
+        f"{what} in {where}"
+        for what, secret in secrets.items()
+        for where, text in sources.items()
+        if secret in text
+    ]
+    assert not leaks, leaks

@@ -34,7 +34,7 @@ from vulcano.lab.ports import reserve_port
 NAME = "enr"
 MEMBER = f"{NAME}-1"
 ADDRESS = "127.0.0.1"  # where this test's member listens, as node-address would find it
-_TOKEN = re.compile(r"VULCANO_ENROL_TOKEN='([^']+)'")
+_TOKEN = re.compile(r"enrol_token='([^']+)'")
 
 
 @dataclass
@@ -90,7 +90,7 @@ def boot(vulcano: Invoke, root: Path, *, address: str = ADDRESS) -> Booted:
     assert (entry["owner"], entry["permissions"]) == ("root:root", "0600")
     text = entry["content"].replace(nodeconfig.NODE_IP_MARK, address)
     text = text.replace(f"'{nodetls.TLS_DIR}'", f"'{tls_dir}'")
-    text = text.replace("VULCANO_ENROL_OWNER='etcd'", "VULCANO_ENROL_OWNER='root'")
+    text = text.replace("enrol_owner='etcd'", "enrol_owner='root'")
     env = root / "enrol.env"
     pki.write_pem(env, text.encode(), private=True)
     script = root / "node-certificate"
@@ -211,9 +211,7 @@ def test_a_panel_that_is_not_the_pinned_one_gets_no_request(
     node = boot(vulcano, tmp_path / "node")
     other = pki.new_ca("not the panel")
     pin = selfsigned.spki_pin(other.cert_pem)
-    text = re.sub(
-        r"VULCANO_ENROL_PIN='[^']+'", f"VULCANO_ENROL_PIN='sha256//{pin}'", node.env.read_text()
-    )
+    text = re.sub(r"enrol_pin='[^']+'", f"enrol_pin='sha256//{pin}'", node.env.read_text())
     node.env.write_text(text)
     done = node.run()
     assert done.returncode != 0

@@ -20,7 +20,7 @@ from tests.container.clusters.conftest import Invoke, rows
 from vulcano import validators
 
 TOKEN_RE = re.compile(r"^token (\S+)$", re.MULTILINE)
-ENROL_TOKEN_RE = re.compile(r"(?<=VULCANO_ENROL_TOKEN=')[A-Za-z0-9_-]+")
+ENROL_TOKEN_RE = re.compile(r"(?<=enrol_token=')[A-Za-z0-9_-]+")
 
 
 @pytest.fixture
