@@ -30,9 +30,14 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-from vulcano import cloudconfig, nodeshape, nodetls, sshkeys
+from vulcano import cloudconfig, nodeboot, nodeshape, nodetls, sshkeys
 from vulcano import image as vulcano_image
 from vulcano.cloudconfig import Document, InputError, InvalidDocument
+from vulcano.nodeboot import ADDRESS_SCRIPT as ADDRESS_SCRIPT
+from vulcano.nodeboot import ADDRESS_SCRIPT_PATHS as ADDRESS_SCRIPT_PATHS
+from vulcano.nodeboot import ADDRESS_UNIT_TEMPLATE as ADDRESS_UNIT_TEMPLATE
+from vulcano.nodeboot import ENROL_UNIT_TEMPLATE as ENROL_UNIT_TEMPLATE
+from vulcano.nodeboot import NODE_IP_MARK as NODE_IP_MARK
 from vulcano.nodeshape import written_file as written_file  # where callers found it
 
 FLAVOURS = {
@@ -42,23 +47,12 @@ FLAVOURS = {
 }
 # The address found at boot (see the module's docstring).
 AUTO_IP = "auto"
-NODE_IP_MARK = "@NODE_IP@"
-ADDRESS_SCRIPT = "node-address.sh"
-ADDRESS_UNIT_TEMPLATE = "node-address.service.j2"
-# Flatcar's /usr is read-only: its scripts live under /opt.
-ADDRESS_SCRIPT_PATHS = {
-    "cloud-init": "/usr/local/lib/vulcano/node-address",
-    "flatcar": "/opt/vulcano/lib/node-address",
-    "coreos-legacy": "/opt/vulcano/lib/node-address",
-}
-ENROL_UNIT_TEMPLATE = "node-certificate.service.j2"
-# Who owns a node's TLS files: etcd's user on Debian; root where etcd runs in Docker.
-TLS_OWNERS = {"cloud-init": "etcd", "flatcar": "root", "coreos-legacy": "root"}
 ETCD_MEMBER_UNIT_TEMPLATE = "node-etcd-member.service.j2"
 # etcd's own release image, for nodes whose OS ships none (Flatcar, CoreOS).
 ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.4.34"
 _DATA_URL = nodeshape.DATA_URL
 _URL_WORD = re.compile(r"[A-Za-z0-9.:/\[\]-]+\Z")
+_HOST_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")  # an IPv4 address or a host name
 _DATA_DIR = re.compile(r"/[A-Za-z0-9._/-]*")
 _HTTP_URL = "must be an http(s) URL with a host"
 # cloudconfig's environment, made once: compiling the templates is most of a render.
@@ -293,41 +287,6 @@ def etcd_member_unit(spec: NodeSpec) -> str:
     )
 
 
-def address_unit(flavour: str, enrolling: bool = False) -> str:
-    """vulcano-node-address.service: the node's address filled in before etcd starts
-    (also in the enrolment file, when the node gets its certificate at boot)."""
-    template = _env().get_template(ADDRESS_UNIT_TEMPLATE)
-    return template.render(
-        script=ADDRESS_SCRIPT_PATHS[flavour],
-        etcd_config=ETCD_CONFIG_PATH,
-        agent_config=AGENT_CONFIG_PATH,
-        enrol=nodetls.ENROL_PATH if enrolling else "",
-    )
-
-
-def _enrolment(spec: NodeSpec) -> dict[str, object] | None:
-    """What a node getting its certificate at boot is given: the enrolment file, the
-    script that asks for it and (Flatcar, CoreOS) its unit; None for any other node."""
-    if spec.tls is None or spec.tls.enrolment is None:
-        return None
-    owner = TLS_OWNERS[spec.flavour]
-    nodetls.check_owner(owner)
-    address = NODE_IP_MARK if spec.auto_ip else spec.ip
-    env = spec.tls.enrolment.env(spec.name, owner, address)
-    script = (cloudconfig.TEMPLATES / nodetls.ENROL_SCRIPT).read_text()
-    script_path = nodetls.ENROL_SCRIPT_PATHS[spec.flavour]
-    unit = _env().get_template(ENROL_UNIT_TEMPLATE)
-    return {
-        "path": nodetls.ENROL_PATH,
-        "env": env,
-        "env_url": _data_url(env),
-        "script_path": script_path,
-        "script": script,
-        "script_url": _data_url(script),
-        "unit": unit.render(script=script_path, enrol=nodetls.ENROL_PATH),
-    }
-
-
 def _data_url(text: str) -> cloudconfig.Quoted:
     return cloudconfig.Quoted(_DATA_URL + quote(text, safe=""))
 
@@ -339,7 +298,8 @@ def _render_text(spec: NodeSpec) -> str:
     agent = agent_config(spec)
     address_script = (cloudconfig.TEMPLATES / ADDRESS_SCRIPT).read_text()
     docker = spec.flavour != "cloud-init"
-    enrol = _enrolment(spec)
+    enrol = nodeboot.enrolment_parts(_env(), spec, _data_url)
+    vias = nodeboot.route_hints(spec) if spec.auto_ip else []
     return template.render(
         spec=spec,
         auto_ip=spec.auto_ip,
@@ -356,7 +316,10 @@ def _render_text(spec: NodeSpec) -> str:
         install_agent=install_agent_script(),
         address_script=address_script,
         address_script_path=ADDRESS_SCRIPT_PATHS[spec.flavour],
-        address_unit=address_unit(spec.flavour, enrolling=enrol is not None),
+        address_unit=nodeboot.address_unit(
+            _env(), spec.flavour, enrol is not None, vias, ETCD_CONFIG_PATH, AGENT_CONFIG_PATH
+        ),
+        vias=vias,
         enrol=enrol,
         hostname_url=_data_url(spec.name + "\n"),
         etcd_config_url=_data_url(etcd),

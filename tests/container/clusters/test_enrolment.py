@@ -98,6 +98,8 @@ def boot(vulcano: Invoke, root: Path, *, address: str = ADDRESS) -> Booted:
     # node-address fills the enrolment's address too, then the script runs, before etcd
     runcmd = data["runcmd"]
     assert runcmd[0][-1] == nodetls.ENROL_PATH
+    # the address is the one the node reaches the panel from (it is nearest its peers)
+    assert runcmd[0][1] == "--via" and runcmd[0][2].split(",")[0] == "127.0.0.1", runcmd[0]
     assert runcmd[1] == [nodetls.ENROL_SCRIPT_PATHS["cloud-init"], nodetls.ENROL_PATH]
     return Booted(data, root, tls_dir, env, script)
 

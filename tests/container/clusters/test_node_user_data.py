@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -116,7 +117,7 @@ def test_a_given_address_is_the_members_own(make: Any, store: Store, flavour: st
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_an_address_not_given_is_found_at_boot(make: Any, store: Store, flavour: str) -> None:
-    make("a", flavour, size=2, node_ips=("10.20.0.7",))
+    record = make("a", flavour, size=2, node_ips=("10.20.0.7",))
     document = nodes.user_data(store, "a", 2)
     etcd = etcd_of(document)
     assert etcd["advertise-client-urls"] == f"http://{nodeconfig.NODE_IP_MARK}:2379"
@@ -124,9 +125,17 @@ def test_an_address_not_given_is_found_at_boot(make: Any, store: Store, flavour:
     assert f'public-ip = "{nodeconfig.NODE_IP_MARK}"' in agent
     script = nodeconfig.ADDRESS_SCRIPT_PATHS[flavour]
     assert "node-address" in nodeconfig.written_file(document.data, script)
+    # found as the source of the route towards its peers: its member, then discovery
+    discovery = urlsplit(record.discovery_url).hostname
     if flavour == "cloud-init":
         first = document.data["runcmd"][0]
-        assert first == [script, nodeconfig.ETCD_CONFIG_PATH, nodeconfig.AGENT_CONFIG_PATH]
+        assert first == [
+            script, "--via", f"10.20.0.7,{discovery}", nodeconfig.ETCD_CONFIG_PATH,
+            nodeconfig.AGENT_CONFIG_PATH,
+        ]  # fmt: skip
+    else:
+        vias = f"--via 10.20.0.7 --via {discovery}"
+        assert f"{script} {vias} {nodeconfig.ETCD_CONFIG_PATH}" in document.text
 
 
 def test_the_address_script_fills_in_the_default_routes_source(tmp_path: Path) -> None:
@@ -146,6 +155,23 @@ def test_the_address_script_fills_in_the_default_routes_source(tmp_path: Path) -
     assert config.read_text() == f'advertise-client-urls: "http://{expected}:2379"\n'
     subprocess.run([str(script), str(config)], check=True, capture_output=True, timeout=30)
     assert expected in config.read_text()  # a second boot changes nothing
+
+
+def test_the_address_script_takes_the_route_towards_the_first_peer_that_routes(
+    tmp_path: Path,
+) -> None:
+    """With --via hosts (as the user-data gives them) on this machine's own routing table:
+    a name that does not resolve is passed over, loopback routes from 127.0.0.1."""
+    require(shutil.which("ip") is not None, "needs iproute2's ip")
+    script = tmp_path / "node-address"
+    script.write_text((cloudconfig.TEMPLATES / nodeconfig.ADDRESS_SCRIPT).read_text())
+    script.chmod(0o755)
+    config = tmp_path / "agent.toml"
+    config.write_text(f'public-ip = "{nodeconfig.NODE_IP_MARK}"\n')
+    argv = [str(script), "--via", "nowhere.invalid,127.0.0.1", "--via", "192.0.2.1", str(config)]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30)
+    assert config.read_text() == 'public-ip = "127.0.0.1"\n', done.stderr
+    assert "uses 127.0.0.1" in done.stderr
 
 
 def test_flatcar_files_are_data_urls_ignition_decodes(make: Any, store: Store) -> None:
