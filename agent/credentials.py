@@ -14,6 +14,9 @@ Every `policy.CREDENTIALS_INTERVAL` seconds, one pass (`Credentials.check`):
   reads the same files on every handshake), then reloaded as above.
 - **CRL**: the CA's CRL at ``pki/crl``, once its signature checks against ``cacert``,
   is written to ``crl-file`` when it differs, where the member's etcd reads it.
+
+`TLSReload` is the reload on its own, for the node's other processes that reach etcd
+with the same files (`vulcano-agent balancer`): the agent renews them in place.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,6 +87,42 @@ def write_keeping_owner(path: Path, data: bytes, *, private: bool) -> None:
             os.chown(path, *owner)
 
 
+class TLSReload:
+    """Gives an etcd client (``client()``) the TLS files whenever they change on disk
+    and still check out (a certificate matching its key)."""
+
+    def __init__(self, client: Callable[[], Any], tls: TLSFiles) -> None:
+        self.client = client
+        self.tls = tls
+        self._seen = _stamps(tls)
+        self.reloads = 0  # how many times new files were taken (for tests and logs)
+
+    def check(self) -> bool:
+        """Give the client the files when they changed and check out; whether it did."""
+        seen = _stamps(self.tls)
+        if seen == self._seen:
+            return False
+        try:
+            checked = check_files("https", self.tls.cacert, self.tls.cert, self.tls.key)
+        except TLSFileError as exc:
+            log.warning("TLS files changed but cannot be used yet (kept the old): %s", exc)
+            return False
+        assert checked is not None
+        self.client().reload_tls(checked)
+        self._seen = seen
+        self.reloads += 1
+        log.info("TLS files changed: etcd connections use them from now on")
+        return True
+
+    def every(self, interval: float, stop_event: threading.Event) -> None:
+        """`check` every ``interval`` seconds until ``stop_event`` (a thread's target)."""
+        while not stop_event.wait(interval):
+            try:
+                self.check()
+            except Exception as exc:  # one failed pass waits for the next one
+                log.warning("TLS files: %s", exc)
+
+
 class Credentials:
     """The agent component that reloads, renews and keeps the CRL (see the module)."""
 
@@ -102,9 +142,13 @@ class Credentials:
         self.stop_event = stop_event
         self.crl_file = crl_file
         self.interval = interval
-        self._seen = _stamps(tls)
+        self._reload = TLSReload(node.etcd_client, tls)
         self._thread: threading.Thread | None = None
-        self.reloads = 0  # how many times new files were taken (for tests and logs)
+
+    @property
+    def reloads(self) -> int:
+        """How many times new files were taken (for tests and logs)."""
+        return self._reload.reloads
 
     # -- component -----------------------------------------------------------------------
     def start(self) -> None:
@@ -133,20 +177,7 @@ class Credentials:
 
     def reload_if_changed(self) -> bool:
         """Give the etcd client the files when they changed and check out; whether it did."""
-        seen = _stamps(self.tls)
-        if seen == self._seen:
-            return False
-        try:
-            checked = check_files("https", self.tls.cacert, self.tls.cert, self.tls.key)
-        except TLSFileError as exc:
-            log.warning("TLS files changed but cannot be used yet (kept the old): %s", exc)
-            return False
-        assert checked is not None
-        self.node.etcd_client().reload_tls(checked)
-        self._seen = seen
-        self.reloads += 1
-        log.info("TLS files changed: etcd connections use them from now on")
-        return True
+        return self._reload.check()
 
     def _renew(self) -> None:
         assert self.tls.cert is not None and self.tls.key is not None

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -27,6 +28,7 @@ from agent.config import (
     read_environment,
     validate_machine_id,
 )
+from agent.credentials import TLSReload
 from agent.membership.identity import machine_id as host_machine_id
 from agent.signals import stop_on_signals
 from agent.statedir import StateDirBusy, StateLock
@@ -198,6 +200,15 @@ def balancer(
         settle=settle_s,
         settle_max=settle_max_s,
     )
+    if tls is not None:
+        # the agent renews the files in place: new connections must use the new ones
+        reload = TLSReload(lambda: client, tls)
+        threading.Thread(
+            target=reload.every,
+            args=(policy.CREDENTIALS_INTERVAL, component.stop_event),
+            name="tls-reload",
+            daemon=True,
+        ).start()
     stop_on_signals(component.stop)
     try:
         with reported():

@@ -1,8 +1,10 @@
 """`vulcano-agent run` and `vulcano-agent balancer` as processes against etcd requiring
 client certificates: the agent registers its machine with the cluster's certificate
 (flags), the balancer reads its endpoints with the files named in the agent's config
-file; bad TLS settings stop either before it touches anything, naming the flag, the
-variable or the config file's key; `network init` writes over TLS too."""
+file, and takes them again when the agent renews them in place (its next connection
+shows the renewed certificate, the first one revoked); bad TLS settings stop either
+before it touches anything, naming the flag, the variable or the config file's key;
+`network init` writes over TLS too."""
 
 from __future__ import annotations
 
@@ -17,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from agent.cli import main
 from tests.conftest import require
 from vulcano import etcd as vulcano_etcd
+from vulcano import pki
 from vulcano.keyspace import Keyspace
 from vulcano.lab import services
 from vulcano.lab.balancer import put_endpoint
+from vulcano.lab.etcdtls import EtcdTLS
 from vulcano.lab.httpbackend import HttpBackend, get
 from vulcano.lab.netns import REPO
 from vulcano.lab.poll import wait_for
@@ -242,3 +247,103 @@ def test_network_init_writes_over_tls_and_refuses_without_a_ca(
     written = runner.invoke(main, init, env=env)
     assert written.exit_code == 0 and written.output.startswith("initialised"), written.output
     assert json.loads(client.get(KS.network_config)[0])["network"] == "10.244.0.0/16"
+
+
+RELOADED = "TLS files changed: etcd connections use them from now on"
+
+
+def _connections_of(pid: int, port: int) -> list[str]:
+    """The local ends (address:port) of ``pid``'s established TCP connections to ``port``."""
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", "dport", "=", str(port)],
+        capture_output=True, text=True, check=True, timeout=WAIT,
+    ).stdout  # fmt: skip
+    return [line.split()[2] for line in out.splitlines() if f"pid={pid}," in line]
+
+
+def _cut(local: str) -> None:
+    """Close the TCP connection whose local end is ``local`` (``ss -K``: needs root)."""
+    host, port = local.rsplit(":", 1)
+    subprocess.run(
+        ["ss", "-K", "-tn", "src", host, "sport", "=", port],
+        check=True, capture_output=True, timeout=WAIT,
+    )  # fmt: skip
+
+
+def test_the_balancer_takes_renewed_files_for_its_new_connections(tmp_path: Path) -> None:
+    require(shutil.which("nginx") is not None, "needs Debian's nginx")
+    require(shutil.which("etcd") is not None, "needs Debian's etcd-server")
+    require(os.geteuid() == 0, "cutting the balancer's connections (ss -K) needs root")
+    tls = EtcdTLS.make(tmp_path / "tls")
+    crl = tmp_path / "crl.pem"
+    pki.write_pem(crl, pki.new_crl(tls.ca, []), private=False)
+    etcd = services.new_etcd(tmp_path, tls=tls, extra_args=[f"--client-crl-file={crl}"])
+    # the node's files, which its agent renews in place; a copy of the first ones
+    first = pki.issue(tls.ca, "lb-node", "client")
+    (tmp_path / "node").mkdir()
+    first_cert, first_key = pki.write_issued(tmp_path / "node", "first", first)
+    cert, key = pki.write_issued(tmp_path / "node", "node", first)
+    backends = [HttpBackend(ip, reserve_port(ip)).start() for ip in ("127.0.0.22", "127.0.0.23")]
+    port = reserve_port()
+    log = tmp_path / "balancer.log"
+    proc: subprocess.Popen[bytes] | None = None
+    client: Any = None
+    etcd.start()
+    try:
+        etcd.wait_healthy()
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            f'etcd-endpoints = "{etcd.endpoint}"\nmachine-id = "lb-tls"\n'
+            f'cacert = "{tls.cacert}"\ncert = "{cert}"\nkey = "{key}"\n'
+        )
+        client = vulcano_etcd.connect(etcd.endpoint, tls=tls.client_files())
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                agent(
+                    "balancer", "--config", str(config), "--for", "web@",
+                    "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "lb"),
+                    "--settle", "200ms",
+                ),
+                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+            )  # fmt: skip
+
+        def serving(*wanted: HttpBackend) -> bool:
+            value = client.get(KS.balancer("web@", "lb-tls"))[0]
+            status = BalancerStatus.from_json(value) if value else None
+            return status is not None and set(status.backends) == {b.name for b in wanted}
+
+        put_endpoint(client, KS, "web@1.service", "m1", backends[0])
+        wait_for(lambda: serving(backends[0]), WAIT, "the balancer serving web@1")
+
+        # renewed as the agent does it: the key, then the certificate, over the files
+        renewed = pki.issue(tls.ca, "lb-node", "client")
+        pki.write_pem(key, renewed.key_pem, private=True)
+        pki.write_pem(cert, renewed.cert_pem, private=False)
+        wait_for(lambda: RELOADED in log.read_text(), WAIT, "the balancer taking the files")
+
+        # the first certificate revoked and the balancer's connections cut: only a new
+        # connection with the renewed certificate gets in
+        pki.write_pem(crl, pki.new_crl(tls.ca, [first.cert.serial_number]), private=False)
+        with pytest.raises(requests.exceptions.ConnectionError):  # SSLError among them
+            requests.get(
+                f"{etcd.endpoint}/health", timeout=5, verify=str(tls.cacert),
+                cert=(str(first_cert), str(first_key)),
+            )  # fmt: skip
+        _, etcd_port = etcd.host_port
+        held = _connections_of(proc.pid, etcd_port)
+        assert held, "the balancer holds no etcd connection to cut"
+        for local in held:
+            _cut(local)
+        assert not set(held) & set(_connections_of(proc.pid, etcd_port))
+        put_endpoint(client, KS, "web@2.service", "m2", backends[1])
+        wait_for(lambda: serving(*backends), WAIT, "the balancer serving web@2, read anew")
+        assert get("127.0.0.1", port)[0] == 200
+        assert proc.poll() is None, log.read_text()[-2000:]
+    finally:
+        if client is not None:
+            client.close()
+        if proc is not None:
+            services.stop_process(proc)
+        for backend in backends:
+            backend.stop()
+        etcd.stop()

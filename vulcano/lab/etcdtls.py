@@ -34,9 +34,12 @@ class EtcdTLS:
         """What a client of this etcd gives as --cacert, --cert and --key."""
         return TLSFiles(self.cacert, self.client_cert, self.client_key)
 
-    def issue(self, name: str, kind: pki.Kind, host: str = "127.0.0.1") -> tuple[Path, Path]:
-        """A certificate of ``kind`` for ``host`` (also named localhost), written: its paths."""
-        issued = pki.issue(self.ca, name, kind, ips=[host], dns=["localhost"])
+    def issue(
+        self, name: str, kind: pki.Kind, host: str = "127.0.0.1", *more_hosts: str
+    ) -> tuple[Path, Path]:
+        """A certificate of ``kind`` for ``host`` and ``more_hosts`` (also named
+        localhost), written: its paths."""
+        issued = pki.issue(self.ca, name, kind, ips=[host, *more_hosts], dns=["localhost"])
         return pki.write_issued(self.directory, name, issued)
 
     def requests_args(self) -> dict[str, Any]:

@@ -17,7 +17,9 @@ etcd through a loopback forward (`etcd_local_endpoint`). `close()` (the context 
 kills every agent it started (by pid), deletes every namespace it made (their links go
 with them), and stops its etcd, even after a failure. Agents run in their host's
 namespace through `nsenter --net=...` (see agent/overlay/sandboxes.py for why
-not `ip netns exec`).
+not `ip netns exec`). With ``tls`` (a `services.EtcdTLS`) the underlay's etcd is on
+https:// and admits only clients with a certificate of that CA: the test gives each
+agent its own (``--cacert``, ``--cert``, ``--key`` as extra arguments).
 
 `Underlay` and `TestHost` are kept as one module, past 400 lines: they are two halves
 of one test network (a host plugs into its underlay's bridge and reaches its etcd; the
@@ -189,15 +191,22 @@ class TestHost:
             *extra,
         ]
 
-    def start_agent(self, *extra: str, ttl: int = 3, subnet_ttl: int = 6) -> AgentProcess:
-        """Start `vulcano-agent run` in this host (extra CLI args appended)."""
+    def start_agent(
+        self, *extra: str, ttl: int = 3, subnet_ttl: int = 6, hostname: str | None = None
+    ) -> AgentProcess:
+        """Start `vulcano-agent run` in this host (extra CLI args appended); with
+        ``hostname``, in a UTS namespace of its own with that name (what its machine
+        record names, as a node's hostname is its name)."""
         assert self.agent is None or not self.agent.running(), "agent already running"
         self._agent_logs += 1
         log = self.underlay.base / f"agent-{self.index}-{self._agent_logs}.log"
         started = time.time()
+        argv = self.nsenter(self.agent_args(*extra, ttl=ttl, subnet_ttl=subnet_ttl))
+        if hostname is not None:  # unshare and sh exec: the agent keeps the first pid
+            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *argv]
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                self.nsenter(self.agent_args(*extra, ttl=ttl, subnet_ttl=subnet_ttl)),
+                argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
@@ -335,7 +344,14 @@ class Underlay:
     gateway address and a real etcd, reached from the root namespace only through a
     loopback forward (no test-network address is configured there)."""
 
-    def __init__(self, base: Path, with_etcd: bool = True) -> None:
+    def __init__(
+        self,
+        base: Path,
+        with_etcd: bool = True,
+        *,
+        tls: services.EtcdTLS | None = None,
+        etcd_args: Sequence[str] = (),
+    ) -> None:
         self.token = secrets.token_hex(2)
         self.base = base
         self.netns = f"vn{self.token}"
@@ -344,6 +360,8 @@ class Underlay:
         self.hosts: list[TestHost] = []
         self.etcd: services.Etcd | None = None
         self._with_etcd = with_etcd
+        self.tls = tls  # then etcd requires client certificates of that CA
+        self._etcd_args = list(etcd_args)
         self._forward: PortForward | None = None
 
     def __enter__(self) -> Underlay:
@@ -371,13 +389,16 @@ class Underlay:
         _run([*ns, "link", "set", BRIDGE, "up"])
         if self._with_etcd:
             self._forward = PortForward(self.netns_path, self.gateway, ETCD_CLIENT_PORT)
+            scheme = "https" if self.tls is not None else "http"
             self.etcd = services.Etcd(
                 name=f"etcd{self.token}",
-                client_url=f"http://{self.gateway}:{ETCD_CLIENT_PORT}",
-                peer_url=f"http://{self.gateway}:{ETCD_PEER_PORT}",
+                client_url=f"{scheme}://{self.gateway}:{ETCD_CLIENT_PORT}",
+                peer_url=f"{scheme}://{self.gateway}:{ETCD_PEER_PORT}",
                 data_dir=self.base / f"etcd{self.token}",
+                extra_args=self._etcd_args,
                 launcher=["nsenter", f"--net={self.netns_path}"],
-                local_url=f"http://{self._forward.address}",
+                local_url=f"{scheme}://{self._forward.address}",
+                tls=self.tls,
             )
             self.etcd.start()
             self.etcd.wait_healthy()
@@ -398,7 +419,10 @@ class Underlay:
         """A client for the test process itself (through the loopback forward)."""
         from vulcano.etcd import connect
 
-        return connect(self.etcd_local_endpoint)
+        return connect(
+            self.etcd_local_endpoint,
+            tls=self.tls.client_files() if self.tls is not None else None,
+        )
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:

@@ -195,7 +195,10 @@ class Etcd:
         if self.tls is None:
             return []
         host = urlsplit(self.client_url).hostname or "127.0.0.1"
-        cert, key = self.tls.issue(f"{self.name}-server", "server", host)
+        # a loopback forward into a namespace is dialled at 127.0.0.1: named too
+        local = urlsplit(self.local_url).hostname if self.local_url else None
+        also = [local] if local and local != host else []
+        cert, key = self.tls.issue(f"{self.name}-server", "server", host, *also)
         peer_cert, peer_key = self.tls.issue(f"{self.name}-peer", "peer", host)
         return [
             "--client-cert-auth",
