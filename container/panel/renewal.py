@@ -73,8 +73,6 @@ class CertificateKeeper:
         served = self._current(now)
         if served is None:
             return None
-        if served.made:
-            log.info("panel certificate renewed: %s", served.why)
         if self.own is not None and served.not_after - _now(now) < tls.RENEW_BEFORE:
             log.warning(
                 "the certificate given with --tls-cert (%s) ends %s: the panel does not "
