@@ -41,7 +41,7 @@ def fingerprint_line(url: str, fingerprint: str) -> str:
 
 @dataclass
 class CertificateKeeper:
-    """One check a call: the served certificate renewed (the panel's) or read (the user's).
+    """The served certificate, checked on each call: renewed (the panel's own) or read (the user's).
 
     ``own`` holds the user's certificate and key paths, None for the panel's own in
     ``state_dir`` (made for ``names``). ``endpoint_url`` is where nodes reach the panel

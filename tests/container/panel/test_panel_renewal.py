@@ -17,12 +17,14 @@ import requests
 
 from container.panel import tls
 from container.panel.renewal import fingerprint_line
+from container.services import enrolment
 from tests.container.panel.served import served_panel
 from tests.container.relay.conftest import TOKEN
 from tests.container.relay.receiver import Receiver, receiving
 from vulcano import pki, selfsigned
 from vulcano.heartbeat import panel_from_dict
 from vulcano.lab.poll import wait_for
+from vulcano.lab.ports import reserve_port
 
 # the keeper checks every second here (6 h by default)
 CHECK_EVERY = {"VULCANO_PANEL_CERT_CHECK_INTERVAL": "1"}
@@ -84,7 +86,10 @@ def test_a_certificate_near_its_end_is_renewed_for_its_key_while_serving_with_no
 ) -> None:
     state = tmp_path / "state"
     cert_path, key_path = state / "panel-tls.pem", state / "panel-tls-key.pem"
-    with served_panel(state, tmp_path / "serve.log", https=True, env=CHECK_EVERY) as panel:
+    port = reserve_port()
+    # where nodes enrol: serve records it with the key's pin
+    env = {**CHECK_EVERY, "VULCANO_PANEL_URL": f"https://127.0.0.1:{port}"}
+    with served_panel(state, tmp_path / "serve.log", https=True, env=env, port=port) as panel:
         first = cert_path.read_bytes()
         key = key_path.read_bytes()
         started, pin = pki.fingerprint(first), selfsigned.spki_pin(first)
@@ -125,6 +130,7 @@ def test_a_certificate_near_its_end_is_renewed_for_its_key_while_serving_with_no
         # not-after about 397 days out (less the clock skew it starts back by)
         assert abs(not_after - datetime.datetime.now(datetime.UTC) - tls.VALIDITY) < DAY
         assert key_path.read_bytes() == key  # the same key: the pin nodes enrol by holds
+        assert enrolment.panel_endpoint(state) == enrolment.PanelEndpoint(panel.url, pin)
         assert pki.fingerprint(cert_path.read_bytes()) == fingerprint
         wait_for(lambda: fingerprint_line(panel.url, fingerprint) in panel.log(), 30, "the line")
         log = panel.log()
@@ -138,6 +144,36 @@ def test_a_certificate_near_its_end_is_renewed_for_its_key_while_serving_with_no
         assert len(opened) == 1
         assert _fingerprint(opened[0].sock.getpeercert(binary_form=True)) == started
         session.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_lost_key_is_replaced_while_serving_and_nodes_are_told_its_new_pin(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    cert_path, key_path = state / "panel-tls.pem", state / "panel-tls-key.pem"
+    port = reserve_port()
+    env = {**CHECK_EVERY, "VULCANO_PANEL_URL": f"https://127.0.0.1:{port}"}
+    with served_panel(state, tmp_path / "serve.log", https=True, env=env, port=port) as panel:
+        first = cert_path.read_bytes()
+        started, pin = pki.fingerprint(first), selfsigned.spki_pin(first)
+        key_path.unlink()  # no key left to keep: handshakes fail until the next check
+
+        def new_key() -> tuple[str, str] | None:
+            fingerprint, presented_pin, _, status = _handshake(panel.url)
+            return (
+                (fingerprint, presented_pin) if status == 200 and fingerprint != started else None
+            )
+
+        fingerprint, new_pin = wait_for(new_key, 90, "a certificate for a new key")
+        assert new_pin != pin
+        assert pki.key_matches(cert_path.read_bytes(), key_path.read_bytes())
+        told = enrolment.PanelEndpoint(panel.url, new_pin)
+        wait_for(lambda: enrolment.panel_endpoint(state) == told, 30, "the new pin recorded")
+        log = panel.log()
+        assert "panel certificate made with a new key (its key is missing)" in log
+        assert fingerprint_line(panel.url, fingerprint) in log
 
 
 def _own_certificate(directory: Path) -> tuple[Path, Path]:
