@@ -14,6 +14,12 @@ PANEL_WORKER_TIMEOUT = 30
 PANEL_GRACEFUL_TIMEOUT = 8
 # An idle keep-alive connection is closed after this long.
 PANEL_KEEPALIVE = 5
+# While serving HTTPS the panel's certificate is checked this often (seconds): its own is
+# renewed when fewer than 30 days remain (container/panel/tls.py RENEW_BEFORE), so a
+# check four times a day leaves it weeks of margin; VULCANO_PANEL_CERT_CHECK_INTERVAL sets it.
+PANEL_CERT_CHECK_INTERVAL = 6 * 3600.0
+# On serve's exit its certificate keeper gets this long to stop, then is killed.
+KEEPER_STOP_TIMEOUT = 5.0
 
 # The hosted installer, asked for a cluster's discovery URL: each attempt's deadline,
 # how many attempts, and the pause between them (doubled each time).

@@ -34,16 +34,18 @@ def self_signed_server(
     dns: Iterable[str] = (),
     valid_for: datetime.timedelta = CERT_VALIDITY,
     not_before: datetime.datetime | None = None,
+    key: ec.EllipticCurvePrivateKey | None = None,
 ) -> Issued:
     """A self-signed TLS server certificate (no CA vouches for it: clients pin it).
 
     Not a CA (it signs nothing); at least one SAN, which browsers check the host against.
+    For ``key`` (a certificate renewed for the key clients pin), else a new P-256 key.
     """
     sans = subject_alt_names(ips, dns)
     if not sans:
         raise PKIError("a server certificate needs an IP or DNS name to be checked against")
     start, end = _validity(not_before, valid_for)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key if key is not None else ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
     public = key.public_key()
     cert = (

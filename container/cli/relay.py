@@ -49,19 +49,27 @@ INTERVAL_VAR = "VULCANO_RELAY_INTERVAL"
 @click.option("--panel-url", help="Where the admin panel answers, for the hosted page.")
 @click.option("--panel-fingerprint",
               help="The panel's certificate SHA-256 fingerprint, for the hosted page.")  # fmt: skip
+@click.option("--panel-certificate", type=click.Path(dir_okay=False, path_type=Path),
+              help="The panel's certificate file: each heartbeat reports its fingerprint "
+              "as it is then (a renewed one from the next beat on).")  # fmt: skip
 def relay_command(
     cluster_name: str,
     state_dir: str,
     interval: float,
     panel_url: str | None,
     panel_fingerprint: str | None,
+    panel_certificate: Path | None,
 ) -> None:
     """Send the cluster's heartbeat to the hosted installer every interval, until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     panel = _panel(panel_url, panel_fingerprint)
+    if panel_certificate is not None and panel is None:
+        raise click.BadParameter("needs --panel-url too", param_hint="--panel-certificate")
     try:
         store = open_store(prepare_state_dir(Path(state_dir)))
-        reporter = ClusterReporter(store, cluster_name, interval, panel=panel)
+        reporter = ClusterReporter(
+            store, cluster_name, interval, panel=panel, panel_certificate=panel_certificate
+        )
         relay = relay_from_environment(store, reporter, os.environ, interval)
     except (SettingsError, StateDirError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -95,11 +103,14 @@ def _panel(url: str | None, fingerprint: str | None) -> PanelSummary | None:
 
 @contextmanager
 def relay_beside(
-    environ: dict[str, str], panel: PanelSummary | None = None
+    environ: dict[str, str],
+    panel: PanelSummary | None = None,
+    certificate: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes] | None]:
     """`vulcano relay` as a child process while the block runs (None: no reporting token).
 
-    With ``panel`` every heartbeat also says where the panel answers, and its fingerprint.
+    With ``panel`` every heartbeat also says where the panel answers, and its fingerprint:
+    that of ``certificate`` as the file is at each beat, when given.
     """
     if not environ.get(REPORT_TOKEN_FILE_VAR):
         yield None
@@ -109,6 +120,8 @@ def relay_beside(
         argv += ["--panel-url", panel.url]
         if panel.fingerprint:
             argv += ["--panel-fingerprint", panel.fingerprint]
+        if certificate is not None and panel.fingerprint:
+            argv += ["--panel-certificate", str(certificate)]
     child = subprocess.Popen(argv, env=environ)
     try:
         yield child

@@ -7,12 +7,15 @@ import ipaddress
 import logging
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
+from container.cli.keeper import keeper_beside
 from container.cli.relay import relay_beside
 from container.panel import create_app, tls
+from container.panel.renewal import fingerprint_line
 from container.panel.server import ServerOptions, serve
 from container.services import enrolment
 from container.services.errors import SettingsError, StateDirError
@@ -124,9 +127,10 @@ def serve_command(
     password is generated and printed once to stderr.
 
     HTTPS by default, with the certificate given or one the panel makes on its first
-    start (kept in the state directory, renewed near its end); its SHA-256 fingerprint
-    is printed on every start and reported to the hosted installer, whose install page
-    shows it. Plain HTTP (--plain-http) only on a loopback address unless forced.
+    start (kept in the state directory, renewed for the same key near its end, also
+    while it serves, with no restart); its SHA-256 fingerprint is printed on every start
+    and every renewal and reported to the hosted installer, whose install page shows it.
+    Plain HTTP (--plain-http) only on a loopback address unless forced.
     """
     flags = ("--cluster-name", "--cluster-size", "--state-dir")
     try:
@@ -151,7 +155,8 @@ def serve_command(
     except SettingsError as exc:
         raise click.BadParameter(exc.message, param_hint=exc.setting) from None
     fingerprint = cert.fingerprint if cert is not None else None
-    enrolment.record_panel(settings.state_dir, node_endpoint(address, port, cert, names))
+    endpoint = node_endpoint(address, port, cert, names)
+    enrolment.record_panel(settings.state_dir, endpoint)
     app = create_app(settings=settings, tls_fingerprint=fingerprint)
     panel = PanelSummary(panel_url(address, port, cert is not None, names), fingerprint or "")
     try:
@@ -162,11 +167,7 @@ def serve_command(
     if cert is None:
         print(f"vulcano panel: plain HTTP on {panel.url}", file=sys.stderr, flush=True)
     else:
-        print(
-            f"vulcano panel: {panel.url} certificate SHA-256 fingerprint {cert.fingerprint}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(fingerprint_line(panel.url, cert.fingerprint), file=sys.stderr, flush=True)
     options = ServerOptions(
         address,
         port,
@@ -175,8 +176,16 @@ def serve_command(
         certfile=cert.cert_path if cert else None,
         keyfile=cert.key_path if cert else None,
     )
-    # the heartbeat relay, when the provisioning user-data gave a reporting token
-    with relay_beside(dict(os.environ), reported):
+    with ExitStack() as beside:
+        if cert is not None:  # renewed (its own) or watched (the user's) while it serves
+            endpoint_url = endpoint.url if endpoint is not None else None
+            beside.enter_context(
+                keeper_beside(cert, settings.state_dir, names, panel.url, endpoint_url)
+            )
+        # the heartbeat relay, when the provisioning user-data gave a reporting token; it
+        # reads the fingerprint from the certificate file for each beat
+        certificate = cert.cert_path if cert is not None else None
+        beside.enter_context(relay_beside(dict(os.environ), reported, certificate))
         serve(app, options)
 
 

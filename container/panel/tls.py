@@ -4,10 +4,14 @@ The panel faces the internet on a cloud machine, so `vulcano serve` serves HTTPS
 told otherwise. Without a certificate of the user's own (``--tls-cert``/``--tls-key``)
 it makes a self-signed one (ECDSA P-256) in the state directory, ``panel-tls.pem`` and
 ``panel-tls-key.pem`` (0600), for the machine's host names and addresses, ``localhost``,
-``127.0.0.1`` and ``::1``; later starts reuse it, and make a new one when it is near its
-end (`RENEW_BEFORE`), unreadable, or lacks a name it was asked for. No CA vouches for
-it: the user checks its SHA-256 fingerprint, printed in the container's log and shown
-on the hosted install page, against the one the browser shows.
+``127.0.0.1`` and ``::1``; later starts reuse it, and a new certificate is made when it
+is near its end (`RENEW_BEFORE`), unreadable, or lacks a name it was asked for: at a
+start, and while the panel runs (`container.panel.renewal`). No CA vouches for it: the
+user checks its SHA-256 fingerprint, printed in the container's log and shown on the
+hosted install page, against the one the browser shows; nodes enrolling at boot pin its
+key. So a renewal keeps the key whenever it is sound (`key_to_keep`) and writes only
+the certificate; a new key only when the stored one is missing, unreadable, not P-256,
+or not the stored certificate's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from container.services.errors import SettingsError
 from vulcano import pki, selfsigned
@@ -48,8 +53,10 @@ class PanelCertificate:
     key_path: Path
     fingerprint: str  # SHA-256, colon-separated upper-case hex (openssl's -fingerprint)
     not_after: datetime.datetime
-    made: bool = False  # made (or renewed) on this start
+    made: bool = False  # made (or renewed) by this call
     own: bool = False  # the user's (--tls-cert), not one the panel made
+    new_key: bool = False  # made with a new key: its pin changed
+    why: str = ""  # why it was made
 
     @property
     def spki_pin(self) -> str:
@@ -164,7 +171,12 @@ def check_names(names: Iterable[str], setting: str = "--tls-name") -> list[str]:
 def ensure_certificate(
     state_dir: Path, names: Iterable[str], now: datetime.datetime | None = None
 ) -> PanelCertificate:
-    """The panel's own certificate in ``state_dir``: the stored one, or a new one when needed."""
+    """The panel's own certificate in ``state_dir``: the stored one, or a new one when needed.
+
+    A new certificate is for the stored key when `key_to_keep` keeps it (only the
+    certificate file is written, atomically), else for a new key (the key, then the
+    certificate).
+    """
     wanted = list(dict.fromkeys(names))
     cert_path = state_dir / f"{CERT_NAME}.pem"
     key_path = state_dir / f"{CERT_NAME}-key.pem"
@@ -174,6 +186,7 @@ def ensure_certificate(
         if why is None:
             os.chmod(key_path, 0o600)  # ours: keep it private even if someone loosened it
             return _described(cert_path, key_path, made=False)
+        kept = key_to_keep(_read(cert_path), _read(key_path))
         ips, dns = _split(wanted)
         issued = selfsigned.self_signed_server(
             "vulcano panel",
@@ -181,18 +194,61 @@ def ensure_certificate(
             dns=dns,
             valid_for=VALIDITY,
             not_before=moment - pki.CLOCK_SKEW,
+            key=kept,
         )
-        pki.write_issued(state_dir, CERT_NAME, issued)
-    log.info("panel certificate made (%s) for %s", why, ", ".join(wanted))
-    return _described(cert_path, key_path, made=True)
+        if kept is None:
+            pki.write_issued(state_dir, CERT_NAME, issued)
+        else:
+            os.chmod(key_path, 0o600)
+            pki.write_pem(cert_path, issued.cert_pem, private=False)
+    how = "made with a new key" if kept is None else "renewed for its key"
+    log.info("panel certificate %s (%s) for %s", how, why, ", ".join(wanted))
+    return _described(cert_path, key_path, made=True, new_key=kept is None, why=why)
+
+
+def key_to_keep(cert_pem: bytes | None, key_pem: bytes | None) -> ec.EllipticCurvePrivateKey | None:
+    """The stored key a new certificate is made for, or None (a new key is needed).
+
+    Kept when it reads as an unencrypted P-256 key (what the panel makes) and is the
+    stored certificate's, or no certificate can be read to say otherwise (a missing or
+    damaged certificate file does not change which key nodes pin).
+    """
+    if key_pem is None:
+        return None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        return None
+    if cert_pem is not None:
+        try:
+            cert = pki.load_cert(cert_pem)
+        except pki.PKIError:
+            return key
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+            return None
+    return key
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _why_renew(
     cert_path: Path, key_path: Path, wanted: list[str], now: datetime.datetime
 ) -> str | None:
     """Why the stored certificate cannot serve on (None: it can)."""
-    if not cert_path.exists() or not key_path.exists():
+    if not cert_path.exists() and not key_path.exists():
         return "first start"
+    if not key_path.exists():
+        return "its key is missing"
+    if not cert_path.exists():
+        return "the certificate is missing"
     try:
         cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
         if not pki.key_matches(cert_pem, key_pem):
@@ -234,10 +290,17 @@ def own_certificate(cert_path: Path, key_path: Path) -> PanelCertificate:
     return _described(cert_path, key_path, made=False, own=True)
 
 
-def _described(cert_path: Path, key_path: Path, made: bool, own: bool = False) -> PanelCertificate:
+def _described(
+    cert_path: Path,
+    key_path: Path,
+    made: bool,
+    own: bool = False,
+    new_key: bool = False,
+    why: str = "",
+) -> PanelCertificate:
     pem = cert_path.read_bytes()
     return PanelCertificate(
-        cert_path, key_path, pki.fingerprint(pem), pki.expiry(pem), made=made, own=own
+        cert_path, key_path, pki.fingerprint(pem), pki.expiry(pem), made, own, new_key, why
     )
 
 

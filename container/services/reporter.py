@@ -5,7 +5,9 @@ container has created it (or learned where its etcd answers) the summary says so
 listing no machines: the hosted page shows the container reporting, with nothing up yet.
 When the cluster's etcd does not answer there is no summary at all, so the hosted page
 sees the cluster stop reporting, which is what happened. Every summary also carries
-the panel's URL and certificate fingerprint when `vulcano serve` gave them. On the
+the panel's URL and certificate fingerprint when `vulcano serve` gave them, the
+fingerprint read from the certificate file for each summary (so a certificate renewed
+while the panel runs is reported from the next beat on). On the
 same beat a TLS cluster's renewal requests are signed (`container.services.certificates`).
 """
 
@@ -15,11 +17,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from container.services import certificates, clusters, monitor
 from container.services.cluster import Cluster
 from container.services.errors import ClusterNotFound, ClusterUnavailable, ServiceError
 from container.store import Store
+from vulcano import pki
 from vulcano.heartbeat import ClusterSummary, PanelSummary
 
 log = logging.getLogger(__name__)
@@ -35,16 +39,19 @@ class ClusterReporter:
         interval: float,
         clock: Callable[[], float] = time.time,
         panel: PanelSummary | None = None,
+        panel_certificate: Path | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.interval = interval
         self.clock = clock
         self.panel = panel  # told with every summary: where the panel answers, its fingerprint
+        self.panel_certificate = panel_certificate  # where the fingerprint is read, if given
         self.previous: ClusterSummary | None = None
 
     def __call__(self, seq: int) -> ClusterSummary | None:
         now = self.clock()
+        self._read_fingerprint()
         try:
             cluster = clusters.connect(self.store, self.name)
         except ClusterNotFound:
@@ -67,6 +74,19 @@ class ClusterReporter:
             summary = dataclasses.replace(summary, panel=self.panel)
         self.previous = summary
         return summary
+
+    def _read_fingerprint(self) -> None:
+        """The panel's fingerprint as its certificate file is now (unreadable: the last one)."""
+        if self.panel is None or self.panel_certificate is None:
+            return
+        try:
+            fingerprint = pki.fingerprint(self.panel_certificate.read_bytes())
+        except (OSError, ValueError) as exc:
+            log.warning("the panel's certificate cannot be read, reporting the last: %s", exc)
+            return
+        if fingerprint != self.panel.fingerprint:
+            log.info("the panel's certificate changed: reporting fingerprint %s", fingerprint)
+            self.panel = dataclasses.replace(self.panel, fingerprint=fingerprint)
 
     def _sign_renewals(self, cluster: Cluster) -> None:
         """A TLS cluster's due certificates are renewed on the relay's beat."""

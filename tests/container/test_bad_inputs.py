@@ -117,6 +117,10 @@ CASES: list[tuple[list[str], int, str]] = [
     # relay (what `vulcano serve` runs beside the panel)
     (["relay", "--cluster-name", "prod", "--interval", "0"], 2, "--interval"),
     (["relay", "--cluster-name", "prod"], 1, "VULCANO_REPORT_TOKEN_FILE is not set"),
+    (["relay", "--cluster-name", "prod", "--panel-certificate", "p.pem"], 2, "needs --panel-url"),
+    # panel-keeper (what `vulcano serve` runs beside the panel over HTTPS)
+    (["panel-keeper", "--panel-url", "https://x"], 2, "Missing option '--state-dir'"),
+    (["panel-keeper", "--state-dir", "s", "--panel-url", "u", "--interval", "0"], 2, "--interval"),
     # test-alert
     (["test-alert", "--installer-url", "ftp://x"], 1, "must be an http(s) URL with a host"),
     (["test-alert"], 1, "no installer: set it or give --installer-url"),

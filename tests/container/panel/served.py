@@ -44,9 +44,11 @@ def served_panel(
     https: bool = False,
     args: tuple[str, ...] = (),
     port: int | None = None,
+    cert: Path | None = None,
 ) -> Iterator[ServedPanel]:
     """`python -m container serve` on a loopback port (``port``, else a free one) until
-    the block ends (then SIGTERM)."""
+    the block ends (then SIGTERM). With ``https`` the panel is verified against ``cert``
+    (a ``--tls-cert`` in ``args``), else against the one it made."""
     port = port or reserve_port()
     transport = () if https else ("--plain-http",)
     full_env = {
@@ -77,7 +79,7 @@ def served_panel(
             start_new_session=True,
         )
     url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
-    cert = state_dir / "panel-tls.pem"
+    cert = cert or state_dir / "panel-tls.pem"
     try:
 
         def up() -> bool:

@@ -24,6 +24,7 @@ class Receiver:
         self.seqs: list[int] = []  # what it stored, in order
         self.requests = 0
         self.authorizations: set[str] = set()
+        self.panels: list[dict[str, Any] | None] = []  # each stored summary's panel part
         self.url = ""
         self._lock = threading.Lock()
 
@@ -39,11 +40,13 @@ class Receiver:
                     headers.append(("Retry-After", "7"))
                 start_response(f"{mode} No", headers)
                 return [b"no\n"]
-            seq = int(json.loads(body)["seq"])
+            sent = json.loads(body)
+            seq = int(sent["seq"])
             if self.seqs and seq <= self.seqs[-1]:
                 start_response("409 Conflict", [("Content-Type", "application/json")])
                 return [json.dumps({"error": "replayed", "last_seq": self.seqs[-1]}).encode()]
             self.seqs.append(seq)
+            self.panels.append(sent.get("panel"))
         if mode == "lose":
             conn: socket.socket = environ["werkzeug.socket"]
             conn.shutdown(socket.SHUT_RDWR)
