@@ -614,8 +614,8 @@ def test_no_secret_of_the_run_reaches_a_log_a_page_or_an_answer(chain: Chain) ->
     """Every secret this run made, looked for in every log, page and answer it produced:
     the installer's log, the provisioning container's log, every machine's journal and
     cloud-init logs, the hosted status page, the panel's pages, and the CLI's answers.
-    Excepted by design: the container's log prints the generated admin password once,
-    on its own line (and nowhere else), and the pages made to hand out user-data."""
+    Excepted by design: the container's first log prints the generated admin password
+    once, on its own line (and nowhere else), and the pages made to hand out user-data."""
     assert chain.document is not None
     document = yaml.safe_load(chain.document.text)
     files = {f["path"]: str(f["content"]).strip() for f in document["write_files"]}
@@ -635,9 +635,10 @@ def test_no_secret_of_the_run_reaches_a_log_a_page_or_an_answer(chain: Chain) ->
     assert all(len(value) >= 16 for value in secrets.values()), secrets.keys()
     sources: dict[str, str] = {"the installer's log": (chain.tmp / "installer.log").read_text()}
     container_log = provisioning.docker_logs(chain.provisioner)
+    # (the container made anew by the restart above has a log of its own: no password)
     shown = [line for line in container_log.splitlines() if chain.password in line]
-    assert len(shown) == 1 and "generated admin password" in shown[0], shown
-    sources["the container's log"] = container_log.replace(shown[0], "")
+    assert all("generated admin password" in line for line in shown) and len(shown) <= 1
+    sources["the container's log"] = container_log.replace(shown[0], "") if shown else container_log
     for name, machine in [("provisioning machine", chain.provisioner)] + [
         (f"node {i}", m) for i, m in enumerate(_nodes(chain), 1)
     ]:
