@@ -108,10 +108,11 @@ def bring_up_machines(
     shown.panel_certificate = str(box.save_panel_certificate(tmp / "panel.pem"))
 
     hosts = underlay.add_hosts(size)
-    ips = [arg for h in hosts for arg in ("--ip", h.ip)]
+    # as on a cloud that picks the addresses: none given, so each member finds its own
+    # at boot and gets its certificate from the panel (on TLS, the default)
     step(
         progress, f"creating cluster {CLUSTER!r} (a discovery URL from the installer)", 60,
-        lambda: box.vulcano("cluster", "create", CLUSTER, "--size", str(size), *ips, "--tls"),
+        lambda: box.vulcano("cluster", "create", CLUSTER, "--size", str(size)),
     )  # fmt: skip
     nodes = []
     for i, h in enumerate(hosts, 1):
