@@ -639,13 +639,18 @@ def test_no_secret_of_the_run_reaches_a_log_a_page_or_an_answer(chain: Chain) ->
     shown = [line for line in container_log.splitlines() if chain.password in line]
     assert all("generated admin password" in line for line in shown) and len(shown) <= 1
     sources["the container's log"] = container_log.replace(shown[0], "") if shown else container_log
-    for name, machine in [("provisioning machine", chain.provisioner)] + [
-        (f"node {i}", m) for i, m in enumerate(_nodes(chain), 1)
-    ]:
-        journal = machine.exec(["journalctl", "--no-pager", "-o", "cat"], timeout=120).stdout
-        sources[f"the {name}'s journal"] = journal
-        logs = machine.exec(["sh", "-c", "cat /var/log/cloud-init*.log"], check=False).stdout
-        sources[f"the {name}'s cloud-init logs"] = logs
+    machines = [("provisioning machine", chain.provisioner)]
+    machines += [(f"node {i}", m) for i, m in enumerate(_nodes(chain), 1)]
+    stopped = [name for name, machine in machines if not machine.running()]
+    assert stopped == [f"node {SIZE}"], stopped  # killed above; its files are still there
+    for name, machine in machines:
+        for log in ("/var/log/cloud-init.log", "/var/log/cloud-init-output.log"):
+            copy = chain.tmp / f"{machine.container}-{Path(log).name}"
+            machine.podman.run("cp", f"{machine.container}:{log}", str(copy), timeout=60)
+            sources[f"the {name}'s {log}"] = copy.read_text(errors="replace")
+        if name not in stopped:  # a stopped machine's journal was in its /run
+            journal = machine.exec(["journalctl", "--no-pager", "-o", "cat"], timeout=120)
+            sources[f"the {name}'s journal"] = journal.stdout
     sources["the hosted status page"] = _status_page(chain)
     trusted = chain.box.save_panel_certificate(chain.tmp / "panel-secrets.pem")
     session = login(stack.panel_url(chain.panel), chain.password, verify=str(trusted))
