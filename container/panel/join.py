@@ -2,9 +2,10 @@
 
 Reachable without logging in to the panel — the node has no session, only the cluster's
 join token (`container.services.jointokens`) in the URL. A wrong, revoked or expired
-token, or an unknown cluster, is a 403 and serves nothing; a node the cluster does not
-have is a 404; an agent-only node asked for before the etcd members came up is a 409
-(its user-data needs their addresses). The answer is never cached.
+token, or an unknown cluster, is a 403 and serves nothing, as is a node whose user-data
+the token served already to another address (`jointokens.claim_node`); a node the
+cluster does not have is a 404; an agent-only node asked for before the etcd members
+came up is a 409 (its user-data needs their addresses). The answer is never cached.
 
 ``POST /join/<cluster>/<node>/certificate?address=…``: a TLS member whose address was
 found at boot enrols (`container.services.enrolment`): the body is a CSR (PEM) of a key
@@ -52,7 +53,10 @@ def user_data(cluster: str, node: int) -> Response:
     """Node ``node``'s user-data, when ``?token=`` is the cluster's live join token."""
     store = _store()
     try:
-        jointokens.check(store, cluster, request.args.get("token", ""))
+        token = request.args.get("token", "")
+        record = jointokens.check(store, cluster, token)
+        if 1 <= node <= record.size:
+            jointokens.claim_node(store, cluster, token, node, request.remote_addr or "")
         document = nodes.user_data(store, cluster, node)
     except JoinTokenError as exc:
         return _refused(f"token: {exc}", 403)

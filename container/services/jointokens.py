@@ -3,6 +3,10 @@
 One token per cluster at a time, made with `secrets`, shown once, kept only as its
 SHA-256 with an expiry; a new one replaces the old, `revoke()` ends it. A token is
 checked in constant time and refused when wrong, revoked or expired.
+
+cloud-init writes the URL it includes, token and all, to the node's own log, so a token
+serves each node's user-data once, to one address (`claim_node`): a retry from that
+address is served again, a replay from anywhere else is refused.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def revoke(store: Store, name: str) -> None:
 
 def _set(store: Store, name: str, digest: str, expires: float) -> None:
     with store.transaction() as conn:
+        conn.execute("DELETE FROM join_fetches WHERE cluster = ?", (name,))
         changed = conn.execute(
             "UPDATE clusters SET join_token_hash = ?, join_token_expires = ? WHERE name = ?",
             (digest, expires, name),
@@ -78,3 +83,24 @@ def check(store: Store, name: str, token: str) -> ClusterRecord:
             f"this join token expired; make a new one with vulcano cluster join-token {name}"
         )
     return record
+
+
+def claim_node(store: Store, name: str, token: str, node: int, address: str) -> None:
+    """Let ``address`` have node ``node``'s user-data under ``token`` (checked already):
+    the first address to ask keeps it; JoinTokenError for any other."""
+    digest = _digest(token)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO join_fetches (cluster, token_hash, node, address, at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (cluster, token_hash, node) DO NOTHING",
+            (name, digest, node, address, time.time()),
+        )
+        row = conn.execute(
+            "SELECT address FROM join_fetches WHERE cluster = ? AND token_hash = ? AND node = ?",
+            (name, digest, node),
+        ).fetchone()
+    if row is None or row["address"] != address:
+        raise JoinTokenError(
+            f"node {node}'s user-data was served with this token already, to another address; "
+            f"make a new join token (vulcano cluster join-token {name})"
+        )

@@ -90,4 +90,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX enrolments_cluster ON enrolments (cluster, node);
     """,
+    # 5: which address each node's user-data went to under a join token: a node's #include
+    # URL (with the token) lands in its cloud-init log, so a token serves each node once,
+    # to one address (a retry from there is served again).
+    """
+    CREATE TABLE join_fetches (
+        cluster     TEXT NOT NULL,
+        token_hash  TEXT NOT NULL,
+        node        INTEGER NOT NULL,
+        address     TEXT NOT NULL,
+        at          REAL NOT NULL,
+        PRIMARY KEY (cluster, token_hash, node)
+    );
+    """,
 ]

@@ -651,6 +651,23 @@ def test_no_secret_of_the_run_reaches_a_log_a_page_or_an_answer(chain: Chain) ->
         if name not in stopped:  # a stopped machine's journal was in its /run
             journal = machine.exec(["journalctl", "--no-pager", "-o", "cat"], timeout=120)
             sources[f"the {name}'s journal"] = journal.stdout
+    # The container's first log went to the provisioning machine's journal too (the unit
+    # runs it in the foreground): the same one line with the generated password.
+    journal = sources["the provisioning machine's journal"].splitlines()
+    shown = [line for line in journal if chain.password in line]
+    assert all("generated admin password" in line for line in shown) and len(shown) <= 1
+    sources["the provisioning machine's journal"] = "\n".join(
+        line for line in journal if line not in shown
+    )
+    # cloud-init writes the URL it #includes, the join token in it, to node 3's own log:
+    # there the token is spent (it serves node 3 to node 3's address only), as a replay
+    # of that URL from elsewhere shows.
+    node3_log = f"the node {SIZE}'s /var/log/cloud-init.log"
+    logged = re.search(r"https://\S+/join/\S+\?token=[A-Za-z0-9_-]+", sources[node3_log])
+    assert logged and chain.secrets["join token"] in logged.group(0), "no include URL logged"
+    replay = chain.box.get_panel(chain.panel.port, logged.group(0).split(str(PANEL_PORT), 1)[1])
+    assert replay.status_code == 403 and "to another address" in replay.text, replay.text
+    sources[node3_log] = sources[node3_log].replace(chain.secrets["join token"], "")
     sources["the hosted status page"] = _status_page(chain)
     trusted = chain.box.save_panel_certificate(chain.tmp / "panel-secrets.pem")
     session = login(stack.panel_url(chain.panel), chain.password, verify=str(trusted))

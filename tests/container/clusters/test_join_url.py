@@ -152,3 +152,24 @@ def test_an_agent_only_node_before_its_members_is_a_409(
     answer = panel.get(f"/join/prod/2?token={token}")
     assert answer.status_code == 409
     assert "joins as an agent-only node" in answer.text
+
+
+@pytest.mark.usefixtures("made")
+def test_a_token_serves_each_node_to_one_address_only(vulcano: Invoke, panel: FlaskClient) -> None:
+    """cloud-init writes the URL (token and all) to the node's own log: the token serves
+    each node once, to one address, so the logged URL replays nowhere else."""
+    token = issue(vulcano)
+    here, there = {"REMOTE_ADDR": "10.0.0.7"}, {"REMOTE_ADDR": "10.0.0.9"}
+    assert panel.get(f"/join/prod/2?token={token}", environ_base=here).status_code == 200
+    # a retry from the node's address is served again
+    assert panel.get(f"/join/prod/2?token={token}", environ_base=here).status_code == 200
+    replay = panel.get(f"/join/prod/2?token={token}", environ_base=there)
+    assert replay.status_code == 403
+    assert replay.text.startswith(
+        "token: node 2's user-data was served with this token already, to another address"
+    ), replay.text
+    assert "vulcano cluster join-token prod" in replay.text
+    # another node is another matter; a new token starts afresh
+    assert panel.get(f"/join/prod/3?token={token}", environ_base=there).status_code == 200
+    again = issue(vulcano)
+    assert panel.get(f"/join/prod/2?token={again}", environ_base=there).status_code == 200
