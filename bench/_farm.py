@@ -138,7 +138,12 @@ def engine_main(endpoint: str, out: str) -> None:
     else:
         engine.run()  # on this thread, until SIGTERM sets ``stop``
     stats = engine.stats
-    record = {"plans": stats.plans, "plan_seconds": stats.plan_seconds, "txns": stats.txns}
+    record = {
+        "plans": stats.plans,
+        "replans": stats.replans,
+        "plan_seconds": stats.plan_seconds,
+        "txns": stats.txns,
+    }
     Path(out).write_text(json.dumps({**record, **_usage()}))
 
 

@@ -1,0 +1,99 @@
+"""The engine's plan after machines went, placing only their units (and the unplaced).
+
+A full plan (agent/units/plan.py) asks the scheduler about every unit: with 100,000
+units that is seconds, and a machine's failover waits for it. `plan_remembered` makes
+the same plan and keeps what it was made from (a `Memo`); `replan` then answers the
+next question from it when the memo shows that nothing but machines going away has
+changed: the same unit specs, every machine left has the record it was planned on, and
+etcd holds exactly what the memo's plan wrote. The scheduler's `replan` places only the
+units left without a machine, and the writes are the difference between the two
+placements. It returns what a full plan would (tests/agent/test_replan.py proves it
+against the full planner), or None when it cannot tell (plan from scratch then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agent import policy
+from agent.units import plan, scheduler
+from agent.units.plan import EnginePlan, Placements
+from vulcano.records import Assignment, Machine, UnitSpec
+
+
+@dataclass(frozen=True)
+class Memo:
+    """A plan and what it was made from."""
+
+    specs: dict[str, UnitSpec]  # a copy of the specs planned
+    machines: dict[str, Machine]  # the machines it could place on, by id
+    desired: dict[tuple[str, str], str]  # the placements it makes etcd hold
+    requests: list[scheduler.UnitRequest]
+    placement: scheduler.Plan
+
+
+def plan_remembered(
+    specs: Mapping[str, UnitSpec],
+    machines: Mapping[str, Machine],
+    placed: Placements,
+    reasons: Mapping[str, str],
+    ops_per_txn: int = policy.ENGINE_OPS_PER_TXN,
+) -> tuple[EnginePlan, Memo]:
+    """`plan.plan`, and the memo to replan from."""
+    wanted = plan.wanted_units(specs)
+    requests = plan.requests_of(wanted)
+    live = plan.eligible(machines)
+    placement = scheduler.plan(requests, live, plan.current_of(wanted, placed))
+    desired = plan.as_assignments(wanted, placement)
+    actions = EnginePlan(
+        plan.assignment_batches(placed, desired, machines, ops_per_txn),
+        plan.reason_batches(reasons, placement.reasons, ops_per_txn),
+    )
+    return actions, Memo(dict(specs), {m.id: m for m in live}, desired, requests, placement)
+
+
+def replan(
+    memo: Memo,
+    specs: Mapping[str, UnitSpec],
+    machines: Mapping[str, Machine],
+    placed: Placements,
+    reasons: Mapping[str, str],
+    ops_per_txn: int = policy.ENGINE_OPS_PER_TXN,
+) -> tuple[EnginePlan, Memo] | None:
+    """What `plan.plan` would return, and the next memo; None when the memo cannot tell."""
+    live = plan.eligible(machines)
+    # a machine's lease is not the planner's business (its record is): compare=False
+    if any(memo.machines.get(m.id) != m for m in live):
+        return None  # a machine came or changed
+    if specs != memo.specs or placed != memo.desired:
+        return None  # units changed, or etcd holds something else than the memo wrote
+    placement = scheduler.replan(memo.requests, live, memo.placement)
+    if placement is None:
+        return None
+    old = memo.placement
+
+    def value(name: str) -> str:
+        return Assignment.of(specs[name]).to_json()
+
+    puts: dict[tuple[str, str], str] = {}
+    deletes: list[tuple[str, str]] = []
+    for name, machine in placement.targets.items():
+        if old.targets.get(name) != machine:
+            puts[(machine, name)] = value(name)
+    for name, machine in old.targets.items():
+        if placement.targets.get(name) != machine:
+            deletes.append((machine, name))
+    for name, targets in placement.global_targets.items():
+        before, after = set(old.global_targets.get(name, ())), set(targets)
+        puts.update({(m, name): value(name) for m in after - before})
+        deletes.extend((m, name) for m in before - after)
+    desired = dict(memo.desired)
+    for key in deletes:
+        del desired[key]
+    desired.update(puts)
+    actions = EnginePlan(
+        plan.write_batches(dict(sorted(puts.items())), sorted(deletes), machines, ops_per_txn),
+        plan.reason_batches(reasons, placement.reasons, ops_per_txn),
+    )
+    return actions, Memo(memo.specs, {m.id: m for m in live}, desired, memo.requests, placement)
