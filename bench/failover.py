@@ -28,12 +28,14 @@ from pathlib import Path
 
 from bench._farm import ActiveUnits, Farm, favour, machine_id
 from vulcano import etcd as vulcano_etcd
+from vulcano.keyspace import Keyspace
 from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.netns import Underlay
 from vulcano.lab.poll import wait_for
 from vulcano.lab.services import etcd_server
 from vulcano.records import DesiredState, UnitSource
 from vulcano.registry import Registry
+from vulcano.watch import PrefixWatch, current_revision
 
 TTL = 3
 UNITS = 30
@@ -157,15 +159,24 @@ def farm_failover(machines: int, n_units: int, procs: int, ttl: int) -> None:
                 gone = machine_id(victim)
                 moving = [n for n in names if active.where(n) == {gone}]
                 load = os.getloadavg()[0]
+                record = PrefixWatch(
+                    client, [Keyspace().machine(gone)], current_revision(client) + 1
+                )
+                expired = float("nan")  # seconds from the kill until etcd removed its record
                 killed_at = time.time()
                 killed = time.monotonic()
                 os.killpg(farm.worker_of(victim).pid, signal.SIGKILL)
                 while not all(active.where(n) and gone not in active.where(n) for n in moving):
                     if time.monotonic() - killed > TIMEOUT:
                         raise RuntimeError("the victim's units did not all move")
+                    while expired != expired and not record.events.empty():
+                        item = record.events.get()
+                        if not isinstance(item, list) or any(c.value is None for c in item):
+                            expired = time.monotonic() - killed
                     time.sleep(0.02)
                 seconds = time.monotonic() - killed
                 twice_active = len(active.twice)
+                record.cancel()
             finally:
                 active.close()
                 results = farm.stop()
@@ -175,14 +186,18 @@ def farm_failover(machines: int, n_units: int, procs: int, ttl: int) -> None:
     others_twice = sum(1 for n, t in starts.items() if n not in moving and len(t) != 1)
     print(f"\nunit failover after SIGKILL of one machine's agent process: {machines} machines")
     print(f"in {procs}+1 agent processes, {n_units} units, machine TTL {ttl}s, no-op runner")
+    engine = results["engine"]
     print(
-        f"{'units moved':>11} {'seconds':>8} {'goal (TTL+3)':>12} {'moved ran twice':>15} "
-        f"{'others ran twice':>16} {'active on 2':>11} {'load1':>5}"
+        f"{'units moved':>11} {'seconds':>8} {'goal (TTL+3)':>12} {'record gone':>11} "
+        f"{'moved ran twice':>15} {'others ran twice':>16} {'active on 2':>11} "
+        f"{'plans':>5} {'replans':>7} {'load1':>5}"
     )
     print(
-        f"{len(moving):>11} {seconds:>8.1f} {ttl + 3:>12} {moved_twice:>15} "
-        f"{others_twice:>16} {twice_active:>11} {load:>5.2f}"
+        f"{len(moving):>11} {seconds:>8.1f} {ttl + 3:>12} {expired:>11.1f} {moved_twice:>15} "
+        f"{others_twice:>16} {twice_active:>11} {engine.get('plans', 0):>5} "
+        f"{engine.get('replans', 0):>7} {load:>5.2f}"
     )
+    print("# record gone: seconds from the kill until etcd expired the machine's lease")
 
 
 def _wait_all_active(store: Registry, names: list[str]) -> None:
