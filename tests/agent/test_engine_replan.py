@@ -25,6 +25,14 @@ TTL = 3
 UNIT = "[Service]\nExecStart=/bin/sleep 1000\n"
 
 
+def _placed(store: Registry, count: int, gone: str = "") -> dict[str, list[str]] | None:
+    """unit → machines, once ``count`` units are placed and none on ``gone``."""
+    p = store.placements()
+    if len(p) != count or any(gone in ms for ms in p.values()):
+        return None
+    return p
+
+
 def test_a_lost_machines_units_are_replanned_where_a_full_plan_puts_them(
     etcd: Etcd, tmp_path: Path
 ) -> None:
@@ -37,22 +45,15 @@ def test_a_lost_machines_units_are_replanned_where_a_full_plan_puts_them(
     try:
         store.submit([UnitSource(n, UNIT) for n in names], desired=DesiredState.LAUNCHED)
         engine.start()
-        first = wait_for(
-            lambda: (p := store.placements()) and len(p) == len(names) and p, 15, "all placed"
-        )
+        first = wait_for(lambda: _placed(store, len(names)), 15, "all placed")
+        assert first is not None
         machines = store.machines()
         gone = members[1].machine_id
         members[1].close(revoke=True)  # its lease ends: etcd removes the record
         after = wait_for(
-            lambda: (
-                (p := store.placements())
-                and len(p) == len(names)
-                and all(gone not in ms for ms in p.values())
-                and p
-            ),
-            15,
-            "the lost machine's units placed again",
+            lambda: _placed(store, len(names), gone), 15, "the lost machine's units placed again"
         )
+        assert after is not None
         want = scheduler.plan(
             [scheduler.UnitRequest(n) for n in names],
             [m for m in machines if m.id != gone],
