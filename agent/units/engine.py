@@ -6,6 +6,8 @@ writes fail instead of fighting the new one. The leader keeps an in-memory copy 
 machines, units and placements, fed by one snapshot and then watches (never re-reading
 everything on every change), plans with a pure function (agent/units/plan.py: the
 scheduler's placements, diffed against what is placed, batched) and executes that plan.
+When only machines went since the last plan, their units alone are placed again, from
+that plan's memo (agent/units/replan.py): the same answer, without a full plan's seconds.
 A placement onto a machine compares that machine record's lease, so it is never written
 for a machine that is gone.
 
