@@ -1,14 +1,16 @@
-"""The engine's plan after machines went, placing only their units (and the unplaced).
+"""The engine's plan after machines went or units came, placing only what needs it.
 
 A full plan (agent/units/plan.py) asks the scheduler about every unit: with 100,000
 units that is seconds, and a machine's failover waits for it. `plan_remembered` makes
 the same plan and keeps what it was made from (a `Memo`); `replan` then answers the
-next question from it when the memo shows that nothing but machines going away has
-changed: the same unit specs, every machine left has the record it was planned on, and
-etcd holds exactly what the memo's plan wrote. The scheduler's `replan` places only the
-units left without a machine, and the writes are the difference between the two
-placements. It returns what a full plan would (tests/agent/test_replan.py proves it
-against the full planner), or None when it cannot tell (plan from scratch then).
+next question from it when the memo shows that nothing else changed than machines
+going away, units coming, and units' states or content with the same [X-Fleet]
+options: every unit planned before is still to be placed, every machine left has the
+record it was planned on, and etcd holds exactly what the memo's plan wrote. The
+scheduler's `replan` places only the units left without a machine, and the writes
+are the difference between the two placements. It returns what a full plan would
+(tests/agent/test_replan.py proves it against the full planner), or None when it
+cannot tell (plan from scratch then).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from vulcano.records import Assignment, Machine, UnitSpec
 class Memo:
     """A plan and what it was made from."""
 
-    specs: dict[str, UnitSpec]  # a copy of the specs planned
+    wanted: dict[str, UnitSpec]  # the units it placed (plan.wanted_units)
     machines: dict[str, Machine]  # the machines it could place on, by id
     desired: dict[tuple[str, str], str]  # the placements it makes etcd hold
     requests: list[scheduler.UnitRequest]
@@ -50,7 +52,7 @@ def plan_remembered(
         plan.assignment_batches(placed, desired, machines, ops_per_txn),
         plan.reason_batches(reasons, placement.reasons, ops_per_txn),
     )
-    return actions, Memo(dict(specs), {m.id: m for m in live}, desired, requests, placement)
+    return actions, Memo(wanted, {m.id: m for m in live}, desired, requests, placement)
 
 
 def replan(
@@ -66,16 +68,30 @@ def replan(
     # a machine's lease is not the planner's business (its record is): compare=False
     if any(memo.machines.get(m.id) != m for m in live):
         return None  # a machine came or changed
-    if specs != memo.specs or placed != memo.desired:
-        return None  # units changed, or etcd holds something else than the memo wrote
-    placement = scheduler.replan(memo.requests, live, memo.placement)
+    if placed != memo.desired:
+        return None  # etcd holds something else than the memo's plan wrote
+    wanted = plan.wanted_units(specs)
+    if not memo.wanted.keys() <= wanted.keys():
+        return None  # a unit went (destroyed, unloaded)
+    changed = [n for n, s in wanted.items() if memo.wanted.get(n) is not s]
+    added: list[scheduler.UnitRequest] = []
+    for name in changed:
+        was = memo.wanted.get(name)
+        if was is None:
+            added.append(scheduler.UnitRequest(name, wanted[name].options))
+        elif was.options != wanted[name].options:
+            return None  # where it may run changed
+    requests = memo.requests + added if added else memo.requests
+    placement = scheduler.replan(requests, live, memo.placement)
     if placement is None:
         return None
     old = memo.placement
 
     def value(name: str) -> str:
-        return Assignment.of(specs[name]).to_json()
+        return Assignment.of(wanted[name]).to_json()
 
+    # what a full plan would write: every placement new or with a new value, every
+    # placement no longer wanted (the others are unchanged, and etcd holds them)
     puts: dict[tuple[str, str], str] = {}
     deletes: list[tuple[str, str]] = []
     for name, machine in placement.targets.items():
@@ -88,6 +104,12 @@ def replan(
         before, after = set(old.global_targets.get(name, ())), set(targets)
         puts.update({(m, name): value(name) for m in after - before})
         deletes.extend((m, name) for m in before - after)
+    for name in changed:  # the same machines, but maybe a new Assignment to write
+        for machine in placement.global_targets.get(name, ()) or (
+            [placement.targets[name]] if name in placement.targets else []
+        ):
+            if memo.desired.get((machine, name)) != (v := value(name)):
+                puts[(machine, name)] = v
     desired = dict(memo.desired)
     for key in deletes:
         del desired[key]
@@ -96,4 +118,4 @@ def replan(
         plan.write_batches(dict(sorted(puts.items())), sorted(deletes), machines, ops_per_txn),
         plan.reason_batches(reasons, placement.reasons, ops_per_txn),
     )
-    return actions, Memo(memo.specs, {m.id: m for m in live}, desired, memo.requests, placement)
+    return actions, Memo(wanted, {m.id: m for m in live}, desired, requests, placement)

@@ -363,20 +363,31 @@ def plan(
 def replan(
     units: Iterable[UnitRequest], machines: Iterable[Machine], previous: Plan
 ) -> Plan | None:
-    """``plan(units, machines, previous.targets)``, placing only the units that have no
-    machine in ``machines``: after some of the machines ``previous`` was planned on are
-    gone (or were never there), the others' records unchanged, and the units the same.
+    """``plan(units, machines, previous.targets)``, placing only the units without a
+    machine: ``units`` are the previous plan's (with the same options) and maybe new
+    ones; ``machines`` are some of the previous plan's, with the same records.
 
     Without Conflicts= and Replaces= nothing evicts a unit, so every placement the
     previous plan made on a machine still here would be kept again (its record still
     matches; a MachineOf= follower sits with its peer, so it was lost with it or is kept
-    with it); only the lost machines' units and the ones left without a machine are
-    placed, in the same order with the same loads: the same answer. With Conflicts= or
-    Replaces= in the plan: None (plan from scratch).
+    with it, and a new unit is nobody's peer that has a machine); only the lost
+    machines' units, the new ones and the ones left without a machine are placed, in
+    the same order with the same loads: the same answer. With Conflicts= or Replaces=
+    in the plan, or a unit of the previous plan missing: None (plan from scratch).
     """
     planner = _Planner(units, machines, previous.targets)
     if planner.with_conflicts or planner.with_replaces:
         return None
+    requests = planner.requests
+    known = set(previous.order)
+    if not (known <= requests.keys() and previous.global_targets.keys() <= requests.keys()):
+        return None  # a unit of the previous plan is gone
+    added = [n for n in requests.keys() - known if not requests[n].options.global_]
+    order: list[str] | None = previous.order
+    if added:
+        # with no MachineOf= anywhere the order is the names', sorted: merge the new ones
+        chained = any(r.options.machine_of for r in requests.values())
+        order = None if chained else sorted(previous.order + added)
     live = planner.board.machines
     kept = {n: m for n, m in previous.targets.items() if m in live}
-    return planner.run(kept, previous.order)
+    return planner.run(kept, order)

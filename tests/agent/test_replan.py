@@ -1,4 +1,4 @@
-"""A replan after machines went decides what a full plan would, placing only their units."""
+"""A replan after machines went or units came decides what a full plan would."""
 
 from __future__ import annotations
 
@@ -58,6 +58,20 @@ def _survivors(data: st.DataObject, machines: list[Machine]) -> list[Machine]:
     return [m for m, k in zip(machines, keep, strict=True) if k]
 
 
+def _some(data: st.DataObject, units: list[UnitRequest]) -> list[UnitRequest]:
+    keep = data.draw(st.lists(st.booleans(), min_size=len(units), max_size=len(units)))
+    return [u for u, k in zip(units, keep, strict=True) if k]
+
+
+def _same(got: scheduler.Plan | None, want: scheduler.Plan) -> None:
+    assert got is not None
+    assert (got.targets, got.global_targets, got.reasons) == (
+        want.targets,
+        want.global_targets,
+        want.reasons,
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     units=_units(),
@@ -65,33 +79,28 @@ def _survivors(data: st.DataObject, machines: list[Machine]) -> list[Machine]:
     current=st.dictionaries(st.sampled_from(_NAMES), st.integers(0, 5), max_size=12),
     data=st.data(),
 )
-def test_a_replan_places_as_the_full_planner_does_after_machines_went(
+def test_a_replan_places_as_the_full_planner_does_after_machines_went_and_units_came(
     units: list[UnitRequest],
     machines: list[Machine],
     current: dict[str, int],
     data: st.DataObject,
 ) -> None:
     start = {n: f"m{m}{'0' * 8}" for n, m in current.items()}
-    previous = scheduler.plan(units, machines, start)
+    first = _some(data, units)  # the others come later
+    previous = scheduler.plan(first, machines, start)
     left = _survivors(data, machines)
     got = scheduler.replan(units, left, previous)
-    want = scheduler.plan(units, left, previous.targets)
+    _same(got, scheduler.plan(units, left, previous.targets))
     assert got is not None
-    assert (got.targets, got.global_targets, got.reasons) == (
-        want.targets,
-        want.global_targets,
-        want.reasons,
-    )
     # and again from the replan, as the engine chains them
     fewer = _survivors(data, left)
-    again = scheduler.replan(units, fewer, got)
-    full = scheduler.plan(units, fewer, got.targets)
-    assert again is not None
-    assert (again.targets, again.global_targets, again.reasons) == (
-        full.targets,
-        full.global_targets,
-        full.reasons,
-    )
+    _same(scheduler.replan(units, fewer, got), scheduler.plan(units, fewer, got.targets))
+
+
+def test_a_replan_declines_when_a_unit_of_the_previous_plan_is_gone() -> None:
+    machines = [Machine("m0aaaaaaaa")]
+    previous = scheduler.plan([UnitRequest("a.service"), UnitRequest("b.service")], machines)
+    assert scheduler.replan([UnitRequest("a.service")], machines, previous) is None
 
 
 @settings(max_examples=100, deadline=None)
@@ -114,19 +123,38 @@ def _specs(units: list[UnitRequest], data: st.DataObject) -> dict[str, UnitSpec]
     return {u.name: UnitSpec(u.name, "h" * 40, data.draw(desired), u.options) for u in units}
 
 
-@settings(max_examples=200, deadline=None)
+def _changed(specs: dict[str, UnitSpec], data: st.DataObject) -> dict[str, UnitSpec]:
+    """Some units started again, stopped or given new content (the same options)."""
+    out = dict(specs)
+    for name, s in specs.items():
+        how = data.draw(st.sampled_from(["same", "same", "start", "stop", "content"]))
+        if how == "start":
+            out[name] = UnitSpec(name, s.hash, DesiredState.LAUNCHED, s.options, s.starts + 1)
+        elif how == "stop" and s.desired != DesiredState.INACTIVE:
+            out[name] = UnitSpec(name, s.hash, DesiredState.LOADED, s.options, s.starts)
+        elif how == "content":
+            out[name] = UnitSpec(name, "c" * 40, s.desired, s.options, s.starts)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
 @given(units=_units(), machines=_machines(), data=st.data())
 def test_the_engines_replan_writes_what_a_full_plan_writes(
     units: list[UnitRequest], machines: list[Machine], data: st.DataObject
 ) -> None:
     specs = _specs(units, data)
+    first = {n: s for n, s in specs.items() if data.draw(st.booleans())}  # others come later
     by_id = {m.id: m for m in machines}
-    _, memo = replan.plan_remembered(specs, by_id, {}, {})
+    _, memo = replan.plan_remembered(first, by_id, {}, {})
     placed = dict(memo.desired)  # the engine wrote the first plan
     written = dict(memo.placement.reasons)
     left = {m.id: m for m in _survivors(data, machines)}
+    specs = _changed(specs, data)
     full = plan.plan(specs, left, placed, written)
     got = replan.replan(memo, specs, left, placed, written)
+    if any(n not in plan.wanted_units(specs) for n in memo.wanted):
+        assert got is None  # a unit planned before is unloaded now
+        return
     assert got is not None
     actions, after = got
     assert actions == full
@@ -147,11 +175,18 @@ def test_the_engines_replan_declines_what_it_cannot_tell() -> None:
     # a machine whose record changed
     moved = Machine(a.id, metadata={"zone": "b"}, lease_id=1)
     assert replan.replan(memo, specs, {a.id: moved}, placed, {}) is None
-    # a unit that changed
-    stopped = UnitSpec("web.service", "h" * 40, DesiredState.LOADED)
-    assert replan.replan(memo, {spec.name: stopped}, {a.id: a}, placed, {}) is None
+    # a unit unloaded, or with other [X-Fleet] options
+    unloaded = UnitSpec("web.service", "h" * 40, DesiredState.INACTIVE)
+    assert replan.replan(memo, {spec.name: unloaded}, {a.id: a}, placed, {}) is None
+    pinned = UnitSpec("web.service", "h" * 40, spec.desired, FleetOptions(machine_id=a.id))
+    assert replan.replan(memo, {spec.name: pinned}, {a.id: a}, placed, {}) is None
     # etcd holds other placements than the memo's plan wrote
     assert replan.replan(memo, specs, {a.id: a}, {}, {}) is None
-    # the same machine on a new lease is the same machine
+    # the same machine on a new lease is the same machine; a stop is a new Assignment
     renewed = Machine(a.id, lease_id=9)
     assert replan.replan(memo, specs, {a.id: renewed}, placed, {}) is not None
+    stopped = UnitSpec("web.service", "h" * 40, DesiredState.LOADED)
+    got = replan.replan(memo, {spec.name: stopped}, {a.id: a}, placed, {})
+    assert got is not None
+    assert got[0] == plan.plan({spec.name: stopped}, {a.id: a}, placed, {})
+    assert got[0].assignments
