@@ -15,6 +15,7 @@ cannot tell (plan from scratch then).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from agent import policy
 from agent.units import plan, scheduler
 from agent.units.plan import EnginePlan, Placements
 from vulcano.records import Assignment, Machine, UnitSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,17 @@ def replan(
     """What `plan.plan` would return, and the next memo; None when the memo cannot tell."""
     live = plan.eligible(machines)
     # a machine's lease is not the planner's business (its record is): compare=False
-    if any(memo.machines.get(m.id) != m for m in live):
-        return None  # a machine came or changed
+    came = next((m for m in live if memo.machines.get(m.id) != m), None)
+    if came is not None:
+        log.debug("full plan: machine %s came or changed", came.id)
+        return None
     if placed != memo.desired:
-        return None  # etcd holds something else than the memo's plan wrote
+        log.debug("full plan: etcd holds other placements than the last plan wrote")
+        return None
     wanted = plan.wanted_units(specs)
     if not memo.wanted.keys() <= wanted.keys():
-        return None  # a unit went (destroyed, unloaded)
+        log.debug("full plan: a unit was destroyed or unloaded")
+        return None
     changed = [n for n, s in wanted.items() if memo.wanted.get(n) is not s]
     added: list[scheduler.UnitRequest] = []
     for name in changed:
@@ -80,10 +87,12 @@ def replan(
         if was is None:
             added.append(scheduler.UnitRequest(name, wanted[name].options))
         elif was.options != wanted[name].options:
-            return None  # where it may run changed
+            log.debug("full plan: %s has new [X-Fleet] options", name)
+            return None
     requests = memo.requests + added if added else memo.requests
     placement = scheduler.replan(requests, live, memo.placement)
     if placement is None:
+        log.debug("full plan: Conflicts= or Replaces= in the plan")
         return None
     old = memo.placement
 
