@@ -107,9 +107,6 @@ ENGINE_MACHINE_GRACE = 0.5
 ENGINE_RESTART_GRACE = 10.0
 # Placement writes per etcd transaction (etcd's default --max-txn-ops is 128).
 ENGINE_OPS_PER_TXN = 100
-# ... and transactions sent at once (a plan of 100,000 units is 1,000 of them): etcd
-# commits what arrives together in one disk write.
-ENGINE_TXNS_IN_FLIGHT = 4
 # Retrying after etcd errors.
 ENGINE_RETRY = Backoff(initial=0.2, maximum=3.0)
 

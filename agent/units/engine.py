@@ -38,7 +38,6 @@ from agent.units.world import EngineStats, World, parse_spec
 from vulcano.etcd import LeaseCompare
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine
-from vulcano.txn_batches import in_flight
 from vulcano.watch import Change, PrefixWatch, Resync, snapshot
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,12 @@ class Engine:
                     and machine not in world.departed
                     and machine not in world.decommissioned
                 ):
-                    world.departed[machine] = now + world.grace(machine)
+                    grace = (
+                        policy.ENGINE_RESTART_GRACE
+                        if machine in world.restarting
+                        else policy.ENGINE_MACHINE_GRACE
+                    )
+                    world.departed[machine] = now + grace
             watch = PrefixWatch(self.client, prefixes, revision + 1)
             try:
                 if self._grace_left(world) <= 0:
@@ -275,7 +279,12 @@ class Engine:
                         world.machines.pop(mid, None) is not None
                         and mid not in world.decommissioned
                     ):
-                        world.departed[mid] = time.monotonic() + world.grace(mid)
+                        grace = (
+                            policy.ENGINE_RESTART_GRACE
+                            if mid in world.restarting
+                            else policy.ENGINE_MACHINE_GRACE
+                        )
+                        world.departed[mid] = time.monotonic() + grace
                 else:
                     world.departed.pop(mid, None)
                     try:
@@ -320,36 +329,16 @@ class Engine:
         self.stats.plans += 1
         self._last_plan = time.monotonic() - started
         self.stats.plan_seconds += self._last_plan
-        # every delete before any put: a unit that moves is gone from its old machine first
-        for deleting in (True, False):
-            group = [b for b in actions.assignments if (b.writes[0].value is None) == deleting]
-            if group:
-                self._commit(world, group)
-            if group and self._lost.is_set():
+        for batch in actions.assignments:
+            self._commit(world, batch)
+            if self._lost.is_set():
                 return  # deposed: the rest of this plan is no longer ours to write
         for reasons in actions.reasons:
             if not self._explain(world, reasons):
                 return
 
-    def _commit(self, world: World, batches: list[plan.AssignmentBatch]) -> None:
-        """Transactions of placement writes, a few at once, while we lead and the machines
-        live (each compares the leader key and the machines' records)."""
-        oks = in_flight(self._send, batches, policy.ENGINE_TXNS_IN_FLIGHT)
-        self.stats.txns += len(batches)
-        for batch, ok in zip(batches, oks, strict=True):
-            for w in batch.writes if ok else ():
-                if w.value is None:
-                    world.placed.pop((w.machine, w.unit), None)
-                else:
-                    world.placed[(w.machine, w.unit)] = (w.value, 0)
-        if not all(oks):
-            # A machine left meanwhile or we are no longer the leader; the watch will tell.
-            self.stats.failed_txns += oks.count(False)
-            _, meta = self.client.get(self.ks.engine_leader)
-            if meta is None or meta.create_revision != self._leader_rev:
-                self._deposed("placement")
-
-    def _send(self, batch: plan.AssignmentBatch) -> bool:
+    def _commit(self, world: World, batch: plan.AssignmentBatch) -> None:
+        """One transaction of placement writes, while we lead and the machines live."""
         t = self.client.transactions
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
         for machine, lease_id in batch.machine_leases:
@@ -360,8 +349,20 @@ class Engine:
             else t.put(self.ks.assignment(w.machine, w.unit), w.value)
             for w in batch.writes
         ]
+        self.stats.txns += 1
         ok, _ = self.client.transaction(compare=compares, success=ops, failure=[])
-        return bool(ok)
+        if not ok:
+            # A machine left meanwhile or we are no longer the leader; the watch will tell.
+            self.stats.failed_txns += 1
+            _, meta = self.client.get(self.ks.engine_leader)
+            if meta is None or meta.create_revision != self._leader_rev:
+                self._deposed("placement")
+            return
+        for w in batch.writes:
+            if w.value is None:
+                world.placed.pop((w.machine, w.unit), None)
+            else:
+                world.placed[(w.machine, w.unit)] = (w.value, 0)
 
     def _deposed(self, what: str) -> None:
         """etcd refused a write of ours on the leader key's compare: another term began."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from agent import policy
 from agent.units.replan import Memo
 from vulcano.records import DesiredState, Machine, UnitSpec
 
@@ -31,13 +30,7 @@ class World:
     departed: dict[str, float] = field(default_factory=dict)  # machine → grace ends at
     restarting: set[str] = field(default_factory=set)  # machines announcing a restart
     decommissioned: set[str] = field(default_factory=set)  # machines removed on purpose
-    memo: Memo | None = None  # the last plan, to replan from (agent/units/replan.py)
-
-    def grace(self, machine: str) -> float:
-        """How long a departed machine's units wait for it: longer when it is restarting."""
-        if machine in self.restarting:
-            return policy.ENGINE_RESTART_GRACE
-        return policy.ENGINE_MACHINE_GRACE
+    memo: Memo | None = None  # the last plan, to replan from when only machines went
 
 
 def parse_spec(raw: bytes, old: UnitSpec | None) -> UnitSpec:
