@@ -6,8 +6,9 @@ writes fail instead of fighting the new one. The leader keeps an in-memory copy 
 machines, units and placements, fed by one snapshot and then watches (never re-reading
 everything on every change), plans with a pure function (agent/units/plan.py: the
 scheduler's placements, diffed against what is placed, batched) and executes that plan.
-When only machines went since the last plan, their units alone are placed again, from
-that plan's memo (agent/units/replan.py): the same answer, without a full plan's seconds.
+When only machines went or units came since the last plan, only the units without a
+machine are placed, from that plan's memo (agent/units/replan.py): the same answer,
+without a full plan's seconds.
 A placement onto a machine compares that machine record's lease, so it is never written
 for a machine that is gone.
 
@@ -321,7 +322,7 @@ class Engine:
         started = time.monotonic()
         placed = {key: value for key, (value, _) in world.placed.items()}
         machines = {m: r for m, r in world.machines.items() if m not in world.decommissioned}
-        # after machines went (and nothing else), only their units are placed again
+        # after machines went or units came (only), only units without a machine are placed
         memo, specs, why = world.memo, world.specs, world.reasons
         done = replan.replan(memo, specs, machines, placed, why) if memo is not None else None
         self.stats.replans += done is not None

@@ -30,7 +30,7 @@ class World:
     departed: dict[str, float] = field(default_factory=dict)  # machine → grace ends at
     restarting: set[str] = field(default_factory=set)  # machines announcing a restart
     decommissioned: set[str] = field(default_factory=set)  # machines removed on purpose
-    memo: Memo | None = None  # the last plan, to replan from when only machines went
+    memo: Memo | None = None  # the last plan, to replan from (agent/units/replan.py)
 
 
 def parse_spec(raw: bytes, old: UnitSpec | None) -> UnitSpec:
