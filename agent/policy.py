@@ -92,7 +92,8 @@ ENGINE_CAMPAIGN_INTERVAL = 2.0
 # burst (10,000 submits, a machine with 1,000 units leaving) is planned once.
 ENGINE_BATCH_WINDOW = 0.05
 # ... and at most this long, when the last plan took longer than the window (a cluster
-# of 100,000 units: a plan takes about a second, and units stream in meanwhile).
+# of 100,000 units: a plan takes about a second, and units stream in meanwhile). Never
+# past the end of a departed machine's grace: the grace itself gathers the burst.
 ENGINE_BATCH_MAX = 1.0
 # The leader wakes this often while waiting for watch events (to notice a lost lease).
 ENGINE_IDLE_TICK = 0.5

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import resource
 import signal
@@ -130,6 +131,11 @@ def engine_main(endpoint: str, out: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = Engine(client, Keyspace(), "bench-engine", stop=stop)
+    log_file = os.environ.get("BENCH_ENGINE_LOG")  # a file: the engine's log, at debug
+    if log_file:
+        logging.basicConfig(
+            filename=log_file, level=logging.DEBUG, format="%(asctime)s %(message)s"
+        )
     profile = os.environ.get("BENCH_PROFILE")  # a file: the engine's cProfile stats
     if profile:
         import cProfile
@@ -138,7 +144,12 @@ def engine_main(endpoint: str, out: str) -> None:
     else:
         engine.run()  # on this thread, until SIGTERM sets ``stop``
     stats = engine.stats
-    record = {"plans": stats.plans, "plan_seconds": stats.plan_seconds, "txns": stats.txns}
+    record = {
+        "plans": stats.plans,
+        "replans": stats.replans,
+        "plan_seconds": stats.plan_seconds,
+        "txns": stats.txns,
+    }
     Path(out).write_text(json.dumps({**record, **_usage()}))
 
 

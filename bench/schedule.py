@@ -2,9 +2,9 @@
 
 One real etcd 3.4 on loopback; the engine in a process of its own; the agents (real
 ``MachineUnits`` on real machine leases, no-op runner: start = running at once) spread
-over ``--procs`` processes (bench/_farm.py). It submits and starts every unit through
-the same Registry the CLI uses, then waits until the agents report every unit active,
-and prints per size:
+over ``--procs`` processes (bench/_farm.py). It starts every unit from its file with
+the Registry call `vulcano start <files>` makes (``--split``: submit, then start), then
+waits until the agents report every unit active, and prints per size:
 
 - seconds from the first submit until every unit is launched (reported active);
 - etcd requests per unit, counted by etcd itself (its gRPC metrics: every unary call
@@ -56,10 +56,11 @@ def _unit_text(i: int) -> str:
 
 
 def run_size(
-    n_agents: int, n_units: int, procs: int, base: Path, tls: bool = False
+    n_agents: int, n_units: int, procs: int, base: Path, tls: bool = False, split: bool = False
 ) -> dict[str, object]:
     """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures.
-    With ``tls`` etcd requires client certificates and every process shows one."""
+    With ``tls`` etcd requires client certificates and every process shows one; with
+    ``split`` the units are submitted, then started (two commands, as before)."""
     (base / "etcd").mkdir(parents=True)
     with etcd_server(base / "etcd", tls=tls) as member, _tls_environment(member):
         assert member.proc is not None
@@ -75,9 +76,13 @@ def run_size(
             etcd_before = etcd_cpu(member)
             me_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.monotonic()
-            store.submit(sources)
-            submitted = time.monotonic() - started
-            store.set_desired(names, DesiredState.LAUNCHED)
+            if split:  # `vulcano submit` of the files, then `vulcano start` of the names
+                store.submit(sources)
+                submitted = time.monotonic() - started
+                store.set_desired(names, DesiredState.LAUNCHED)
+            else:  # `vulcano start` of the files: each file and its start in one transaction
+                store.submit(sources, desired=DesiredState.LAUNCHED)
+                submitted = time.monotonic() - started
             desired = time.monotonic() - started
             while (active := watch.count()) < n_units:
                 if time.monotonic() - started > LAUNCH_TIMEOUT:
@@ -107,6 +112,7 @@ def run_size(
             "engine_cpu": float(engine.get("cpu", float("nan"))),
             "engine_rss": float(engine.get("max_rss_mb", float("nan"))),
             "plans": int(engine.get("plans", 0)),
+            "replans": int(engine.get("replans", 0)),
             "agents_cpu": float(results["agents_cpu"]),
             "etcd_cpu": etcd_used,
             "driver_cpu": me.ru_utime + me.ru_stime - me_before.ru_utime - me_before.ru_stime,
@@ -136,7 +142,7 @@ def _print(rows: list[dict[str, object]]) -> None:
     head = (
         f"{'tls':>3} {'agents':>6} {'procs':>5} {'units':>7} {'seconds':>8} {'req/unit':>9} "
         f"{'engine CPU':>10} {'engine MB':>9} {'agents CPU':>10} {'etcd CPU':>8} "
-        f"{'driver CPU':>10} {'plans':>6} {'load1':>5}"
+        f"{'driver CPU':>10} {'plans':>6} {'replans':>7} {'load1':>5}"
     )
     print(head)
     for r in rows:
@@ -145,7 +151,7 @@ def _print(rows: list[dict[str, object]]) -> None:
             f"{r['units']:>7} {r['seconds']:>8.1f} "
             f"{r['requests_per_unit']:>9.2f} {r['engine_cpu']:>10.1f} {r['engine_rss']:>9.0f} "
             f"{r['agents_cpu']:>10.1f} {r['etcd_cpu']:>8.1f} {r['driver_cpu']:>10.1f} "
-            f"{r['plans']:>6} {r['load']:>5.2f}"
+            f"{r['plans']:>6} {r['replans']:>7} {r['load']:>5.2f}"
         )
     for r in rows:
         split = ", ".join(f"{k} {v}" for k, v in sorted(r["by_method"].items()))  # type: ignore[attr-defined]
@@ -163,6 +169,9 @@ def main() -> None:
     parser.add_argument(
         "--tls", action="store_true", help="each size also on mutual TLS, side by side"
     )
+    parser.add_argument(
+        "--split", action="store_true", help="submit the files, then start the names"
+    )
     args = parser.parse_args()
     sizes = [args.units] if args.units else list(SIZES)
     rows = []
@@ -170,7 +179,7 @@ def main() -> None:
         for size in sizes:
             for tls in (False, True) if args.tls else (False,):
                 where = Path(tmp) / f"{size}{'-tls' if tls else ''}"
-                rows.append(run_size(args.agents, size, args.procs, where, tls))
+                rows.append(run_size(args.agents, size, args.procs, where, tls, args.split))
                 print(f"# {size} units done (tls {'on' if tls else 'off'})", file=sys.stderr)
     _print(rows)
 

@@ -61,6 +61,9 @@ TXN_CONFLICT = Backoff(initial=0.01, maximum=0.5)
 
 # A unit command (submit/load/start/...) retries transactions that lost a race this long.
 UNIT_COMMAND_RETRY_SECONDS = 10.0
+# ... and sends this many of its transactions at once (each at most 128 operations):
+# etcd commits what arrives together in one disk write; more would only queue in etcd.
+UNIT_COMMAND_TXNS_IN_FLIGHT = 4
 # `vulcano start`/`stop` wait this long for the cluster to reach the desired state.
 UNIT_COMMAND_WAIT_SECONDS = 60.0
 # and look at the unit states this often while waiting.

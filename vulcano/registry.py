@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from etcd3 import utils
@@ -20,12 +20,8 @@ from vulcano import policy, unitnames, units
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
 from vulcano.records import DesiredState, Machine, UnitSource, UnitSpec, UnitState
+from vulcano.txn_batches import TXN_MAX_OPS, chunks, in_flight, txn_chunks
 from vulcano.units import FleetOptions
-
-# etcd's default --max-txn-ops is 128: it bounds a transaction's compares and its
-# operations, each. A unit command's batch is split into transactions that stay under it
-# (a destroy takes 4 operations a unit, a submit 2), and so do garbage deletes.
-TXN_MAX_OPS = 128
 
 
 class RegistryError(VulcanoError):
@@ -48,6 +44,16 @@ class UnitContentConflict(RegistryError, ValueError):
     """A unit already submitted with other content (fleet: destroy first, or --replace)."""
 
 
+def _moved(spec: UnitSpec, desired: DesiredState) -> UnitSpec | None:
+    """``spec`` moved to ``desired``; None when that changes nothing."""
+    if desired == DesiredState.LAUNCHED:
+        # every start counts, so a unit that failed is tried again
+        return dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
+    if spec.desired == desired:
+        return None
+    return dataclasses.replace(spec, desired=desired)
+
+
 def _partly_done(exc: RegistryError, done: list[str]) -> RegistryError:
     """``exc``, saying which units the command had changed before it (none: as it is)."""
     if not done:
@@ -56,37 +62,6 @@ def _partly_done(exc: RegistryError, done: list[str]) -> RegistryError:
     out = type(exc)(f"{exc} (changed before that: {shown})")
     out.done = tuple(done)
     return out
-
-
-def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
-
-
-def _txn_chunks(
-    plan: list[tuple[str, int, list[Any]]], max_ops: int = TXN_MAX_OPS
-) -> Iterator[tuple[list[tuple[str, int, list[Any]]], list[Any]]]:
-    """Split a unit command's plan into transactions of at most ``max_ops`` compares
-    (one a unit) and ``max_ops`` operations; a unit's operations never straddle two.
-
-    Units with the same content share one unit-file put (etcd refuses a key twice in one
-    transaction).
-    """
-    chunk: list[tuple[str, int, list[Any]]] = []
-    ops: list[Any] = []
-    seen: set[bytes] = set()
-    for entry in plan:
-        new = [op for op in entry[2] if op.key not in seen]
-        if chunk and (len(chunk) + 1 > max_ops or len(ops) + len(new) > max_ops):
-            yield chunk, ops
-            chunk, ops, seen = [], [], set()
-            new = list(entry[2])
-        chunk.append(entry)
-        for op in new:
-            seen.add(op.key)
-            ops.append(op)
-    if chunk:
-        yield chunk, ops
 
 
 class Registry:
@@ -199,31 +174,43 @@ class Registry:
 
         Returns the names whose compare failed (someone else changed them meanwhile).
         """
-        lost: list[str] = []
         t = self.client.transactions
-        for chunk, ops in _txn_chunks(plan):
+        txns = []
+        for chunk, ops in txn_chunks(plan):
             compares = [
                 t.mod(self.ks.unit_spec(name)) == rev
                 if rev
                 else t.version(self.ks.unit_spec(name)) == 0
                 for name, rev, _ in chunk
             ]
-            if not ops:
-                continue
-            self.requests += 1
-            ok, _ = self.client.transaction(compare=compares, success=ops, failure=[])
-            if not ok:
-                lost.extend(name for name, _, _ in chunk)
-        return lost
+            if ops:
+                txns.append((chunk, compares, ops))
 
-    def _retrying(self, names: list[str], step: Any) -> None:
+        def send(txn: tuple[list[Any], list[Any], list[Any]]) -> bool:
+            ok, _ = self.client.transaction(compare=txn[1], success=txn[2], failure=[])
+            return bool(ok)
+
+        self.requests += len(txns)
+        results = in_flight(send, txns)
+        return [
+            name
+            for (chunk, _, _), ok in zip(txns, results, strict=True)
+            if not ok
+            for name, _, _ in chunk
+        ]
+
+    def _retrying(
+        self, names: list[str], step: Any, read: dict[str, tuple[UnitSpec, int]] | None = None
+    ) -> None:
         """Apply ``step(name, current, rev) -> ops`` to every name; retry lost races until
-        UNIT_COMMAND_RETRY_SECONDS pass without progress (a huge batch's pass takes long)."""
+        UNIT_COMMAND_RETRY_SECONDS pass without progress (a huge batch's pass takes long).
+        ``read``: the names' specs just read (the first pass needs not read them again)."""
         deadline = time.monotonic() + policy.UNIT_COMMAND_RETRY_SECONDS
         pending = list(dict.fromkeys(names))
         done: list[str] = []
         for delay in policy.TXN_CONFLICT.delays():
-            current = self._read_many(pending)
+            current = read if read is not None else self._read_many(pending)
+            read = None
             plan = []
             try:
                 for name in pending:
@@ -249,8 +236,18 @@ class Registry:
             done,
         )
 
-    def submit(self, sources: Iterable[UnitSource], replace: bool = False) -> list[str]:
-        """Store unit files (content once, by hash) as inactive units; validate all first."""
+    def submit(
+        self,
+        sources: Iterable[UnitSource],
+        replace: bool = False,
+        desired: DesiredState | None = None,
+    ) -> list[str]:
+        """Store unit files (content once, by hash) as inactive units; validate all first.
+
+        With ``desired`` (fleetctl's load or start of files), every unit that is not a
+        template moves to it in the transaction that stores its file, as `set_desired`
+        would move it next (a template's file only brings the content).
+        """
         parsed: dict[str, tuple[str, FleetOptions]] = {}
         for src in sources:
             if src.text is None:
@@ -258,19 +255,23 @@ class Registry:
             unit, opts = units.load(src.text, src.name)
             parsed[src.name] = (unit.hash, opts)
         bodies = {src.name: src.text for src in sources if src.text is not None}
+        movable = set() if desired is None else {n for n in parsed if not unitnames.is_template(n)}
 
         def step(name: str, spec: UnitSpec | None, rev: int, _: dict[str, Any]) -> list[Any] | None:
             digest, opts = parsed[name]
             t = self.client.transactions
-            if spec is not None and spec.hash == digest:
-                return None  # the same content again: nothing to do
+            to = desired if name in movable else None
+            if spec is not None and spec.hash == digest:  # the same content again
+                moved = _moved(spec, to) if to is not None else None
+                return None if moved is None else [t.put(self.ks.unit_spec(name), moved.to_json())]
             if spec is not None and not replace:
                 raise UnitContentConflict(
                     f"{name} is already submitted with different content "
                     f"(hash {spec.hash[:7]}, new {digest[:7]}): destroy it first or use --replace"
                 )
-            desired = spec.desired if spec is not None else DesiredState.INACTIVE
-            new = UnitSpec(name, digest, desired, opts)
+            was = spec.desired if spec is not None else DesiredState.INACTIVE
+            new = UnitSpec(name, digest, was, opts)
+            new = (_moved(new, to) if to is not None else None) or new
             return [
                 t.put(self.ks.unit_file(digest), bodies[name]),
                 t.put(self.ks.unit_spec(name), new.to_json()),
@@ -282,7 +283,7 @@ class Registry:
             for name, (spec, _) in current.items():
                 if spec.hash != parsed[name][0]:
                     step(name, spec, 0, {})
-        self._retrying(list(parsed), step)
+        self._retrying(list(parsed), step, current)
         if replace and any(spec.hash != parsed[n][0] for n, (spec, _) in current.items()):
             self.collect_garbage()  # the replaced content may be unused now
         return list(parsed)
@@ -326,16 +327,12 @@ class Registry:
                 # the content again, with the new instance: a garbage collection racing
                 # this start (the template destroyed meanwhile) cannot leave it without
                 content = [t.put(self.ks.unit_file(tmpl.hash), text)]
-            if desired == DesiredState.LAUNCHED:
-                # every start counts, so a unit that failed is tried again
-                new = dataclasses.replace(spec, desired=desired, starts=spec.starts + 1)
-            elif spec.desired == desired:
-                return None
-            else:
-                new = dataclasses.replace(spec, desired=desired)
-            return [*content, t.put(self.ks.unit_spec(name), new.to_json())]
+            new = _moved(spec, desired)
+            return (
+                None if new is None else [*content, t.put(self.ks.unit_spec(name), new.to_json())]
+            )
 
-        self._retrying(names, step)
+        self._retrying(names, step, current)
         return names
 
     def destroy(self, names: Iterable[str]) -> list[str]:
@@ -383,7 +380,7 @@ class Registry:
         t = self.client.transactions
         unchanged = t.mod(self.ks.units, utils.prefix_range_end(utils.to_bytes(self.ks.units)))
         deleted = 0
-        for chunk in _chunks(orphans, TXN_MAX_OPS):
+        for chunk in chunks(orphans, TXN_MAX_OPS):
             self.requests += 1
             ok, _ = self.client.transaction(
                 compare=[unchanged < revision + 1],

@@ -6,6 +6,9 @@ writes fail instead of fighting the new one. The leader keeps an in-memory copy 
 machines, units and placements, fed by one snapshot and then watches (never re-reading
 everything on every change), plans with a pure function (agent/units/plan.py: the
 scheduler's placements, diffed against what is placed, batched) and executes that plan.
+When only machines went or units came since the last plan, only the units without a
+machine are placed, from that plan's memo (agent/units/replan.py): the same answer,
+without a full plan's seconds.
 A placement onto a machine compares that machine record's lease, so it is never written
 for a machine that is gone.
 
@@ -31,7 +34,7 @@ import time
 from typing import Any
 
 from agent import policy
-from agent.units import plan
+from agent.units import plan, replan
 from agent.units.world import EngineStats, World, parse_spec
 from vulcano.etcd import LeaseCompare
 from vulcano.keyspace import Keyspace
@@ -232,21 +235,21 @@ class Engine:
                 if time.monotonic() - last_plan > policy.ENGINE_RESYNC_INTERVAL:
                     raise Resync("periodic") from None
                 continue
-            batch = [item]
             # While a big change streams in, gather for as long as the last plan took:
-            # planning stays at most about half of the engine's time.
+            # planning stays at most about half of the engine's time. A machine's grace
+            # gathers what comes meanwhile: the window never outlasts it.
             window = min(max(policy.ENGINE_BATCH_WINDOW, self._last_plan), policy.ENGINE_BATCH_MAX)
             deadline = time.monotonic() + window
+            news = False
             while True:
+                if isinstance(item, Resync):
+                    raise item
+                news = self._apply(world, item) or news
+                deadline = min([deadline, *world.departed.values()])
                 try:
-                    batch.append(events.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = events.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            news = False
-            for b in batch:
-                if isinstance(b, Resync):
-                    raise b
-                news = self._apply(world, b) or news
             if not news and not owed:
                 continue  # only the echoes of our own placement writes: nothing to plan
             if self._grace_left(world) > 0:
@@ -319,7 +322,11 @@ class Engine:
         started = time.monotonic()
         placed = {key: value for key, (value, _) in world.placed.items()}
         machines = {m: r for m, r in world.machines.items() if m not in world.decommissioned}
-        actions = plan.plan(world.specs, machines, placed, world.reasons)
+        # after machines went or units came (only), only units without a machine are placed
+        memo, specs, why = world.memo, world.specs, world.reasons
+        done = replan.replan(memo, specs, machines, placed, why) if memo is not None else None
+        self.stats.replans += done is not None
+        actions, world.memo = done or replan.plan_remembered(specs, machines, placed, why)
         self.stats.plans += 1
         self._last_plan = time.monotonic() - started
         self.stats.plan_seconds += self._last_plan

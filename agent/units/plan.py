@@ -73,28 +73,51 @@ def desired_placements(
     Only units that are loaded or launched, and no templates, are placed; only machines
     read on a lease can take them. A non-global unit stays where it is when it still fits.
     """
-    wanted = {
+    wanted = wanted_units(specs)
+    placement = scheduler.plan(requests_of(wanted), eligible(machines), current_of(wanted, placed))
+    return as_assignments(wanted, placement), placement.reasons
+
+
+def wanted_units(specs: Mapping[str, UnitSpec]) -> dict[str, UnitSpec]:
+    """The units that need a machine: loaded or launched, and not templates."""
+    return {
         n: s
         for n, s in specs.items()
         # every template's name has an "@": the others need no parsing
         if s.desired != DesiredState.INACTIVE and not ("@" in n and unitnames.is_template(n))
     }
+
+
+def current_of(wanted: Mapping[str, UnitSpec], placed: Placements) -> dict[str, str]:
+    """Where each wanted non-global unit is placed now."""
     current: dict[str, str] = {}
     for machine, name in placed:
         spec = wanted.get(name)
         if spec is not None and not spec.options.global_:
             current[name] = machine
-    eligible = [m for m in machines.values() if m.lease_id]
-    placement = scheduler.plan(
-        [scheduler.UnitRequest(n, s.options) for n, s in wanted.items()], eligible, current
-    )
+    return current
+
+
+def requests_of(wanted: Mapping[str, UnitSpec]) -> list[scheduler.UnitRequest]:
+    return [scheduler.UnitRequest(n, s.options) for n, s in wanted.items()]
+
+
+def eligible(machines: Mapping[str, Machine]) -> list[Machine]:
+    """The machines that can take units: those read on a lease."""
+    return [m for m in machines.values() if m.lease_id]
+
+
+def as_assignments(
+    wanted: Mapping[str, UnitSpec], placement: scheduler.Plan
+) -> dict[tuple[str, str], str]:
+    """The placement as (machine, unit) → Assignment JSON."""
     desired: dict[tuple[str, str], str] = {}
     for name, machine in placement.targets.items():
         desired[(machine, name)] = Assignment.of(wanted[name]).to_json()
     for name, targets in placement.global_targets.items():
         for machine in targets:
             desired[(machine, name)] = Assignment.of(wanted[name]).to_json()
-    return desired, placement.reasons
+    return desired
 
 
 def assignment_batches(
@@ -104,12 +127,21 @@ def assignment_batches(
     ops_per_txn: int = policy.ENGINE_OPS_PER_TXN,
 ) -> tuple[AssignmentBatch, ...]:
     """The writes that turn ``placed`` into ``desired``, at most ``ops_per_txn`` a batch."""
+    puts = {k: v for k, v in sorted(desired.items()) if placed.get(k) != v}
+    return write_batches(puts, sorted(set(placed) - set(desired)), machines, ops_per_txn)
+
+
+def write_batches(
+    puts: Placements,
+    deletes: list[tuple[str, str]],
+    machines: Mapping[str, Machine],
+    ops_per_txn: int = policy.ENGINE_OPS_PER_TXN,
+) -> tuple[AssignmentBatch, ...]:
+    """``puts`` (in their order) and ``deletes`` as batches: deletes first, by machine."""
     by_machine: dict[str, list[AssignmentWrite]] = {}
-    for (machine, name), value in sorted(desired.items()):
-        if placed.get((machine, name)) == value:
-            continue
+    for (machine, name), value in puts.items():
         by_machine.setdefault(machine, []).append(AssignmentWrite(machine, name, value))
-    for machine, name in sorted(set(placed) - set(desired)):
+    for machine, name in deletes:
         by_machine.setdefault(machine, []).append(AssignmentWrite(machine, name, None))
     batches: list[AssignmentBatch] = []
     for deleting in (True, False):

@@ -16,12 +16,12 @@ naming both.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from agent.units.board import Board
 from vulcano.records import SHORT_ID_LENGTH, Machine
 from vulcano.units import FleetOptions, metadata_matches
 
@@ -39,6 +39,8 @@ class Plan:
     targets: dict[str, str] = field(default_factory=dict)  # non-global unit → machine id
     global_targets: dict[str, list[str]] = field(default_factory=dict)  # unit → machine ids
     reasons: dict[str, str] = field(default_factory=dict)  # unit → why it has no machine
+    # the non-global units in planning order (MachineOf peers first): a replan reuses it
+    order: list[str] = field(default_factory=list, repr=False, compare=False)
 
 
 def machine_id_matches(wanted: str, machine_id: str) -> bool:
@@ -52,41 +54,6 @@ def describe_metadata(requirements: Mapping[str, list[str]]) -> str:
     return " ".join(f"{k}={'|'.join(v)}" for k, v in requirements.items())
 
 
-class _Board:
-    """Units per machine while a plan is being built.
-
-    A heap of (load, machine id) answers "the least loaded machine" without sorting
-    every machine for every unit: each change pushes the machine's new load, and stale
-    entries (a load that is no longer the machine's) are dropped when they surface.
-    """
-
-    def __init__(self, machines: Iterable[Machine]) -> None:
-        self.machines = {m.id: m for m in machines}
-        self.by_id = sorted(self.machines.values(), key=lambda m: m.id)
-        self.units: dict[str, set[str]] = {m: set() for m in self.machines}
-        self.where: dict[str, str] = {}
-        self._loads = [(0, m.id) for m in self.by_id]  # sorted, hence a heap already
-
-    def put(self, unit: str, machine: str) -> None:
-        self.units[machine].add(unit)
-        self.where[unit] = machine
-        heapq.heappush(self._loads, (len(self.units[machine]), machine))
-
-    def remove(self, unit: str) -> str | None:
-        machine = self.where.pop(unit, None)
-        if machine is not None:
-            self.units[machine].discard(unit)
-            heapq.heappush(self._loads, (len(self.units[machine]), machine))
-        return machine
-
-    def least_loaded(self) -> str | None:
-        """The machine with the fewest units, ties to the lowest id (None: no machines)."""
-        loads = self._loads
-        while loads and loads[0][0] != len(self.units[loads[0][1]]):
-            heapq.heappop(loads)
-        return loads[0][1] if loads else None
-
-
 class _Planner:
     def __init__(
         self,
@@ -95,7 +62,7 @@ class _Planner:
         current: Mapping[str, str],
     ) -> None:
         self.requests = {u.name: u for u in units}
-        self.board = _Board(machines)
+        self.board = Board(machines)
         self.current = current
         self.plan = Plan()
         # Only units that declare Conflicts/Replaces need the slow both-ways glob checks.
@@ -220,20 +187,26 @@ class _Planner:
                 out.append(n)
         return out
 
-    def run(self) -> Plan:
-        plain = [n for n, u in self.requests.items() if not u.options.global_]
+    def run(self, kept: Mapping[str, str] | None = None, order: list[str] | None = None) -> Plan:
+        """The plan; ``kept`` (with ``order``): the placements step 1 would keep, known
+        beforehand (see `replan`), so only the units without one are placed."""
         self._place_globals()
-        ordered = self._order(plain)
-        # 1. keep current placements that still fit, in dependency order
-        for name in ordered:
-            machine = self.current.get(name)
-            if machine in self.board.machines and self._fits(name, machine):
-                self.board.put(name, machine)
-        # a kept unit that Replaces another evicts it
-        for name in sorted(self.with_replaces & set(self.board.where)):
-            if name in self.board.where:
-                for victim in self._replaceable_on(name, self.board.where[name]):
-                    self._evict(victim)
+        if order is None:
+            order = self._order(n for n, u in self.requests.items() if not u.options.global_)
+        ordered = order
+        if kept is not None:
+            self.board.put_all(kept)
+        else:
+            # 1. keep current placements that still fit, in dependency order
+            for name in ordered:
+                machine = self.current.get(name)
+                if machine in self.board.machines and self._fits(name, machine):
+                    self.board.put(name, machine)
+            # a kept unit that Replaces another evicts it
+            for name in sorted(self.with_replaces & set(self.board.where)):
+                if name in self.board.where:
+                    for victim in self._replaceable_on(name, self.board.where[name]):
+                        self._evict(victim)
         # 2. place the rest
         queue = deque(n for n in ordered if n not in self.board.where)
         while queue:
@@ -246,6 +219,7 @@ class _Planner:
                 # a follower tried before its peer came back (after an eviction) tries again
                 queue.extend(self._order(self.waiting.pop(name, [])))
         self.plan.targets = dict(self.board.where)
+        self.plan.order = ordered
         for name in self.plan.targets:
             self.plan.reasons.pop(name, None)
         return self.plan
@@ -350,9 +324,8 @@ class _Planner:
     def _place_globals(self) -> None:
         """Every Global unit on every matching machine, by name; conflicting ones apart."""
         machines = self.board.by_id
-        for name, req in sorted(self.requests.items()):
-            if not req.options.global_:
-                continue
+        for name in sorted(n for n, r in self.requests.items() if r.options.global_):
+            req = self.requests[name]
             matching = [m.id for m in machines if self._static_fit(req, m)]
             chosen: list[str] = []
             blockers: set[str] = set()
@@ -385,3 +358,36 @@ def plan(
 ) -> Plan:
     """Where every unit should run, keeping current placements that still fit."""
     return _Planner(units, machines, current or {}).run()
+
+
+def replan(
+    units: Iterable[UnitRequest], machines: Iterable[Machine], previous: Plan
+) -> Plan | None:
+    """``plan(units, machines, previous.targets)``, placing only the units without a
+    machine: ``units`` are the previous plan's (with the same options) and maybe new
+    ones; ``machines`` are some of the previous plan's, with the same records.
+
+    Without Conflicts= and Replaces= nothing evicts a unit, so every placement the
+    previous plan made on a machine still here would be kept again (its record still
+    matches; a MachineOf= follower sits with its peer, so it was lost with it or is kept
+    with it, and a new unit is nobody's peer that has a machine); only the lost
+    machines' units, the new ones and the ones left without a machine are placed, in
+    the same order with the same loads: the same answer. With Conflicts= or Replaces=
+    in the plan, or a unit of the previous plan missing: None (plan from scratch).
+    """
+    planner = _Planner(units, machines, previous.targets)
+    if planner.with_conflicts or planner.with_replaces:
+        return None
+    requests = planner.requests
+    known = set(previous.order)
+    if not (known <= requests.keys() and previous.global_targets.keys() <= requests.keys()):
+        return None  # a unit of the previous plan is gone
+    added = [n for n in requests.keys() - known if not requests[n].options.global_]
+    order: list[str] | None = previous.order
+    if added:
+        # with no MachineOf= anywhere the order is the names', sorted: merge the new ones
+        chained = any(r.options.machine_of for r in requests.values())
+        order = None if chained else sorted(previous.order + added)
+    live = planner.board.machines
+    kept = {n: m for n, m in previous.targets.items() if m in live}
+    return planner.run(kept, order)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from agent.units.replan import Memo
 from vulcano.records import DesiredState, Machine, UnitSpec
 
 
 @dataclass
 class EngineStats:
     plans: int = 0
+    replans: int = 0  # of the plans, those made from the last one's memo (agent/units/replan.py)
     plan_seconds: float = 0.0
     txns: int = 0
     failed_txns: int = 0
@@ -28,6 +30,7 @@ class World:
     departed: dict[str, float] = field(default_factory=dict)  # machine → grace ends at
     restarting: set[str] = field(default_factory=set)  # machines announcing a restart
     decommissioned: set[str] = field(default_factory=set)  # machines removed on purpose
+    memo: Memo | None = None  # the last plan, to replan from (agent/units/replan.py)
 
 
 def parse_spec(raw: bytes, old: UnitSpec | None) -> UnitSpec:

@@ -35,7 +35,14 @@ def submit(cluster: Cluster, sources: Iterable[UnitSource], *, replace: bool = F
     return _submit(cluster, list(sources), replace)
 
 
-def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[str]:
+def _submit(
+    cluster: Cluster,
+    sources: list[UnitSource],
+    replace: bool,
+    desired: DesiredState | None = None,
+) -> list[str]:
+    """``desired``: the units given with a file (not templates) move there as they are
+    stored, each in one transaction with its file; the caller moves the others."""
     with_text = [s for s in sources if s.text is not None]
     cluster.audit_ready()
     with cluster.registry() as registry:
@@ -45,12 +52,13 @@ def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[
             [s.name for s in sources if s.text is None],
             given={s.name for s in with_text},
         )
-        before = _texts(registry, [s.name for s in with_text]) if cluster.audit else {}
+        specs = _specs(registry, [s.name for s in with_text]) if cluster.audit else {}
+        before = {n: (s.hash, registry.text(s.hash)) for n, s in specs.items()}
         failure: RegistryError | None = None
         changed = with_text
         if with_text:
             try:
-                registry.submit(with_text, replace=replace)
+                registry.submit(with_text, replace=replace, desired=desired)
             except RegistryError as exc:  # what it stored before failing is recorded too
                 failure, changed = exc, [s for s in with_text if s.name in exc.done]
     for source in changed if cluster.audit else []:
@@ -65,6 +73,9 @@ def _submit(cluster: Cluster, sources: list[UnitSource], replace: bool) -> list[
                 detail=f"hash {old[0][:7]} -> {content_hash(source.text)[:7]}",
                 diff=unit_diff(source.name, old[1], source.text),
             )
+    for source in changed if cluster.audit else []:
+        if desired is not None and not unitnames.is_template(source.name):
+            _record_move(cluster, source.name, specs.get(source.name), desired, _ACTIONS[desired])
     if failure is not None:
         raise failure
     return [s.name for s in sources]
@@ -126,11 +137,17 @@ def _submit_and_move(
     cluster: Cluster, sources: Iterable[UnitSource], desired: DesiredState, replace: bool
 ) -> list[str]:
     """The units moved: `web@.service web@1.service` moves only the instance."""
-    names = _submit(cluster, list(sources), replace)
+    sources = list(sources)
+    names = _submit(cluster, sources, replace, desired)
     # the template file only brings the content for its instances
     instances = {unitnames.parse_name(n).template for n in names}
     names = [n for n in names if not (unitnames.is_template(n) and n in instances)]
-    return _move(cluster, names, desired)
+    # a unit given with its file moved with its submit (one transaction, not two)
+    moved = {s.name for s in sources if s.text is not None and not unitnames.is_template(s.name)}
+    rest = [n for n in names if n not in moved]
+    if rest:
+        _move(cluster, rest, desired)
+    return names
 
 
 _ACTIONS = {
@@ -154,17 +171,28 @@ def _move(
             failure, changed = exc, list(exc.done)
     for name in changed if cluster.audit else []:
         old = before.get(name)
-        if old is not None and old.desired == desired and desired != DesiredState.LAUNCHED:
-            continue  # nothing was written
         if old is None:
             template = unitnames.parse_name(name).template
-            detail = f"new instance of {template} -> {desired}"
+            cluster.record(
+                action or _ACTIONS[desired],
+                name,
+                detail=f"new instance of {template} -> {desired}",
+            )
         else:
-            detail = f"{old.desired} -> {desired}"
-        cluster.record(action or _ACTIONS[desired], name, detail=detail)
+            _record_move(cluster, name, old, desired, action or _ACTIONS[desired])
     if failure is not None:
         raise failure
     return list(names)
+
+
+def _record_move(
+    cluster: Cluster, name: str, old: UnitSpec | None, desired: DesiredState, action: str
+) -> None:
+    """Audit a move of ``name`` from ``old`` (None: submitted just now, inactive)."""
+    was = old.desired if old is not None else DesiredState.INACTIVE
+    if was == desired and desired != DesiredState.LAUNCHED:
+        return  # nothing was written
+    cluster.record(action, name, detail=f"{was} -> {desired}")
 
 
 def _require_submitted(registry: Registry, names: Sequence[str], given: set[str]) -> None:
