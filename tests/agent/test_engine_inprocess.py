@@ -158,7 +158,9 @@ def test_engine_leadership_moves_when_the_leader_goes(
 
 
 def _cli(etcd: Etcd, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--endpoint", etcd.endpoint, *args])
+    # the audit log in the etcd's own directory, not the machine's /var/lib/vulcano
+    state = {"VULCANO_STATE_DIR": str(etcd.data_dir.parent / "vulcano-state")}
+    return CliRunner(env=state).invoke(main, ["--endpoint", etcd.endpoint, *args])
 
 
 def test_cli_start_waits_then_status_and_journal_show_the_output(
