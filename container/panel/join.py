@@ -82,7 +82,7 @@ def certificate(cluster: str, node: int) -> Response:
             cluster,
             node,
             token.strip(),
-            request.get_data(cache=False, as_text=False)[: enrolment.MAX_CSR_BYTES + 1],
+            request.stream.read(enrolment.MAX_CSR_BYTES + 1),  # no more, whatever is sent
             request.args.get("address", ""),
         )
     except EnrolmentError as exc:
