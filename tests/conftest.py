@@ -56,6 +56,23 @@ def require_root() -> None:
     require(shutil.which("ip") is not None, "needs iproute2's ip")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def run_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
+    """The container's state dir for every `vulcano` a test runs without one of its own
+    (the agent tests' CLI calls audit there): the run's, never the machine's
+    /var/lib/vulcano. A state dir the environment names already is left alone."""
+    if os.environ.get("VULCANO_STATE_DIR"):
+        yield None
+        return
+    path = tmp_path_factory.mktemp("vulcano-state")
+    path.chmod(0o700)
+    os.environ["VULCANO_STATE_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop("VULCANO_STATE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def datastore_emulator() -> Iterator[services.DatastoreEmulator]:
     """The real Cloud Datastore emulator for the whole session."""
