@@ -115,11 +115,13 @@ def enrolment(store: Store, record: ClusterRecord, node: int) -> Enrolment:
     if endpoint is None:
         raise NodeNotReady(missing_panel(store.path.parent))
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = time.time()
     with store.transaction() as conn:
-        conn.execute("DELETE FROM enrolments WHERE expires <= ?", (time.time(),))
+        conn.execute("DELETE FROM enrolments WHERE expires <= ?", (now,))
         conn.execute(
-            "INSERT INTO enrolments (token_hash, cluster, node, expires) VALUES (?, ?, ?, ?)",
-            (_digest(token), record.name, node, time.time() + policy.ENROL_TOKEN_TTL),
+            "INSERT INTO enrolments (token_hash, cluster, node, made_at, expires) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (_digest(token), record.name, node, now, now + policy.ENROL_TOKEN_TTL),
         )
     url = endpoint.url + certificate_path(record.name, node)
     return Enrolment(url=url, pin=f"sha256//{endpoint.spki_pin}", token=token)
@@ -199,7 +201,8 @@ def sign(
 def _token_row(store: Store, token: str) -> sqlite3.Row | None:
     with store.read() as conn:
         row: sqlite3.Row | None = conn.execute(
-            "SELECT token_hash, cluster, node, expires FROM enrolments WHERE token_hash = ?",
+            "SELECT token_hash, cluster, node, made_at, expires FROM enrolments "
+            "WHERE token_hash = ?",
             (_digest(token),),
         ).fetchone()
     return row
@@ -208,10 +211,9 @@ def _token_row(store: Store, token: str) -> sqlite3.Row | None:
 def _revoked_since(store: Store, node_name: str, row: sqlite3.Row) -> bool:
     """Whether the node's certificates were revoked (its machine removed) after the
     token was made: a removed machine's user-data enrols no more."""
-    made = float(row["expires"]) - policy.ENROL_TOKEN_TTL
     with store.read() as conn:
         found = conn.execute(
             "SELECT 1 FROM certificates WHERE cluster = ? AND subject = ? AND revoked_at >= ?",
-            (row["cluster"], node_name, made),
+            (row["cluster"], node_name, float(row["made_at"])),
         ).fetchone()
     return found is not None

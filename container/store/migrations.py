@@ -85,6 +85,7 @@ MIGRATIONS: list[str] = [
         token_hash  TEXT PRIMARY KEY,
         cluster     TEXT NOT NULL,
         node        INTEGER NOT NULL,
+        made_at     REAL NOT NULL,
         expires     REAL NOT NULL,
         used_key    TEXT NOT NULL DEFAULT ''
     );

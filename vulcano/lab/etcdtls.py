@@ -6,8 +6,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from vulcano import pki
 from vulcano.etcd import TLSFiles
+
+
+def handshake_admitted(endpoint: str, tls: TLSFiles) -> bool:
+    """Whether etcd's listener at ``endpoint`` (gRPC and HTTP share it) admits the
+    certificate: over HTTPS, which tells a connection closed after the handshake at
+    once (a gRPC client waits out its failover first)."""
+    assert tls.cert is not None and tls.key is not None
+    try:
+        requests.get(
+            f"{endpoint}/health",
+            timeout=5,
+            verify=str(tls.cacert),
+            cert=(str(tls.cert), str(tls.key)),
+        )
+    except requests.exceptions.ConnectionError:  # SSLError among them
+        return False
+    return True
 
 
 @dataclass

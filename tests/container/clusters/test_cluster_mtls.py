@@ -36,6 +36,7 @@ from tests.container.clusters.conftest import Invoke
 from vulcano import etcd as vulcano_etcd
 from vulcano import nodeconfig, nodetls, pki
 from vulcano.keyspace import Keyspace
+from vulcano.lab import etcdtls
 from vulcano.lab.cluster import kill_by_pid, pids_of
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
@@ -160,20 +161,7 @@ def admitted(member: Member, tls: vulcano_etcd.TLSFiles) -> bool:
 
 
 def handshake_admitted(member: Member, tls: vulcano_etcd.TLSFiles) -> bool:
-    """Whether etcd's listener (gRPC and HTTP share it) admits the certificate: over
-    HTTPS, which tells a connection closed after the handshake at once (a gRPC client
-    waits out its failover first)."""
-    assert tls.cert is not None and tls.key is not None
-    try:
-        requests.get(
-            f"{member.endpoint}/health",
-            timeout=5,
-            verify=str(tls.cacert),
-            cert=(str(tls.cert), str(tls.key)),
-        )
-    except requests.exceptions.ConnectionError:  # SSLError among them
-        return False
-    return True
+    return etcdtls.handshake_admitted(member.endpoint, tls)
 
 
 def test_the_clusters_own_agent_and_the_cli_are_admitted(

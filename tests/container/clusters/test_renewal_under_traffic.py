@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -42,7 +41,7 @@ from vulcano import pki
 from vulcano.etcd import TLSFiles
 from vulcano.keyspace import Keyspace
 from vulcano.lab.cluster import kill_by_pid, main_pids, pids_of
-from vulcano.lab.etcdtls import EtcdTLS
+from vulcano.lab.etcdtls import EtcdTLS, handshake_admitted
 from vulcano.lab.invariants import CopySampler, process_copies
 from vulcano.lab.netns import ETCD_CLIENT_PORT, REPO, TestHost, Underlay
 from vulcano.lab.poll import wait_for
@@ -197,19 +196,7 @@ def _meta(client: Any, key: str) -> tuple[int, int, int]:
 
 
 def _admitted(f: Renewing, tls: TLSFiles) -> bool:
-    """Whether etcd's listener admits the certificate (over HTTPS: a refused handshake
-    shows at once)."""
-    assert tls.cert is not None and tls.key is not None
-    try:
-        requests.get(
-            f"{f.net.etcd_local_endpoint}/health",
-            timeout=5,
-            verify=str(tls.cacert),
-            cert=(str(tls.cert), str(tls.key)),
-        )
-    except requests.exceptions.ConnectionError:  # SSLError among them
-        return False
-    return True
+    return handshake_admitted(f.net.etcd_local_endpoint, tls)
 
 
 def _etcd_connections(f: Renewing, host: TestHost) -> list[str]:

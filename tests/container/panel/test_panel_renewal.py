@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import requests
 from container.panel import tls
 from container.panel.renewal import fingerprint_line
 from container.services import enrolment
-from tests.container.panel.served import served_panel
+from tests.container.panel.served import ServedPanel, served_panel
 from tests.container.relay.conftest import TOKEN
 from tests.container.relay.receiver import Receiver, receiving
 from vulcano import pki, selfsigned
@@ -79,6 +80,16 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+@contextmanager
+def _checking_panel(tmp_path: Path, state: Path) -> Iterator[ServedPanel]:
+    """serve over HTTPS, checking its certificate every second, with the URL nodes enrol
+    at (serve records it with the key's pin)."""
+    port = reserve_port()
+    env = {**CHECK_EVERY, "VULCANO_PANEL_URL": f"https://127.0.0.1:{port}"}
+    with served_panel(state, tmp_path / "serve.log", https=True, env=env, port=port) as panel:
+        yield panel
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_certificate_near_its_end_is_renewed_for_its_key_while_serving_with_no_downtime(
@@ -86,10 +97,7 @@ def test_a_certificate_near_its_end_is_renewed_for_its_key_while_serving_with_no
 ) -> None:
     state = tmp_path / "state"
     cert_path, key_path = state / "panel-tls.pem", state / "panel-tls-key.pem"
-    port = reserve_port()
-    # where nodes enrol: serve records it with the key's pin
-    env = {**CHECK_EVERY, "VULCANO_PANEL_URL": f"https://127.0.0.1:{port}"}
-    with served_panel(state, tmp_path / "serve.log", https=True, env=env, port=port) as panel:
+    with _checking_panel(tmp_path, state) as panel:
         first = cert_path.read_bytes()
         key = key_path.read_bytes()
         started, pin = pki.fingerprint(first), selfsigned.spki_pin(first)
@@ -153,9 +161,7 @@ def test_a_lost_key_is_replaced_while_serving_and_nodes_are_told_its_new_pin(
 ) -> None:
     state = tmp_path / "state"
     cert_path, key_path = state / "panel-tls.pem", state / "panel-tls-key.pem"
-    port = reserve_port()
-    env = {**CHECK_EVERY, "VULCANO_PANEL_URL": f"https://127.0.0.1:{port}"}
-    with served_panel(state, tmp_path / "serve.log", https=True, env=env, port=port) as panel:
+    with _checking_panel(tmp_path, state) as panel:
         first = cert_path.read_bytes()
         started, pin = pki.fingerprint(first), selfsigned.spki_pin(first)
         key_path.unlink()  # no key left to keep: handshakes fail until the next check
