@@ -366,13 +366,30 @@ def test_a_batch_that_loses_its_last_part_says_exactly_what_it_changed(
 
     Whichever way each round goes, what etcd holds is what the start said it did: all of
     it, or (the destroy landing between its transactions) the units in its error's
-    ``done``, every one of which is launched, and none of the others.
+    ``done``, every one of which is launched, and none of the others. In the held rounds
+    the start's transaction that carries the last unit waits until the destroy is done
+    (the start's transactions go several at once, so a free race rarely lands between
+    them); in the free rounds either outcome may come.
     """
     names = [f"b{i:04d}.service" for i in range(6 * TXN_MAX_OPS + 8)]
     last = names[-1]
+    last_key = KS.unit_spec(last).encode()
     partial = 0
     with Cluster(etcd.endpoint) as starter, Cluster(etcd.endpoint) as destroyer:
-        for _ in range(4):
+        with starter.registry() as registry:
+            etcd_client = registry.client
+        send = etcd_client.transaction
+        destroyed = threading.Event()
+
+        def held(compare: list[Any], success: list[Any], failure: list[Any]) -> Any:
+            puts = [op for op in success if isinstance(op, etcd3.transactions.Put)]
+            if any(op.key in (last_key, last_key.decode()) for op in puts):
+                destroyed.wait(timeout=WATCH_DRAIN_TIMEOUT)
+            return send(compare=compare, success=success, failure=failure)
+
+        for round_ in range(4):
+            hold = round_ % 2 == 0
+            destroyed.clear()
             units.submit(starter, [UnitSource(n, _text(n, "b")) for n in names])
             revision = current_revision(client)
             watch = PrefixWatch(client, [KS.unit_spec(names[0])], revision + 1)
@@ -386,14 +403,17 @@ def test_a_batch_that_loses_its_last_part_says_exactly_what_it_changed(
                     result.append(exc)
 
             t = threading.Thread(target=start)
+            etcd_client.transaction = held if hold else send
             t.start()
             try:
                 watch.events.get(timeout=WATCH_DRAIN_TIMEOUT)  # its first transaction landed
                 with contextlib.suppress(UnitNotFound):
                     units.destroy(destroyer, [last])
             finally:
+                destroyed.set()
                 t.join(timeout=60)
                 watch.cancel()
+                etcd_client.transaction = send
             [error] = result
             launched = {
                 UnitSpec.from_json(v).name
@@ -401,12 +421,15 @@ def test_a_batch_that_loses_its_last_part_says_exactly_what_it_changed(
                 if UnitSpec.from_json(v).desired == DesiredState.LAUNCHED
             }
             if error is None:
+                assert not hold, "the destroy was held to land between, yet the start all landed"
                 assert launched | {last} == set(names)
             else:
                 assert isinstance(error, UnitNotFound), repr(error)
                 assert f"unit {last} was destroyed meanwhile" in str(error)
                 assert launched == set(error.done)
                 assert set(error.done) < set(names) - {last}
+                if hold:  # every transaction but the last unit's landed
+                    assert set(error.done) == set(names[: 6 * TXN_MAX_OPS])
                 partial += int(bool(error.done))
             units.destroy(starter, [n for n in names if n != last])
             with contextlib.suppress(UnitNotFound):
