@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app, request
+from google.api_core import exceptions as core_exceptions
 from google.cloud import ndb
 
 from appengine import policy
@@ -137,12 +139,33 @@ class Rate:
             ClientQuota(key=key, count=used + 1, expires=window + _WINDOW).put()
             return True
 
-        if not ndb.transaction(count, retries=policy.TRANSACTION_RETRIES):
+        if not _counted(count, self.what):
             retry = int((window + _WINDOW - now).total_seconds()) + 1
             raise LimitReached(
                 f"{self.what}: at most {allowed} per hour from one address; try again later",
                 retry_after=retry,
             )
+
+
+def _counted(count: Any, what: str) -> bool:
+    """Run the counting transaction; when it keeps losing to the same client's other
+    requests (one entity), a 503 that says so, counting nothing.
+
+    ndb's own retries wait a second and more each and end in an error page; these are
+    quick, and bounded (policy.QUOTA_TXN_DEADLINE).
+    """
+    deadline = time.monotonic() + policy.QUOTA_TXN_DEADLINE
+    for _ in policy.QUOTA_TXN_BACKOFF.sleep_until(deadline):
+        try:
+            counted: bool = ndb.transaction(count, retries=0)
+        except core_exceptions.Aborted:  # a lost race: nothing was committed
+            continue
+        return counted
+    raise LimitReached(
+        f"{what}: too many requests from one address at once; try again shortly",
+        status=503,
+        retry_after=policy.QUOTA_BUSY_RETRY_AFTER,
+    )
 
 
 NEW_TOKENS = Rate("NEW_TOKENS_PER_CLIENT_PER_HOUR", "new discovery tokens")

@@ -61,6 +61,13 @@ DISCOVERY_WATCH_POLL_FACTOR = 1.5
 DISCOVERY_REGISTER_BACKOFF = Backoff(initial=0.01, maximum=0.2)
 DISCOVERY_REGISTER_DEADLINE = 4.0
 
+# A per-client quota counter (appengine.limits) is one entity that a client's requests
+# made at once contend on: the losers try again with this backoff until this deadline,
+# then get a 503 with this Retry-After (counting nothing) instead of an error page.
+QUOTA_TXN_BACKOFF = Backoff(initial=0.01, maximum=0.2)
+QUOTA_TXN_DEADLINE = 3.0
+QUOTA_BUSY_RETRY_AFTER = 2
+
 # Tokens older than this are deleted by the cron handler, with their members.
 # App config: DISCOVERY_TOKEN_MAX_AGE (seconds).
 DISCOVERY_TOKEN_MAX_AGE = timedelta(days=7).total_seconds()
