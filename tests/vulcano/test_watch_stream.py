@@ -128,6 +128,22 @@ def test_an_unreachable_etcd_is_a_resync_not_an_error(connect: Any) -> None:
         client.close()
 
 
+def test_cancel_while_etcd_is_unreachable_ends_the_watch_at_once(connect: Any) -> None:
+    """The HTTP client tries every member for a while before a watch is lost; a cancel
+    meanwhile ends it (cancel returns once its thread is gone: the Resync is there).
+    gRPC's stream is lost at once: its Resync says so."""
+    client = connect(f"http://127.0.0.1:{reserve_port()}")
+    try:
+        watch = PrefixWatch(client, [A], 1)
+        time.sleep(0.2)  # the reader is trying by now
+        watch.cancel()
+        item = watch.events.get_nowait()
+        assert isinstance(item, Resync) and watch.events.empty()
+        assert any(why in str(item) for why in ("cancelled", "lost")), item
+    finally:
+        client.close()
+
+
 def test_stopping_etcd_is_a_resync_and_a_new_snapshot_follows_it(
     tmp_path: Path, connect: Any
 ) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import vulcano.etcdhttp.wire as wire
-from vulcano.etcdhttp.transport import EtcdRequestError, MemberUnreachable, answer, describe
+from vulcano.etcdhttp.transport import EtcdRequestError, answer, describe
 from vulcano.watch import Change
 
 # TCP keep-alive on a watch's connection: a member gone without a word (power, network)
@@ -57,6 +57,10 @@ class WatchResponse:
         )
 
 
+class WatchClosed(Exception):
+    """The watch was closed before its stream was open."""
+
+
 class WatchStream:
     """One Watch call on a member: ``responses()`` until it ends, ``close()`` from any thread."""
 
@@ -86,8 +90,8 @@ class WatchStream:
             member = client.member()
             conn = member.open(client.timeout)
             with self._lock:
-                if self._closed:
-                    raise MemberUnreachable("watch cancelled")
+                if self._closed:  # not MemberUnreachable: carry_over must not try again
+                    raise WatchClosed("watch cancelled")
                 self._conn = conn
             try:
                 conn.request("POST", "/v3/watch", self._body, {"Content-Type": "application/json"})
