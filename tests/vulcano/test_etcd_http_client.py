@@ -1,7 +1,8 @@
 """The agent's etcd client over etcd's JSON gateway (`vulcano.etcdhttp`) against the real
 etcd 3.4: the results the shared code reads, the same as python-etcd3's; transaction
 compares that hold and that do not; leases that expire; failover when a member of three
-stops; and over mutual TLS, a revoked certificate refused and renewed files taken."""
+stops; over mutual TLS, a revoked certificate refused and renewed files taken; and a
+member serving no JSON gateway named so."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from vulcano import etcd as vulcano_etcd
 from vulcano import etcdhttp, pki
@@ -210,3 +212,24 @@ def test_a_revoked_certificate_is_refused_and_renewed_files_are_taken(tmp_path: 
     finally:
         client.close()
         etcd.stop()
+
+
+def test_a_member_without_its_json_gateway_is_named_so(tmp_path: Path) -> None:
+    """etcd 3.4 read from a config file without enable-grpc-gateway serves no gateway."""
+    etcd = services.new_etcd(tmp_path, extra_args=["--enable-grpc-gateway=false"])
+    etcd.start()
+    client = etcdhttp.connect(etcd.endpoint)
+    try:
+        wait_for(lambda: _status_served(etcd), 30, "etcd up")
+        with pytest.raises(vulcano_etcd.EtcdUnavailable, match="enable-grpc-gateway: true"):
+            client.get(P + "k")
+    finally:
+        client.close()
+        etcd.stop()
+
+
+def _status_served(etcd: services.Etcd) -> bool:
+    try:
+        return requests.get(f"{etcd.endpoint}/version", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False

@@ -178,7 +178,8 @@ def answer(status: int, raw: bytes, url: str) -> dict[str, Any]:
         text = raw[:200].decode("utf-8", "replace").strip()
         if _PLAIN_TO_TLS in text.lower():
             raise MemberUnreachable(f"{url}: {text}") from None
-        raise MemberUnreachable(f"{url}: HTTP {status}, not etcd's JSON: {text!r}") from None
+        hint = " (is etcd's JSON gateway on? enable-grpc-gateway: true)" if status == 404 else ""
+        raise MemberUnreachable(f"{url}: HTTP {status}, not etcd's JSON: {text!r}{hint}") from None
     if status == 200 and isinstance(body, dict) and "error" not in body:
         return body
     if not isinstance(body, dict):
