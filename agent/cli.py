@@ -26,6 +26,7 @@ from agent.signals import stop_on_signals
 from agent.statedir import StateDirBusy, StateLock
 from agent.tlsflags import tls_options, tls_options_from_env
 from vulcano import etcd as vulcano_etcd
+from vulcano import etcdhttp
 from vulcano.clierrors import reported
 from vulcano.errors import MachineDecommissioned, VulcanoError
 from vulcano.keyspace import DEFAULT_PREFIX, Keyspace, segment_to_cidr
@@ -183,7 +184,7 @@ def network_init(
         tls = vulcano_etcd.tls_files(etcd_endpoints, cacert, cert, key)
     except (NetworkConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    client = vulcano_etcd.connect(etcd_endpoints, tls=tls)
+    client = etcdhttp.connect(etcd_endpoints, tls=tls)
     try:
         outcome = _with_deadline(
             "writing the network config",
@@ -319,7 +320,7 @@ def _release_subnets(directory: Path) -> tuple[list[str], str]:
     node = NodeState.load(directory)
     if node is None:
         return [], ""  # no agent ever ran here: nothing of ours is leased
-    client = vulcano_etcd.connect(node.etcd_endpoints, tls=node.tls())
+    client = etcdhttp.connect(node.etcd_endpoints, tls=node.tls())
     try:
         leases = release(client, Keyspace(node.prefix), node.machine_id)
     except Exception as exc:

@@ -28,17 +28,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent import policy
-from vulcano import pki
+from vulcano import certdates
 from vulcano.etcdtls import TLSFileError, TLSFiles, check_files
 from vulcano.keyspace import Keyspace
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# `vulcano.pki` (and `cryptography` under it, ~9 MiB) is imported only where a renewal,
+# an install or a CRL check runs: most passes only read the certificate's dates.
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ def _stamps(tls: TLSFiles) -> _Seen:
 
 def write_keeping_owner(path: Path, data: bytes, *, private: bool) -> None:
     """`pki.write_pem`, then the file's owner is the old file's (root writes it for etcd)."""
+    from vulcano import pki
+
     try:
         st = os.stat(path)
         owner: tuple[int, int] | None = (st.st_uid, st.st_gid)
@@ -193,8 +197,17 @@ class Credentials:
                 pending.unlink()
                 self.reload_if_changed()
             return
-        if not pki.renewal_due(self.tls.cert.read_bytes()):
+        from_disk = self.tls.cert.read_bytes()
+        try:
+            due = certdates.renewal_due(from_disk)
+        except certdates.CertificateDateError:
+            from vulcano import pki
+
+            due = pki.renewal_due(from_disk)  # says what is wrong with it
+        if not due:
             return
+        from vulcano import pki
+
         if not pending.exists():
             pki.write_pem(pending, pki.new_key_pem(), private=True)
         key = pki.load_key(pending.read_bytes(), str(pending))
@@ -208,6 +221,8 @@ class Credentials:
     def _install(self, cert_pem: bytes, key_pem: bytes) -> bool:
         """Write a renewed certificate and its key over the old ones, when they fit."""
         assert self.tls.cert is not None and self.tls.key is not None
+        from vulcano import pki
+
         try:
             cert = pki.load_cert(cert_pem, "renewed certificate")
             if not pki.issued_by(cert_pem, self.tls.cacert.read_bytes()):
@@ -233,6 +248,8 @@ class Credentials:
             current = b""
         if crl == current:
             return
+        from vulcano import pki
+
         try:
             revoked = pki.crl_serials(crl, self.tls.cacert.read_bytes(), "pki/crl in etcd")
         except pki.PKIError as exc:
@@ -245,6 +262,10 @@ class Credentials:
 def _csr(key: ec.EllipticCurvePrivateKey, current: x509.Certificate) -> bytes:
     """A CSR for ``key`` naming the current certificate's subject (the container decides
     the rest)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
     name = current.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     csr = (
         x509.CertificateSigningRequestBuilder()

@@ -18,6 +18,7 @@ from agent import policy
 from agent.membership.registration import Registration
 from agent.statedir import NodeState, StateLock
 from vulcano import etcd as vulcano_etcd
+from vulcano import etcdhttp
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class EtcdConnection:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = vulcano_etcd.connect(self._endpoints, tls=self._tls)
+                self._client = etcdhttp.connect(self._endpoints, tls=self._tls)
             return self._client
 
     def close(self) -> None:

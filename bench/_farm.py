@@ -124,10 +124,15 @@ class CountingRunner(NoopRunner):
 
 
 def engine_main(endpoint: str, out: str) -> None:
-    """The engine alone in this process until SIGTERM; then its stats and usage to ``out``."""
-    from agent.units.engine import Engine
+    """The engine alone in this process until SIGTERM; then its stats and usage to ``out``.
 
-    client = _client(endpoint)
+    On the client the engine has in a real agent: etcd's JSON gateway (`vulcano.etcdhttp`);
+    the farm's agents share gRPC streams (one watch hub and one keep-alive stream a
+    process), which only python-etcd3's client has."""
+    from agent.units.engine import Engine
+    from vulcano import etcdhttp
+
+    client = etcdhttp.connect(endpoint, timeout=REQUEST_TIMEOUT, tls=tls_from_environment())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = Engine(client, Keyspace(), "bench-engine", stop=stop)

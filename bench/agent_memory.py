@@ -8,8 +8,8 @@ Needs root (a network namespace). Prints three tables:
    and threads once its overlay is up, then once it has programmed PEERS more subnet
    leases (written straight into etcd: real records the agent watches and plumbs into
    the kernel; nothing sends packets to them); and the floor under any agent: an
-   interpreter that only imports the etcd client (etcd3, gRPC), connects and does 200
-   puts and reads;
+   interpreter that only imports the agent's etcd client (`vulcano.etcdhttp`, etcd's
+   JSON gateway), connects and does 200 puts and reads;
 2. RSS by importer: a fresh interpreter imports what a running agent imports, and each
    import's own growth of VmRSS (its children's taken out) is summed per top-level
    package (the standard library as one row);
@@ -84,10 +84,11 @@ print(json.dumps({"start": start, "end": rss(), "own": own, "pulled": pulled}))
 """
 
 
-# The floor under any agent: an interpreter with only the etcd client, connected and used.
+# The floor under any agent: an interpreter with only the agent's etcd client, connected
+# and used.
 _CLIENT_ONLY = r"""
 import sys
-from vulcano.etcd import connect
+from vulcano.etcdhttp import connect
 client = connect(sys.argv[1])
 for i in range(200):
     client.put(f"/bench-memory/{i}", "x")
@@ -101,7 +102,7 @@ for line in open("/proc/self/status"):
 
 
 def client_only(endpoint: str) -> dict[str, int]:
-    """/proc status of an interpreter that only imported, connected and used etcd3."""
+    """/proc status of an interpreter that only imported, connected and used the client."""
     out = subprocess.run(
         [sys.executable, "-c", _CLIENT_ONLY, endpoint],
         capture_output=True,
@@ -165,7 +166,7 @@ def running_agent(base: Path, peers: int) -> list[tuple[str, dict[str, int], int
             readings.append((f"{peers} peers programmed", _status(agent.pid), routes()))
         finally:
             client.close()
-        readings.append(("floor: etcd3 client only", client_only(net.etcd_local_endpoint), -1))
+        readings.append(("floor: etcd client only", client_only(net.etcd_local_endpoint), -1))
     return readings
 
 

@@ -4,6 +4,7 @@ anything connects, and how a TLS refusal reads apart from an absent member."""
 from __future__ import annotations
 
 import datetime
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,21 @@ def _read_file(path: Path, label: str) -> bytes:
         raise TLSFileError(f"{label} {path}: {exc.strerror or exc}") from None
 
 
+def _is_certificate(pem: bytes) -> bool:
+    """Whether a PEM text holds an X.509 certificate OpenSSL can load."""
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        return False
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem.decode("ascii"))
+    except (ssl.SSLError, ValueError):
+        return False
+    return True
+
+
+def _no_password() -> bytes:
+    return b""  # an encrypted key then fails to load: etcd's clients could not use it
+
+
 def check_files(
     scheme: str,
     cacert: str | Path | None,
@@ -57,6 +73,7 @@ def check_files(
     https:// needs a CA bundle (no unverified TLS); a certificate needs its key and the
     other way round; http:// endpoints with TLS files are refused (a client meant to
     use TLS must not fall back to plain text). Errors name the flag in ``labels``.
+    Checked with the standard library's OpenSSL (`cryptography` is not loaded here).
     """
     given = [Path(p) if p not in (None, "") else None for p in (cacert, cert, key)]
     if scheme == "http":
@@ -75,8 +92,6 @@ def check_files(
     if (cert_path is None) != (key_path is None):
         missing, other = (labels[2], labels[1]) if key_path is None else (labels[1], labels[2])
         raise TLSFileError(f"{other} given without {missing}: give both or neither")
-    from vulcano import pki  # cryptography loads only for TLS
-
     contents = []
     for path, label in zip((ca_path, cert_path, key_path), labels, strict=True):
         if path is None:
@@ -86,22 +101,26 @@ def check_files(
         if len(data) > TLS_FILE_MAX_BYTES:
             raise TLSFileError(f"{label} {path}: larger than {TLS_FILE_MAX_BYTES} bytes")
         contents.append(data)
-    ca_pem, cert_pem, key_pem = contents
-    try:
-        pki.load_cert(ca_pem)
-    except pki.PKIError:
-        raise TLSFileError(f"{labels[0]} {ca_path}: not a PEM certificate") from None
-    if cert_path is not None:
-        try:
-            pki.load_cert(cert_pem)
-        except pki.PKIError:
-            raise TLSFileError(f"{labels[1]} {cert_path}: not a PEM certificate") from None
-        if not pki.has_private_key(key_pem):
-            raise TLSFileError(f"{labels[2]} {key_path}: not an unencrypted PEM private key")
-        if not pki.key_matches(cert_pem, key_pem):
-            raise TLSFileError(
-                f"{labels[2]} {key_path}: not the key of the certificate in {labels[1]}"
+    ca_pem, cert_pem, _ = contents
+    if not _is_certificate(ca_pem):
+        raise TLSFileError(f"{labels[0]} {ca_path}: not a PEM certificate")
+    if cert_path is not None and key_path is not None:
+        if not _is_certificate(cert_pem):
+            raise TLSFileError(f"{labels[1]} {cert_path}: not a PEM certificate")
+        try:  # OpenSSL checks the key is unencrypted and the certificate's
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+                cert_path, key_path, password=_no_password
             )
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise TLSFileError(
+                    f"{labels[2]} {key_path}: not the key of the certificate in {labels[1]}"
+                ) from None
+            raise TLSFileError(
+                f"{labels[2]} {key_path}: not an unencrypted PEM private key"
+            ) from None
+        except OSError as exc:  # changed under us since read
+            raise TLSFileError(f"{labels[2]} {key_path}: {exc.strerror or exc}") from None
     return TLSFiles(ca_path, cert_path, key_path)
 
 
@@ -118,18 +137,25 @@ def grpc_details(exc: BaseException | None, sep: str = "") -> str:
 _TLS_REFUSAL_MARKS = ("handshake", "ssl", "tls", "certificate", "x509", "tsi_", "verification")
 
 
-def refusal_reason(exc: BaseException | None, tls: TLSFiles | None) -> str:
-    """Why etcd and this client did not agree on TLS, as precisely as the files tell."""
-    details = grpc_details(exc).lower()
+def refusal_reason(details: str, tls: TLSFiles | None) -> str:
+    """Why etcd and this client did not agree on TLS, as precisely as the files tell.
+
+    ``details``: what the client's transport said (gRPC's details, Python's SSL error)."""
+    details = details.lower()
     if "certificate_verify_failed" in details or "hostname verification" in details:
         return (
             "etcd's server certificate does not verify against --cacert "
             "(another CA, or not issued for this address)"
         )
-    if "handshake read failed" in details or "wrong_version_number" in details:
+    if any(mark in details for mark in ("handshake read failed", "wrong_version_number")):
         return "the member did not answer in TLS at this address (is its endpoint http://?)"
     if tls is None or tls.cert is None:
         return "etcd requires a client certificate and none was given (--cert, --key)"
+    if "closed after the tls handshake" in details:  # etcd's check of its CRL does so
+        return (
+            f"etcd closed the connection after the TLS handshake: the client certificate "
+            f"--cert {tls.cert} is revoked (etcd's --client-crl-file), or etcd refused it"
+        )
     from vulcano import pki
 
     try:
@@ -153,14 +179,22 @@ def refusal_reason(exc: BaseException | None, tls: TLSFiles | None) -> str:
     )
 
 
-def plain_hint(exc: BaseException | None) -> str:
+# gRPC's, and the JSON-gateway client's (`vulcano.etcdhttp`) words for it
+_PLAIN_TO_TLS_MARKS = (
+    "socket closed",
+    "closed before etcd answered",
+    "client sent an http request to an https server",
+)
+
+
+def plain_hint(details: str) -> str:
     """For an http:// client: what a member's closing the connection at once may mean."""
-    if "socket closed" in grpc_details(exc).lower():
+    if any(mark in details.lower() for mark in _PLAIN_TO_TLS_MARKS):
         return "; a member that wants TLS closes plain connections so: give https:// and --cacert"
     return ""
 
 
-def tls_refusal(exc: BaseException) -> bool:
+def tls_refusal(details: str) -> bool:
     """Whether an etcd client error is a TLS handshake that failed, not an absent member."""
-    details = grpc_details(exc).lower()
+    details = details.lower()
     return any(mark in details for mark in _TLS_REFUSAL_MARKS)

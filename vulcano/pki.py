@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vulcano import certdates
 from vulcano.errors import VulcanoError
 
 Kind = Literal["server", "peer", "client"]
@@ -37,7 +38,7 @@ KINDS: tuple[Kind, ...] = ("server", "peer", "client")
 CA_VALIDITY = datetime.timedelta(days=3650)
 CERT_VALIDITY = datetime.timedelta(days=365)
 # a certificate is renewed once this share of its life has passed
-RENEW_AT = 2 / 3
+RENEW_AT = certdates.RENEW_AT
 # a CRL names when the next one is due; ours are re-signed whenever a serial is added
 CRL_VALIDITY = datetime.timedelta(days=3650)
 # issued this long before "now", so a node whose clock is a little behind accepts it
@@ -335,9 +336,8 @@ def renewal_due(
     cert_pem: bytes, share: float = RENEW_AT, now: datetime.datetime | None = None
 ) -> bool:
     """Whether ``share`` of the certificate's life has passed (or it expired)."""
-    cert = load_cert(cert_pem)
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    return (now or _now()) >= start + (end - start) * share
+    load_cert(cert_pem)  # a PKIError for what is not a certificate
+    return certdates.renewal_due(cert_pem, share, now or _now())
 
 
 def expiry(cert_pem: bytes) -> datetime.datetime:

@@ -14,10 +14,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from etcd3 import utils
-
 from vulcano import policy, unitnames, units
 from vulcano.errors import VulcanoError
+from vulcano.etcdhttp.wire import prefix_range_end, to_bytes
 from vulcano.keyspace import Keyspace
 from vulcano.records import DesiredState, Machine, UnitSource, UnitSpec, UnitState
 from vulcano.txn_batches import TXN_MAX_OPS, chunks, in_flight, txn_chunks
@@ -351,7 +350,7 @@ class Registry:
                 t.delete(self.ks.unit_spec(name)),
                 t.delete(
                     self.ks.unit_state_prefix(name),
-                    utils.prefix_range_end(utils.to_bytes(self.ks.unit_state_prefix(name))),
+                    prefix_range_end(to_bytes(self.ks.unit_state_prefix(name))),
                 ),
                 t.delete(self.ks.unit_reason(name)),
                 t.delete(self.ks.unit_journal(name)),
@@ -378,7 +377,7 @@ class Registry:
             if meta.key.decode()[plen:] not in used
         ]
         t = self.client.transactions
-        unchanged = t.mod(self.ks.units, utils.prefix_range_end(utils.to_bytes(self.ks.units)))
+        unchanged = t.mod(self.ks.units, prefix_range_end(to_bytes(self.ks.units)))
         deleted = 0
         for chunk in chunks(orphans, TXN_MAX_OPS):
             self.requests += 1

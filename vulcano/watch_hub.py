@@ -10,6 +10,8 @@ with etcd's watch ids telling the events apart, and one reader thread.
 A hub watch behaves as a ``PrefixWatch``: Change lists in ``events``, and a last
 ``Resync`` when the stream is lost, when etcd cancels any of its watches (compaction),
 or when ``cancel`` ends it. Without a hub on the client, ``open_watch`` is PrefixWatch.
+A hub is for python-etcd3's client (gRPC, loaded when a hub is made); the agent's
+process, on `vulcano.etcdhttp`, has none.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from etcd3 import etcdrpc, utils
-
-from vulcano.watch import Change, PrefixWatch, Resync, change_of
+from vulcano.watch import Change, PrefixWatch, Resync
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,11 @@ class WatchHub:
     """The shared stream: creates answered in order, events routed by watch id."""
 
     def __init__(self, client: Any) -> None:
+        from etcd3 import etcdrpc, utils
+
+        from vulcano.watch_grpc import change_of
+
+        self._rpc, self._utils, self._change_of = etcdrpc, utils, change_of
         self.client = client
         self._lock = threading.Lock()
         self._requests: queue.Queue[Any] | None = None  # the live stream's, None: no stream
@@ -83,6 +88,7 @@ class WatchHub:
                     target=self._read, args=(self._requests,), name="etcd-watch-hub", daemon=True
                 )
                 reader.start()
+            etcdrpc, utils = self._rpc, self._utils
             for p in prefixes:
                 key = utils.to_bytes(p)
                 self._pending.append(w)
@@ -107,8 +113,8 @@ class WatchHub:
                 self._by_id.pop(watch_id, None)
                 if self._requests is not None:
                     self._requests.put(
-                        etcdrpc.WatchRequest(
-                            cancel_request=etcdrpc.WatchCancelRequest(watch_id=watch_id)
+                        self._rpc.WatchRequest(
+                            cancel_request=self._rpc.WatchCancelRequest(watch_id=watch_id)
                         )
                     )
         w.events.put(Resync(reason))
@@ -121,7 +127,7 @@ class WatchHub:
     def _read(self, requests: queue.Queue[Any]) -> None:
         reason = "watch stream ended"
         try:
-            stub = etcdrpc.WatchStub(self.client.channel)
+            stub = self._rpc.WatchStub(self.client.channel)
             call = stub.Watch(
                 self._feed(requests),
                 credentials=self.client.call_credentials,
@@ -154,8 +160,8 @@ class WatchHub:
                         self._by_id[response.watch_id] = w
                     elif self._requests is not None:  # cancelled before etcd answered
                         self._requests.put(
-                            etcdrpc.WatchRequest(
-                                cancel_request=etcdrpc.WatchCancelRequest(
+                            self._rpc.WatchRequest(
+                                cancel_request=self._rpc.WatchCancelRequest(
                                     watch_id=response.watch_id
                                 )
                             )
@@ -169,6 +175,6 @@ class WatchHub:
             why = response.cancel_reason or f"revision compacted (to {response.compact_revision})"
             self.drop(w, "etcd ended the watch: " + why)
             return
-        changes = [change_of(event) for event in response.events]
+        changes = [self._change_of(event) for event in response.events]
         if changes and not w.ended:
             w.events.put(changes)

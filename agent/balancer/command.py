@@ -34,6 +34,7 @@ from agent.signals import stop_on_signals
 from agent.statedir import StateDirBusy, StateLock
 from agent.tlsflags import tls_options
 from vulcano import etcd as vulcano_etcd
+from vulcano import etcdhttp
 from vulcano.clierrors import reported
 from vulcano.endpoints import parse_duration
 from vulcano.errors import UnitFileError, VulcanoError
@@ -186,7 +187,7 @@ def balancer(
             lock.acquire()
         except StateDirBusy as exc:
             raise click.ClickException(str(exc)) from None
-    client = vulcano_etcd.connect(etcd_endpoints, tls=tls)
+    client = etcdhttp.connect(etcd_endpoints, tls=tls)
     component = Balancer(
         client,
         keyspace,

@@ -35,7 +35,7 @@ from agent.overlay import netlink
 from agent.overlay.datapath import BRIDGE
 from agent.overlay.state import OverlayState
 from agent.statedir import NodeState, read_json, write_json
-from vulcano import etcd as vulcano_etcd
+from vulcano import etcdhttp
 from vulcano import policy as core_policy
 from vulcano.errors import VulcanoError
 from vulcano.keyspace import Keyspace
@@ -121,7 +121,7 @@ class NodeSandboxes:
         if self._client_fn is not None:
             return self._client_fn()
         if self._own_client is None:
-            self._own_client = vulcano_etcd.connect(node.etcd_endpoints, tls=node.tls())
+            self._own_client = etcdhttp.connect(node.etcd_endpoints, tls=node.tls())
         return self._own_client
 
     def close(self) -> None:

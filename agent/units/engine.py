@@ -36,7 +36,7 @@ from typing import Any
 from agent import policy
 from agent.units import plan, replan
 from agent.units.world import EngineStats, World, parse_spec
-from vulcano.etcd import LeaseCompare
+from vulcano.etcd import lease_compare
 from vulcano.keyspace import Keyspace
 from vulcano.records import Machine
 from vulcano.watch import Change, PrefixWatch, Resync, snapshot
@@ -343,7 +343,7 @@ class Engine:
         t = self.client.transactions
         compares = [t.create(self.ks.engine_leader) == self._leader_rev]
         for machine, lease_id in batch.machine_leases:
-            compares.append(LeaseCompare(self.ks.machine(machine)) == lease_id)
+            compares.append(lease_compare(self.client, self.ks.machine(machine)) == lease_id)
         ops = [
             t.delete(self.ks.assignment(w.machine, w.unit))
             if w.value is None

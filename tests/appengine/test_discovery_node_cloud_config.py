@@ -53,6 +53,7 @@ def test_node_document_is_valid_cloud_config_that_runs_etcd_with_discovery() -> 
         "advertise-client-urls": "http://10.1.2.3:2379",
         "discovery": URL,
         "discovery-fallback": "proxy",
+        "enable-grpc-gateway": True,  # the agent speaks etcd's JSON gateway
     }
 
 
@@ -102,6 +103,7 @@ def test_any_discovery_url_is_carried_unchanged(scheme: str, host: str, rest: st
         "advertise-client-urls",
         "discovery",
         "discovery-fallback",
+        "enable-grpc-gateway",
     }
 
 

@@ -1,18 +1,21 @@
-"""The etcd client over mutual TLS, against the real etcd 3.4 requiring client
+"""The etcd clients over mutual TLS, against the real etcd 3.4 requiring client
 certificates: the cluster's own certificate is admitted; none, another CA's, an expired
 one, or a server checked against the wrong CA are refused at once, saying so; and what
-`tls_files` refuses before any connection (each error names the flag)."""
+`tls_files` refuses before any connection (each error names the flag). Every test that
+connects runs on both clients: python-etcd3's over gRPC and the agent's over the JSON
+gateway (`vulcano.etcdhttp`)."""
 
 from __future__ import annotations
 
 import datetime
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vulcano import etcd as vulcano_etcd
-from vulcano import pki, policy
+from vulcano import etcdhttp, pki, policy
 from vulcano.etcd import EndpointError, EtcdRefused, TLSFileError, TLSFiles, tls_files
 from vulcano.lab import services
 
@@ -22,8 +25,17 @@ EXPIRED = "expired at"
 SERVER_UNVERIFIED = "etcd's server certificate does not verify against --cacert"
 
 
-def refused(endpoint: str, tls: TLSFiles) -> tuple[str, float]:
-    client = vulcano_etcd.connect(endpoint, tls=tls)
+CLIENTS = {"grpc": vulcano_etcd.connect, "http": etcdhttp.connect}
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def connect(request: pytest.FixtureRequest) -> Any:
+    """Each client's ``connect``: python-etcd3's (gRPC) and the JSON gateway's."""
+    return CLIENTS[request.param]
+
+
+def refused(connect: Any, endpoint: str, tls: TLSFiles) -> tuple[str, float]:
+    client = connect(endpoint, tls=tls)
     started = time.monotonic()
     try:
         with pytest.raises(EtcdRefused) as caught:
@@ -33,10 +45,12 @@ def refused(endpoint: str, tls: TLSFiles) -> tuple[str, float]:
     return str(caught.value), time.monotonic() - started
 
 
-def test_the_clusters_own_client_certificate_is_admitted(etcd_tls: services.Etcd) -> None:
+def test_the_clusters_own_client_certificate_is_admitted(
+    etcd_tls: services.Etcd, connect: Any
+) -> None:
     assert etcd_tls.endpoint.startswith("https://")
     assert etcd_tls.tls is not None
-    client = vulcano_etcd.connect(etcd_tls.endpoint, tls=etcd_tls.tls.client_files())
+    client = connect(etcd_tls.endpoint, tls=etcd_tls.tls.client_files())
     try:
         client.put("/vulcano/tls-probe", "yes")
         assert client.get("/vulcano/tls-probe")[0] == b"yes"
@@ -71,7 +85,7 @@ def _other_ca(tls: services.EtcdTLS, tmp_path: Path) -> TLSFiles:
     ],
 )
 def test_a_client_the_cluster_did_not_issue_is_refused_saying_so(
-    etcd_tls: services.Etcd, tmp_path: Path, case: str, says: str
+    etcd_tls: services.Etcd, tmp_path: Path, case: str, says: str, connect: Any
 ) -> None:
     tls = etcd_tls.tls
     assert tls is not None
@@ -83,7 +97,7 @@ def test_a_client_the_cluster_did_not_issue_is_refused_saying_so(
             services.EtcdTLS.make(tmp_path / "wrong-ca").cacert, tls.client_cert, tls.client_key
         ),
     }[case]()
-    message, took = refused(etcd_tls.endpoint, files)
+    message, took = refused(connect, etcd_tls.endpoint, files)
     assert says in message, message
     assert etcd_tls.endpoint in message
     # a refusal is not waited out like an absent member: bounded by the failover window
@@ -91,18 +105,18 @@ def test_a_client_the_cluster_did_not_issue_is_refused_saying_so(
 
 
 def test_the_server_name_is_checked_even_when_dialled_by_another_name(
-    etcd_tls: services.Etcd,
+    etcd_tls: services.Etcd, connect: Any
 ) -> None:
     """As through a tunnel: dialled at one name, checked against the member's own."""
     tls = etcd_tls.tls
     assert tls is not None
     by_name = etcd_tls.endpoint.replace("127.0.0.1", "localhost")
-    client = vulcano_etcd.connect(by_name, tls=tls.client_files(), server_names=["127.0.0.1"])
+    client = connect(by_name, tls=tls.client_files(), server_names=["127.0.0.1"])
     try:
         assert client.get("/absent")[0] is None
     finally:
         client.close()
-    client = vulcano_etcd.connect(
+    client = connect(
         etcd_tls.endpoint, tls=tls.client_files(), server_names=["etcd.elsewhere.example"]
     )
     try:
@@ -212,18 +226,20 @@ def test_https_endpoints_parse_and_need_tls_to_connect() -> None:
 
 
 def test_tls_to_a_plain_member_is_refused_at_once_saying_so(
-    etcd: services.Etcd, etcd_tls: services.Etcd
+    etcd: services.Etcd, etcd_tls: services.Etcd, connect: Any
 ) -> None:
     assert etcd_tls.tls is not None
     message, took = refused(
-        etcd.endpoint.replace("http://", "https://"), etcd_tls.tls.client_files()
+        connect, etcd.endpoint.replace("http://", "https://"), etcd_tls.tls.client_files()
     )
     assert "the member did not answer in TLS at this address (is its endpoint http://?)" in message
     assert took < policy.ETCD_FAILOVER_SECONDS
 
 
-def test_plain_requests_to_a_tls_member_are_told_to_use_https(etcd_tls: services.Etcd) -> None:
-    client = vulcano_etcd.connect(etcd_tls.endpoint.replace("https://", "http://"))
+def test_plain_requests_to_a_tls_member_are_told_to_use_https(
+    etcd_tls: services.Etcd, connect: Any
+) -> None:
+    client = connect(etcd_tls.endpoint.replace("https://", "http://"))
     try:
         with pytest.raises(vulcano_etcd.EtcdUnavailable) as caught:
             client.get("/x")

@@ -75,6 +75,7 @@ ETCD_KEYS = {
     "advertise-client-urls",
     "discovery",
     "discovery-fallback",
+    "enable-grpc-gateway",
 }
 AGENT_KEYS = {"etcd-endpoints", "public-ip", "state-dir", "ttl", "metadata"}
 

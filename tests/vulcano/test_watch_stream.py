@@ -1,4 +1,5 @@
-"""vulcano/watch.py against a real etcd: what a watch delivers, and how it ends."""
+"""vulcano/watch.py against a real etcd: what a watch delivers, and how it ends, on both
+clients (python-etcd3's over gRPC, and the agent's over the JSON gateway)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from vulcano.etcd import connect
+from vulcano import etcd as vulcano_etcd
+from vulcano import etcdhttp
 from vulcano.lab import services
 from vulcano.lab.poll import wait_for
 from vulcano.lab.ports import reserve_port
@@ -22,8 +24,16 @@ B = "/watchtest/b/"
 C = "/watchtest/c/"  # written, never watched
 
 
+CLIENTS = {"grpc": vulcano_etcd.connect, "http": etcdhttp.connect}
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def connect(request: pytest.FixtureRequest) -> Any:
+    return CLIENTS[request.param]
+
+
 @pytest.fixture
-def client(etcd: services.Etcd) -> Iterator[Any]:
+def client(etcd: services.Etcd, connect: Any) -> Iterator[Any]:
     c = connect(etcd.endpoint)
     yield c
     c.close()
@@ -106,7 +116,7 @@ def test_a_compacted_start_revision_is_a_resync(client: Any) -> None:
         watch.cancel()
 
 
-def test_an_unreachable_etcd_is_a_resync_not_an_error() -> None:
+def test_an_unreachable_etcd_is_a_resync_not_an_error(connect: Any) -> None:
     client = connect(f"http://127.0.0.1:{reserve_port()}")
     try:
         watch = PrefixWatch(client, [A], 1)
@@ -118,7 +128,25 @@ def test_an_unreachable_etcd_is_a_resync_not_an_error() -> None:
         client.close()
 
 
-def test_stopping_etcd_is_a_resync_and_a_new_snapshot_follows_it(tmp_path: Path) -> None:
+def test_cancel_while_etcd_is_unreachable_ends_the_watch_at_once(connect: Any) -> None:
+    """The HTTP client tries every member for a while before a watch is lost; a cancel
+    meanwhile ends it (cancel returns once its thread is gone: the Resync is there).
+    gRPC's stream is lost at once: its Resync says so."""
+    client = connect(f"http://127.0.0.1:{reserve_port()}")
+    try:
+        watch = PrefixWatch(client, [A], 1)
+        time.sleep(0.2)  # the reader is trying by now
+        watch.cancel()
+        item = watch.events.get_nowait()
+        assert isinstance(item, Resync) and watch.events.empty()
+        assert any(why in str(item) for why in ("cancelled", "lost")), item
+    finally:
+        client.close()
+
+
+def test_stopping_etcd_is_a_resync_and_a_new_snapshot_follows_it(
+    tmp_path: Path, connect: Any
+) -> None:
     with services.etcd_server(tmp_path) as member:
         client = connect(member.endpoint)
         try:
