@@ -43,6 +43,8 @@ _TICK = os.sysconf("SC_CLK_TCK")
 MESH_POLL = 0.2
 # How often the bench looks for the joiner's subnet.env (the N-1 others: every 0.1 s).
 JOINER_POLL = 0.01
+# Before the N-th agent starts: seconds the N-1 agents' CPU use is read over, idle.
+IDLE_WINDOW = 2.0
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -254,6 +256,9 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             load_mid = os.getloadavg()[0]
             others = [h.agent.pid for h in first if h.agent is not None]
             prober_pids = [p.pid for p in probers]
+            idle_from = cpu_seconds(others)
+            time.sleep(IDLE_WINDOW)  # what the N-1 agents use with nothing happening
+            idle_rate = (cpu_seconds(others) - idle_from) / IDLE_WINDOW
             cpu_before = (cpu_seconds(others), _own_cpu(), cpu_seconds(prober_pids))
             joined = time.monotonic()
             late.start_agent(ttl=10, subnet_ttl=120)
@@ -307,6 +312,7 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             "cli_s": cli_s,
             "join_wall_s": join_wall,
             "cpu_others_s": cpu_after[0] - cpu_before[0],
+            "cpu_others_idle": idle_rate,
             "cpu_joiner_s": joiner_cpu,
             "cpu_bench_s": cpu_after[1] - cpu_before[1],
             "cpu_probers_s": cpu_after[2] - cpu_before[2],

@@ -213,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print_table(table)
         print("\n(1c) CPU seconds from the N-th agent's start to the full mesh (2 cores)")
-        print("     (agents with their reaped children: nft, iptables; the joiner since start)")
+        print("     (agents with their reaped children: nft, iptables; the joiner since start;")
+        print("     idle rate: CPU s per s of the N-1 agents over 2 s before, nothing happening)")
         print_table(
             [
-                ["hosts", "wall", "N-1 agents", "joiner", "bench", "probers"],
+                ["hosts", "wall", "N-1 agents", "(idle rate)", "joiner", "bench", "probers"],
                 *(
                     [
                         str(r["n"]),
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                             for k in (
                                 "join_wall_s",
                                 "cpu_others_s",
+                                "cpu_others_idle",
                                 "cpu_joiner_s",
                                 "cpu_bench_s",
                                 "cpu_probers_s",
