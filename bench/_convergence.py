@@ -147,6 +147,16 @@ def _cli_start(host: TestHost) -> float:
     return time.monotonic() - started
 
 
+def _start_prober(
+    argv: list[str], lock: threading.Lock, probers: list[subprocess.Popen[bytes]]
+) -> None:
+    prober = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, cwd=REPO, env=lab_env(), start_new_session=True
+    )
+    with lock:
+        probers.append(prober)  # stopped by the caller, even when another host fails
+
+
 def _wait_overlay(host: TestHost, interval: float) -> None:
     """Wait until the host's running agent (re)wrote subnet.env, looking every `interval`."""
     assert host.agent is not None
@@ -163,6 +173,21 @@ def _wait_overlay(host: TestHost, interval: float) -> None:
         time.sleep(interval)
 
 
+# A prober started before its sandbox exists: it waits for the sandbox's address (a file
+# the bench writes once the sandbox is made) and namespace, enters it and probes.
+_WAITING_PROBER = """
+import sys, time
+from pathlib import Path
+from vulcano.lab.forward import entered
+from vulcano.lab.meshprobe import run
+port, netns, ip_file, targets, result = sys.argv[1:]
+while not Path(ip_file).exists():
+    time.sleep(0.005)
+with entered(Path(netns)):
+    run(int(port), Path(ip_file).read_text(), Path(targets), Path(result))
+"""
+
+
 def _time_sandbox(
     host: TestHost,
     targets: Path,
@@ -170,35 +195,29 @@ def _time_sandbox(
     probers: list[subprocess.Popen[bytes]],
     client: Any,
     poll: float = 0.1,
+    prestart: bool = False,
 ) -> dict[str, Any]:
     """Wait for the host's overlay (looking every `poll` s), make its sandbox, start its
-    prober; the times."""
+    prober (with `prestart`, started before and waiting: no Python start-up once the
+    sandbox is made); the times."""
+    result = targets.parent / f"mesh-{host.index}.json"
+    ip_file = targets.parent / f"ip-{host.index}"
+    if prestart:
+        netns = str(NETNS_DIR / host.sandbox_netns("a"))
+        argv = [sys.executable, "-c", _WAITING_PROBER, str(MESH_PORT), netns, str(ip_file)]
+        _start_prober([*argv, str(targets), str(result)], lock, probers)
     _wait_overlay(host, poll)
     overlay_up = time.monotonic()
     ip = _create_sandbox(host, "a", client)
     made = time.monotonic()
-    result = targets.parent / f"mesh-{host.index}.json"
-    prober = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            host.sandbox_netns("a"),
-            sys.executable,
-            "-m",
-            "vulcano.lab.meshprobe",
-            str(MESH_PORT),
-            ip,
-            str(targets),
-            str(result),
-        ],
-        stdout=subprocess.DEVNULL,
-        cwd=REPO,
-        env=lab_env(),
-        start_new_session=True,
-    )
+    if prestart:
+        ip_file.with_suffix(".tmp").write_text(ip)
+        os.replace(ip_file.with_suffix(".tmp"), ip_file)
+    else:
+        netns_exec = ["ip", "netns", "exec", host.sandbox_netns("a"), sys.executable]
+        argv = [*netns_exec, "-m", "vulcano.lab.meshprobe", str(MESH_PORT), ip]
+        _start_prober([*argv, str(targets), str(result)], lock, probers)
     with lock:
-        probers.append(prober)  # stopped by the caller, even when another host fails
         listed = targets.read_text() if targets.exists() else ""
         tmp = targets.with_suffix(".tmp")
         tmp.write_text(listed + ip + "\n")
@@ -259,15 +278,29 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             idle_from = cpu_seconds(others)
             time.sleep(IDLE_WINDOW)  # what the N-1 agents use with nothing happening
             idle_rate = (cpu_seconds(others) - idle_from) / IDLE_WINDOW
-            cpu_before = (cpu_seconds(others), _own_cpu(), cpu_seconds(prober_pids))
+            assert net.etcd is not None and net.etcd.proc is not None
+            etcd = [net.etcd.proc.pid]
+            cpu_before = (
+                cpu_seconds(others),
+                _own_cpu(),
+                cpu_seconds(prober_pids),
+                cpu_seconds(etcd),
+            )
             joined = time.monotonic()
             late.start_agent(ttl=10, subnet_ttl=120)
             # the joiner alone is watched closely: its subnet.env starts its sandbox
-            joiner = _time_sandbox(late, targets, lock, probers, client, poll=JOINER_POLL)
+            joiner = _time_sandbox(
+                late, targets, lock, probers, client, poll=JOINER_POLL, prestart=True
+            )
             everyone = [*made, joiner]
             heard = _wait_mesh(everyone, {m["ip"] for m in everyone})
             assert late.agent is not None
-            cpu_after = (cpu_seconds(others), _own_cpu(), cpu_seconds(prober_pids))
+            cpu_after = (
+                cpu_seconds(others),
+                _own_cpu(),
+                cpu_seconds(prober_pids),
+                cpu_seconds(etcd),
+            )
             joiner_cpu = cpu_seconds([late.agent.pid])
             join_wall = time.monotonic() - joined
             load_after = os.getloadavg()[0]
@@ -316,6 +349,7 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             "cpu_joiner_s": joiner_cpu,
             "cpu_bench_s": cpu_after[1] - cpu_before[1],
             "cpu_probers_s": cpu_after[2] - cpu_before[2],
+            "cpu_etcd_s": cpu_after[3] - cpu_before[3],
             "load": (load_before, load_mid, load_after),
             "rss_median_mib": statistics.median(r[0] for r in rss) / 1024,
             "rss_max_mib": max(r[0] for r in rss) / 1024,

@@ -214,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         print_table(table)
         print("\n(1c) CPU seconds from the N-th agent's start to the full mesh (2 cores)")
         print("     (agents with their reaped children: nft, iptables; the joiner since start;")
-        print("     idle rate: CPU s per s of the N-1 agents over 2 s before, nothing happening)")
+        print("     idle: CPU s per s of the N-1 agents over 2 s before, nothing happening)")
         print_table(
             [
-                ["hosts", "wall", "N-1 agents", "(idle rate)", "joiner", "bench", "probers"],
+                ["hosts", "wall", "N-1 agents", "(idle)", "joiner", "bench", "probers", "etcd"],
                 *(
                     [
                         str(r["n"]),
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "cpu_joiner_s",
                                 "cpu_bench_s",
                                 "cpu_probers_s",
+                                "cpu_etcd_s",
                             )
                         ),
                     ]
