@@ -73,6 +73,7 @@ class Peers:
     ) -> Plan:
         """Make the kernel hold exactly what `records` (from `read`) call for."""
         revision, changes = records
+        self._applied = None  # the kernel is read back below: what it holds is unknown
         self._leases.clear()
         self._fold(changes)
         self._revision = revision
