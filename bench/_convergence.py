@@ -59,6 +59,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / _TICK
 
 
+def machine_busy() -> float:
+    """CPU seconds every core of the machine spent not idle so far (/proc/stat): set
+    beside the parties' own, it shows what else ran (other users, the kernel's work)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICK  # without idle and iowait
+
+
 def _own_cpu() -> float:
     """This process's CPU seconds, every thread (the sandbox creations, the forward)."""
     return time.process_time()
@@ -285,6 +292,7 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
                 _own_cpu(),
                 cpu_seconds(prober_pids),
                 cpu_seconds(etcd),
+                machine_busy(),
             )
             joined = time.monotonic()
             late.start_agent(ttl=10, subnet_ttl=120)
@@ -300,6 +308,7 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
                 _own_cpu(),
                 cpu_seconds(prober_pids),
                 cpu_seconds(etcd),
+                machine_busy(),
             )
             joiner_cpu = cpu_seconds([late.agent.pid])
             join_wall = time.monotonic() - joined
@@ -350,6 +359,7 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             "cpu_bench_s": cpu_after[1] - cpu_before[1],
             "cpu_probers_s": cpu_after[2] - cpu_before[2],
             "cpu_etcd_s": cpu_after[3] - cpu_before[3],
+            "cpu_machine_s": cpu_after[4] - cpu_before[4],
             "load": (load_before, load_mid, load_after),
             "rss_median_mib": statistics.median(r[0] for r in rss) / 1024,
             "rss_max_mib": max(r[0] for r in rss) / 1024,

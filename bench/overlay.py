@@ -214,10 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         print_table(table)
         print("\n(1c) CPU seconds from the N-th agent's start to the full mesh (2 cores)")
         print("     (agents with their reaped children: nft, iptables; the joiner since start;")
-        print("     idle: CPU s per s of the N-1 agents over 2 s before, nothing happening)")
+        print("     idle: CPU s per s of the N-1 agents over 2 s before, nothing happening;")
+        print("     machine: every core's busy time, /proc/stat: the rest is others or the kernel)")
+        parties = ["N-1 agents", "(idle)", "joiner", "bench", "probers", "etcd", "machine"]
         print_table(
             [
-                ["hosts", "wall", "N-1 agents", "(idle)", "joiner", "bench", "probers", "etcd"],
+                ["hosts", "wall", *parties],
                 *(
                     [
                         str(r["n"]),
@@ -231,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "cpu_bench_s",
                                 "cpu_probers_s",
                                 "cpu_etcd_s",
+                                "cpu_machine_s",
                             )
                         ),
                     ]
