@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent import policy
-from agent.overlay import netlink, nft, subnet_env
+from agent.overlay import nft, subnet_env
 from agent.overlay.datapath import DataPath, Devices, vtep_mac_for
 from agent.overlay.leases import SubnetLease, acquire
 from agent.overlay.peers import Peers
@@ -109,7 +109,6 @@ class Overlay:
         self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
         self._forward = nft.ForwardGuard()
         self.ready = threading.Event()
-        netlink.preload()  # while the node registers: DataPath() is the first thing start does
 
     # -- component -------------------------------------------------------------------
     def start(self) -> None:

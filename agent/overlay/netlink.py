@@ -58,14 +58,6 @@ def _load() -> tuple[Any, ModuleType]:
     return IPRoute, netns
 
 
-def preload() -> threading.Thread:
-    """Import IPRoute on a thread of its own (35 ms of CPU), while the caller waits on
-    etcd: the first `iproute()` then finds it loaded."""
-    thread = threading.Thread(target=_load, name="pyroute2-import", daemon=True)
-    thread.start()
-    return thread
-
-
 def iproute() -> Any:
     """A new pyroute2 IPRoute in the calling thread's network namespace."""
     return _load()[0]()
