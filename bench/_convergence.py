@@ -36,6 +36,39 @@ _CREATING = threading.BoundedSemaphore(8)
 
 
 _GC_THRESH = Path("/proc/sys/net/ipv4/neigh/default")
+_TICK = os.sysconf("SC_CLK_TCK")
+# How often the bench reads the probers' result files: their times are the probers' own
+# clock readings, so this only sets how soon the bench notices (and what it costs the
+# agents: 50 files parsed per look).
+MESH_POLL = 0.2
+# How often the bench looks for the joiner's subnet.env (the N-1 others: every 0.1 s).
+JOINER_POLL = 0.01
+# Before the N-th agent starts: seconds the N-1 agents' CPU use is read over, idle.
+IDLE_WINDOW = 2.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes and their reaped children (nft...)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / _TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds every core of the machine spent not idle so far (/proc/stat): set
+    beside the parties' own, it shows what else ran (other users, the kernel's work)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICK  # without idle and iowait
+
+
+def _own_cpu() -> float:
+    """This process's CPU seconds, every thread (the sandbox creations, the forward)."""
+    return time.process_time()
 
 
 @contextlib.contextmanager
@@ -121,40 +154,77 @@ def _cli_start(host: TestHost) -> float:
     return time.monotonic() - started
 
 
+def _start_prober(
+    argv: list[str], lock: threading.Lock, probers: list[subprocess.Popen[bytes]]
+) -> None:
+    prober = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, cwd=REPO, env=lab_env(), start_new_session=True
+    )
+    with lock:
+        probers.append(prober)  # stopped by the caller, even when another host fails
+
+
+def _wait_overlay(host: TestHost, interval: float) -> None:
+    """Wait until the host's running agent (re)wrote subnet.env, looking every `interval`."""
+    assert host.agent is not None
+    since = host.agent.started
+    deadline = time.monotonic() + CONVERGENCE_TIMEOUT
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            if host.subnet_env.stat().st_mtime >= since:
+                return
+        if not host.agent.running():
+            raise RuntimeError(f"agent on {host.netns} exited:\n{host.agent.log()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no overlay on {host.netns} in {CONVERGENCE_TIMEOUT} s")
+        time.sleep(interval)
+
+
+# A prober started before its sandbox exists: it waits for the sandbox's address (a file
+# the bench writes once the sandbox is made) and namespace, enters it and probes.
+_WAITING_PROBER = """
+import sys, time
+from pathlib import Path
+from vulcano.lab.forward import entered
+from vulcano.lab.meshprobe import run
+port, netns, ip_file, targets, result = sys.argv[1:]
+while not Path(ip_file).exists():
+    time.sleep(0.005)
+with entered(Path(netns)):
+    run(int(port), Path(ip_file).read_text(), Path(targets), Path(result))
+"""
+
+
 def _time_sandbox(
     host: TestHost,
     targets: Path,
     lock: threading.Lock,
     probers: list[subprocess.Popen[bytes]],
     client: Any,
+    poll: float = 0.1,
+    prestart: bool = False,
 ) -> dict[str, Any]:
-    """Wait for the host's overlay, make its sandbox, start its prober; the times."""
-    host.wait_overlay(timeout=CONVERGENCE_TIMEOUT)
+    """Wait for the host's overlay (looking every `poll` s), make its sandbox, start its
+    prober (with `prestart`, started before and waiting: no Python start-up once the
+    sandbox is made); the times."""
+    result = targets.parent / f"mesh-{host.index}.json"
+    ip_file = targets.parent / f"ip-{host.index}"
+    if prestart:
+        netns = str(NETNS_DIR / host.sandbox_netns("a"))
+        argv = [sys.executable, "-c", _WAITING_PROBER, str(MESH_PORT), netns, str(ip_file)]
+        _start_prober([*argv, str(targets), str(result)], lock, probers)
+    _wait_overlay(host, poll)
     overlay_up = time.monotonic()
     ip = _create_sandbox(host, "a", client)
     made = time.monotonic()
-    result = targets.parent / f"mesh-{host.index}.json"
-    prober = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            host.sandbox_netns("a"),
-            sys.executable,
-            "-m",
-            "vulcano.lab.meshprobe",
-            str(MESH_PORT),
-            ip,
-            str(targets),
-            str(result),
-        ],
-        stdout=subprocess.DEVNULL,
-        cwd=REPO,
-        env=lab_env(),
-        start_new_session=True,
-    )
+    if prestart:
+        ip_file.with_suffix(".tmp").write_text(ip)
+        os.replace(ip_file.with_suffix(".tmp"), ip_file)
+    else:
+        netns_exec = ["ip", "netns", "exec", host.sandbox_netns("a"), sys.executable]
+        argv = [*netns_exec, "-m", "vulcano.lab.meshprobe", str(MESH_PORT), ip]
+        _start_prober([*argv, str(targets), str(result)], lock, probers)
     with lock:
-        probers.append(prober)  # stopped by the caller, even when another host fails
         listed = targets.read_text() if targets.exists() else ""
         tmp = targets.with_suffix(".tmp")
         tmp.write_text(listed + ip + "\n")
@@ -181,7 +251,7 @@ def _wait_mesh(made: list[dict[str, Any]], ips: set[str]) -> dict[str, dict[str,
         if time.monotonic() > deadline:
             missing = {ip: sorted(ips - {ip} - set(a)) for ip, a in heard.items()}
             raise RuntimeError(f"the mesh did not converge: {missing}")
-        time.sleep(0.05)
+        time.sleep(MESH_POLL)
 
 
 def convergence(base: Path, n: int) -> dict[str, Any]:
@@ -210,11 +280,38 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             first_mesh = max(t for answers in heard.values() for t in answers.values())
             machines_before = set(puts.seen)
             load_mid = os.getloadavg()[0]
+            others = [h.agent.pid for h in first if h.agent is not None]
+            prober_pids = [p.pid for p in probers]
+            idle_from = cpu_seconds(others)
+            time.sleep(IDLE_WINDOW)  # what the N-1 agents use with nothing happening
+            idle_rate = (cpu_seconds(others) - idle_from) / IDLE_WINDOW
+            assert net.etcd is not None and net.etcd.proc is not None
+            etcd = [net.etcd.proc.pid]
+            cpu_before = (
+                cpu_seconds(others),
+                _own_cpu(),
+                cpu_seconds(prober_pids),
+                cpu_seconds(etcd),
+                machine_busy(),
+            )
             joined = time.monotonic()
             late.start_agent(ttl=10, subnet_ttl=120)
-            joiner = _time_sandbox(late, targets, lock, probers, client)
+            # the joiner alone is watched closely: its subnet.env starts its sandbox
+            joiner = _time_sandbox(
+                late, targets, lock, probers, client, poll=JOINER_POLL, prestart=True
+            )
             everyone = [*made, joiner]
             heard = _wait_mesh(everyone, {m["ip"] for m in everyone})
+            assert late.agent is not None
+            cpu_after = (
+                cpu_seconds(others),
+                _own_cpu(),
+                cpu_seconds(prober_pids),
+                cpu_seconds(etcd),
+                machine_busy(),
+            )
+            joiner_cpu = cpu_seconds([late.agent.pid])
+            join_wall = time.monotonic() - joined
             load_after = os.getloadavg()[0]
             cli_s = _cli_start(late)
             rss = [memory_kib(h.agent.pid) for h in hosts if h.agent is not None]
@@ -255,6 +352,14 @@ def convergence(base: Path, n: int) -> dict[str, Any]:
             "sandbox_to_mesh_s": mesh - joiner["sandbox"],
             "create_median_s": statistics.median(m["create_s"] for m in made),
             "cli_s": cli_s,
+            "join_wall_s": join_wall,
+            "cpu_others_s": cpu_after[0] - cpu_before[0],
+            "cpu_others_idle": idle_rate,
+            "cpu_joiner_s": joiner_cpu,
+            "cpu_bench_s": cpu_after[1] - cpu_before[1],
+            "cpu_probers_s": cpu_after[2] - cpu_before[2],
+            "cpu_etcd_s": cpu_after[3] - cpu_before[3],
+            "cpu_machine_s": cpu_after[4] - cpu_before[4],
             "load": (load_before, load_mid, load_after),
             "rss_median_mib": statistics.median(r[0] for r in rss) / 1024,
             "rss_max_mib": max(r[0] for r in rss) / 1024,

@@ -14,7 +14,8 @@ Needs root (network namespaces). Prints three tables:
    the others, the last lease is dominated by N Python start-ups sharing this machine.
    Sandboxes are made by the agent's own code (NodeSandboxes.create, what `vulcano-agent
    sandbox create` runs) in a bench thread inside the host's namespace, so one CLI
-   start-up (timed apart, "one CLI start") is not counted in the mesh times.
+   start-up (timed apart, "one CLI start") is not counted in the mesh times. (1c) the
+   CPU seconds each party used during the join, from /proc: where the 2 cores went.
 2. throughput — iperf3 between two hosts: sandbox→sandbox over the overlay, host→host
    over the underlay, and host→host over a VXLAN pair built by hand with `ip` on the same
    hosts (the kernel's own limit); medians of alternating runs, and the ratios.
@@ -211,6 +212,35 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         ]
         print_table(table)
+        print("\n(1c) CPU seconds from the N-th agent's start to the full mesh (2 cores)")
+        print("     (agents with their reaped children: nft, iptables; the joiner since start;")
+        print("     idle: CPU s per s of the N-1 agents over 2 s before, nothing happening;")
+        print("     machine: every core's busy time, /proc/stat: the rest is others or the kernel)")
+        parties = ["N-1 agents", "(idle)", "joiner", "bench", "probers", "etcd", "machine"]
+        print_table(
+            [
+                ["hosts", "wall", *parties],
+                *(
+                    [
+                        str(r["n"]),
+                        *(
+                            f"{r[k]:.2f}"
+                            for k in (
+                                "join_wall_s",
+                                "cpu_others_s",
+                                "cpu_others_idle",
+                                "cpu_joiner_s",
+                                "cpu_bench_s",
+                                "cpu_probers_s",
+                                "cpu_etcd_s",
+                                "cpu_machine_s",
+                            )
+                        ),
+                    ]
+                    for r in rows
+                ),
+            ]
+        )
         if not args.skip_throughput:
             t = throughput(base, args.seconds, args.repeats)
             print(f"\n(2) throughput: iperf3, {args.seconds}s runs, median of {args.repeats}")

@@ -6,12 +6,14 @@ subnet) and its state file, overlay.json. Its threads:
 
 - renew: refreshes the subnet lease well before it expires; re-acquires it (preferring
   the same subnet) when it was lost, e.g. after a long etcd outage.
-- peers: watches the subnet leases; on every change (and every RESYNC_INTERVAL, and
-  after a lost watch) lists them all, computes the plan against the kernel (pure) and
-  applies it. While etcd is unreachable nothing is removed: the kernel keeps the last
-  programmed data path. The same watch covers the network config: a config replaced
-  with `network init --replace` (which keeps every leased subnet valid) is applied
-  without a restart — VXLAN device, nftables, overlay.json and subnet.env.
+- peer-watch and reconcile: watch the subnet leases; each batch of changes is applied
+  against the entries last applied (agent/overlay/peers.py), without reading etcd or the
+  kernel back; at start, every RESYNC_INTERVAL, after a lost watch and after any error a
+  full resync snapshots every lease, reads the kernel's entries and repairs them. While
+  etcd is unreachable nothing is removed: the kernel keeps the last programmed data
+  path. The same watch covers the network config: a config replaced with `network init
+  --replace` (which keeps every leased subnet valid) is applied without a restart —
+  VXLAN device, nftables, overlay.json and subnet.env.
 
 Stopping the agent leaves the data path and the lease alone, so a restarted agent keeps
 its subnet and its sandboxes never lose connectivity; `vulcano-agent network down`
@@ -33,8 +35,8 @@ from typing import Any, Protocol
 from agent import policy
 from agent.overlay import nft, subnet_env
 from agent.overlay.datapath import DataPath, Devices, vtep_mac_for
-from agent.overlay.leases import SubnetLease, acquire, list_leases
-from agent.overlay.plan import desired_state, plan
+from agent.overlay.leases import SubnetLease, acquire
+from agent.overlay.peers import Peers
 from agent.overlay.sandboxes import NodeSandboxes
 from agent.overlay.state import OverlayState
 from vulcano import policy as core_policy
@@ -42,7 +44,7 @@ from vulcano.errors import VulcanoError
 from vulcano.etcd import is_unreachable, refresh_lease, retry_while_unreachable
 from vulcano.keyspace import Keyspace
 from vulcano.network import NetworkConfig, check_overlap
-from vulcano.watch import PrefixWatch, Resync, current_revision
+from vulcano.watch import Change, PrefixWatch, Resync, current_revision
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,16 @@ def load_network_config(client: Any, keyspace: Keyspace) -> NetworkConfig | None
 class Overlay:
     """The VXLAN overlay of one node."""
 
-    def __init__(self, node: OverlayNode, *, subnet_ttl: int, subnet_env_path: Path) -> None:
+    def __init__(
+        self,
+        node: OverlayNode,
+        *,
+        subnet_ttl: int,
+        subnet_env_path: Path,
+        resync_interval: float = policy.RESYNC_INTERVAL,
+    ) -> None:
         self.node = node
+        self.resync_interval = resync_interval
         self.subnet_ttl = subnet_ttl
         self.subnet_env_path = subnet_env_path
         self.sandboxes = NodeSandboxes(node.state_dir, client=node.etcd)
@@ -92,11 +102,12 @@ class Overlay:
         self.devices: Devices | None = None
         self._datapath: DataPath | None = None
         self._dp_lock = threading.RLock()
+        self._sync_lock = threading.Lock()  # one snapshot or batch at a time, in order
         self._events: queue.Queue[object] = queue.Queue()
         self._watch: PrefixWatch | None = None
+        self.peers = Peers(node.keyspace, node.machine_id)
         self.reconciles = 0  # how many times the kernel was reconciled (for tests/bench)
-        self._legacy_warned = False
-        self._forward_checked: float | None = None  # monotonic time of the last check
+        self._forward = nft.ForwardGuard()
         self.ready = threading.Event()
 
     # -- component -------------------------------------------------------------------
@@ -176,6 +187,7 @@ class Overlay:
             )
         try:
             with self._dp_lock:
+                self.peers.forget()  # a recreated VXLAN device lost its entries
                 self.devices = self._datapath.ensure_devices(
                     config, lease.subnet, node.public_ip, lease.vtep_mac
                 )
@@ -229,7 +241,8 @@ class Overlay:
 
     # -- peers -----------------------------------------------------------------------
     def _watch_loop(self) -> None:
-        """Keep a watch on the subnet leases; every event or new watch asks for a resync."""
+        """Keep a watch on the subnet leases: a new watch asks for a full resync, each
+        batch of lease changes is handed on to be applied."""
         stop = self.node.stop_event
         delays = core_policy.ETCD_RECONNECT.delays()
         while not stop.is_set():
@@ -248,7 +261,7 @@ class Overlay:
             stop.wait(next(delays))
 
     def _follow_leases(self) -> None:
-        """Watch from now, resync once, then once per event batch; raises Resync."""
+        """Watch from now, resync once, then hand on every batch; raises Resync."""
         node = self.node
         client = node.etcd()
         revision = current_revision(client)
@@ -269,40 +282,47 @@ class Overlay:
                     raise item
                 if any(c.key == node.keyspace.network_config for c in item):
                     self._events.put(_CONFIG)
-                self._events.put(_RESYNC)
+                leases = [c for c in item if c.key.startswith(node.keyspace.subnets)]
+                if leases:
+                    self._events.put(leases)
         finally:
             self._watch = None
             watch.cancel()
 
     def _reconcile_loop(self) -> None:
-        """Resync after each burst of watch events, every RESYNC_INTERVAL, and after errors."""
+        """Apply each burst of watch events; resync fully when asked, every
+        RESYNC_INTERVAL, and after errors (until one succeeds)."""
         stop = self.node.stop_event
         delays = core_policy.ETCD_RECONNECT.delays()
-        timeout = policy.RESYNC_INTERVAL
+        due = time.monotonic() + self.resync_interval  # the next full resync
         while not stop.is_set():
             try:
-                item = self._events.get(timeout=timeout)
+                batch = [self._events.get(timeout=max(0.0, due - time.monotonic()))]
             except queue.Empty:
-                item = _RESYNC
-            if item is _STOP:
-                return
-            reload_config = item is _CONFIG
+                batch = [_RESYNC]
             stop.wait(policy.WATCH_COALESCE)
             while True:
                 try:
-                    item = self._events.get_nowait()
+                    batch.append(self._events.get_nowait())
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    return
-                reload_config = reload_config or item is _CONFIG
+            if any(item is _STOP for item in batch):
+                return
+            reload_config = any(item is _CONFIG for item in batch)
+            full = reload_config or any(item is _RESYNC for item in batch)
+            full = full or not self.peers.in_step or time.monotonic() >= due
+            changes = [c for item in batch if isinstance(item, list) for c in item]
             try:
                 if reload_config:
                     self._reload_config()
-                self.resync()
+                if full:
+                    self.resync()
+                    due = time.monotonic() + self.resync_interval
+                elif changes:
+                    self.follow(changes)
                 delays = core_policy.ETCD_RECONNECT.delays()
-                timeout = policy.RESYNC_INTERVAL
             except Exception as exc:
+                self.peers.forget()
                 if not is_unreachable(exc):
                     log.exception("reconciling the data path failed")
                 else:
@@ -310,7 +330,7 @@ class Overlay:
                     watch = self._watch
                     if watch is not None:
                         watch.cancel()  # a silently dead stream is replaced too
-                timeout = next(delays)
+                due = time.monotonic() + next(delays)
 
     def _reload_config(self) -> None:
         """Apply a replaced network config to this node, keeping its subnet."""
@@ -335,52 +355,37 @@ class Overlay:
         self._setup(preferred=self.lease.subnet)
 
     def resync(self) -> None:
-        """List every subnet lease and make the kernel match (etcd errors propagate)."""
+        """Snapshot every subnet lease, read the kernel's entries back and make them
+        match (etcd errors propagate, before anything is changed)."""
         node = self.node
-        leases = list_leases(node.etcd(), node.keyspace)
         assert self.config is not None
-        desired = desired_state(leases, node.machine_id, self.config)
-        with self._dp_lock:
+        with self._sync_lock:
+            records = self.peers.read(node.etcd())
+            with self._dp_lock:
+                if self._datapath is None or self.devices is None:
+                    return
+                vx = self._datapath.vxlan_index()
+                if vx is None:
+                    log.warning("VXLAN device vanished: recreating it")
+                    assert self.lease is not None
+                    self.devices = self._datapath.ensure_devices(
+                        self.config, self.lease.subnet, node.public_ip, self.lease.vtep_mac
+                    )
+                    vx = self.devices.vxlan_index
+                self.peers.resync(self._datapath, vx, self.config, records)
+                # Docker (or anyone) may have set a FORWARD policy of DROP since: win over it
+                self._forward.check(self.config.network)
+                self.reconciles += 1
+
+    def follow(self, changes: list[Change]) -> None:
+        """Apply changed subnet leases against the last applied state; a full resync
+        when that is unknown (the VXLAN device was just made again, say)."""
+        assert self.config is not None
+        with self._sync_lock, self._dp_lock:
             if self._datapath is None or self.devices is None:
                 return
-            vx = self._datapath.vxlan_index()
-            if vx is None:
-                log.warning("VXLAN device vanished: recreating it")
-                assert self.lease is not None
-                self.devices = self._datapath.ensure_devices(
-                    self.config, self.lease.subnet, node.public_ip, self.lease.vtep_mac
-                )
-                vx = self.devices.vxlan_index
-            actions = plan(desired, self._datapath.read_state(vx))
-            if not actions.empty:
-                log.info(
-                    "reconciling: +%d/-%d routes, +%d/-%d neighbours, +%d/-%d fdb",
-                    len(actions.add_routes),
-                    len(actions.remove_routes),
-                    len(actions.add_neighbours),
-                    len(actions.remove_neighbours),
-                    len(actions.add_fdb),
-                    len(actions.remove_fdb),
-                )
-                self._datapath.apply(vx, actions)
-            # Docker (or anyone) may have set a FORWARD policy of DROP since: win over it
-            now = time.monotonic()
-            if self._forward_checked is None or (
-                now - self._forward_checked >= policy.FORWARD_CHECK_INTERVAL
-            ):
-                nft.ensure_forward_accepts(self.config.network)
-                self._warn_legacy_drop()
-                self._forward_checked = now
-            self.reconciles += 1
-
-    def _warn_legacy_drop(self) -> None:
-        if not self._legacy_warned and nft.legacy_forward_drop():
-            log.warning(
-                "iptables-legacy's FORWARD policy is DROP (Docker on a legacy iptables host): "
-                "traffic of the cluster network %s is dropped there, out of nftables' reach; "
-                "run `iptables-legacy -I FORWARD -s %s -j ACCEPT` and the same with -d, "
-                "or switch the host to iptables-nft",
-                self.config.network if self.config else "-",
-                self.config.network if self.config else "-",
-            )
-            self._legacy_warned = True
+            if self.peers.in_step:
+                self.peers.follow(self._datapath, self.devices.vxlan_index, self.config, changes)
+                self.reconciles += 1
+                return
+        self.resync()

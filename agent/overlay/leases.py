@@ -106,15 +106,23 @@ class SubnetLease:
         )
 
 
+def read_record(keyspace: Keyspace, key: str, value: bytes, lease_id: int) -> SubnetLease | None:
+    """The lease a record under keyspace.subnets holds; None (logged) when unreadable."""
+    segment = key[len(keyspace.subnets) :]
+    try:
+        return SubnetLease.from_record(segment_to_cidr(segment), value, lease_id)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable subnet lease %s: %s", key, exc)
+        return None
+
+
 def list_leases(client: Any, keyspace: Keyspace) -> list[SubnetLease]:
     """Every readable subnet lease (unreadable records are logged and skipped)."""
     leases = []
     for value, meta in client.get_prefix(keyspace.subnets):
-        segment = meta.key.decode()[len(keyspace.subnets) :]
-        try:
-            leases.append(SubnetLease.from_record(segment_to_cidr(segment), value, meta.lease_id))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable subnet lease %s: %s", meta.key.decode(), exc)
+        lease = read_record(keyspace, meta.key.decode(), value, meta.lease_id)
+        if lease is not None:
+            leases.append(lease)
     return leases
 
 

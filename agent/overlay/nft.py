@@ -6,8 +6,8 @@ nftables drops a packet when any base chain drops it, so a FORWARD policy of DRO
 another table (Docker's `ip filter FORWARD`, through iptables-nft) would still drop the
 cluster's traffic despite our accept. So `apply` also inserts two accept rules, marked
 with FORWARD_COMMENT, at the top of every other forward-hook base chain whose policy is
-drop, where they win; `remove` takes them out again. The overlay checks them on every
-resync (`ensure_forward_accepts`), so a Docker started after the agent is caught up with. A drop in
+drop, where they win; `remove` takes them out again. The overlay checks them on its full
+resyncs (`ForwardGuard`), so a Docker started after the agent is caught up with. A drop in
 iptables-legacy is outside nftables' reach: `legacy_forward_drop` says so plainly.
 """
 
@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import shutil
 import subprocess
+import time
 from typing import Any
 
 from agent import policy
 from vulcano.errors import VulcanoError
+
+log = logging.getLogger(__name__)
 
 TABLE = "vulcano"
 FORWARD_COMMENT = "vulcano: accept the cluster network"
@@ -89,6 +93,32 @@ def ensure_forward_accepts(network: ipaddress.IPv4Network) -> None:
                 f"nft refused our accept rules in {family} {table} {chain} (its policy drops "
                 f"forwarded traffic, so the cluster's would be dropped): {result.stderr.strip()}"
             )
+
+
+class ForwardGuard:
+    """Runs `ensure_forward_accepts` at most every FORWARD_CHECK_INTERVAL (it costs two
+    processes), and warns once when iptables-legacy drops what nftables cannot reach."""
+
+    def __init__(self) -> None:
+        self._checked: float | None = None  # monotonic time of the last check
+        self._legacy_warned = False
+
+    def check(self, network: ipaddress.IPv4Network) -> None:
+        now = time.monotonic()
+        if self._checked is not None and now - self._checked < policy.FORWARD_CHECK_INTERVAL:
+            return
+        ensure_forward_accepts(network)
+        if not self._legacy_warned and legacy_forward_drop():
+            log.warning(
+                "iptables-legacy's FORWARD policy is DROP (Docker on a legacy iptables host): "
+                "traffic of the cluster network %s is dropped there, out of nftables' reach; "
+                "run `iptables-legacy -I FORWARD -s %s -j ACCEPT` and the same with -d, "
+                "or switch the host to iptables-nft",
+                network,
+                network,
+            )
+            self._legacy_warned = True
+        self._checked = now
 
 
 def remove() -> bool:
