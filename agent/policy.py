@@ -25,15 +25,16 @@ SUBNET_RENEW_DIVISOR = 3
 # a refresh (proof it is alive) before deciding it is a dead record we may wait out.
 CONFLICT_PROBE_INTERVAL = 0.25
 
-# The peer watch: besides every watch event, resync everything this often, so a missed
-# event can never leave the kernel wrong for long.
+# The peer watch: a watch event is applied against the last applied state; a full resync
+# (every lease at one revision, the kernel read back) runs this often besides, so a
+# missed event or a kernel changed behind the agent's back can never stay wrong for long.
 RESYNC_INTERVAL = 30.0
 # Coalesce watch events arriving this close together into one reconcile.
 WATCH_COALESCE = 0.05
 # The forward-chain checks (our accepts against a DROP policy in nftables, the warning
-# about iptables-legacy's) cost two processes: a reconcile runs them only when they last
-# ran this long ago, so a burst of joining peers does not spawn two per peer per node.
-# The periodic resync always runs them (RESYNC_INTERVAL is longer).
+# about iptables-legacy's) cost two processes: a full resync runs them only when they
+# last ran this long ago (the periodic one always does: RESYNC_INTERVAL is longer); a
+# watch event never does.
 FORWARD_CHECK_INTERVAL = 5.0
 
 # Waiting for the network config to appear in etcd.
