@@ -105,6 +105,9 @@ def _usage() -> dict[str, float]:
     return {"cpu": usage.ru_utime + usage.ru_stime, "max_rss_mb": usage.ru_maxrss / 1024}
 
 
+ENGINE_CLIENT_VAR = "BENCH_ENGINE_CLIENT"  # the engine's etcd client: http (default) or grpc
+
+
 def _client(endpoint: str) -> Any:
     """The client the agent itself uses (a lone endpoint is never put aside after an error)."""
     return vulcano_etcd.connect(endpoint, timeout=REQUEST_TIMEOUT, tls=tls_from_environment())
@@ -127,12 +130,16 @@ def engine_main(endpoint: str, out: str) -> None:
     """The engine alone in this process until SIGTERM; then its stats and usage to ``out``.
 
     On the client the engine has in a real agent: etcd's JSON gateway (`vulcano.etcdhttp`);
-    the farm's agents share gRPC streams (one watch hub and one keep-alive stream a
-    process), which only python-etcd3's client has."""
+    with BENCH_ENGINE_CLIENT=grpc on python-etcd3's, as before the agent left gRPC (to
+    compare the two side by side). The farm's agents share gRPC streams (one watch hub
+    and one keep-alive stream a process), which only python-etcd3's client has."""
     from agent.units.engine import Engine
     from vulcano import etcdhttp
 
-    client = etcdhttp.connect(endpoint, timeout=REQUEST_TIMEOUT, tls=tls_from_environment())
+    if os.environ.get(ENGINE_CLIENT_VAR, "http") == "grpc":
+        client = _client(endpoint)
+    else:
+        client = etcdhttp.connect(endpoint, timeout=REQUEST_TIMEOUT, tls=tls_from_environment())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = Engine(client, Keyspace(), "bench-engine", stop=stop)

@@ -12,6 +12,9 @@ waits until the agents report every unit active, and prints per size:
 - CPU seconds of the engine, of all agent processes together, of etcd and of this
   driver (which submits); the engine's peak RSS; the machine's load average.
 
+`--engine-client http,grpc` runs each size with the engine on each client in turn (the
+agent's is etcd's JSON gateway; python-etcd3's gRPC is what it used before), side by side.
+
 Without arguments: 100 agents, 1,000 and 10,000 units. The issue's run:
 `python -m bench.schedule --agents 1000 --units 100000` (goal: under 60 s on 2 cores,
 at most 1.5 etcd requests a unit).
@@ -30,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench._farm import (
+    ENGINE_CLIENT_VAR,
     TLS_VARS,
     ActiveUnits,
     Farm,
@@ -56,12 +60,19 @@ def _unit_text(i: int) -> str:
 
 
 def run_size(
-    n_agents: int, n_units: int, procs: int, base: Path, tls: bool = False, split: bool = False
+    n_agents: int,
+    n_units: int,
+    procs: int,
+    base: Path,
+    tls: bool = False,
+    split: bool = False,
+    engine_client: str = "http",
 ) -> dict[str, object]:
     """Launch ``n_units`` on ``n_agents`` agents in ``procs`` processes; the figures.
     With ``tls`` etcd requires client certificates and every process shows one; with
     ``split`` the units are submitted, then started (two commands, as before)."""
     (base / "etcd").mkdir(parents=True)
+    os.environ[ENGINE_CLIENT_VAR] = engine_client  # read by the farm's engine process
     with etcd_server(base / "etcd", tls=tls) as member, _tls_environment(member):
         assert member.proc is not None
         favour(member.proc.pid)
@@ -101,6 +112,7 @@ def run_size(
         engine = results["engine"]
         return {
             "tls": tls,
+            "engine_client": engine_client,
             "agents": n_agents,
             "units": n_units,
             "procs": procs,
@@ -140,14 +152,16 @@ def _tls_environment(member: Etcd) -> Iterator[None]:
 def _print(rows: list[dict[str, object]]) -> None:
     print(f"\nunit engine: no-op runner, one etcd 3.4, {os.cpu_count()} cores")
     head = (
-        f"{'tls':>3} {'agents':>6} {'procs':>5} {'units':>7} {'seconds':>8} {'req/unit':>9} "
+        f"{'tls':>3} {'engine on':>9} {'agents':>6} {'procs':>5} {'units':>7} {'seconds':>8} "
+        f"{'req/unit':>9} "
         f"{'engine CPU':>10} {'engine MB':>9} {'agents CPU':>10} {'etcd CPU':>8} "
         f"{'driver CPU':>10} {'plans':>6} {'replans':>7} {'load1':>5}"
     )
     print(head)
     for r in rows:
         print(
-            f"{'on' if r['tls'] else 'off':>3} {r['agents']:>6} {r['procs']:>5} "
+            f"{'on' if r['tls'] else 'off':>3} {r['engine_client']:>9} "
+            f"{r['agents']:>6} {r['procs']:>5} "
             f"{r['units']:>7} {r['seconds']:>8.1f} "
             f"{r['requests_per_unit']:>9.2f} {r['engine_cpu']:>10.1f} {r['engine_rss']:>9.0f} "
             f"{r['agents_cpu']:>10.1f} {r['etcd_cpu']:>8.1f} {r['driver_cpu']:>10.1f} "
@@ -172,15 +186,32 @@ def main() -> None:
     parser.add_argument(
         "--split", action="store_true", help="submit the files, then start the names"
     )
+    parser.add_argument(
+        "--engine-client",
+        default="http",
+        help="the engine's etcd client, comma-separated to run each in turn: http, grpc",
+    )
     args = parser.parse_args()
+    clients = [c.strip() for c in args.engine_client.split(",") if c.strip()]
+    if not clients or set(clients) - {"http", "grpc"}:
+        parser.error(f"--engine-client: http or grpc, comma-separated (got {args.engine_client!r})")
     sizes = [args.units] if args.units else list(SIZES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp:
         for size in sizes:
             for tls in (False, True) if args.tls else (False,):
-                where = Path(tmp) / f"{size}{'-tls' if tls else ''}"
-                rows.append(run_size(args.agents, size, args.procs, where, tls, args.split))
-                print(f"# {size} units done (tls {'on' if tls else 'off'})", file=sys.stderr)
+                for engine_client in clients:
+                    where = Path(tmp) / f"{size}{'-tls' if tls else ''}-{engine_client}"
+                    rows.append(
+                        run_size(
+                            args.agents, size, args.procs, where, tls, args.split, engine_client
+                        )
+                    )
+                    print(
+                        f"# {size} units done (tls {'on' if tls else 'off'}, "
+                        f"engine on {engine_client})",
+                        file=sys.stderr,
+                    )
     _print(rows)
 
 
