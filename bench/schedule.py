@@ -200,8 +200,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vulcano-bench-") as tmp:
         for size in sizes:
             for tls in (False, True) if args.tls else (False,):
-                for engine_client in clients:
-                    where = Path(tmp) / f"{size}{'-tls' if tls else ''}-{engine_client}"
+                for i, engine_client in enumerate(clients):
+                    where = Path(tmp) / f"{size}{'-tls' if tls else ''}-{i}-{engine_client}"
                     rows.append(
                         run_size(
                             args.agents, size, args.procs, where, tls, args.split, engine_client
