@@ -195,6 +195,9 @@ def test_a_revoked_certificate_is_refused_and_renewed_files_are_taken(tmp_path: 
         etcd.wait_healthy()
         client.put(P + "k", "1")
         watch = PrefixWatch(client, [P], current_revision(client) + 1)
+        client.put(P + "opened", "1")  # its event: the watch's connection is made, admitted
+        [opened] = watch.events.get(timeout=10)
+        assert opened.key == P + "opened"
         pki.write_pem(crl, pki.new_crl(tls.ca, [first.cert.serial_number]), private=False)
         client.close()  # its kept-alive connections were admitted before the revocation
         with pytest.raises(EtcdRefused, match="revoked"):
