@@ -81,6 +81,24 @@ def endpoint_scheme(value: str) -> str:
     return parse_urls(value)[0][0]
 
 
+def client_urls(
+    endpoints: str, tls: TLSFiles | None, server_names: list[str] | None
+) -> list[tuple[str, str, int]]:
+    """The endpoints a client is made for, checked against its TLS files (either client's
+    `connect`): https:// needs them, http:// refuses them, one server name per endpoint."""
+    urls = parse_urls(endpoints)
+    secure = urls[0][0] == "https"
+    if secure and tls is None:
+        raise TLSFileError(
+            "https:// etcd endpoints need --cacert: the CA that signed etcd's server certificates"
+        )
+    if not secure and tls is not None:
+        raise TLSFileError("--cacert given but the etcd endpoints are http://: use https:// URLs")
+    if server_names is not None and len(server_names) != len(urls):
+        raise ValueError("one server name per endpoint")
+    return urls
+
+
 def tls_files(
     endpoints: str,
     cacert: str | Path | None,

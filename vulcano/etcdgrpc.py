@@ -20,7 +20,7 @@ import grpc  # type: ignore[import-untyped]
 from etcd3 import etcdrpc, transactions
 
 from vulcano import policy
-from vulcano.etcd import EtcdRefused, EtcdUnavailable, parse_urls
+from vulcano.etcd import EtcdRefused, EtcdUnavailable, client_urls
 from vulcano.etcdtls import TLSFileError, TLSFiles, grpc_details, plain_hint, refusal_reason
 from vulcano.etcdtls import tls_refusal as _tls_refusal
 
@@ -187,16 +187,8 @@ def connect(
     each server certificate is checked against instead of the endpoint's host: the
     member's own address when the endpoint is a tunnel's loopback port.
     """
-    urls = parse_urls(endpoints)
+    urls = client_urls(endpoints, tls, server_names)
     secure = urls[0][0] == "https"
-    if secure and tls is None:
-        raise TLSFileError(
-            "https:// etcd endpoints need --cacert: the CA that signed etcd's server certificates"
-        )
-    if not secure and tls is not None:
-        raise TLSFileError("--cacert given but the etcd endpoints are http://: use https:// URLs")
-    if server_names is not None and len(server_names) != len(urls):
-        raise ValueError("one server name per endpoint")
     credentials = _credentials(tls) if tls is not None else None
     # etcd3.client() would skip its only endpoint for 300 s after one failed request;
     # with nothing to fail over to, a lone endpoint is always worth trying again.

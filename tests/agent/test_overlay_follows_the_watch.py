@@ -134,18 +134,23 @@ MAC_A = "02:aa:00:00:00:0a"
 MAC_B = "02:bb:00:00:00:0b"
 
 
-def test_a_new_peer_is_programmed_from_its_watch_event_alone(running: Running) -> None:
-    resyncs = running.overlay.peers.resyncs
-    running.put_peer(5, MAC_A, "192.0.2.50")
-    running.put_peer(6, MAC_B, "192.0.2.60")
+def put_two_peers(run: Running) -> None:
+    """Peers 5 and 6 leased, and waited for in the kernel."""
+    run.put_peer(5, MAC_A, "192.0.2.50")
+    run.put_peer(6, MAC_B, "192.0.2.60")
     wait_for(
         lambda: (
-            programmed(k := running.kernel(), 5, MAC_A, "192.0.2.50")
+            programmed(k := run.kernel(), 5, MAC_A, "192.0.2.50")
             and programmed(k, 6, MAC_B, "192.0.2.60")
         ),
         WAIT,
         "both peers programmed",
     )
+
+
+def test_a_new_peer_is_programmed_from_its_watch_event_alone(running: Running) -> None:
+    resyncs = running.overlay.peers.resyncs
+    put_two_peers(running)
     assert running.overlay.peers.resyncs == resyncs  # no snapshot, no kernel dump
     assert running.overlay.peers.followed >= 1
 
@@ -193,16 +198,7 @@ def test_watch_batches_do_not_read_the_kernel_and_a_full_resync_repairs_it(
     running: Running,
 ) -> None:
     run = running
-    run.put_peer(5, MAC_A, "192.0.2.50")
-    run.put_peer(6, MAC_B, "192.0.2.60")
-    wait_for(
-        lambda: (
-            programmed(k := run.kernel(), 5, MAC_A, "192.0.2.50")
-            and programmed(k, 6, MAC_B, "192.0.2.60")
-        ),
-        WAIT,
-        "both peers programmed",
-    )
+    put_two_peers(run)
     stale = "02:cc:00:00:00:0c"
     damage(run, stale)
     # and a change etcd never made: peer 6 "deleted", as by an event the watch never sent

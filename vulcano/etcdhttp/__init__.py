@@ -10,7 +10,7 @@ from __future__ import annotations
 from vulcano import policy
 from vulcano.etcdhttp.client import HttpClient, Lease
 from vulcano.etcdhttp.transport import EtcdRequestError, Member
-from vulcano.etcdtls import TLSFileError, TLSFiles
+from vulcano.etcdtls import TLSFiles
 
 __all__ = ["EtcdRequestError", "HttpClient", "Lease", "connect"]
 
@@ -27,18 +27,9 @@ def connect(
     https:// endpoints need ``tls``; ``server_names`` (one per endpoint) is the name
     each server certificate is checked against instead of the endpoint's host.
     """
-    from vulcano.etcd import parse_urls
+    from vulcano.etcd import client_urls
 
-    urls = parse_urls(endpoints)
-    secure = urls[0][0] == "https"
-    if secure and tls is None:
-        raise TLSFileError(
-            "https:// etcd endpoints need --cacert: the CA that signed etcd's server certificates"
-        )
-    if not secure and tls is not None:
-        raise TLSFileError("--cacert given but the etcd endpoints are http://: use https:// URLs")
-    if server_names is not None and len(server_names) != len(urls):
-        raise ValueError("one server name per endpoint")
+    urls = client_urls(endpoints, tls, server_names)
     members = [
         Member(scheme, host, port, server_names[i] if server_names else None)
         for i, (scheme, host, port) in enumerate(urls)
